@@ -1,0 +1,58 @@
+# claw-operator — every target works on a fresh clone with nothing installed by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install tools lint test unit crds crds-check demo sandbox bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) tools ## create .venv and install the package (editable) with dev tools
+
+tools: ## install the system tools the tests use (kubectl) when missing
+	@command -v kubectl >/dev/null 2>&1 || { \
+	  echo "kubectl not found: installing Debian's kubernetes-client"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kubernetes-client >/dev/null; }
+
+lint: install ## ruff, mypy (strict on api/fly/lifecycle), import-linter layer contracts
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml --check
+
+test: install ## lint, then the whole pytest suite
+	$(MAKE) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install ## only the pure unit tests (fast)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+crds: install ## regenerate crds/clawinstances.yaml from the models
+	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml
+
+demo: install ## the sandbox tour (kubesim + flysim + operator)
+	$(BIN)/claw-operator demo --tour
+
+sandbox: install ## the interactive sandbox (Ctrl-C to stop)
+	$(BIN)/claw-operator demo
+
+bench: install ## run the benchmarks and print their figures
+	@shopt -s nullglob; files=(benchmarks/*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet"; fi; \
+	for f in "$${files[@]}"; do echo "== $$f"; $(BIN)/python "$$f" || exit 1; done
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,103 @@
+"""The ClawInstance `status`: what the operator observed and did. Written only by the operator."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from claw_operator.api.conditions import Condition
+from claw_operator.api.timefmt import Timestamp
+from claw_operator.api.wire import WireModel
+
+
+class Phase(StrEnum):
+    """KiloClaw's five instance statuses."""
+
+    PROVISIONED = "Provisioned"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    DESTROYING = "Destroying"
+
+
+class DestroyOp(StrEnum):
+    MACHINE = "machine"
+    VOLUME = "volume"
+    RECOVER = "recover"
+
+
+class ClawInstanceStatus(WireModel):
+    """Observed state of a ClawInstance."""
+
+    phase: Phase | None = Field(
+        default=None,
+        description="Provisioned, Starting, Running, Stopped or Destroying.",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the last completed reconcile acted on."
+    )
+    app_name: str | None = Field(default=None, description="Fly app that owns the machine and volume.")
+    region: str | None = Field(default=None, description="Fly region the objects live in.")
+    machine_id: str | None = Field(
+        default=None,
+        description="Fly Machine id; written as soon as Fly returns it, before any wait.",
+    )
+    volume_id: str | None = Field(default=None, description="Fly Volume id.")
+    machine_state: str | None = Field(
+        default=None, description="Last observed Fly machine state (started, stopped, ...)."
+    )
+    instance_id: str | None = Field(
+        default=None, description="Last observed Fly machine version (instance_id)."
+    )
+    starting_at: Timestamp | None = Field(default=None, description="When the current start began.")
+    last_started_at: Timestamp | None = Field(
+        default=None, description="When the machine last reached started."
+    )
+    last_stopped_at: Timestamp | None = Field(
+        default=None, description="When the machine was last seen or made stopped."
+    )
+    last_start_error_message: str | None = Field(
+        default=None, description="Error of the last failed start; cleared by the next successful start."
+    )
+    last_start_error_at: Timestamp | None = Field(default=None, description="When the last start failed.")
+    last_destroy_error_op: DestroyOp | None = Field(
+        default=None, description="Destroy step that last failed: machine, volume or recover."
+    )
+    last_destroy_error_status: int | None = Field(
+        default=None, description="HTTP status of the last failed destroy step (0 when none was received)."
+    )
+    last_destroy_error_message: str | None = Field(
+        default=None,
+        description="Error of the last failed destroy step; cleared by a successful (or 404) delete.",
+    )
+    last_destroy_error_at: Timestamp | None = Field(
+        default=None, description="When the last destroy step failed."
+    )
+    pending_destroy_machine_id: str | None = Field(
+        default=None, description="Machine still to be destroyed (two-phase destroy bookkeeping)."
+    )
+    pending_destroy_volume_id: str | None = Field(
+        default=None, description="Volume still to be destroyed (two-phase destroy bookkeeping)."
+    )
+    restarting_at: Timestamp | None = Field(
+        default=None,
+        description="Set while a restart (stop, update, start) is in flight; absent otherwise.",
+    )
+    stopped_checks: int = Field(
+        default=0,
+        ge=0,
+        description="Consecutive periodic checks that saw a desired-running machine stopped.",
+    )
+    handled_restarted_at: str | None = Field(
+        default=None, description="The spec.restartedAt value last acted on."
+    )
+    last_handled_reconcile_at: str | None = Field(
+        default=None, description="Echo of the claw.dev/reconcile-requested-at annotation, when handled."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled, StartFailed, MountRepaired and Restarting.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )

@@ -1,0 +1,140 @@
+"""`claw-operator`: the operator, its sandbox (flysim, kubesim) and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from claw_operator import __version__
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _not_implemented(name: str) -> Command:
+    def command(args: argparse.Namespace) -> int:
+        print(f"claw-operator {name}: not implemented yet", file=sys.stderr)
+        return 2
+
+    return command
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig (or in-cluster config)",
+        description=(
+            "Run the operator: reconcile ClawInstances against the Fly Machines API. "
+            "The Fly token comes from env FLY_API_TOKEN or --fly-token-file."
+        ),
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
+    parser.add_argument(
+        "--default-app", metavar="APP", help="Fly app for instances without spec.app (env FLY_APP)"
+    )
+    parser.add_argument(
+        "--fly-api-url", metavar="URL", default="https://api.machines.dev", help="Fly Machines API base URL"
+    )
+    parser.add_argument(
+        "--fly-token-file", metavar="PATH", help="read the Fly token from this file instead of FLY_API_TOKEN"
+    )
+    parser.add_argument(
+        "--metrics-port", metavar="P", type=int, default=8080, help="port of /metrics, /healthz and /readyz"
+    )
+    parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
+    timing = parser.add_argument_group("timing (seconds unless noted; KiloClaw's defaults)")
+    timing.add_argument("--poll-starting", type=float, default=60, help="check cadence while Starting")
+    timing.add_argument("--poll-running", type=float, default=300, help="check cadence while Running")
+    timing.add_argument("--poll-destroying", type=float, default=60, help="check cadence while Destroying")
+    timing.add_argument("--poll-idle", type=float, default=1800, help="check cadence in other phases")
+    timing.add_argument(
+        "--poll-jitter", type=float, default=60, help="random extra delay added to each check, up to this"
+    )
+    timing.add_argument(
+        "--starting-timeout",
+        type=float,
+        default=300,
+        help="Starting longer than this becomes Stopped (StartTimeout)",
+    )
+    timing.add_argument(
+        "--stopped-threshold",
+        type=int,
+        default=5,
+        help="consecutive stopped sightings before marking Stopped (a count)",
+    )
+    timing.add_argument(
+        "--fly-wait-timeout", type=float, default=60, help="server-side timeout of one Fly wait call"
+    )
+    parser.set_defaults(command=_not_implemented("run"))
+
+
+def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "flysim",
+        help="serve the Fly Machines API simulator",
+        description="Serve a Fly Machines API simulator (for tests, the demo and benchmarks).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4280)
+    parser.add_argument("--profile", choices=["fast", "realistic"], default="realistic")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--token", help="accept only this token (default: any)")
+    parser.set_defaults(command=_not_implemented("flysim"))
+
+
+def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "kubesim",
+        help="serve the Kubernetes API emulator",
+        description="Serve a Kubernetes API emulator that kubectl, kopf and client libraries use.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6443)
+    parser.add_argument("--kubeconfig", default="kubesim.kubeconfig", help="where to write the kubeconfig")
+    parser.add_argument("--crds", help="apply every CRD in this directory at start")
+    parser.set_defaults(command=_not_implemented("kubesim"))
+
+
+def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole sandbox: kubesim + flysim + the operator",
+        description="Start kubesim, flysim and the operator, install the CRD and an example.",
+    )
+    parser.add_argument(
+        "--tour", action="store_true", help="run a scripted walk through the lifecycle and exit"
+    )
+    parser.set_defaults(command=_not_implemented("demo"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claw-operator",
+        description="Run ClawInstances (one Fly Volume + one Fly Machine) from Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_run(subparsers)
+    _add_demo(subparsers)
+    _add_flysim(subparsers)
+    _add_kubesim(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Command = args.command
+    return command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
