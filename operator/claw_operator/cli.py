@@ -51,6 +51,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--metrics-port", metavar="P", type=int, default=8080, help="port of /metrics, /healthz and /readyz"
     )
     parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
+    parser.add_argument(
+        "--kubeconfig", metavar="PATH", help="kubeconfig to use (default: in-cluster, then $KUBECONFIG or ~/.kube/config)"
+    )
     timing = parser.add_argument_group("timing (seconds unless noted; KiloClaw's defaults)")
     timing.add_argument("--poll-starting", type=float, default=60, help="check cadence while Starting")
     timing.add_argument("--poll-running", type=float, default=300, help="check cadence while Running")
@@ -74,7 +77,46 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     timing.add_argument(
         "--fly-wait-timeout", type=float, default=60, help="server-side timeout of one Fly wait call"
     )
-    parser.set_defaults(command=_not_implemented("run"))
+    parser.set_defaults(command=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from claw_operator.kube.config import ConfigError, OperatorConfig, read_token, timings_from_seconds
+    from claw_operator.kube.logs import setup_logging
+    from claw_operator.kube.runner import run_operator
+
+    try:
+        config = OperatorConfig(
+            fly_api_url=args.fly_api_url,
+            fly_token=read_token(args.fly_token_file),
+            default_app=args.default_app or os.environ.get("FLY_APP") or None,
+            namespaces=tuple(args.namespaces or ()),
+            metrics_port=args.metrics_port,
+            log_format=args.log_format,
+            timings=timings_from_seconds(
+                poll_starting=args.poll_starting,
+                poll_running=args.poll_running,
+                poll_destroying=args.poll_destroying,
+                poll_idle=args.poll_idle,
+                poll_jitter=args.poll_jitter,
+                starting_timeout=args.starting_timeout,
+                stopped_threshold=args.stopped_threshold,
+                fly_wait_timeout=args.fly_wait_timeout,
+            ),
+            kubeconfig=args.kubeconfig,
+        )
+    except ConfigError as exc:
+        print(f"claw-operator run: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_format)
+    try:
+        asyncio.run(run_operator(config))
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

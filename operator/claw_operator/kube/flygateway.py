@@ -1,0 +1,286 @@
+"""The operator's edge to Fly: observe an instance's Fly objects, and execute one Action.
+
+Everything Fly-specific the decisions must not know lives here: the client, its typed errors
+(turned into `FlyFailure`s), the full machine config with secret env values, and the ownership
+tags. Each method makes a bounded number of calls; none loops on its own (the reconcile loop
+and its backoff decide when to try again).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from claw_operator.fly import (
+    AmbiguousCreate,
+    Conflict,
+    FlyClientConfig,
+    FlyError,
+    FlyMachinesClient,
+    Forbidden,
+    GuestConfig,
+    InsufficientCapacity,
+    InvalidConfig,
+    Machine,
+    MachineConfig,
+    NotFound,
+    OwnerTag,
+    Precondition,
+    QuotaExceeded,
+    RateLimited,
+    Timeout,
+    Unauthorized,
+    Unavailable,
+    Volume,
+    WaitTimeout,
+)
+from claw_operator.kube.config import OperatorConfig
+from claw_operator.kube.machineconfig import desired_config, machine_name, merged_config
+from claw_operator.kube.secretenv import ResolvedEnv, env_digest
+from claw_operator.lifecycle.model import (
+    Action,
+    ActionResult,
+    AwaitState,
+    CreateMachine,
+    CreateVolume,
+    DeleteVolume,
+    DestroyMachine,
+    ExtendVolume,
+    FailureKind,
+    FlyFailure,
+    GuestView,
+    Instance,
+    Lookup,
+    MachineLookup,
+    MachineView,
+    Mount,
+    Observation,
+    RestartMachine,
+    StartMachine,
+    StopMachine,
+    Timings,
+    VolumeLookup,
+    VolumeView,
+)
+
+logger = logging.getLogger("claw_operator.fly_gateway")
+
+_KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
+    (NotFound, FailureKind.NOT_FOUND),
+    (Unauthorized, FailureKind.UNAUTHORIZED),
+    (Forbidden, FailureKind.FORBIDDEN),
+    (InvalidConfig, FailureKind.INVALID_CONFIG),
+    (Conflict, FailureKind.CONFLICT),
+    (Precondition, FailureKind.PRECONDITION),
+    (InsufficientCapacity, FailureKind.CAPACITY),
+    (QuotaExceeded, FailureKind.QUOTA),
+    (RateLimited, FailureKind.RATE_LIMITED),
+    (AmbiguousCreate, FailureKind.TIMEOUT),
+    (Timeout, FailureKind.TIMEOUT),
+    (Unavailable, FailureKind.UNAVAILABLE),
+)
+
+
+def to_failure(error: FlyError) -> FlyFailure:
+    kind = next((k for cls, k in _KINDS if isinstance(error, cls)), FailureKind.UNAVAILABLE)
+    retry_after = getattr(error, "retry_after", None)
+    return FlyFailure(
+        kind=kind,
+        retryable=error.retryable,
+        message=str(error),
+        status=error.status,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+    )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def machine_view(machine: Machine) -> MachineView:
+    config = machine.config or machine.incomplete_config
+    guest = config.guest if config else None
+    return MachineView(
+        id=machine.id,
+        state=machine.state or "unknown",
+        region=machine.region or "",
+        instance_id=machine.current_version,
+        image=config.image if config else None,
+        guest=GuestView(guest.cpu_kind or "shared", guest.cpus or 0, guest.memory_mb or 0) if guest else None,
+        env_digest=env_digest(dict(config.env or {})) if config else None,
+        mounts=tuple(Mount(m.volume or "", m.path or "") for m in (config.mounts or [])) if config else (),
+        metadata=machine.metadata,
+        updated_at=_parse_time(machine.updated_at),
+    )
+
+
+def volume_view(volume: Volume) -> VolumeView:
+    return VolumeView(
+        id=volume.id,
+        region=volume.region or "",
+        size_gb=volume.size_gb or 0,
+        state=volume.state or "created",
+        attached_machine_id=volume.attached_machine_id,
+    )
+
+
+def owner_of(instance: Instance) -> OwnerTag:
+    return OwnerTag(uid=instance.uid, namespace=instance.namespace, name=instance.name)
+
+
+class FlyGateway:
+    """Observer and Executor of the Reconciler, over one shared FlyMachinesClient."""
+
+    def __init__(self, client: FlyMachinesClient, timings: Timings) -> None:
+        self._fly = client
+        self._timings = timings
+
+    @classmethod
+    def from_config(cls, config: OperatorConfig) -> FlyGateway:
+        wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
+        client = FlyMachinesClient(
+            FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, wait_server_timeout=wait)
+        )
+        return cls(client, config.timings)
+
+    async def aclose(self) -> None:
+        await self._fly.aclose()
+
+    # ------------------------------------------------------------------ observe
+
+    async def observe(self, instance: Instance) -> Observation:
+        app, status = instance.app, instance.status
+        machine = MachineLookup()
+        if status.machine_id:
+            try:
+                found = await self._fly.get_machine(app, status.machine_id)
+                machine = (
+                    MachineLookup(Lookup.GONE)
+                    if found.is_gone
+                    else MachineLookup(Lookup.FOUND, machine_view(found))
+                )
+            except NotFound:
+                machine = MachineLookup(Lookup.GONE)
+            except FlyError as exc:
+                machine = MachineLookup(Lookup.ERROR, failure=to_failure(exc))
+        volume = VolumeLookup()
+        if status.volume_id:
+            try:
+                got = await self._fly.get_volume(app, status.volume_id)
+                volume = VolumeLookup(Lookup.GONE) if got.is_gone else VolumeLookup(Lookup.FOUND, volume_view(got))
+            except NotFound:
+                volume = VolumeLookup(Lookup.GONE)
+            except FlyError as exc:
+                volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
+        tagged: tuple[MachineView, ...] | None = None
+        tagged_failure: FlyFailure | None = None
+        if not status.machine_id or instance.deleting:
+            try:
+                owned = await self._fly.find_owned_machines(app, owner_of(instance))
+                tagged = tuple(machine_view(m) for m in owned)
+            except FlyError as exc:
+                tagged_failure = to_failure(exc)
+        return Observation(machine=machine, volume=volume, tagged_machines=tagged, tagged_failure=tagged_failure)
+
+    # ------------------------------------------------------------------ execute
+
+    async def execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
+        try:
+            return await self._execute(action, instance, env)
+        except FlyError as exc:
+            failure = to_failure(exc)
+            logger.warning(
+                "fly action failed",
+                extra={
+                    "action": type(action).__name__,
+                    "instance": f"{instance.namespace}/{instance.name}",
+                    "error": failure.message,
+                },
+            )
+            return ActionResult(failure=failure, machine=await self._best_effort_machine(action, instance))
+
+    async def _best_effort_machine(self, action: Action, instance: Instance) -> MachineView | None:
+        """After a failed machine action, the machine's real state (so status reports it)."""
+        machine_id = getattr(action, "machine_id", None)
+        if not machine_id:
+            return None
+        try:
+            return machine_view(await self._fly.get_machine(instance.app, machine_id))
+        except FlyError:
+            return None
+
+    def _config(self, instance: Instance, env: ResolvedEnv | None, volume_id: str) -> dict[str, Any]:
+        values = env.values if env and env.values is not None else dict(instance.spec.env)
+        return desired_config(instance, values, volume_id)
+
+    async def _update(
+        self, instance: Instance, env: ResolvedEnv | None, machine_id: str, volume_id: str
+    ) -> Machine:
+        current = await self._fly.get_machine(instance.app, machine_id)
+        base = (current.config or current.incomplete_config or MachineConfig()).to_wire()
+        config = MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
+        return await self._fly.update_machine(instance.app, machine_id, config)
+
+    async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
+        app, spec = instance.app, instance.spec
+        wait = self._timings.fly_wait_timeout.total_seconds()
+        match action:
+            case CreateVolume():
+                volume = await self._fly.create_volume(
+                    app,
+                    name=action.name,
+                    regions=[action.region],
+                    size_gb=action.size_gb,
+                    compute=GuestConfig(
+                        cpu_kind=spec.guest.cpu_kind.value, cpus=spec.guest.cpus, memory_mb=spec.guest.memory_mb
+                    ),
+                )
+                return ActionResult(volume=volume_view(volume))
+            case ExtendVolume():
+                extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
+                return ActionResult(volume=volume_view(extended.volume))
+            case CreateMachine():
+                config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
+                machine = await self._fly.create_machine(
+                    app, config, owner=owner_of(instance), name=machine_name(instance), region=action.region
+                )
+                return ActionResult(machine=machine_view(machine))
+            case AwaitState():
+                try:
+                    await self._fly.wait_for_state(
+                        app, action.machine_id, action.state, instance_id=action.instance_id, timeout=wait
+                    )
+                except WaitTimeout as exc:
+                    current = machine_view(await self._fly.get_machine(app, action.machine_id))
+                    return ActionResult(failure=to_failure(exc), machine=current)
+                return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
+            case StartMachine():
+                # An update of a stopped machine launches it, and puts the desired config in place.
+                machine = await self._update(instance, env, action.machine_id, action.volume_id)
+                return ActionResult(machine=machine_view(machine))
+            case StopMachine():
+                await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
+                return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
+            case RestartMachine():
+                try:
+                    await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
+                except WaitTimeout:
+                    # KiloClaw tolerates a stop that does not settle in time: the update below
+                    # replaces the machine in place anyway.
+                    logger.info("stop did not settle before the update", extra={"machine_id": action.machine_id})
+                await self._update(instance, env, action.machine_id, action.volume_id)
+                await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
+                return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
+            case DestroyMachine():
+                await self._fly.destroy_machine(app, action.machine_id, force=True)
+                return ActionResult()
+            case DeleteVolume():
+                await self._fly.delete_volume(app, action.volume_id)
+                return ActionResult()
+        raise AssertionError(f"unknown action {action!r}")

@@ -1,0 +1,90 @@
+"""The kopf wiring: thin handlers that only call into the Reconciler.
+
+- A **daemon** per ClawInstance is its reconcile loop: a pass at once (create or resume), then
+  one at the phase's cadence plus jitter (KiloClaw's alarm), or sooner when woken.
+- An **event** handler wakes the daemon when something the user controls changed (generation,
+  the paused / reconcile-requested-at annotations) — never for our own status writes, which
+  would double the Fly traffic.
+- The **delete** handler runs the two-phase destroy; kopf holds our finalizer
+  (`claw.dev/finalizer`) until it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from claw_operator.api import GROUP, PAUSED_ANNOTATION, PLURAL, RECONCILE_REQUEST_ANNOTATION, VERSION
+from claw_operator.kube.reconciler import Reconciler
+
+logger = logging.getLogger("claw_operator.handlers")
+
+
+def _trigger(body: kopf.Body) -> tuple[Any, ...]:
+    """The parts of an object whose change calls for a pass (status changes excluded)."""
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        annotations.get(PAUSED_ANNOTATION),
+        annotations.get(RECONCILE_REQUEST_ANNOTATION),
+        meta.get("deletionTimestamp") is not None,
+    )
+
+
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Register the handlers of one operator instance on `registry`."""
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=None)
+    async def instance_loop(
+        name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
+        while not stopped:
+            wakeup.clear()
+            outcome = await reconciler.reconcile(namespace, name)
+            if outcome.requeue_after is None or outcome.finalized:
+                return
+            waiter = asyncio.ensure_future(wakeup.wait())
+            stopper = asyncio.ensure_future(stopped.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=outcome.requeue_after, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+        trigger = _trigger(body)
+        if memo.get("trigger") == trigger:
+            return
+        memo["trigger"] = trigger
+        wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
+        wakeup.set()
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def destroy(name: str, namespace: str, uid: str, **_: Any) -> None:
+        outcome = await reconciler.reconcile(namespace, name)
+        if outcome.finalized or outcome.requeue_after is None:
+            reconciler.forget(uid)
+            return
+        raise kopf.TemporaryError("destroy in progress", delay=max(outcome.requeue_after, 0.1))
+
+
+def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -> None:
+    """kopf settings: every key kopf writes lives under claw.dev; watches never go deaf."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = server_timeout
+    settings.watching.client_timeout = server_timeout + 10
+    settings.posting.reporting_component = "claw-operator"
+    settings.posting.event_name_prefix = "claw-"
+    # Our own log lines carry the context; kopf's per-object logs are not posted as Events.
+    settings.posting.loggers = False
+    settings.peering.standalone = True

@@ -1,0 +1,104 @@
+"""The few Kubernetes calls the operator makes itself (kopf does the watching).
+
+The official `kubernetes` client is synchronous, so every call runs in a worker thread. Reads
+are fresh GETs (each reconcile pass decides from the current resourceVersion), and the status
+write is a PUT to the status subresource carrying the resourceVersion the pass read: the
+apiserver answers 409 when anything changed in between, and the pass is re-read and re-decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from claw_operator.api import GROUP, PLURAL, VERSION
+
+
+class StatusConflict(Exception):
+    """The object changed since it was read (HTTP 409): re-read and re-decide."""
+
+
+@dataclass(frozen=True)
+class SecretLookup:
+    data: dict[str, str] | None  # decoded values; None when the Secret does not exist
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient for the in-cluster config, or the kubeconfig (path, or the default one)."""
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class KubeApi:
+    """Async facade over the official client for ClawInstances and Secrets."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def replace_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """PUT the status, conditional on obj's resourceVersion; StatusConflict on 409."""
+        metadata = obj["metadata"]
+        body = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "resourceVersion": metadata["resourceVersion"],
+            },
+            "spec": obj.get("spec", {}),
+            "status": status,
+        }
+        try:
+            updated: dict[str, Any] = await asyncio.to_thread(
+                self._custom.replace_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                metadata["namespace"],
+                PLURAL,
+                metadata["name"],
+                body,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise StatusConflict(f"{metadata['namespace']}/{metadata['name']} changed") from exc
+            raise
+        return updated
+
+    async def get_secret(self, namespace: str, name: str) -> SecretLookup:
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return SecretLookup(None)
+            raise
+        decoded = {
+            key: base64.b64decode(value).decode("utf-8", errors="replace")
+            for key, value in (secret.data or {}).items()
+        }
+        decoded.update(secret.string_data or {})
+        return SecretLookup(decoded)

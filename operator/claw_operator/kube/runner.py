@@ -1,0 +1,91 @@
+"""Run the operator: kopf, our handlers, the Fly client, in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from claw_operator.kube.config import OperatorConfig
+from claw_operator.kube.events import post_event
+from claw_operator.kube.flygateway import FlyGateway
+from claw_operator.kube.handlers import configure, register
+from claw_operator.kube.kubeapi import KubeApi, load_api_client
+from claw_operator.kube.reconciler import Reconciler
+
+logger = logging.getLogger("claw_operator.runner")
+
+
+def _login_handler(api_client: Any) -> Any:
+    """kopf logs in with the same credentials as our own calls (kubeconfig or in-cluster)."""
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        cfg = api_client.configuration
+        header = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
+        scheme, token = (header.split(" ", 1) + [None])[:2] if header else (None, None)
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            username=cfg.username or None,
+            password=cfg.password or None,
+            scheme=scheme,
+            token=token,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
+
+    return login
+
+
+async def run_operator(
+    config: OperatorConfig,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+    settings_hook: Any = None,
+) -> None:
+    """Run until `stop_flag` is set (or forever). Builds every collaborator from `config`."""
+    api_client = load_api_client(config.kubeconfig)
+    kube = KubeApi(api_client)
+    gateway = FlyGateway.from_config(config)
+    reconciler = Reconciler(
+        kube,
+        gateway,
+        gateway,
+        post_event,
+        timings=config.timings,
+        default_app=config.default_app,
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, reconciler)
+    kopf.on.login(registry=registry)(_login_handler(api_client))
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    if settings_hook is not None:
+        settings_hook(settings)
+    logger.info(
+        "starting claw-operator",
+        extra={
+            "fly_api_url": config.fly_api_url,
+            "namespaces": ",".join(config.namespaces) or "*",
+            "default_app": config.default_app,
+        },
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(),
+        )
+    finally:
+        await gateway.aclose()
+        api_client.close()
