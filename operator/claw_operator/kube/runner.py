@@ -89,3 +89,52 @@ async def run_operator(
     finally:
         await gateway.aclose()
         api_client.close()
+
+
+class OperatorThread:
+    """The operator on its own event loop in a background thread (tests, the demo).
+
+    `with OperatorThread(config): ...` starts it and waits until kopf is ready; leaving the block
+    sets kopf's stop flag and joins the thread.
+    """
+
+    def __init__(self, config: OperatorConfig, *, settings_hook: Any = None) -> None:
+        self.config = config
+        self._settings_hook = settings_hook
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread = threading.Thread(target=self._main, name="claw-operator", daemon=True)
+        self._thread.start()
+        deadline_hit = not self._ready.wait(timeout)
+        if self.error is not None:
+            raise RuntimeError("the operator failed to start") from self.error
+        if deadline_hit:
+            raise TimeoutError("the operator did not become ready in time")
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(
+                run_operator(
+                    self.config, stop_flag=self._stop, ready_flag=self._ready, settings_hook=self._settings_hook
+                )
+            )
+        except BaseException as exc:  # reported to whoever waits on start() / stop()
+            self.error = exc
+            self._ready.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> OperatorThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
