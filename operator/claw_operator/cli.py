@@ -52,7 +52,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
     parser.add_argument(
-        "--kubeconfig", metavar="PATH", help="kubeconfig to use (default: in-cluster, then $KUBECONFIG or ~/.kube/config)"
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig to use (default: in-cluster, then $KUBECONFIG or ~/.kube/config)",
     )
     timing = parser.add_argument_group("timing (seconds unless noted; KiloClaw's defaults)")
     timing.add_argument("--poll-starting", type=float, default=60, help="check cadence while Starting")

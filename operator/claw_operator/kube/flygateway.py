@@ -173,7 +173,9 @@ class FlyGateway:
         if status.volume_id:
             try:
                 got = await self._fly.get_volume(app, status.volume_id)
-                volume = VolumeLookup(Lookup.GONE) if got.is_gone else VolumeLookup(Lookup.FOUND, volume_view(got))
+                volume = (
+                    VolumeLookup(Lookup.GONE) if got.is_gone else VolumeLookup(Lookup.FOUND, volume_view(got))
+                )
             except NotFound:
                 volume = VolumeLookup(Lookup.GONE)
             except FlyError as exc:
@@ -186,7 +188,9 @@ class FlyGateway:
                 tagged = tuple(machine_view(m) for m in owned)
             except FlyError as exc:
                 tagged_failure = to_failure(exc)
-        return Observation(machine=machine, volume=volume, tagged_machines=tagged, tagged_failure=tagged_failure)
+        return Observation(
+            machine=machine, volume=volume, tagged_machines=tagged, tagged_failure=tagged_failure
+        )
 
     # ------------------------------------------------------------------ execute
 
@@ -238,7 +242,9 @@ class FlyGateway:
                     regions=[action.region],
                     size_gb=action.size_gb,
                     compute=GuestConfig(
-                        cpu_kind=spec.guest.cpu_kind.value, cpus=spec.guest.cpus, memory_mb=spec.guest.memory_mb
+                        cpu_kind=spec.guest.cpu_kind.value,
+                        cpus=spec.guest.cpus,
+                        memory_mb=spec.guest.memory_mb,
                     ),
                 )
                 return ActionResult(volume=volume_view(volume))
@@ -273,7 +279,9 @@ class FlyGateway:
                 except WaitTimeout:
                     # KiloClaw tolerates a stop that does not settle in time: the update below
                     # replaces the machine in place anyway.
-                    logger.info("stop did not settle before the update", extra={"machine_id": action.machine_id})
+                    logger.info(
+                        "stop did not settle before the update", extra={"machine_id": action.machine_id}
+                    )
                 await self._update(instance, env, action.machine_id, action.volume_id)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))

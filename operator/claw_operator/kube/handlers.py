@@ -51,7 +51,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
             waiter = asyncio.ensure_future(wakeup.wait())
             stopper = asyncio.ensure_future(stopped.wait())
             try:
-                await asyncio.wait({waiter, stopper}, timeout=outcome.requeue_after, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=outcome.requeue_after, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 waiter.cancel()
                 stopper.cancel()

@@ -160,7 +160,11 @@ class Reconciler:
         for record in decision.logs:
             logger.info(
                 record.action,
-                extra={"action": record.action, "instance": ref, **{f"d_{k}": v for k, v in record.details.items()}},
+                extra={
+                    "action": record.action,
+                    "instance": ref,
+                    **{f"d_{k}": v for k, v in record.details.items()},
+                },
             )
         for event in decision.events:
             await self._events(obj, event)

@@ -119,7 +119,10 @@ class OperatorThread:
         try:
             asyncio.run(
                 run_operator(
-                    self.config, stop_flag=self._stop, ready_flag=self._ready, settings_hook=self._settings_hook
+                    self.config,
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                    settings_hook=self._settings_hook,
                 )
             )
         except BaseException as exc:  # reported to whoever waits on start() / stop()

@@ -42,6 +42,8 @@ async def resolve_env(api: KubeApi, namespace: str, spec: ClawInstanceSpec) -> R
         if data is None:
             return ResolvedEnv(None, None, f'Secret "{ref.name}" not found in namespace "{namespace}"')
         if ref.key not in data:
-            return ResolvedEnv(None, None, f'key "{ref.key}" not found in Secret "{ref.name}" (for {item.name})')
+            return ResolvedEnv(
+                None, None, f'key "{ref.key}" not found in Secret "{ref.name}" (for {item.name})'
+            )
         env[item.name] = data[ref.key]
     return ResolvedEnv(env, env_digest(env), None)
