@@ -25,7 +25,7 @@ def _login_handler(api_client: Any) -> Any:
     def login(**_: Any) -> kopf.ConnectionInfo:
         cfg = api_client.configuration
         header = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
-        scheme, token = (header.split(" ", 1) + [None])[:2] if header else (None, None)
+        scheme, token = header.split(" ", 1) if header and " " in header else (None, header or None)
         return kopf.ConnectionInfo(
             server=cfg.host,
             ca_path=cfg.ssl_ca_cert,
