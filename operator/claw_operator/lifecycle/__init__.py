@@ -1,2 +1,25 @@
 """The decisions: given spec + observed Fly state + status, what to do next and what status
-results. Pure and synchronous where it can be; no kopf, no HTTP."""
+results. Pure and synchronous: no kopf, no HTTP, no clock (`now` is an argument).
+
+One pass: `decide()` → `kube` executes at most one action → `settle()` → one status write.
+"""
+
+from claw_operator.lifecycle.decide import decide
+from claw_operator.lifecycle.drift import config_drift, mount_is_correct, restart_trigger
+from claw_operator.lifecycle.naming import volume_name
+from claw_operator.lifecycle.recovery import RECOVERY_PRIORITY, select_recovery_candidate
+from claw_operator.lifecycle.settle import settle
+from claw_operator.lifecycle.timing import backoff, cadence
+
+__all__ = [
+    "RECOVERY_PRIORITY",
+    "backoff",
+    "cadence",
+    "config_drift",
+    "decide",
+    "mount_is_correct",
+    "restart_trigger",
+    "select_recovery_candidate",
+    "settle",
+    "volume_name",
+]
