@@ -231,6 +231,7 @@ class Case:
     now: datetime = T0
     decided: Any = UNSET  # the action decide must choose (when `result` is given)
     result: ActionResult | None = None
+    settled_at: datetime | None = None  # when the action returned (default: `now`)
     action: Any = UNSET
     phase: Any = UNSET
     events: tuple[str, ...] | Any = UNSET
@@ -249,7 +250,7 @@ def run(case: Case) -> Decision:
     if case.decided is not UNSET:
         assert decision.action == case.decided, f"decide chose {decision.action!r}"
     assert decision.action is not None, "decide chose no action to settle"
-    return settle(case.instance, decision, case.result, case.now, TIMINGS)
+    return settle(case.instance, decision, case.result, case.settled_at or case.now, TIMINGS)
 
 
 def check(case: Case, decision: Decision) -> None:
