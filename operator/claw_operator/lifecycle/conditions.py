@@ -85,12 +85,16 @@ def ready(
         return ConditionValue(FALSE, "Destroying", "the instance is being deleted")
     if status.restarting_at is not None:
         return ConditionValue(FALSE, "Restarting", "a restart is in flight")
+    if stalled.is_true:
+        # Blocked: even a machine that runs does not run what the spec asks for (a rejected
+        # config, an unresolvable Secret), or cannot be checked (a rejected token).
+        if start_failed.is_true:
+            return ConditionValue(FALSE, "StartFailed", start_failed.message)
+        return ConditionValue(FALSE, stalled.reason, stalled.message)
     if machine_satisfies_desired(instance, status):
         if instance.spec.state == DesiredState.RUNNING:
             return ConditionValue(TRUE, "Running", "the machine is started")
         return ConditionValue(TRUE, "Stopped", "the machine is stopped, as desired")
-    if stalled.is_true and stalled.reason != START_TIMEOUT and not start_failed.is_true:
-        return ConditionValue(FALSE, stalled.reason, stalled.message)
     if instance.spec.state == DesiredState.STOPPED:
         return ConditionValue(FALSE, "Stopping", "the machine is not stopped yet")
     if start_failed.is_true and status.phase != Phase.STARTING:

@@ -12,6 +12,7 @@ from datetime import UTC
 from typing import Final
 
 from claw_operator.api import Phase
+from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.model import EventType, MachineView
 
@@ -70,11 +71,8 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
             d.log("recover_volume_from_mount", machine_id=candidate.id, volume_id=mount.volume)
     old = status.phase
     if candidate.state == "started":
-        status.phase = Phase.RUNNING
-        status.starting_at = None
-        status.stopped_checks = 0
-        if status.last_started_at is None:
-            status.last_started_at = d.now
+        # The start whose answer was lost did succeed: clear its error like any start.
+        transitions.enter_running(d, candidate, log_action=None, announce=False)
     elif candidate.state == "failed" or (candidate.state in ("stopped", "created") and old != Phase.STARTING):
         # A start in flight keeps Starting: the machine it created may still be booting, and
         # the starting timeout decides if it never does.

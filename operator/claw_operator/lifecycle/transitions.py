@@ -57,8 +57,13 @@ def observe_machine(d: Draft, machine: MachineView | None) -> None:
         d.status.instance_id = machine.instance_id
 
 
-def enter_running(d: Draft, machine: MachineView | None, *, log_action: str | None) -> None:
-    """The machine reached started: a successful start (contract behaviour 3)."""
+def enter_running(
+    d: Draft, machine: MachineView | None, *, log_action: str | None, announce: bool = True
+) -> None:
+    """The machine reached started: a successful start (contract behaviour 3).
+
+    `announce=False` when another Event already tells the story (MachineRecovered).
+    """
     status = d.status
     old = status.phase
     observe_machine(d, machine)
@@ -74,7 +79,8 @@ def enter_running(d: Draft, machine: MachineView | None, *, log_action: str | No
         d.record(STALLED, FALSE, NOT_STALLED)
     if old != Phase.RUNNING:
         status.last_started_at = d.now
-        d.event(EventType.NORMAL, "Started", f"machine {status.machine_id} is started")
+        if announce:
+            d.event(EventType.NORMAL, "Started", f"machine {status.machine_id} is started")
         if log_action is not None:
             d.log(log_action, old_state=_phase(old), new_state=Phase.RUNNING.value)
     elif status.last_started_at is None:

@@ -85,6 +85,13 @@ CASES = [
         conditions={"Stalled": ("True", "SecretNotFound"), "Ready": ("False", "SecretNotFound")},
     ),
     Case(
+        "missing_secret_makes_a_running_machine_not_ready",
+        instance(status_=running_status(), secret_error="Secret default/api not found"),
+        observed(machine("started"), volume()),
+        action=None,
+        conditions={"Ready": ("False", "SecretNotFound"), "Reconciling": ("False", "Stalled")},
+    ),
+    Case(
         "secret_found_again_lifts_the_stall",
         stalled("SecretNotFound", machine_id=None, phase=Phase.PROVISIONED),
         observed(tagged=()),

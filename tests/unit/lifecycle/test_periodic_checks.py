@@ -97,6 +97,29 @@ CASES = [
         requeue_after=0,
     ),
     Case(
+        "metadata_recovery_after_an_ambiguous_create_counts_as_a_started_start",
+        instance(
+            status_=status(
+                phase=Phase.STOPPED,
+                volume_id=VOLUME,
+                last_start_error_message="creating the machine failed: timeout",
+                conditions=conditions(StartFailed=("True", "FlyAPIError")),
+            )
+        ),
+        observed(tagged=(machine("started"),)),
+        phase=Phase.RUNNING,
+        events=("MachineRecovered",),
+        conditions={"StartFailed": ("False", "Started"), "Ready": ("True", "Running")},
+        fields={"last_start_error_message": None, "machine_id": MACHINE},
+    ),
+    Case(
+        "metadata_recovery_keeps_starting_for_a_booting_machine",
+        instance(status_=status(phase=Phase.STARTING, starting_at=JUST_NOW, volume_id=VOLUME)),
+        observed(tagged=(machine("created"),)),
+        phase=Phase.STARTING,
+        fields={"machine_id": MACHINE, "starting_at": JUST_NOW},
+    ),
+    Case(
         "metadata_recovery_adopts_failed_machine_as_stopped",
         instance(status_=status(volume_id=VOLUME, phase=Phase.PROVISIONED)),
         observed(tagged=(machine("failed"), machine("destroyed", id="m2"))),
