@@ -2,6 +2,9 @@
 results. Pure and synchronous: no kopf, no HTTP, no clock (`now` is an argument).
 
 One pass: `decide()` → `kube` executes at most one action → `settle()` → one status write.
+`settle()` returns the whole pass (its Decision repeats `decide()`'s events and logs before its
+own), so `kube` applies exactly one Decision per pass: the settled one, or the decided one when
+there was no action. `requeue_after=None` means "at `cadence(phase)` plus jitter".
 """
 
 from claw_operator.lifecycle.decide import decide

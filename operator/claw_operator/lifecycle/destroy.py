@@ -13,7 +13,7 @@ from typing import Final
 
 from claw_operator.api import DeletionPolicy, DestroyOp, Phase
 from claw_operator.api.conditions import RESTARTING, STALLED
-from claw_operator.lifecycle.conditions import FALSE, NOT_RESTARTING, TRUE, UNAUTHORIZED
+from claw_operator.lifecycle.conditions import FALSE, NOT_RESTARTING, NOT_STALLED, TRUE, UNAUTHORIZED
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
 from claw_operator.lifecycle.model import (
@@ -157,7 +157,7 @@ def _clear_destroy_error(d: Draft) -> None:
     status.last_destroy_error_message = None
     status.last_destroy_error_at = None
     if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED:
-        d.record(STALLED, FALSE, "NotStalled")
+        d.record(STALLED, FALSE, NOT_STALLED)
 
 
 def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
