@@ -52,6 +52,10 @@ from claw_operator.lifecycle.recovery import adopt, select_recovery_candidate
 _STARTABLE = frozenset({"stopped", "created", "suspended"})
 # Fly states that mean "not running" for an instance that should be Stopped.
 _AT_REST = frozenset({"stopped", "created", "suspended"})
+# Volume states of a deleted volume that Fly still lists (it is purged later).
+_VOLUME_DELETED = frozenset(
+    {"scheduling_destroy", "pending_destroy", "waiting_for_detach", "fork_cleanup", "destroying", "destroyed"}
+)
 
 
 def decide(instance: Instance, observed: Observation, now: datetime, timings: Timings) -> Decision:
@@ -138,10 +142,10 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
 
     gated = _gated(d)
 
-    if status.volume_id is not None and observed.volume.outcome == Lookup.GONE:
+    if status.volume_id is not None and _volume_gone(observed):
         _volume_lost(d)
         return d.finish(requeue_after=0)
-    if status.machine_id is not None and observed.machine.outcome == Lookup.GONE:
+    if status.machine_id is not None and _machine_gone(observed):
         transitions.machine_lost(d)
         return d.finish(requeue_after=0)
 
@@ -158,6 +162,29 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     if lookup.outcome != Lookup.FOUND or lookup.machine is None:
         return d.finish()
     return _with_machine(d, lookup.machine, observed, gated)
+
+
+def _machine_gone(observed: Observation) -> bool:
+    """404, or a destroyed machine Fly still shows for a while (KiloClaw waited for the 404,
+    §10.8; a destroyed machine never comes back, so waiting only delays the recreate)."""
+    lookup = observed.machine
+    if lookup.outcome == Lookup.GONE:
+        return True
+    return (
+        lookup.outcome == Lookup.FOUND and lookup.machine is not None and lookup.machine.state == "destroyed"
+    )
+
+
+def _volume_gone(observed: Observation) -> bool:
+    """404, or soft-deleted: Fly lists a deleted volume for a while before purging it."""
+    lookup = observed.volume
+    if lookup.outcome == Lookup.GONE:
+        return True
+    return (
+        lookup.outcome == Lookup.FOUND
+        and lookup.volume is not None
+        and lookup.volume.state in _VOLUME_DELETED
+    )
 
 
 def _volume_lost(d: Draft) -> None:
@@ -244,6 +271,10 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         if gated:
             return d.finish()
         return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
+    if machine.state == "starting" and status.phase != Phase.RUNNING:
+        # Booting already (a start whose answer was lost, or one made outside): wait for it
+        # rather than leave it to the idle cadence.
+        return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
     # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later.
     return d.finish()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -335,6 +336,20 @@ CASES = [
         requeue_after=0,
     ),
     Case(
+        "destroyed_machine_is_lost_without_waiting_for_the_404",
+        running(),
+        observed(machine("destroyed"), volume()),
+        events=("MachineLost",),
+        fields={"machine_id": None},
+        requeue_after=0,
+    ),
+    Case(
+        "booting_machine_outside_starting_is_awaited",
+        stopped(),
+        observed(machine("starting"), volume()),
+        action=AwaitState(machine_id=MACHINE, state="started", instance_id="inst-1"),
+    ),
+    Case(
         "lost_machine_is_recreated_on_the_existing_volume",
         stopped(machine_id=None),
         observed(tagged=()),
@@ -350,6 +365,13 @@ CASES = [
         fields={"volume_id": None, "machine_id": MACHINE},
         logs=("replace_lost_volume",),
         requeue_after=0,
+    ),
+    Case(
+        "soft_deleted_volume_is_lost",
+        running(),
+        observed(machine("started"), replace(volume(), state="pending_destroy")),
+        events=("VolumeLost",),
+        fields={"volume_id": None},
     ),
     Case(
         "lost_volume_is_recreated_first",

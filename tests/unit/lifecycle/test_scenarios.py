@@ -49,6 +49,8 @@ class FakeFly:
     volumes: dict[str, VolumeView] = field(default_factory=dict)
     faults: dict[type, list[FlyFailure]] = field(default_factory=lambda: defaultdict(list))
     boots_to: str = "started"
+    # GETs of a machine answered 404 right after its create (Fly's eventual consistency).
+    not_found_flickers: int = 0
     calls: list[str] = field(default_factory=list)
     _ids: int = 0
 
@@ -61,7 +63,10 @@ class FakeFly:
         if inst.paused:
             return Observation()
         machine = MachineLookup()
-        if status.machine_id is not None:
+        if status.machine_id is not None and self.not_found_flickers > 0:
+            self.not_found_flickers -= 1
+            machine = MachineLookup(Lookup.GONE)
+        elif status.machine_id is not None:
             found = self.machines.get(status.machine_id)
             machine = MachineLookup(Lookup.FOUND, found) if found else MachineLookup(Lookup.GONE)
         volume = VolumeLookup()
@@ -141,13 +146,15 @@ class World:
     decisions: list[Decision] = field(default_factory=list)
     failures: int = 0
 
-    def step(self) -> Decision:
-        """One pass: observe, decide, execute, settle, write."""
+    def step(self, *, lose_the_write: bool = False) -> Decision:
+        """One pass: observe, decide, execute, settle, write (or crash before writing)."""
         inst = replace(self.inst, failures=self.failures)
         decision = decide(inst, self.fly.observe(inst), self.now, TIMINGS)
         if decision.action is not None:
             result = self.fly.execute(decision.action, inst)
             decision = settle(inst, decision, result, self.now, TIMINGS)
+        if lose_the_write:
+            return decision
         self.inst = replace(self.inst, status=decision.status)
         self.failures = self.failures + 1 if decision.retry else 0
         self.decisions.append(decision)
@@ -333,3 +340,28 @@ def test_delete_while_a_create_landed_unrecorded_leaks_nothing() -> None:
     assert world.fly.calls.count("DestroyMachine") == 1
     assert "CreateMachine" not in world.fly.calls
     assert not world.fly.machines and not world.fly.volumes
+
+
+def test_a_404_flicker_after_create_never_duplicates_the_machine() -> None:
+    world = World(instance())
+    world.fly.not_found_flickers = 1
+    world.fly.boots_to = "started"
+    for _ in range(3):
+        if world.inst.status.phase == Phase.RUNNING:
+            break
+        world.reconcile()
+    assert world.inst.status.phase == Phase.RUNNING
+    assert len(world.fly.machines) == 1
+    assert world.fly.calls.count("CreateMachine") == 1
+    assert "MachineRecovered" in world.events()
+
+
+def test_an_operator_killed_between_create_and_status_write_leaves_one_machine() -> None:
+    world = World(instance())
+    world.step()  # the volume
+    created = world.step(lose_the_write=True)
+    assert isinstance(created.action, type(None)) and len(world.fly.machines) == 1
+    assert world.inst.status.machine_id is None
+    world.reconcile()
+    assert world.inst.status.phase == Phase.RUNNING
+    assert len(world.fly.machines) == 1 and world.fly.calls.count("CreateMachine") == 1
