@@ -91,8 +91,8 @@ def _new_reconcile_request(instance: Instance) -> bool:
     return request is not None and request != instance.status.last_handled_reconcile_at
 
 
-def _gated(d: Draft) -> bool:
-    """Stalled for this generation, and nobody asked to try again: no Fly mutation.
+def _apply_stall_gate(d: Draft) -> bool:
+    """True while Stalled for this generation and nobody asked to try again: no Fly mutation.
 
     A spec change (new generation) or a new reconcile request lifts the gate; the pass that
     lifts it clears Stalled, and a failure that persists sets it again.
@@ -140,7 +140,7 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED and _observation_succeeded(observed):
         d.record(STALLED, FALSE, NOT_STALLED, "Fly accepts the token again")
 
-    gated = _gated(d)
+    gated = _apply_stall_gate(d)
 
     if status.volume_id is not None and _volume_gone(observed):
         _volume_lost(d)
@@ -272,8 +272,10 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
             return d.finish()
         return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
     if machine.state == "starting" and status.phase != Phase.RUNNING:
-        # Booting already (a start whose answer was lost, or one made outside): wait for it
-        # rather than leave it to the idle cadence.
+        # Booting already (a start whose answer was lost, or one made outside): it is a start,
+        # with the Starting cadence and timeout, not something to look at again in 30 minutes.
+        status.phase = Phase.STARTING
+        status.starting_at = d.now
         return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
     # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later.
     return d.finish()

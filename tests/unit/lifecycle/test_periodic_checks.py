@@ -344,10 +344,12 @@ CASES = [
         requeue_after=0,
     ),
     Case(
-        "booting_machine_outside_starting_is_awaited",
+        "booting_machine_outside_starting_is_a_start",
         stopped(),
         observed(machine("starting"), volume()),
         action=AwaitState(machine_id=MACHINE, state="started", instance_id="inst-1"),
+        phase=Phase.STARTING,
+        fields={"starting_at": T0},
     ),
     Case(
         "lost_machine_is_recreated_on_the_existing_volume",
