@@ -155,6 +155,7 @@ def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> De
         transitions.machine_lost(d)
         return d.finish(requeue_after=0)
     if failure is not None:
+        transitions.observe_machine(d, result.machine)
         return _failed_start(d, failure, f"starting machine {action.machine_id} failed")
     streak = _in_failing_streak(d)
     status = d.status
@@ -215,8 +216,13 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
     failure = result.failure
     mount_repair = action.reason == RestartReason.MOUNT_REPAIR
     announced = d.condition(RESTARTING).message
+    version_before = status.instance_id
     status.restarting_at = None
     if failure is not None:
+        if _update_applied(version_before, result.machine):
+            # The machine runs a new version (only the final wait failed): the requested
+            # restart happened, and redoing it would restart the machine a second time.
+            status.handled_restarted_at = d.instance.spec.restarted_at
         d.record(RESTARTING, FALSE, RESTART_FAILED, failure.message)
         if mount_repair:
             d.record(MOUNT_REPAIRED, FALSE, REPAIR_FAILED, f"{announced}: {failure.message}")
@@ -239,6 +245,15 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
         d.event(EventType.NORMAL, "MountRepaired", f"machine {action.machine_id} mount repaired {announced}")
         d.log("repair_mount", machine_id=action.machine_id, volume_id=action.volume_id, repaired=announced)
     return d.finish()
+
+
+def _update_applied(version_before: str | None, machine: MachineView | None) -> bool:
+    return (
+        version_before is not None
+        and machine is not None
+        and machine.instance_id is not None
+        and machine.instance_id != version_before
+    )
 
 
 def _report_real_state(d: Draft, machine: MachineView | None) -> None:

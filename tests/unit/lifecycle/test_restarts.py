@@ -198,6 +198,18 @@ CASES = [
         retry=True,
     ),
     Case(
+        "restart_whose_final_wait_timed_out_is_not_redone",
+        in_flight("RestartRequested", restarted_at="r2", instance_id="inst-1"),
+        observed(machine("started"), volume()),
+        result=failed(
+            failure(FailureKind.TIMEOUT, 408, "wait timed out"), machine("starting", instance_id="inst-2")
+        ),
+        phase=Phase.RUNNING,
+        conditions={"Restarting": ("False", "RestartFailed")},
+        fields={"handled_restarted_at": "r2", "machine_state": "starting", "instance_id": "inst-2"},
+        retry=True,
+    ),
+    Case(
         "restart_rejected_as_invalid_stalls",
         in_flight("ConfigChanged"),
         observed(machine("started"), volume()),
