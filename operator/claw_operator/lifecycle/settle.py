@@ -187,6 +187,14 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
         outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     transitions.observe_machine(d, machine)
+    if failure is not None and failure.kind == FailureKind.TIMEOUT:
+        # Not a failed start yet (the machine may still boot), but the error the starting
+        # timeout will report if it never does (contract behaviour 5).
+        state = f" (Fly state {machine.state})" if machine is not None else ""
+        d.status.last_start_error_message = (
+            f"waiting for machine {action.machine_id} to start{state}: {failure.message}"
+        )
+        d.status.last_start_error_at = d.now
     if transitions.is_starting_timed_out(d):
         transitions.starting_timeout(d, machine)
         return d.finish()

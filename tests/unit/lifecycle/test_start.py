@@ -200,9 +200,13 @@ CASES = [
         "await_timeout_stays_starting",
         starting(),
         observed(machine("created"), volume()),
-        result=failed(failure(FailureKind.TIMEOUT, 408, "wait timed out")),
+        result=failed(failure(FailureKind.TIMEOUT, 408, "wait timed out"), machine("created")),
         phase=Phase.STARTING,
         events=(),
+        conditions={"StartFailed": ("Unknown", "NotStarted")},
+        fields={
+            "last_start_error_message": "waiting for machine m1 to start (Fly state created): wait timed out"
+        },
         retry=False,
         requeue_after=None,
     ),
@@ -344,3 +348,22 @@ def test_starting_timeout_is_strict() -> None:
     decision = run(Case("at_limit", inst, observed(machine("created"), volume())))
     assert decision.status.phase == Phase.STARTING
     assert decision.action == AWAIT
+
+
+def test_start_timeout_after_a_stuck_boot_reports_the_wait_error() -> None:
+    """A machine stuck in created: the StartTimeout Event carries the last wait's error."""
+    inst = starting(starting_at=T0 - TIMINGS.starting_timeout + timedelta(seconds=10))
+    case = Case(
+        "stuck",
+        inst,
+        observed(machine("created"), volume()),
+        result=failed(failure(FailureKind.TIMEOUT, 408, "wait timed out"), machine("created")),
+        settled_at=T0 + timedelta(seconds=11),
+    )
+    decision = run(case)
+    (event,) = decision.events
+    assert event.reason == "StartTimeout"
+    assert (
+        "last start error: waiting for machine m1 to start (Fly state created): wait timed out"
+        in event.message
+    )
