@@ -37,11 +37,12 @@ class ChaoticFly(FakeFly):
         super().__init__()
         self.rng = rng
         self.calm = False
+        self.volume_names: dict[str, str] = {}
 
     def execute(self, action: Action, inst: Instance) -> ActionResult:
         if isinstance(action, CreateVolume):
             # As `kube` does: an existing volume with the instance's name is the one to use.
-            named = [v for v in self.volumes.values() if getattr(v, "name", None) == action.name]
+            named = [v for v in self.volumes.values() if self.volume_names.get(v.id) == action.name]
             if named:
                 return ActionResult(volume=named[0])
         if self.calm or self.rng.random() > 0.35:
@@ -55,7 +56,7 @@ class ChaoticFly(FakeFly):
     def _landed(self, action: Action, inst: Instance) -> ActionResult:
         result = super().execute(action, inst)
         if isinstance(action, CreateVolume) and result.volume is not None:
-            object.__setattr__(result.volume, "name", action.name)
+            self.volume_names[result.volume.id] = action.name
         return result
 
     def meddle(self) -> None:
