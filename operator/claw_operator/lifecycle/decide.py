@@ -46,16 +46,18 @@ from claw_operator.lifecycle.model import (
     Timings,
 )
 from claw_operator.lifecycle.naming import volume_name
-from claw_operator.lifecycle.recovery import adopt, select_recovery_candidate
+from claw_operator.lifecycle.recovery import (
+    VOLUME_GONE_STATES,
+    adopt,
+    adopt_volume,
+    select_named_volume,
+    select_recovery_candidate,
+)
 
 # Machine states a desired-Running instance starts (Fly launches them on update).
 _STARTABLE = frozenset({"stopped", "created", "suspended"})
 # Fly states that mean "not running" for an instance that should be Stopped.
 _AT_REST = frozenset({"stopped", "created", "suspended"})
-# Volume states of a deleted volume that Fly still lists (it is purged later).
-_VOLUME_DELETED = frozenset(
-    {"scheduling_destroy", "pending_destroy", "waiting_for_detach", "fork_cleanup", "destroying", "destroyed"}
-)
 
 
 def decide(instance: Instance, observed: Observation, now: datetime, timings: Timings) -> Decision:
@@ -183,7 +185,7 @@ def _volume_gone(observed: Observation) -> bool:
     return (
         lookup.outcome == Lookup.FOUND
         and lookup.volume is not None
-        and lookup.volume.state in _VOLUME_DELETED
+        and lookup.volume.state in VOLUME_GONE_STATES
     )
 
 
@@ -198,10 +200,19 @@ def _volume_lost(d: Draft) -> None:
     d.status.volume_id = None
 
 
-def _create_volume(d: Draft) -> CreateVolume:
+def _provide_volume(d: Draft, observed: Observation, gated: bool) -> Decision:
+    """No volume in status: adopt one named after the instance (a create whose answer was
+    lost), else create it."""
     spec = d.instance.spec
-    return CreateVolume(
-        region=d.status.region or spec.region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid)
+    region = d.status.region or spec.region
+    named = select_named_volume(observed.named_volumes, region)
+    if named is not None:
+        adopt_volume(d, named)
+        return d.finish(requeue_after=0)
+    if gated:
+        return d.finish()
+    return d.finish(
+        CreateVolume(region=region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid))
     )
 
 
@@ -223,7 +234,7 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         adopt(d, listing, candidate)
         return d.finish(requeue_after=0)
     if status.volume_id is None:
-        return d.finish(None if gated else _create_volume(d))
+        return _provide_volume(d, observed, gated)
     if d.instance.spec.state == DesiredState.STOPPED:
         if status.phase != Phase.STOPPED:
             transitions.enter_stopped(d)
@@ -242,7 +253,7 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         status.region = machine.region
     if status.volume_id is None:
         # The volume was lost: a new one first; the machine's mount is repaired afterwards.
-        return d.finish(None if gated else _create_volume(d))
+        return _provide_volume(d, observed, gated)
     volume_id = status.volume_id
 
     if status.restarting_at is not None:

@@ -27,7 +27,7 @@ from claw_operator.lifecycle.model import (
     Lookup,
     Observation,
 )
-from claw_operator.lifecycle.recovery import select_recovery_candidate
+from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
 
 # KiloClaw refuses to act on an attached_machine_id that is not a plain Fly id.
 _MACHINE_ID: Final = re.compile(r"^[a-z0-9]+$")
@@ -51,6 +51,7 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
             status.restarting_at = None
             d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled by the deletion")
         _recover_pending_machine(d, observed)
+        _recover_pending_volume(d, observed)
         d.event(
             EventType.NORMAL,
             "Destroying",
@@ -65,6 +66,7 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
             return _failed(d, DestroyOp.RECOVER, recover_failure, status.volume_id or "-")
     if status.pending_destroy_machine_id is not None:
         return d.finish(DestroyMachine(machine_id=status.pending_destroy_machine_id))
+    _recover_pending_volume(d, observed)
     if status.pending_destroy_volume_id is not None:
         return d.finish(DeleteVolume(volume_id=status.pending_destroy_volume_id))
     if observed.tagged_failure is not None:
@@ -111,6 +113,17 @@ def _recover_pending_machine(d: Draft, observed: Observation) -> FlyFailure | No
         d.log("recover_bound_machine_failed", error=volume.failure.message)
         return volume.failure
     return None
+
+
+def _recover_pending_volume(d: Draft, observed: Observation) -> None:
+    """A volume named after the instance but never recorded (its create answer was lost)."""
+    status = d.status
+    if status.pending_destroy_volume_id is not None:
+        return
+    leftover = next(iter(live_volumes(observed.named_volumes)), None)
+    if leftover is not None:
+        status.pending_destroy_volume_id = leftover.id
+        d.log("recover_volume_by_name", volume_id=leftover.id, reason="destroy")
 
 
 def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:

@@ -14,7 +14,7 @@ from typing import Final
 from claw_operator.api import Phase
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
-from claw_operator.lifecycle.model import EventType, MachineView
+from claw_operator.lifecycle.model import EventType, MachineView, VolumeView
 
 # Lower is better. A started machine is the one users reach; a failed one is the last resort.
 RECOVERY_PRIORITY: Final = {
@@ -30,10 +30,33 @@ RECOVERY_PRIORITY: Final = {
 UNKNOWN_STATE_PRIORITY: Final = 99
 # Machines on their way out are never adopted (nor destroyed again).
 GONE_STATES: Final = frozenset({"destroyed", "destroying"})
+# A deleted volume Fly still shows (and lists) until it is purged.
+VOLUME_GONE_STATES: Final = frozenset(
+    {"scheduling_destroy", "pending_destroy", "waiting_for_detach", "fork_cleanup", "destroying", "destroyed"}
+)
 
 
 def live_machines(machines: Sequence[MachineView]) -> list[MachineView]:
     return [m for m in machines if m.state not in GONE_STATES]
+
+
+def live_volumes(volumes: Sequence[VolumeView] | None) -> list[VolumeView]:
+    return [v for v in volumes or () if v.state not in VOLUME_GONE_STATES]
+
+
+def select_named_volume(volumes: Sequence[VolumeView] | None, region: str) -> VolumeView | None:
+    """The volume to adopt among those named after the instance: free and in our region first."""
+    live = live_volumes(volumes)
+    if not live:
+        return None
+    return min(live, key=lambda v: (v.attached_machine_id is not None, v.region != region))
+
+
+def adopt_volume(d: Draft, volume: VolumeView) -> None:
+    """A volume whose create answer was lost (found by its name) becomes the instance's volume."""
+    d.status.volume_id = volume.id
+    d.status.region = volume.region
+    d.log("recover_volume_by_name", volume_id=volume.id, region=volume.region)
 
 
 def _updated(machine: MachineView) -> float:

@@ -176,12 +176,14 @@ def observed(
     machine: MachineView | FlyFailure | str | None = None,
     volume: VolumeView | FlyFailure | str | None = None,
     tagged: tuple[MachineView, ...] | FlyFailure | None = None,
+    named: tuple[VolumeView, ...] | None = None,
 ) -> Observation:
     return Observation(
         machine=_machine_lookup(machine),
         volume=_volume_lookup(volume),
         tagged_machines=tagged if isinstance(tagged, tuple) else None,
         tagged_failure=tagged if isinstance(tagged, FlyFailure) else None,
+        named_volumes=named,
     )
 
 

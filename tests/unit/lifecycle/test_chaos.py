@@ -37,14 +37,8 @@ class ChaoticFly(FakeFly):
         super().__init__()
         self.rng = rng
         self.calm = False
-        self.volume_names: dict[str, str] = {}
 
     def execute(self, action: Action, inst: Instance) -> ActionResult:
-        if isinstance(action, CreateVolume):
-            # As `kube` does: an existing volume with the instance's name is the one to use.
-            named = [v for v in self.volumes.values() if self.volume_names.get(v.id) == action.name]
-            if named:
-                return ActionResult(volume=named[0])
         if self.calm or self.rng.random() > 0.35:
             return self._landed(action, inst)
         if self.rng.random() < 0.5:
@@ -54,10 +48,7 @@ class ChaoticFly(FakeFly):
         return ActionResult(failure=self.rng.choice(TRANSIENT))
 
     def _landed(self, action: Action, inst: Instance) -> ActionResult:
-        result = super().execute(action, inst)
-        if isinstance(action, CreateVolume) and result.volume is not None:
-            self.volume_names[result.volume.id] = action.name
-        return result
+        return super().execute(action, inst)
 
     def meddle(self) -> None:
         """What happens to machines behind the operator's back."""
@@ -106,6 +97,7 @@ def test_chaos_never_duplicates_and_converges(seed: int) -> None:
     assert _live_tagged(world) == 1 and status.machine_id in fly.machines
     mounted = fly.machines[status.machine_id or ""].mounts
     assert [m.volume for m in mounted] == [status.volume_id]
+    assert list(fly.volumes) == [status.volume_id], f"seed {seed}: leaked volumes"
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -130,3 +122,4 @@ def test_chaos_delete_stays_destroying_and_leaves_nothing(seed: int) -> None:
     assert created == []
     assert _live_tagged(world) == 0
     assert world.inst.status.volume_id is None
+    assert fly.volumes == {}, f"seed {seed}: leaked volumes"

@@ -81,6 +81,14 @@ CASES = [
         logs=("recover_machine_from_metadata",),
     ),
     Case(
+        "delete_records_a_named_volume_never_written_to_status",
+        deleting(status(phase=Phase.STOPPED)),
+        observed(tagged=(), named=(volume("vol9"),)),
+        fields={"pending_destroy_volume_id": "vol9", "pending_destroy_machine_id": None},
+        logs=("recover_volume_by_name",),
+        requeue_after=0,
+    ),
+    Case(
         "delete_recovers_the_machine_bound_to_the_volume",
         deleting(status(phase=Phase.STOPPED, volume_id=VOLUME)),
         observed(volume=volume(attached="m8"), tagged=()),
@@ -187,6 +195,15 @@ CASES = [
         ),
         observed(tagged=(machine("started", id="m5"), machine("destroyed", id="m6"))),
         action=DestroyMachine(machine_id="m5"),
+        finalize=False,
+    ),
+    Case(
+        "destroying_deletes_a_leftover_named_volume_before_finalizing",
+        destroying(
+            machine_id=None, volume_id=None, pending_destroy_machine_id=None, pending_destroy_volume_id=None
+        ),
+        observed(tagged=(), named=(volume("vol9"),)),
+        action=DeleteVolume(volume_id="vol9"),
         finalize=False,
     ),
     Case(

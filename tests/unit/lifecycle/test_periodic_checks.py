@@ -79,6 +79,21 @@ CASES = [
         },
     ),
     Case(
+        "provisioning_adopts_a_volume_whose_create_answer_was_lost",
+        instance(),
+        observed(tagged=(), named=(volume("vol9", attached="m-other"), volume("vol8"))),
+        action=None,
+        fields={"volume_id": "vol8", "machine_id": None},
+        logs=("recover_volume_by_name",),
+        requeue_after=0,
+    ),
+    Case(
+        "provisioning_never_adopts_a_deleted_volume",
+        instance(),
+        observed(tagged=(), named=(replace(volume("vol9"), state="pending_destroy"),)),
+        action=CreateVolume(region="iad", size_gb=10, name="claw_5f3a9c1e0b7d4e2a9c118d6f"),
+    ),
+    Case(
         "provisioning_never_creates_without_a_conclusive_listing",
         instance(),
         observed(tagged=failure(FailureKind.UNAVAILABLE, 503)),

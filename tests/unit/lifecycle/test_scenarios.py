@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from claw_operator.api import DestroyOp, Phase, find_condition
-from claw_operator.lifecycle import decide, settle
+from claw_operator.lifecycle import decide, settle, volume_name
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -52,6 +52,7 @@ class FakeFly:
     # GETs of a machine answered 404 right after its create (Fly's eventual consistency).
     not_found_flickers: int = 0
     calls: list[str] = field(default_factory=list)
+    volume_names: dict[str, str] = field(default_factory=dict)
     _ids: int = 0
 
     def _id(self, prefix: str) -> str:
@@ -78,7 +79,11 @@ class FakeFly:
             tagged = tuple(
                 m for m in self.machines.values() if m.metadata.get("claw_instance_uid") == inst.uid
             )
-        return Observation(machine=machine, volume=volume, tagged_machines=tagged)
+        named = None
+        if status.volume_id is None or inst.deleting:
+            wanted = volume_name(inst.uid)
+            named = tuple(v for v in self.volumes.values() if self.volume_names.get(v.id) == wanted)
+        return Observation(machine=machine, volume=volume, tagged_machines=tagged, named_volumes=named)
 
     def execute(self, action: Action, inst: Instance) -> ActionResult:
         self.calls.append(type(action).__name__)
@@ -87,6 +92,7 @@ class FakeFly:
         if isinstance(action, CreateVolume):
             vol = VolumeView(id=self._id("vol"), region=action.region, size_gb=action.size_gb)
             self.volumes[vol.id] = vol
+            self.volume_names[vol.id] = action.name
             return ActionResult(volume=vol)
         if isinstance(action, ExtendVolume):
             self.volumes[action.volume_id] = replace(self.volumes[action.volume_id], size_gb=action.size_gb)
