@@ -18,6 +18,7 @@ from claw_operator.lifecycle.model import (
     CreateVolume,
     FailureKind,
     Instance,
+    Mount,
 )
 from tests.unit.lifecycle.builders import failure, instance
 from tests.unit.lifecycle.test_scenarios import FakeFly, World
@@ -55,9 +56,13 @@ class ChaoticFly(FakeFly):
         if self.calm or not self.machines or self.rng.random() > 0.2:
             return
         machine_id = self.rng.choice(sorted(self.machines))
-        fate = self.rng.choice(("stopped", "failed", "gone"))
+        fate = self.rng.choice(("stopped", "failed", "gone", "remounted"))
         if fate == "gone":
             del self.machines[machine_id]
+        elif fate == "remounted":
+            self.machines[machine_id] = replace(
+                self.machines[machine_id], mounts=(Mount("vol-stray", "/root"),)
+            )
         else:
             self.machines[machine_id] = replace(self.machines[machine_id], state=fate)
 
@@ -76,8 +81,10 @@ def test_chaos_never_duplicates_and_converges(seed: int) -> None:
     rng = random.Random(seed)
     fly = ChaoticFly(rng)
     world = World(instance(), fly=fly)
-    for _ in range(40):
+    for step in range(40):
         fly.meddle()
+        if rng.random() < 0.05:
+            world.edit(restarted_at=f"restart-{step}")
         world.step()
         world.now += TICK
         assert _live_tagged(world) <= 1, f"seed {seed}: duplicate machines {sorted(fly.machines)}"
@@ -90,7 +97,7 @@ def test_chaos_never_duplicates_and_converges(seed: int) -> None:
             world.inst = replace(world.inst, reconcile_request=f"retry-{attempt}")
         world.step()
         world.now += TICK
-        if world.inst.status.phase == Phase.RUNNING and world.inst.status.machine_state == "started":
+        if world.condition("Ready") == ("True", "Running"):
             break
     status = world.inst.status
     assert status.phase == Phase.RUNNING, f"seed {seed}: ended {status.phase} ({status.machine_state})"
