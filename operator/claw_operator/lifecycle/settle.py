@@ -202,7 +202,7 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     # Still booting: stay Starting and check again at the Starting cadence.
-    return d.finish()
+    return d.finish(retry=_in_failing_streak(d))
 
 
 def _machine_stopped(d: Draft, action: StopMachine, result: ActionResult) -> Decision:

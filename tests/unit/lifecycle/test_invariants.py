@@ -3,13 +3,14 @@ recovery candidate selection)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from claw_operator.api import CONDITION_TYPES, Phase, find_condition
 from claw_operator.lifecycle import backoff, cadence, decide, select_recovery_candidate, settle, volume_name
-from claw_operator.lifecycle.model import FailureKind, Timings
+from claw_operator.lifecycle.model import FailureKind, Instance, Observation, Timings
 from tests.unit.lifecycle.builders import (
     MACHINE,
     T0,
@@ -25,6 +26,7 @@ from tests.unit.lifecycle.builders import (
     ok,
     running,
     running_status,
+    spec,
     status,
     volume,
 )
@@ -193,3 +195,35 @@ OLDER = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 def test_select_recovery_candidate(machines: tuple, expected: str | None) -> None:  # type: ignore[type-arg]
     candidate = select_recovery_candidate(machines)
     assert (candidate.id if candidate else None) == expected
+
+
+STEADY = [
+    pytest.param(running(), observed(machine("started"), volume()), id="running"),
+    pytest.param(
+        instance(
+            spec_=spec(state="Stopped"),
+            status_=status(phase=Phase.STOPPED, machine_id=MACHINE, volume_id=VOLUME, region="iad"),
+        ),
+        observed(machine("stopped"), volume()),
+        id="stopped_as_desired",
+    ),
+    pytest.param(
+        instance(status_=running_status(), paused=True),
+        observed(),
+        id="paused",
+    ),
+    pytest.param(
+        instance(status_=running_status(), secret_error="Secret default/api not found"),
+        observed(machine("started"), volume()),
+        id="secret_missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("inst", "seen"), STEADY)
+def test_a_steady_state_decides_the_same_status_again(inst: Instance, seen: Observation) -> None:
+    """Nothing changed on Fly or in the spec → the same status, so `kube` writes nothing."""
+    first = decide(inst, seen, T0, TIMINGS)
+    again = decide(replace(inst, status=first.status), seen, T0 + timedelta(minutes=5), TIMINGS)
+    assert again.status.to_wire() == first.status.to_wire()
+    assert again.events == () and again.action is None
