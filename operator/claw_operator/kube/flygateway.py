@@ -38,6 +38,7 @@ from claw_operator.fly import (
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.machineconfig import desired_config, machine_name, merged_config
 from claw_operator.kube.secretenv import ResolvedEnv, env_digest
+from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -231,6 +232,12 @@ class FlyGateway:
         config = MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
         return await self._fly.update_machine(instance.app, machine_id, config)
 
+    async def _start_if_resting(self, app: str, machine_id: str) -> None:
+        """Start the machine unless the update already launched it (older Fly behaviour)."""
+        machine = await self._fly.get_machine(app, machine_id)
+        if machine.state in ("stopped", "created", "failed", "suspended"):
+            await self._fly.start_machine(app, machine_id)
+
     async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
         app, spec = instance.app, instance.spec
         wait = self._timings.fly_wait_timeout.total_seconds()
@@ -267,9 +274,11 @@ class FlyGateway:
                     return ActionResult(failure=to_failure(exc), machine=current)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case StartMachine():
-                # An update of a stopped machine launches it, and puts the desired config in place.
-                machine = await self._update(instance, env, action.machine_id, action.volume_id)
-                return ActionResult(machine=machine_view(machine))
+                # Put the desired config in place, then start: since 2026 Fly leaves a stopped
+                # machine stopped after an update, so the start is explicit.
+                await self._update(instance, env, action.machine_id, action.volume_id)
+                await self._start_if_resting(app, action.machine_id)
+                return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case StopMachine():
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
@@ -283,6 +292,7 @@ class FlyGateway:
                         "stop did not settle before the update", extra={"machine_id": action.machine_id}
                     )
                 await self._update(instance, env, action.machine_id, action.volume_id)
+                await self._start_if_resting(app, action.machine_id)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case DestroyMachine():
