@@ -11,6 +11,7 @@ kubesim uses this on create/update; the tests use it to check `examples/` and ba
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -222,3 +223,114 @@ def validate(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | 
     if causes:
         return causes
     return cel_errors(schema, obj, old)
+
+
+# --- Structural pruning and defaulting (what the apiserver does before validating) -------------
+
+# Fields of ObjectMeta: the apiserver decodes `metadata` into this Go struct, so anything else
+# under the root `metadata` disappears, whatever the CRD schema says.
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+
+
+def _prune_node(schema: dict[str, Any], value: Any, path: list[Any], pruned: list[str]) -> Any:
+    if isinstance(value, dict) and (schema.get("type") in (None, "object")):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        embedded = bool(schema.get("x-kubernetes-embedded-resource"))
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            child_schema = properties.get(key)
+            if child_schema is None and isinstance(additional, dict):
+                child_schema = additional
+            if child_schema is None and embedded and key in ("apiVersion", "kind", "metadata"):
+                out[key] = child
+                continue
+            if child_schema is None:
+                if preserve or additional is True:
+                    out[key] = child
+                else:
+                    pruned.append(_field_path([*path, key]))
+                continue
+            if child is None and not child_schema.get("nullable", False):
+                # Non-nullable nulls are dropped before defaulting, as in the apiserver.
+                continue
+            out[key] = _prune_node(child_schema, child, [*path, key], pruned)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_prune_node(schema["items"], item, [*path, index], pruned) for index, item in enumerate(value)]
+    return value
+
+
+def prune(schema: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`obj` without the fields its structural schema does not declare, and their paths.
+
+    `apiVersion` and `kind` always survive; `metadata` is cut down to ObjectMeta's fields (the
+    apiserver decodes it into that struct). Returns a new object; `obj` is left untouched.
+    """
+    pruned: list[str] = []
+    out: dict[str, Any] = {}
+    properties: dict[str, Any] = schema.get("properties") or {}
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind"):
+            out[key] = value
+        elif key == "metadata" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if k in OBJECT_META_FIELDS}
+            pruned.extend(f"metadata.{k}" for k in value if k not in OBJECT_META_FIELDS)
+        elif key in properties:
+            if value is None and not properties[key].get("nullable", False):
+                continue
+            out[key] = _prune_node(properties[key], value, [key], pruned)
+        elif schema.get("x-kubernetes-preserve-unknown-fields"):
+            out[key] = value
+        else:
+            pruned.append(key)
+    return out, pruned
+
+
+def _default_node(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        out = dict(value)
+        for key, child_schema in properties.items():
+            if key not in out and "default" in child_schema:
+                out[key] = copy.deepcopy(child_schema["default"])
+        additional = schema.get("additionalProperties")
+        for key, child in list(out.items()):
+            child_schema = properties.get(key)
+            if child_schema is None and isinstance(additional, dict):
+                child_schema = additional
+            if child_schema is not None:
+                out[key] = _default_node(child_schema, child)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_default_node(schema["items"], item) for item in value]
+    return value
+
+
+def apply_defaults(schema: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with the schema's `default`s filled in where a field is absent (a new object).
+
+    Defaults apply top-down, so a defaulted `{}` gets its own fields' defaults too — the
+    apiserver's behaviour for `guest: {default: {}}` with defaulted members.
+    """
+    result: dict[str, Any] = _default_node(schema, obj)
+    return result

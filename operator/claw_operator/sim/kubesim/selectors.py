@@ -1,0 +1,104 @@
+"""Label selectors (`a=b,c!=d,e in (f,g),!h`) and field selectors (`metadata.name=x`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import bad_request
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+_SET_RE = re.compile(r"^([A-Za-z0-9_./-]+)\s+(in|notin)\s+\(([^)]*)\)$")
+_EQ_RE = re.compile(r"^([A-Za-z0-9_./-]+)\s*(==|!=|=)\s*([A-Za-z0-9_.-]*)$")
+_EXISTS_RE = re.compile(r"^(!?)\s*([A-Za-z0-9_./-]+)$")
+
+
+def _split_requirements(text: str) -> list[str]:
+    """Split on commas that are not inside `( )`."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def parse_label_selector(text: str | None) -> Predicate:
+    """A predicate on an object's labels; 400 BadRequest on a malformed selector."""
+    if not text:
+        return lambda obj: True
+    checks: list[Callable[[dict[str, str]], bool]] = []
+    for requirement in _split_requirements(text):
+        if match := _SET_RE.match(requirement):
+            key, operator, values_text = match.groups()
+            values = {v.strip() for v in values_text.split(",") if v.strip()}
+            if operator == "in":
+                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
+            else:
+                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+        elif match := _EQ_RE.match(requirement):
+            key, operator, value = match.groups()
+            if operator == "!=":
+                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
+            else:
+                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+        elif match := _EXISTS_RE.match(requirement):
+            negated, key = match.groups()
+            if negated:
+                checks.append(lambda labels, k=key: k not in labels)
+            else:
+                checks.append(lambda labels, k=key: k in labels)
+        else:
+            raise bad_request(f"unable to parse requirement: {requirement!r}")
+
+    def predicate(obj: dict[str, Any]) -> bool:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        return all(check(labels) for check in checks)
+
+    return predicate
+
+
+def field_value(obj: dict[str, Any], path: str) -> str:
+    """The string form of a dotted field, "" when absent (as field selectors compare)."""
+    node: Any = obj
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return ""
+        node = node[part]
+    if node is None:
+        return ""
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return str(node)
+
+
+def parse_field_selector(text: str | None) -> Predicate:
+    """A predicate on dotted fields (`metadata.name`, `involvedObject.uid`, ...)."""
+    if not text:
+        return lambda obj: True
+    checks: list[tuple[str, bool, str]] = []
+    for requirement in _split_requirements(text):
+        match = re.match(r"^([A-Za-z0-9_.]+)\s*(==|!=|=)\s*(.*)$", requirement)
+        if not match:
+            raise bad_request(f"invalid selector: {text!r}; can't understand {requirement!r}")
+        path, operator, value = match.groups()
+        checks.append((path, operator != "!=", value))
+
+    def predicate(obj: dict[str, Any]) -> bool:
+        return all((field_value(obj, path) == value) == equal for path, equal, value in checks)
+
+    return predicate
+
+
+def combine(*predicates: Predicate) -> Predicate:
+    return lambda obj: all(p(obj) for p in predicates)

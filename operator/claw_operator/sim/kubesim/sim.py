@@ -1,0 +1,329 @@
+"""`KubeSim`: the emulator in-process (on the caller's event loop), and `KubeSimThread`: the same
+on its own event loop in a background thread, for tests that run kopf or blocking clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from . import patch as patching
+from .errors import ApiError
+from .gc import GarbageCollector
+from .kubeconfig import write_kubeconfig
+from .objects import ObjectService, WriteOptions
+from .resources import ResourceRegistry, ResourceType
+from .selectors import parse_label_selector
+from .server import ApiServer
+from .store import ObjectStore
+
+T = TypeVar("T")
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class KubeSim:
+    """A Kubernetes API emulator served over HTTP on the running event loop.
+
+    Besides the HTTP API, tests can inspect and change objects directly: `get`/`list` read the
+    store (synchronously), `create`/`patch`/`delete`/`apply` go through the same semantics as
+    HTTP requests (and so emit watch events).
+    """
+
+    def __init__(
+        self,
+        *,
+        history_limit: int = 10_000,
+        watch_queue_limit: int = 100_000,
+        bookmark_interval: float = 60.0,
+        default_watch_timeout: float = 1800.0,
+        gc_interval: float = 1.0,
+        namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+    ) -> None:
+        self.registry = ResourceRegistry()
+        self.store = ObjectStore(history_limit=history_limit, watch_queue_limit=watch_queue_limit)
+        self.objects = ObjectService(self.store, self.registry)
+        self.api = ApiServer(
+            self.objects, bookmark_interval=bookmark_interval, default_watch_timeout=default_watch_timeout
+        )
+        self.gc = GarbageCollector(self.objects, interval=gc_interval)
+        self.kubeconfig: Path | None = None
+        self._initial_namespaces = namespaces
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (0: a free port); returns the base URL, e.g. http://127.0.0.1:41234."""
+        for name in self._initial_namespaces:
+            if self.get("v1", "Namespace", name) is None:
+                await self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        self._runner = web.AppRunner(self.api.build_app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        bound_port = sockets[0].getsockname()[1] if sockets else port
+        self._base_url = f"http://{host}:{bound_port}"
+        self.api.server_address = f"{host}:{bound_port}"
+        self.gc.start()
+        return self._base_url
+
+    async def stop(self) -> None:
+        """Close every watch stream, stop the garbage collector and the HTTP server."""
+        self.store.close_all_subscriptions()
+        await self.gc.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("KubeSim is not started")
+        return self._base_url
+
+    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default", context: str = "kubesim") -> Path:
+        """Write a kubeconfig pointing at this server (plain HTTP); returns its path."""
+        self.kubeconfig = write_kubeconfig(path, self.base_url, namespace=namespace, context=context)
+        return self.kubeconfig
+
+    # --- resource types ----------------------------------------------------------------------------
+
+    def resource_type(self, api_version: str, kind_or_plural: str) -> ResourceType:
+        rtype = self.registry.for_kind(api_version, kind_or_plural)
+        if rtype is None:
+            group, _, version = api_version.rpartition("/")
+            rtype = self.registry.lookup(group, version, kind_or_plural)
+        if rtype is None:
+            raise KeyError(f"no resource type {kind_or_plural!r} in {api_version!r}")
+        return rtype
+
+    # --- objects -----------------------------------------------------------------------------------
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object as a client would GET it, or None."""
+        rtype = self.resource_type(api_version, kind)
+        stored = self.store.get(rtype.storage, (namespace or "") if rtype.namespaced else "", name)
+        return rtype.present(stored) if stored is not None else None
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        rtype = self.resource_type(api_version, kind)
+        return self.objects.list(rtype, namespace, parse_label_selector(label_selector))
+
+    async def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        rtype = self.resource_type(obj["apiVersion"], obj["kind"])
+        namespace = namespace or obj.get("metadata", {}).get("namespace")
+        return (await self.objects.create(rtype, namespace, obj)).obj
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: Any,
+        namespace: str | None = None,
+        *,
+        subresource: str = "",
+        patch_type: str = patching.MERGE,
+    ) -> dict[str, Any]:
+        rtype = self.resource_type(api_version, kind)
+        options = WriteOptions(field_manager="kubesim")
+        return (await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)).obj
+
+    async def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.objects.delete(self.resource_type(api_version, kind), namespace, name)
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create the object, or server-side-apply it over the existing one (manager `kubesim`)."""
+        rtype = self.resource_type(obj["apiVersion"], obj["kind"])
+        metadata = obj.get("metadata", {})
+        options = WriteOptions(field_manager="kubesim", field_validation="Strict")
+        result = await self.objects.patch(
+            rtype, metadata.get("namespace"), metadata["name"], patching.APPLY, obj, options
+        )
+        return result.obj
+
+    async def apply_crds(self, path: str | Path) -> list[str]:
+        """Apply every CustomResourceDefinition in a YAML file or a directory of them; their names."""
+        source = Path(path)
+        files = sorted(source.glob("*.yaml")) + sorted(source.glob("*.yml")) if source.is_dir() else [source]
+        names = []
+        for file in files:
+            for doc in yaml.safe_load_all(file.read_text()):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    names.append((await self.apply(doc))["metadata"]["name"])
+        return names
+
+    # --- observation -------------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        return self.store.resource_version
+
+    @property
+    def request_counts(self) -> Counter[tuple[str, str]]:
+        """Requests served, by (method, route template), e.g. ("PATCH", "/apis/claw.dev/...")."""
+        return self.api.request_counts
+
+    async def wait_for(
+        self, condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
+    ) -> None:
+        """Until `condition()` holds (TimeoutError after `timeout` seconds)."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(interval)
+
+
+class KubeSimThread:
+    """A `KubeSim` on its own event loop in a daemon thread.
+
+    `start()` returns the base URL; `call(coro)` runs a coroutine on the server's loop and waits;
+    `get`/`list` read directly; `create`/`patch`/`delete`/`apply`/`apply_crds` are marshalled.
+    """
+
+    def __init__(
+        self,
+        sim: KubeSim | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        crds: str | Path | None = None,
+        kubeconfig: str | Path | None = None,
+    ) -> None:
+        self.sim = sim or KubeSim()
+        self.host, self.port = host, port
+        self.crds = crds
+        self.kubeconfig_path = kubeconfig
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.sim.base_url
+
+    @property
+    def kubeconfig(self) -> Path | None:
+        return self.sim.kubeconfig
+
+    def start(self, timeout: float = 30.0) -> str:
+        started: Future[str] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="kubesim", daemon=True)
+        self._thread.start()
+        base_url = started.result(timeout)
+        if self.kubeconfig_path is not None:
+            self.sim.write_kubeconfig(self.kubeconfig_path)
+        return base_url
+
+    def _serve(self, started: Future[str]) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            self._stopped = asyncio.Event()
+            try:
+                base_url = await self.sim.start(self.host, self.port)
+                if self.crds is not None:
+                    await self.sim.apply_crds(self.crds)
+            except BaseException as exc:
+                started.set_exception(exc)
+                return
+            started.set_result(base_url)
+            await self._stopped.wait()
+            await self.sim.stop()
+
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.loop is None or self._thread is None or self._stopped is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            self.loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> KubeSimThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def call(self, coroutine: Coroutine[Any, Any, T] | Awaitable[T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the server's loop (from any other thread) and return its result."""
+        if self.loop is None:
+            raise RuntimeError("KubeSimThread is not started")
+
+        async def wrapper() -> T:
+            return await coroutine
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.sim.get(api_version, kind, name, namespace)
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.call(self._list(api_version, kind, namespace, label_selector))
+
+    async def _list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None
+    ) -> list[dict[str, Any]]:
+        return self.sim.list(api_version, kind, namespace, label_selector)
+
+    def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        return self.call(self.sim.create(obj, namespace))
+
+    def patch(self, api_version: str, kind: str, name: str, body: Any, namespace: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self.call(self.sim.patch(api_version, kind, name, body, namespace, **kwargs))
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return self.call(self.sim.delete(api_version, kind, name, namespace))
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.call(self.sim.apply(obj))
+
+    def apply_crds(self, path: str | Path) -> list[str]:
+        return self.call(self.sim.apply_crds(path))
+
+    def write_kubeconfig(self, path: str | Path, **kwargs: Any) -> Path:
+        return self.sim.write_kubeconfig(path, **kwargs)
+
+
+@contextlib.contextmanager
+def run_in_thread(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    crds: str | Path | None = None,
+    kubeconfig: str | Path | None = None,
+    **sim_options: Any,
+) -> Iterator[KubeSimThread]:
+    """`with run_in_thread(crds="crds", kubeconfig=tmp / "kubeconfig") as kubesim: ...`"""
+    runner = KubeSimThread(KubeSim(**sim_options), host=host, port=port, crds=crds, kubeconfig=kubeconfig)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
