@@ -31,7 +31,7 @@ class Admitted:
 
 
 def _cause(field_path: str, message: str, reason: str = "FieldValueInvalid") -> dict[str, str]:
-    return {"reason": reason, "message": f"{field_path}: {message}", "field": field_path}
+    return {"reason": reason, "message": message, "field": field_path}
 
 
 def validate_metadata(rtype: ResourceType, obj: dict[str, Any]) -> None:
@@ -178,5 +178,10 @@ def admit_custom(
         old_for_rules = crdschema.apply_defaults(schema, crdschema.prune(schema, old)[0])
     causes = crdschema.validate(schema, defaulted, old_for_rules)
     if causes:
-        raise invalid(rtype.kind, rtype.group, obj["metadata"]["name"], [c.as_status_cause() for c in causes])
+        raise invalid(
+            rtype.kind,
+            rtype.group,
+            obj["metadata"]["name"],
+            [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes],
+        )
     return Admitted(defaulted, warnings)

@@ -167,7 +167,7 @@ class ObjectService:
                     [
                         {
                             "reason": "FieldValueRequired",
-                            "message": "metadata.name: Required value: name or generateName is required",
+                            "message": "Required value: name or generateName is required",
                             "field": "metadata.name",
                         }
                     ],
@@ -224,7 +224,7 @@ class ObjectService:
                     [
                         {
                             "reason": "FieldValueInvalid",
-                            "message": "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                            "message": "Invalid value: 0x0: must be specified for an update",
                             "field": "metadata.resourceVersion",
                         }
                     ],
@@ -286,7 +286,7 @@ class ObjectService:
                         [
                             {
                                 "reason": "FieldValueForbidden",
-                                "message": "metadata.finalizers: Forbidden: no new finalizers can be added if "
+                                "message": "Forbidden: no new finalizers can be added if "
                                 "the object is being deleted, found new finalizers "
                                 + str(sorted(added)).replace("'", '"'),
                                 "field": "metadata.finalizers",
