@@ -104,6 +104,11 @@ def _core_to_events_v1(obj: dict[str, Any]) -> dict[str, Any]:
         if old in obj:
             out[new] = obj[old]
     out["apiVersion"], out["kind"] = "events.k8s.io/v1", "Event"
+    if not out.get("eventTime"):
+        # Required in events.k8s.io/v1 (clients with strict models refuse a null one).
+        when = obj.get("firstTimestamp") or obj.get("metadata", {}).get("creationTimestamp")
+        if isinstance(when, str) and when.endswith("Z") and "." not in when:
+            out["eventTime"] = when[:-1] + ".000000Z"
     return out
 
 
