@@ -63,11 +63,18 @@ async def run_writes(
 
 
 async def watcher(
-    session: aiohttp.ClientSession, base: str, since: str, expected: int, sent_at: dict[str, float], latencies: list[float]
+    session: aiohttp.ClientSession,
+    base: str,
+    since: str,
+    expected: int,
+    sent_at: dict[str, float],
+    latencies: list[float],
 ) -> None:
     params = {"watch": "1", "resourceVersion": since, "allowWatchBookmarks": "true"}
     seen = 0
-    async with session.get(base + COLLECTION, params=params, timeout=aiohttp.ClientTimeout(total=None)) as response:
+    async with session.get(
+        base + COLLECTION, params=params, timeout=aiohttp.ClientTimeout(total=None)
+    ) as response:
         async for line in response.content:
             event = json.loads(line)
             if event["type"] != "MODIFIED":
@@ -84,7 +91,10 @@ async def fan_out(session: aiohttp.ClientSession, base: str, names: list[str], w
         since = (await response.json())["metadata"]["resourceVersion"]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    tasks = [asyncio.create_task(watcher(session, base, since, len(names), sent_at, latencies)) for _ in range(watchers)]
+    tasks = [
+        asyncio.create_task(watcher(session, base, since, len(names), sent_at, latencies))
+        for _ in range(watchers)
+    ]
     await asyncio.sleep(0.2)  # let every watch connect before the first write
     for name in names:  # paced writes: latency, not queueing, is what this measures
         sent_at[name] = time.perf_counter()
@@ -121,12 +131,16 @@ async def main(arguments: argparse.Namespace) -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"objects:                 {arguments.objects} (history window {arguments.history} changes)")
         print(f"create writes/s:         {create_rate:,.0f}  (POST, {arguments.concurrency} in flight)")
-        print(f"status writes/s:         {status_rate:,.0f}  (PATCH /status merge, {arguments.concurrency} in flight)")
+        print(
+            f"status writes/s:         {status_rate:,.0f}  "
+            f"(PATCH /status merge, {arguments.concurrency} in flight)"
+        )
         print(f"list of {listed} objects:  {list_seconds * 1000:,.0f} ms")
         print(
             f"watch fan-out latency:   p50 {statistics.median(latencies) * 1000:.1f} ms, "
             f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
-            f"({arguments.fanout_writes} writes x {arguments.watchers} watchers = {len(latencies)} deliveries)"
+            f"({arguments.fanout_writes} writes x {arguments.watchers} watchers "
+            f"= {len(latencies)} deliveries)"
         )
         print(f"retained history:        {sim.store.history_size} changes; peak RSS {rss_mb:,.0f} MB")
 

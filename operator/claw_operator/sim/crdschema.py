@@ -276,7 +276,8 @@ def _prune_node(schema: dict[str, Any], value: Any, path: list[Any], pruned: lis
             out[key] = _prune_node(child_schema, child, [*path, key], pruned)
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_prune_node(schema["items"], item, [*path, index], pruned) for index, item in enumerate(value)]
+        items = schema["items"]
+        return [_prune_node(items, item, [*path, index], pruned) for index, item in enumerate(value)]
     return value
 
 

@@ -22,7 +22,9 @@ class Kubectl:
     def command(self, *args: str) -> list[str]:
         return [*self.base, *args]
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             self.command(*args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -34,4 +36,6 @@ class Kubectl:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )

@@ -28,11 +28,15 @@ class Api:
     ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json", **(headers or {})}
-        async with self.session.request(method, self.base + path, data=data, headers=headers, params=params) as r:
+        async with self.session.request(
+            method, self.base + path, data=data, headers=headers, params=params
+        ) as r:
             text = await r.text()
             return r.status, (json.loads(text) if text.startswith(("{", "[")) else text), r.headers
 
-    async def ok(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **params: str) -> Any:
+    async def ok(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **params: str
+    ) -> Any:
         status, payload, _ = await self.call(method, path, body, headers, **params)
         assert status in (200, 201), (status, payload)
         return payload
@@ -70,7 +74,9 @@ async def api(kubesim: KubeSim) -> AsyncIterator[Api]:
 async def test_discovery_names_group_versions_and_keeps_short_names_off_subresources(api: Api) -> None:
     core = await api.ok("GET", "/api/v1")
     assert core["groupVersion"] == "v1"
-    assert {"namespaces", "secrets", "configmaps", "events", "namespaces/status"} <= {r["name"] for r in core["resources"]}
+    assert {"namespaces", "secrets", "configmaps", "events", "namespaces/status"} <= {
+        r["name"] for r in core["resources"]
+    }
     groups = {g["name"]: g for g in (await api.ok("GET", "/apis"))["groups"]}
     assert {"claw.dev", "apiextensions.k8s.io", "coordination.k8s.io", "events.k8s.io"} <= set(groups)
     assert groups["claw.dev"]["preferredVersion"]["groupVersion"] == "claw.dev/v1alpha1"
@@ -89,10 +95,16 @@ async def test_openapi_v3_advertises_field_validation_and_the_schema(api: Api) -
     path, _, query = url.partition("?")
     doc = await api.ok("GET", path, **dict([query.split("=")]))
     patch = doc["paths"]["/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances/{name}"]["patch"]
-    assert patch["x-kubernetes-group-version-kind"] == {"group": "claw.dev", "version": "v1alpha1", "kind": "ClawInstance"}
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "claw.dev",
+        "version": "v1alpha1",
+        "kind": "ClawInstance",
+    }
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
     schema = doc["components"]["schemas"]["dev.claw.v1alpha1.ClawInstance"]
-    assert schema["properties"]["spec"]["properties"]["guest"]["description"] == "The machine's CPU and memory."
+    assert (
+        schema["properties"]["spec"]["properties"]["guest"]["description"] == "The machine's CPU and memory."
+    )
     assert "api/v1" in index["paths"]
     assert (await api.call("GET", "/openapi/v2"))[0] == 404  # kubectl then relies on v3
 
@@ -119,15 +131,28 @@ async def test_create_fills_server_fields_and_answers_201(api: Api) -> None:
 async def test_status_subresource_splits_spec_and_status_and_generation_tracks_spec(api: Api) -> None:
     created = await api.ok("POST", CLAWS, claw("a"))
     ignored = await api.ok("PATCH", f"{CLAWS}/a", {"status": {"phase": "Running"}}, MERGE)
-    assert "status" not in ignored and ignored["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-    status_only = await api.ok("PATCH", f"{CLAWS}/a/status", {"status": {"phase": "Running"}, "spec": {"image": "no"}}, MERGE)
-    assert status_only["status"] == {"phase": "Running"} and status_only["spec"]["image"] == "registry.fly.io/claw:1"
+    assert (
+        "status" not in ignored
+        and ignored["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    )
+    status_only = await api.ok(
+        "PATCH", f"{CLAWS}/a/status", {"status": {"phase": "Running"}, "spec": {"image": "no"}}, MERGE
+    )
+    assert (
+        status_only["status"] == {"phase": "Running"}
+        and status_only["spec"]["image"] == "registry.fly.io/claw:1"
+    )
     assert status_only["metadata"]["generation"] == 1
     labelled = await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"labels": {"x": "y"}}}, MERGE)
     assert labelled["metadata"]["generation"] == 1
     respec = await api.ok("PATCH", f"{CLAWS}/a", {"spec": {"image": "registry.fly.io/claw:2"}}, MERGE)
     assert respec["metadata"]["generation"] == 2 and respec["status"] == {"phase": "Running"}
-    immutable = await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"uid": "forged", "creationTimestamp": "2000-01-01T00:00:00Z"}}, MERGE)
+    immutable = await api.ok(
+        "PATCH",
+        f"{CLAWS}/a",
+        {"metadata": {"uid": "forged", "creationTimestamp": "2000-01-01T00:00:00Z"}},
+        MERGE,
+    )
     assert immutable["metadata"]["uid"] == created["metadata"]["uid"]
     assert immutable["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
 
@@ -139,7 +164,11 @@ async def test_put_needs_a_current_resource_version(api: Api) -> None:
     updated = await api.ok("PUT", f"{CLAWS}/a", {**created, "spec": {**created["spec"], "image": "x:2"}})
     status, body, _ = await api.call("PUT", f"{CLAWS}/a", created)
     assert status == 409 and body["reason"] == "Conflict"
-    assert (await api.call("PUT", f"{CLAWS}/missing", {**updated, "metadata": {"name": "missing", "resourceVersion": "1"}}))[0] == 404
+    assert (
+        await api.call(
+            "PUT", f"{CLAWS}/missing", {**updated, "metadata": {"name": "missing", "resourceVersion": "1"}}
+        )
+    )[0] == 404
 
 
 async def test_patch_types(api: Api) -> None:
@@ -148,8 +177,12 @@ async def test_patch_types(api: Api) -> None:
     assert merged["spec"]["env"] == {"B": "2", "C": "3"}
     rv = merged["metadata"]["resourceVersion"]
     tested = await api.ok(
-        "PATCH", f"{CLAWS}/a",
-        [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}],
+        "PATCH",
+        f"{CLAWS}/a",
+        [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
+        ],
         JSON_PATCH,
     )
     assert tested["metadata"]["finalizers"] == ["f"]
@@ -159,9 +192,18 @@ async def test_patch_types(api: Api) -> None:
     assert status == 422, body
     strategic = {"Content-Type": "application/strategic-merge-patch+json"}
     assert (await api.call("PATCH", f"{CLAWS}/a", {"spec": {}}, strategic))[0] == 415
-    await api.ok("POST", CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}})
-    assert (await api.ok("PATCH", f"{CONFIGMAPS}/c", {"data": {"b": "2"}}, strategic))["data"] == {"a": "1", "b": "2"}
-    stale = await api.call("PATCH", f"{CLAWS}/a", {"metadata": {"resourceVersion": "1"}, "spec": {"image": "y"}}, MERGE)
+    await api.ok(
+        "POST",
+        CONFIGMAPS,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}},
+    )
+    assert (await api.ok("PATCH", f"{CONFIGMAPS}/c", {"data": {"b": "2"}}, strategic))["data"] == {
+        "a": "1",
+        "b": "2",
+    }
+    stale = await api.call(
+        "PATCH", f"{CLAWS}/a", {"metadata": {"resourceVersion": "1"}, "spec": {"image": "y"}}, MERGE
+    )
     assert stale[0] == 409
 
 
@@ -195,13 +237,16 @@ async def test_schema_and_cel_errors_are_422_with_causes_naming_fields(api: Api)
     status, refused, _ = await api.call("POST", CLAWS, claw("a", guest={"cpus": 0, "memoryMB": 100}))
     assert status == 422 and refused["reason"] == "Invalid"
     assert {c["field"] for c in refused["details"]["causes"]} == {"spec.guest.cpus", "spec.guest.memoryMB"}
-    assert refused["message"].startswith('ClawInstance.claw.dev "a" is invalid: [spec.guest.cpus: Invalid value: 0')
+    assert refused["message"].startswith(
+        'ClawInstance.claw.dev "a" is invalid: [spec.guest.cpus: Invalid value: 0'
+    )
     await api.ok("POST", CLAWS, claw("b"))
     status, moved, _ = await api.call("PATCH", f"{CLAWS}/b", {"spec": {"region": "ord"}}, MERGE)
     assert status == 422 and moved["details"]["causes"][0]["field"] == "spec.region"
     assert "region is immutable" in moved["message"]
     status, both, _ = await api.call(
-        "POST", CLAWS,
+        "POST",
+        CLAWS,
         claw("c", env={"K": "v"}, secretEnv=[{"name": "K", "secretKeyRef": {"name": "s", "key": "k"}}]),
     )
     assert status == 422 and both["details"]["causes"][0]["field"] == "spec.secretEnv"
@@ -216,42 +261,80 @@ async def test_finalizers_hold_deletion_until_the_last_is_removed(api: Api) -> N
     assert deleting["metadata"]["deletionTimestamp"] and deleting["metadata"]["generation"] == 2
     again = await api.ok("DELETE", f"{CLAWS}/a")
     assert again["metadata"]["resourceVersion"] == deleting["metadata"]["resourceVersion"]
-    status, refused, _ = await api.call("PATCH", f"{CLAWS}/a", {"metadata": {"finalizers": ["x/one", "x/two", "x/three"]}}, MERGE)
+    status, refused, _ = await api.call(
+        "PATCH", f"{CLAWS}/a", {"metadata": {"finalizers": ["x/one", "x/two", "x/three"]}}, MERGE
+    )
     assert status == 422 and "no new finalizers" in refused["message"]
     await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"finalizers": ["x/two"]}}, MERGE)
     assert (await api.call("GET", f"{CLAWS}/a"))[0] == 200
-    watching = asyncio.create_task(api.watch(CLAWS, 1, resourceVersion=deleting["metadata"]["resourceVersion"], fieldSelector="metadata.name=a"))
+    watching = asyncio.create_task(
+        api.watch(
+            CLAWS, 1, resourceVersion=deleting["metadata"]["resourceVersion"], fieldSelector="metadata.name=a"
+        )
+    )
     gone = await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"finalizers": None}}, MERGE)
     assert (await api.call("GET", f"{CLAWS}/a"))[0] == 404
     events = await asyncio.wait_for(watching, 10)
     assert [e["type"] for e in events] == ["MODIFIED"]  # the first finalizer's removal
-    tail = await api.watch(CLAWS, 1, resourceVersion=events[0]["object"]["metadata"]["resourceVersion"], timeoutSeconds="1")
-    assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in tail] == [("DELETED", gone["metadata"]["resourceVersion"])]
+    tail = await api.watch(
+        CLAWS, 1, resourceVersion=events[0]["object"]["metadata"]["resourceVersion"], timeoutSeconds="1"
+    )
+    assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in tail] == [
+        ("DELETED", gone["metadata"]["resourceVersion"])
+    ]
 
 
 async def test_owner_references_are_garbage_collected_unless_orphaned(api: Api, kubesim: KubeSim) -> None:
     owner = await api.ok("POST", CLAWS, claw("owner"))
-    reference = {"apiVersion": "claw.dev/v1alpha1", "kind": "ClawInstance", "name": "owner", "uid": owner["metadata"]["uid"]}
+    reference = {
+        "apiVersion": "claw.dev/v1alpha1",
+        "kind": "ClawInstance",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
     for name in ("dependent", "kept"):
-        await api.ok("POST", CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "ownerReferences": [reference]}})
+        await api.ok(
+            "POST",
+            CONFIGMAPS,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "ownerReferences": [reference]},
+            },
+        )
     await api.ok("DELETE", f"{CLAWS}/owner")
     await kubesim.wait_for(lambda: kubesim.get("v1", "ConfigMap", "dependent", "default") is None)
     owner2 = await api.ok("POST", CLAWS, claw("owner2"))
     ref2 = {**reference, "name": "owner2", "uid": owner2["metadata"]["uid"]}
-    await api.ok("POST", CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan", "ownerReferences": [ref2]}})
+    await api.ok(
+        "POST",
+        CONFIGMAPS,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan", "ownerReferences": [ref2]}},
+    )
     await api.ok("DELETE", f"{CLAWS}/owner2", {"propagationPolicy": "Orphan"})
     orphan = kubesim.get("v1", "ConfigMap", "orphan", "default")
     assert orphan is not None and "ownerReferences" not in orphan["metadata"]
 
 
 async def test_deleting_a_namespace_deletes_its_contents(api: Api, kubesim: KubeSim) -> None:
-    await api.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})
+    await api.ok(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}},
+    )
     path = CLAWS.replace("default", "doomed")
     await api.ok("POST", path, {**claw("a"), "metadata": {"name": "a", "finalizers": ["x/hold"]}})
     terminating = await api.ok("DELETE", "/api/v1/namespaces/doomed")
     assert terminating["status"]["phase"] == "Terminating"
     assert (await api.call("POST", path, claw("b")))[0] == 403
-    await kubesim.wait_for(lambda: (kubesim.get("claw.dev/v1alpha1", "ClawInstance", "a", "doomed") or {}).get("metadata", {}).get("deletionTimestamp") is not None)
+    await kubesim.wait_for(
+        lambda: (
+            (kubesim.get("claw.dev/v1alpha1", "ClawInstance", "a", "doomed") or {})
+            .get("metadata", {})
+            .get("deletionTimestamp")
+            is not None
+        )
+    )
     assert kubesim.get("v1", "Namespace", "doomed") is not None  # held by the instance's finalizer
     await api.ok("PATCH", f"{path}/a", {"metadata": {"finalizers": None}}, MERGE)
     await kubesim.wait_for(lambda: kubesim.get("v1", "Namespace", "doomed") is None)
@@ -260,7 +343,9 @@ async def test_deleting_a_namespace_deletes_its_contents(api: Api, kubesim: Kube
 async def test_deleting_the_crd_removes_its_kind_and_objects(api: Api, kubesim: KubeSim) -> None:
     await api.ok("POST", CLAWS, claw("a"))
     await api.ok("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/clawinstances.claw.dev")
-    await kubesim.wait_for(lambda: (api.base and kubesim.registry.lookup("claw.dev", "v1alpha1", "clawinstances")) is None)
+    await kubesim.wait_for(
+        lambda: (api.base and kubesim.registry.lookup("claw.dev", "v1alpha1", "clawinstances")) is None
+    )
     assert (await api.call("GET", CLAWS))[0] == 404
     assert (await api.call("GET", "/apis/claw.dev/v1alpha1"))[0] == 404
     crds = crds_directory()
@@ -283,11 +368,17 @@ async def test_deletecollection_honours_the_label_selector(api: Api) -> None:
 async def test_list_selectors_and_pagination(api: Api) -> None:
     for index in range(7):
         labels = {"tier": "gold" if index % 2 else "silver", "n": str(index)}
-        await api.ok("POST", CLAWS, {**claw(f"o{index}"), "metadata": {"name": f"o{index}", "labels": labels}})
+        await api.ok(
+            "POST", CLAWS, {**claw(f"o{index}"), "metadata": {"name": f"o{index}", "labels": labels}}
+        )
     gold = await api.ok("GET", CLAWS, labelSelector="tier in (gold),n!=5")
     assert [i["metadata"]["name"] for i in gold["items"]] == ["o1", "o3"]
     assert [i["metadata"]["name"] for i in (await api.ok("GET", CLAWS, labelSelector="!tier"))["items"]] == []
-    named = await api.ok("GET", "/apis/claw.dev/v1alpha1/clawinstances", fieldSelector="metadata.name=o4,metadata.namespace=default")
+    named = await api.ok(
+        "GET",
+        "/apis/claw.dev/v1alpha1/clawinstances",
+        fieldSelector="metadata.name=o4,metadata.namespace=default",
+    )
     assert [i["metadata"]["name"] for i in named["items"]] == ["o4"]
     pages, token = [], ""
     while True:
@@ -307,10 +398,19 @@ async def test_watch_replays_after_a_version_filters_and_times_out(api: Api) -> 
     await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"labels": {"w": "no"}}}, MERGE)
     await api.ok("PATCH", f"{CLAWS}/a", {"metadata": {"labels": {"w": "yes"}}}, MERGE)
     selected = await api.watch(CLAWS, 10, resourceVersion=start, labelSelector="w=yes", timeoutSeconds="1")
-    assert [e["type"] for e in selected] == ["ADDED", "DELETED", "ADDED"]  # leaving and re-entering the selector
-    everywhere = await api.watch("/apis/claw.dev/v1alpha1/clawinstances", 10, resourceVersion=start, timeoutSeconds="1")
+    assert [e["type"] for e in selected] == [
+        "ADDED",
+        "DELETED",
+        "ADDED",
+    ]  # leaving and re-entering the selector
+    everywhere = await api.watch(
+        "/apis/claw.dev/v1alpha1/clawinstances", 10, resourceVersion=start, timeoutSeconds="1"
+    )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in everywhere] == [
-        ("ADDED", "a"), ("ADDED", "elsewhere"), ("MODIFIED", "a"), ("MODIFIED", "a")
+        ("ADDED", "a"),
+        ("ADDED", "elsewhere"),
+        ("MODIFIED", "a"),
+        ("MODIFIED", "a"),
     ]
     current = await api.watch(CLAWS, 10, timeoutSeconds="1")  # no version: the current state as ADDED
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in current] == [("ADDED", "a")]
@@ -323,10 +423,16 @@ async def test_watch_bookmarks_and_expired_versions() -> None:
         async with aiohttp.ClientSession() as session:
             api = Api(session, sim.base_url)
             for index in range(6):
-                await api.ok("POST", CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{index}"}})
+                await api.ok(
+                    "POST",
+                    CONFIGMAPS,
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{index}"}},
+                )
             expired = await api.watch(CONFIGMAPS, 5, resourceVersion="1")
             assert [e["type"] for e in expired] == ["ERROR"] and expired[0]["object"]["code"] == 410
-            bookmark = await api.watch(CONFIGMAPS, 1, resourceVersion=str(sim.resource_version), allowWatchBookmarks="true")
+            bookmark = await api.watch(
+                CONFIGMAPS, 1, resourceVersion=str(sim.resource_version), allowWatchBookmarks="true"
+            )
             assert bookmark[0]["type"] == "BOOKMARK"
             assert bookmark[0]["object"]["metadata"]["resourceVersion"] == str(sim.resource_version)
             assert sim.store.history_size <= 3
@@ -337,23 +443,57 @@ async def test_watch_bookmarks_and_expired_versions() -> None:
 async def test_table_output_uses_the_printer_columns(api: Api) -> None:
     await api.ok("POST", CLAWS, claw("a"))
     await api.ok(
-        "PATCH", f"{CLAWS}/a/status",
-        {"status": {"phase": "Running", "machineId": "m1", "conditions": [
-            {"type": "Stalled", "status": "False", "reason": "Fine", "lastTransitionTime": "2026-11-24T08:00:00Z"},
-            {"type": "Ready", "status": "True", "reason": "Running", "lastTransitionTime": "2026-11-24T08:00:00Z"},
-        ]}},
+        "PATCH",
+        f"{CLAWS}/a/status",
+        {
+            "status": {
+                "phase": "Running",
+                "machineId": "m1",
+                "conditions": [
+                    {
+                        "type": "Stalled",
+                        "status": "False",
+                        "reason": "Fine",
+                        "lastTransitionTime": "2026-11-24T08:00:00Z",
+                    },
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Running",
+                        "lastTransitionTime": "2026-11-24T08:00:00Z",
+                    },
+                ],
+            }
+        },
         MERGE,
     )
-    table = await api.ok("GET", CLAWS, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    table = await api.ok(
+        "GET", CLAWS, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    )
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Phase", "Ready", "Machine", "Region", "Age"]
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name",
+        "Phase",
+        "Ready",
+        "Machine",
+        "Region",
+        "Age",
+    ]
     cells = table["rows"][0]["cells"]
     assert cells[:5] == ["a", "Running", "True", "m1", "iad"] and cells[5].endswith("s")
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 
 async def test_protobuf_bodies_are_refused_and_json_is_answered(api: Api) -> None:
-    status, _, _ = await api.call("POST", CONFIGMAPS, {}, {"Content-Type": "application/vnd.kubernetes.protobuf"})
+    status, _, _ = await api.call(
+        "POST", CONFIGMAPS, {}, {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    )
     assert status == 415
-    status, body, headers = await api.call("GET", CONFIGMAPS, headers={"Accept": "application/vnd.kubernetes.protobuf,application/json"})
-    assert status == 200 and headers["Content-Type"].startswith("application/json") and body["kind"] == "ConfigMapList"
+    status, body, headers = await api.call(
+        "GET", CONFIGMAPS, headers={"Accept": "application/vnd.kubernetes.protobuf,application/json"}
+    )
+    assert (
+        status == 200
+        and headers["Content-Type"].startswith("application/json")
+        and body["kind"] == "ConfigMapList"
+    )

@@ -56,7 +56,9 @@ async def test_concurrent_writers_lose_no_update_and_a_watcher_sees_each_in_orde
     total = WRITERS * INCREMENTS
     conflicts: list[int] = []
     async with aiohttp.ClientSession() as session:
-        watcher = asyncio.create_task(collect(session, kubesim.base_url, created["metadata"]["resourceVersion"], total))
+        watcher = asyncio.create_task(
+            collect(session, kubesim.base_url, created["metadata"]["resourceVersion"], total)
+        )
         await asyncio.gather(*(increment(session, kubesim.base_url, conflicts) for _ in range(WRITERS)))
         events = await asyncio.wait_for(watcher, 30)
 
@@ -64,6 +66,8 @@ async def test_concurrent_writers_lose_no_update_and_a_watcher_sees_each_in_orde
     assert final is not None and final["metadata"]["annotations"]["count"] == str(total)
     assert conflicts, "the writers never raced: the test did not exercise preconditions"
     assert [e["type"] for e in events] == ["MODIFIED"] * total
-    assert [e["object"]["metadata"]["annotations"]["count"] for e in events] == [str(n) for n in range(1, total + 1)]
+    assert [e["object"]["metadata"]["annotations"]["count"] for e in events] == [
+        str(n) for n in range(1, total + 1)
+    ]
     versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert versions == sorted(versions) and len(set(versions)) == total

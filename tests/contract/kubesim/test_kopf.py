@@ -123,7 +123,9 @@ def events_about(kubesim: KubeSimThread, name: str, namespace: str) -> list[str]
     ]
 
 
-async def exercise_one_instance(kubesim: KubeSimThread, operator: SampleOperator, name: str, namespace: str) -> None:
+async def exercise_one_instance(
+    kubesim: KubeSimThread, operator: SampleOperator, name: str, namespace: str
+) -> None:
     calls = operator.calls
     kubesim.create(claw(name, namespace))
     await eventually(lambda: field_of(kubesim, name, namespace, "status", "phase") == "Provisioned")
@@ -154,7 +156,9 @@ async def test_kopf_runs_every_handler_once_per_change(
         await exercise_one_instance(kubesim_thread, operator, "first", namespace)
         # A later instance, fully handled, shows that no duplicate run of the first one was pending.
         kubesim_thread.create(claw("second", namespace))
-        await eventually(lambda: field_of(kubesim_thread, "second", namespace, "status", "phase") == "Provisioned")
+        await eventually(
+            lambda: field_of(kubesim_thread, "second", namespace, "status", "phase") == "Provisioned"
+        )
         await eventually(lambda: operator.calls["timer", "second"] >= 2)
 
     calls = operator.calls

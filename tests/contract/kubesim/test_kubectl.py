@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import CRD_PATH, EXAMPLES
 
 from claw_operator.sim.kubesim import KubeSimThread
+from tests.conftest import CRD_PATH, EXAMPLES
 
 from .kubectl import Kubectl, requires_kubectl
 
@@ -34,10 +34,13 @@ def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def ready_status(status: str = "True") -> str:
-    return (
-        '{"status":{"phase":"Running","machineId":"m-123","conditions":[{"type":"Ready","status":"%s",'
-        '"reason":"Running","lastTransitionTime":"2026-11-24T08:00:00Z"}]}}' % status
-    )
+    condition = {
+        "type": "Ready",
+        "status": status,
+        "reason": "Running",
+        "lastTransitionTime": "2026-11-24T08:00:00Z",
+    }
+    return json.dumps({"status": {"phase": "Running", "machineId": "m-123", "conditions": [condition]}})
 
 
 def test_crds_and_examples_apply_and_get_shows_printer_columns(kubectl: Kubectl) -> None:
@@ -68,7 +71,14 @@ def test_crds_and_examples_apply_and_get_shows_printer_columns(kubectl: Kubectl)
 def test_get_yaml_shows_server_fields_and_defaults(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
     yaml_text = kubectl.run("get", "claw", "minimal", "-o", "yaml").stdout
-    for expected in ("uid:", "resourceVersion:", "generation: 1", "creationTimestamp:", "cpuKind: shared", "sizeGB: 10"):
+    for expected in (
+        "uid:",
+        "resourceVersion:",
+        "generation: 1",
+        "creationTimestamp:",
+        "cpuKind: shared",
+        "sizeGB: 10",
+    ):
         assert expected in yaml_text
 
 
@@ -106,13 +116,27 @@ def test_describe_shows_conditions_and_events(kubectl: Kubectl, kubesim_thread: 
 
 def test_patch_merge_json_and_status(kubectl: Kubectl, kubesim_thread: KubeSimThread) -> None:
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
-    kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"image":"registry.fly.io/claw:2"}}')
-    kubectl.run("patch", "claw", "minimal", "--type=json", "-p", '[{"op":"replace","path":"/spec/guest/cpus","value":4}]')
+    kubectl.run(
+        "patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"image":"registry.fly.io/claw:2"}}'
+    )
+    kubectl.run(
+        "patch",
+        "claw",
+        "minimal",
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/guest/cpus","value":4}]',
+    )
     # status through the main resource is ignored; through /status it is the only thing that changes
     kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"status":{"phase":"Stopped"}}')
     kubectl.run(
-        "patch", "claw", "minimal", "--subresource=status", "--type=merge",
-        "-p", '{"status":{"phase":"Running"},"spec":{"image":"ignored"}}',
+        "patch",
+        "claw",
+        "minimal",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"phase":"Running"},"spec":{"image":"ignored"}}',
     )
     claw = kubesim_thread.get(*CLAW, "minimal", "default")
     assert claw is not None
@@ -122,7 +146,12 @@ def test_patch_merge_json_and_status(kubectl: Kubectl, kubesim_thread: KubeSimTh
     assert claw["metadata"]["generation"] == 3  # two spec changes; status changes don't count
 
     failed = kubectl.run(
-        "patch", "claw", "minimal", "--type=json", "-p", '[{"op":"test","path":"/spec/region","value":"ord"}]',
+        "patch",
+        "claw",
+        "minimal",
+        "--type=json",
+        "-p",
+        '[{"op":"test","path":"/spec/region","value":"ord"}]',
         check=False,
     )
     assert failed.returncode != 0 and "test" in failed.stderr.lower()
@@ -145,7 +174,9 @@ def test_annotate_label_and_select(kubectl: Kubectl) -> None:
 def test_replace_and_stale_replace_conflicts(kubectl: Kubectl, tmp_path: Path) -> None:
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
     manifest = tmp_path / "minimal.yaml"
-    manifest.write_text(kubectl.run("get", "claw", "minimal", "-o", "yaml").stdout.replace("cpus: 2", "cpus: 6"))
+    manifest.write_text(
+        kubectl.run("get", "claw", "minimal", "-o", "yaml").stdout.replace("cpus: 2", "cpus: 6")
+    )
     assert "replaced" in kubectl.run("replace", "-f", str(manifest)).stdout
     assert kubectl.json("get", "claw", "minimal")["spec"]["guest"]["cpus"] == 6
     stale = kubectl.run("replace", "-f", str(manifest), check=False)  # its resourceVersion is now old
@@ -154,12 +185,22 @@ def test_replace_and_stale_replace_conflicts(kubectl: Kubectl, tmp_path: Path) -
 
 def test_delete_waits_for_the_finalizer(kubectl: Kubectl, kubesim_thread: KubeSimThread) -> None:
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
-    kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"metadata":{"finalizers":["claw.dev/finalizer"]}}')
+    kubectl.run(
+        "patch", "claw", "minimal", "--type=merge", "-p", '{"metadata":{"finalizers":["claw.dev/finalizer"]}}'
+    )
     deleting = kubectl.popen("delete", "claw", "minimal", "--timeout=30s")
     try:
-        eventually(lambda: bool((kubesim_thread.get(*CLAW, "minimal", "default") or {}).get("metadata", {}).get("deletionTimestamp")))
+        eventually(
+            lambda: bool(
+                (kubesim_thread.get(*CLAW, "minimal", "default") or {})
+                .get("metadata", {})
+                .get("deletionTimestamp")
+            )
+        )
         assert deleting.poll() is None, "kubectl delete returned while the finalizer was still there"
-        kubectl.run("patch", "claw", "minimal", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+        kubectl.run(
+            "patch", "claw", "minimal", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]'
+        )
         assert deleting.wait(timeout=30) == 0
     finally:
         deleting.kill()
@@ -171,9 +212,13 @@ def test_wait_for_condition_ready(kubectl: Kubectl, kubesim_thread: KubeSimThrea
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
     waiting = kubectl.popen("wait", "--for=condition=Ready", "claw/minimal", "--timeout=30s")
     try:
-        kubectl.run("patch", "claw", "minimal", "--subresource=status", "--type=merge", "-p", ready_status("False"))
+        kubectl.run(
+            "patch", "claw", "minimal", "--subresource=status", "--type=merge", "-p", ready_status("False")
+        )
         assert waiting.poll() is None
-        kubectl.run("patch", "claw", "minimal", "--subresource=status", "--type=merge", "-p", ready_status("True"))
+        kubectl.run(
+            "patch", "claw", "minimal", "--subresource=status", "--type=merge", "-p", ready_status("True")
+        )
         assert waiting.wait(timeout=30) == 0
         assert "condition met" in (waiting.stdout.read() if waiting.stdout else "")
     finally:
@@ -214,12 +259,16 @@ def test_namespace_created_with_apply_and_used(kubectl: Kubectl, tmp_path: Path)
     assert "namespace/team-a created" in kubectl.run("apply", "-f", str(manifest)).stdout
     assert kubectl.json("get", "ns", "team-a")["status"]["phase"] == "Active"
     created = kubectl.run(
-        "apply", "-f", "-",
+        "apply",
+        "-f",
+        "-",
         stdin="apiVersion: claw.dev/v1alpha1\nkind: ClawInstance\nmetadata: {name: a, namespace: team-a}\n"
         "spec: {region: iad, image: x}\n",
     )
     assert "created" in created.stdout
-    assert kubectl.run("get", "claw", "-n", "team-a", "-o", "name").stdout.split() == ["clawinstance.claw.dev/a"]
+    assert kubectl.run("get", "claw", "-n", "team-a", "-o", "name").stdout.split() == [
+        "clawinstance.claw.dev/a"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -233,8 +282,12 @@ def test_namespace_created_with_apply_and_used(kubectl: Kubectl, tmp_path: Path)
         ("{region: iad, image: x, env: {FLY_REGION: x}}", "spec.env"),
     ],
 )
-def test_invalid_manifest_is_refused_naming_the_field(kubectl: Kubectl, manifest_spec: str, named: str) -> None:
-    manifest = f"apiVersion: claw.dev/v1alpha1\nkind: ClawInstance\nmetadata: {{name: bad}}\nspec: {manifest_spec}\n"
+def test_invalid_manifest_is_refused_naming_the_field(
+    kubectl: Kubectl, manifest_spec: str, named: str
+) -> None:
+    manifest = (
+        f"apiVersion: claw.dev/v1alpha1\nkind: ClawInstance\nmetadata: {{name: bad}}\nspec: {manifest_spec}\n"
+    )
     refused = kubectl.run("apply", "-f", "-", stdin=manifest, check=False)
     assert refused.returncode != 0
     assert named in refused.stderr
@@ -243,10 +296,16 @@ def test_invalid_manifest_is_refused_naming_the_field(kubectl: Kubectl, manifest
 
 def test_transition_rules_refuse_immutable_changes(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", str(EXAMPLES / "minimal.yaml"))
-    region = kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"region":"ord"}}', check=False)
-    assert region.returncode != 0 and "spec.region" in region.stderr and "region is immutable" in region.stderr
+    region = kubectl.run(
+        "patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"region":"ord"}}', check=False
+    )
+    assert (
+        region.returncode != 0 and "spec.region" in region.stderr and "region is immutable" in region.stderr
+    )
     kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"volume":{"sizeGB":20}}}')
-    shrink = kubectl.run("patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"volume":{"sizeGB":15}}}', check=False)
+    shrink = kubectl.run(
+        "patch", "claw", "minimal", "--type=merge", "-p", '{"spec":{"volume":{"sizeGB":15}}}', check=False
+    )
     assert shrink.returncode != 0 and "cannot shrink" in shrink.stderr
 
 
@@ -256,8 +315,12 @@ def test_server_side_apply_creates_then_merges(kubectl: Kubectl) -> None:
     claw = kubectl.json("get", "claw", "minimal", "--show-managed-fields")
     assert [m["manager"] for m in claw["metadata"]["managedFields"]] == ["kubectl"]
     kubectl.run(
-        "apply", "--server-side", "-f", "-",
-        stdin="apiVersion: claw.dev/v1alpha1\nkind: ClawInstance\nmetadata: {name: minimal, namespace: default}\n"
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin="apiVersion: claw.dev/v1alpha1\nkind: ClawInstance\n"
+        "metadata: {name: minimal, namespace: default}\n"
         "spec: {region: iad, image: registry.fly.io/claw:3}\n",
     )
     assert kubectl.json("get", "claw", "minimal")["spec"]["image"] == "registry.fly.io/claw:3"
@@ -270,5 +333,3 @@ def test_api_resources_and_short_names(kubectl: Kubectl) -> None:
     assert "default" in kubectl.run("get", "ns").stdout
     result = kubectl.run("get", "all", check=False)  # "all" is a category nothing here belongs to
     assert "warning" not in result.stderr.lower() or "could also match" not in result.stderr
-
-

@@ -41,7 +41,9 @@ def test_custom_object_crud(api_client: client.ApiClient) -> None:
     got = custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "one")
     assert got == created
     listed = custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
-    assert listed["kind"] == "ClawInstanceList" and [i["metadata"]["name"] for i in listed["items"]] == ["one"]
+    assert listed["kind"] == "ClawInstanceList" and [i["metadata"]["name"] for i in listed["items"]] == [
+        "one"
+    ]
 
     got["spec"]["image"] = "registry.fly.io/claw:2"
     replaced = custom.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "one", got)
@@ -65,7 +67,9 @@ def test_core_objects_crud(api_client: client.ApiClient) -> None:
         "default", client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"key": "value"})
     )
     assert secret.data == {"key": "dmFsdWU="} and secret.type == "Opaque"
-    core.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"a": "1"}))
+    core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"a": "1"})
+    )
     core.patch_namespaced_config_map("c", "default", {"data": {"b": "2"}})
     assert core.read_namespaced_config_map("c", "default").data == {"a": "1", "b": "2"}
     namespaces = [ns.metadata.name for ns in core.list_namespace().items]
@@ -93,18 +97,27 @@ def test_core_objects_crud(api_client: client.ApiClient) -> None:
 def test_stale_update_conflicts(api_client: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(api_client)
     first = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, claw("c"))
-    custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "c", {"metadata": {"labels": {"a": "b"}}})
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "c", {"metadata": {"labels": {"a": "b"}}}
+    )
     first["spec"]["image"] = "registry.fly.io/claw:stale"
     with pytest.raises(ApiException) as stale:
         custom.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "c", first)
     assert stale.value.status == 409
     with pytest.raises(ApiException) as stale_patch:
         custom.patch_namespaced_custom_object(
-            GROUP, VERSION, "default", PLURAL, "c", {"metadata": {"resourceVersion": first["metadata"]["resourceVersion"]}}
+            GROUP,
+            VERSION,
+            "default",
+            PLURAL,
+            "c",
+            {"metadata": {"resourceVersion": first["metadata"]["resourceVersion"]}},
         )
     assert stale_patch.value.status == 409
     core = client.CoreV1Api(api_client)
-    config_map = core.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="m")))
+    config_map = core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="m"))
+    )
     core.patch_namespaced_config_map("m", "default", {"data": {"x": "1"}})
     config_map.data = {"y": "2"}
     with pytest.raises(ApiException) as stale_core:
@@ -123,15 +136,22 @@ def test_watch_resumes_from_a_resource_version(api_client: client.ApiClient) -> 
 
     seen = []
     for event in watch.Watch().stream(
-        custom.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
-        resource_version=resume_from, timeout_seconds=1,
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        resource_version=resume_from,
+        timeout_seconds=1,
     ):
         seen.append((event["type"], event["object"]["metadata"]["name"]))
     assert seen == [("ADDED", "w2"), ("MODIFIED", "w1"), ("DELETED", "w2")]
 
 
 def test_watch_from_a_trimmed_resource_version_is_gone(tmp_path: Any) -> None:
-    with KubeSimThread(KubeSim(history_limit=5), crds=crds_directory(), kubeconfig=tmp_path / "kubeconfig") as sim:
+    with KubeSimThread(
+        KubeSim(history_limit=5), crds=crds_directory(), kubeconfig=tmp_path / "kubeconfig"
+    ) as sim:
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(sim.kubeconfig), client_configuration=configuration)
         with client.ApiClient(configuration) as api:
@@ -140,8 +160,13 @@ def test_watch_from_a_trimmed_resource_version_is_gone(tmp_path: Any) -> None:
                 custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, claw(f"o{index}"))
             with pytest.raises(ApiException) as expired:
                 for _ in watch.Watch().stream(
-                    custom.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
-                    resource_version="2", timeout_seconds=1,
+                    custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    "default",
+                    PLURAL,
+                    resource_version="2",
+                    timeout_seconds=1,
                 ):
                     pass
             assert expired.value.status == 410

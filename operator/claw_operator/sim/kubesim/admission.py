@@ -60,12 +60,18 @@ def validate_metadata(rtype: ResourceType, obj: dict[str, Any]) -> None:
         if mapping is None:
             continue
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise bad_request(f"{rtype.kind} in version {rtype.version!r} cannot be handled: metadata.{key} must be a map of strings")
+            raise bad_request(
+                f"{rtype.kind} in version {rtype.version!r} cannot be handled: "
+                f"metadata.{key} must be a map of strings"
+            )
     for label_key, value in (metadata.get("labels") or {}).items():
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             causes.append(
-                _cause(f"metadata.labels", f'Invalid value: "{value}": a valid label must be an empty string or '
-                       "consist of alphanumeric characters, '-', '_' or '.'")
+                _cause(
+                    "metadata.labels",
+                    f'Invalid value: "{value}": a valid label must be an empty string or '
+                    "consist of alphanumeric characters, '-', '_' or '.'",
+                )
             )
         del label_key
     if causes:
@@ -82,7 +88,10 @@ def _prepare_secret(obj: dict[str, Any]) -> None:
             base64.b64decode(value, validate=True)
         except (ValueError, TypeError) as exc:
             raise invalid(
-                "Secret", "", obj["metadata"]["name"], [_cause(f"data[{key}]", "Invalid value: illegal base64 data")]
+                "Secret",
+                "",
+                obj["metadata"]["name"],
+                [_cause(f"data[{key}]", "Invalid value: illegal base64 data")],
             ) from exc
     if data:
         obj["data"] = data
@@ -107,10 +116,14 @@ def _prepare_crd(obj: dict[str, Any], old: dict[str, Any] | None, names_conflict
     if not names.get("plural") or not names.get("kind"):
         causes.append(_cause("spec.names", "Required value: plural and kind", "FieldValueRequired"))
     elif name != f"{names['plural']}.{spec.get('group')}":
-        causes.append(_cause("metadata.name", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+        causes.append(
+            _cause("metadata.name", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group')
+        )
     versions = spec.get("versions") or []
     if not versions:
-        causes.append(_cause("spec.versions", "Invalid value: must have exactly one version marked as storage version"))
+        causes.append(
+            _cause("spec.versions", "Invalid value: must have exactly one version marked as storage version")
+        )
     if causes:
         raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
     accepted = names_conflict is None
@@ -135,7 +148,9 @@ def _prepare_crd(obj: dict[str, Any], old: dict[str, Any] | None, names_conflict
                 "type": "Established",
                 "status": "True" if accepted else "False",
                 "reason": "InitialNamesAccepted" if accepted else "NotAccepted",
-                "message": "the initial names have been accepted" if accepted else "not all names are accepted",
+                "message": "the initial names have been accepted"
+                if accepted
+                else "not all names are accepted",
                 "lastTransitionTime": now,
             },
         ],
@@ -168,7 +183,7 @@ def admit_custom(
         raise ApiError(
             400,
             "BadRequest",
-            f"{rtype.kind} in version \"{rtype.version}\" cannot be handled as a {rtype.kind}: "
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
             f"strict decoding error: {fields}",
         )
     warnings = [f'unknown field "{path}"' for path in unknown] if field_validation == "Warn" else []

@@ -73,7 +73,10 @@ def conflict(plural: str, group: str, name: str, why: str | None = None) -> ApiE
 
 def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> ApiError:
     """422 `Invalid`, with the message format of apimachinery's `NewInvalid`."""
-    texts = [f"{cause['field']}: {cause['message']}" if cause.get("field") else cause["message"] for cause in causes]
+    texts = [
+        f"{cause['field']}: {cause['message']}" if cause.get("field") else cause["message"]
+        for cause in causes
+    ]
     summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(
         422,
@@ -87,7 +90,9 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
 
 

@@ -62,12 +62,13 @@ def find(obj: Any, path: str) -> list[Any]:
     for kind, arg in _steps(path):
         following: list[Any] = []
         for node in current:
-            if kind == "field" and isinstance(node, dict) and arg in node:
-                following.append(node[arg])
-            elif kind == "index" and isinstance(node, list) and -len(node) <= arg < len(node):
+            is_field = kind == "field" and isinstance(node, dict) and arg in node
+            if is_field or (kind == "index" and isinstance(node, list) and -len(node) <= arg < len(node)):
                 following.append(node[arg])
             elif kind == "all":
-                following.extend(node if isinstance(node, list) else node.values() if isinstance(node, dict) else [])
+                following.extend(
+                    node if isinstance(node, list) else node.values() if isinstance(node, dict) else []
+                )
             elif kind == "filter" and isinstance(node, list):
                 parts, op, value = arg
                 for item in node:

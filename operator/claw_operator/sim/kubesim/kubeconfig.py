@@ -8,7 +8,9 @@ from typing import Any
 import yaml
 
 
-def kubeconfig_document(server: str, *, namespace: str = "default", context: str = "kubesim") -> dict[str, Any]:
+def kubeconfig_document(
+    server: str, *, namespace: str = "default", context: str = "kubesim"
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -16,12 +18,16 @@ def kubeconfig_document(server: str, *, namespace: str = "default", context: str
         "clusters": [{"name": context, "cluster": {"server": server}}],
         # kubesim authenticates nobody; kubectl and the clients still want a credential.
         "users": [{"name": context, "user": {"token": "kubesim"}}],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
+        "contexts": [
+            {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
+        ],
         "current-context": context,
     }
 
 
-def write_kubeconfig(path: str | Path, server: str, *, namespace: str = "default", context: str = "kubesim") -> Path:
+def write_kubeconfig(
+    path: str | Path, server: str, *, namespace: str = "default", context: str = "kubesim"
+) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(kubeconfig_document(server, namespace=namespace, context=context)))

@@ -20,7 +20,7 @@ from . import patch as patching
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .resources import ResourceRegistry, ResourceType
-from .store import ADDED, DELETED, MODIFIED, ObjectStore
+from .store import ADDED, DELETED, MODIFIED, ObjectList, ObjectStore
 
 # Go's `utilrand.String`: no vowels, no confusable digits.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -34,7 +34,17 @@ _SERVER_OWNED_METADATA = (
     "selfLink",
 )
 # Metadata a client cannot change with an update: the server carries it over from the old object.
-_IMMUTABLE_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+_IMMUTABLE_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+)
+
+
+# An alias: inside the classes below, `list` names a method.
+Names = list[str]
 
 
 def now_rfc3339() -> str:
@@ -62,7 +72,9 @@ def _spec_part(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    metadata = {k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
+    metadata = {
+        k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")
+    }
     return {**obj, "metadata": metadata}
 
 
@@ -82,7 +94,7 @@ class ObjectService:
 
     def list(
         self, rtype: ResourceType, namespace: str | None, predicate: Callable[[dict[str, Any]], bool]
-    ) -> list[dict[str, Any]]:
+    ) -> ObjectList:
         scope = namespace if rtype.namespaced else None
         return [obj for obj in map(rtype.present, self.store.list(rtype.storage, scope)) if predicate(obj)]
 
@@ -120,10 +132,12 @@ class ObjectService:
 
     def _admit(
         self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, options: WriteOptions
-    ) -> list[str]:
+    ) -> Names:
         """Per-kind preparation and validation, in place; returns warnings."""
         validate_metadata(rtype, obj)
-        names_conflict = self.registry.names_conflict(obj) if rtype.plural == "customresourcedefinitions" else None
+        names_conflict = (
+            self.registry.names_conflict(obj) if rtype.plural == "customresourcedefinitions" else None
+        )
         prepare_builtin(rtype, obj, old, names_conflict)
         if rtype.custom:
             admitted = admit_custom(rtype, obj, old, options.field_validation)
@@ -146,7 +160,9 @@ class ObjectService:
         if rtype.namespaced:
             body_namespace = metadata.get("namespace")
             if namespace and body_namespace and body_namespace != namespace:
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             namespace = namespace or body_namespace
             if not namespace:
                 raise bad_request("the namespace of the object is required")
@@ -213,7 +229,8 @@ class ObjectService:
             new = self._check_type(rtype, body)
             if new["metadata"].get("name") not in (None, name):
                 raise bad_request(
-                    f"the name of the object ({new['metadata']['name']}) does not match the name on the URL ({name})"
+                    f"the name of the object ({new['metadata']['name']}) does not match the name on "
+                    f"the URL ({name})"
                 )
             new["metadata"]["name"] = name
             if rtype.custom and not new["metadata"].get("resourceVersion"):
@@ -342,7 +359,13 @@ class ObjectService:
                 created = copy.deepcopy(body)
                 created.setdefault("metadata", {})["name"] = name
                 patching.record_manager(
-                    created, options.field_manager or "", "Apply", body, rtype.api_version, now_rfc3339(), subresource
+                    created,
+                    options.field_manager or "",
+                    "Apply",
+                    body,
+                    rtype.api_version,
+                    now_rfc3339(),
+                    subresource,
                 )
                 return self.create_locked(rtype, namespace, created, options)
             current = rtype.present(stored)
@@ -357,7 +380,13 @@ class ObjectService:
                     raise bad_request("an apply patch must be an object")
                 patched = patching.apply_merge(current, body)
                 patching.record_manager(
-                    patched, options.field_manager or "", "Apply", body, rtype.api_version, now_rfc3339(), subresource
+                    patched,
+                    options.field_manager or "",
+                    "Apply",
+                    body,
+                    rtype.api_version,
+                    now_rfc3339(),
+                    subresource,
                 )
             else:
                 raise ApiError(
@@ -388,7 +417,11 @@ class ObjectService:
             return rtype.present(self.delete_locked(rtype, stored, delete_options or {}, dry_run))
 
     def delete_locked(
-        self, rtype: ResourceType, stored: dict[str, Any], delete_options: dict[str, Any], dry_run: bool = False
+        self,
+        rtype: ResourceType,
+        stored: dict[str, Any],
+        delete_options: dict[str, Any],
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         metadata = stored["metadata"]
         preconditions = delete_options.get("preconditions") or {}
@@ -399,7 +432,8 @@ class ObjectService:
                     rtype.plural,
                     rtype.group,
                     metadata["name"],
-                    f"Precondition failed: {key} in precondition: {wanted}, {key} in object meta: {metadata.get(key)}",
+                    f"Precondition failed: {key} in precondition: {wanted}, "
+                    f"{key} in object meta: {metadata.get(key)}",
                 )
         if dry_run:
             return stored
@@ -433,7 +467,9 @@ class ObjectService:
 
     def remove_locked(self, rtype: ResourceType, final: dict[str, Any]) -> None:
         """Remove an object for good (its RV already bumped): DELETED to watchers, GC woken."""
-        old = self.store.get(rtype.storage, final["metadata"].get("namespace") or "", final["metadata"]["name"])
+        old = self.store.get(
+            rtype.storage, final["metadata"].get("namespace") or "", final["metadata"]["name"]
+        )
         self.store.commit(DELETED, rtype.storage, final, old)
         self._after_commit(rtype, final, deleted=True)
         self.gc_wakeup.set()
@@ -459,13 +495,15 @@ class ObjectService:
         predicate: Callable[[dict[str, Any]], bool],
         delete_options: dict[str, Any] | None = None,
         dry_run: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> ObjectList:
         async with self.store.lock:
             scope = namespace if rtype.namespaced else None
             deleted = []
             for stored in self.store.list(rtype.storage, scope):
                 if predicate(rtype.present(stored)):
-                    deleted.append(rtype.present(self.delete_locked(rtype, stored, delete_options or {}, dry_run)))
+                    deleted.append(
+                        rtype.present(self.delete_locked(rtype, stored, delete_options or {}, dry_run))
+                    )
             return deleted
 
     # --- CRDs --------------------------------------------------------------------------------------

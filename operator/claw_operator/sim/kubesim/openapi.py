@@ -20,8 +20,8 @@ from .resources import ResourceRegistry, ResourceType
 OBJECT_META_REF = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 _OBJECT_META = {
-    "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects "
-    "users must create.",
+    "description": "ObjectMeta is metadata that all persisted resources must have, which includes all "
+    "objects users must create.",
     "type": "object",
     "properties": {
         "name": {"type": "string", "description": "Name must be unique within a namespace."},
@@ -70,7 +70,10 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 _BUILTIN_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("", "Namespace"): {
-        "spec": {"type": "object", "properties": {"finalizers": {"type": "array", "items": {"type": "string"}}}},
+        "spec": {
+            "type": "object",
+            "properties": {"finalizers": {"type": "array", "items": {"type": "string"}}},
+        },
         "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
     },
     ("", "Secret"): {
@@ -120,14 +123,26 @@ def _kind_schema(rtype: ResourceType) -> dict[str, Any]:
         schema = copy.deepcopy(rtype.schema)
     else:
         properties = {
-            "apiVersion": {"type": "string", "description": "APIVersion defines the versioned schema of this object."},
-            "kind": {"type": "string", "description": "Kind is a string value representing the REST resource."},
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion defines the versioned schema of this object.",
+            },
+            "kind": {
+                "type": "string",
+                "description": "Kind is a string value representing the REST resource.",
+            },
             **copy.deepcopy(_BUILTIN_SCHEMAS.get((rtype.group, rtype.kind), {})),
         }
         if rtype.plural == "events":
-            properties.update({k: {"type": "string"} for k in ("reason", "message", "note", "type", "action")})
+            properties.update(
+                {k: {"type": "string"} for k in ("reason", "message", "note", "type", "action")}
+            )
             properties.update({k: {"type": "object"} for k in ("involvedObject", "regarding", "source")})
-        schema = {"type": "object", "description": f"{rtype.kind} ({rtype.api_version})", "properties": properties}
+        schema = {
+            "type": "object",
+            "description": f"{rtype.kind} ({rtype.api_version})",
+            "properties": properties,
+        }
     schema.setdefault("properties", {})["metadata"] = {
         "description": "Standard object's metadata.",
         "allOf": [{"$ref": f"#/components/schemas/{OBJECT_META_REF}"}],
@@ -153,7 +168,13 @@ def _list_schema(rtype: ResourceType) -> dict[str, Any]:
 
 
 def _query(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": {"type": "string"}, "uniqueItems": True}
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "string"},
+        "uniqueItems": True,
+    }
 
 
 _WRITE_PARAMS = [
@@ -166,7 +187,9 @@ _WRITE_PARAMS = [
 ]
 
 
-def _operation(rtype: ResourceType, action: str, operation_id: str, *, body: list[str] | None = None) -> dict[str, Any]:
+def _operation(
+    rtype: ResourceType, action: str, operation_id: str, *, body: list[str] | None = None
+) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{schema_name(rtype)}"}
     operation: dict[str, Any] = {
         "operationId": operation_id,
@@ -186,16 +209,24 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
     op_suffix = f"{rtype.kind}{_reverse_domain(rtype.group).title().replace('.', '')}{rtype.version.title()}"
     collection = f"{prefix}{scope}/{rtype.plural}"
     item = collection + "/{name}"
-    patch_media = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+    patch_media = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+    ]
     paths: dict[str, Any] = {
         collection: {
             "get": _operation(rtype, "list", f"list{op_suffix}"),
-            "post": _operation(rtype, "post", f"create{op_suffix}", body=["application/json", "application/yaml"]),
+            "post": _operation(
+                rtype, "post", f"create{op_suffix}", body=["application/json", "application/yaml"]
+            ),
             "delete": _operation(rtype, "deletecollection", f"deletecollection{op_suffix}"),
         },
         item: {
             "get": _operation(rtype, "get", f"read{op_suffix}"),
-            "put": _operation(rtype, "put", f"replace{op_suffix}", body=["application/json", "application/yaml"]),
+            "put": _operation(
+                rtype, "put", f"replace{op_suffix}", body=["application/json", "application/yaml"]
+            ),
             "patch": _operation(rtype, "patch", f"patch{op_suffix}", body=patch_media),
             "delete": _operation(rtype, "delete", f"delete{op_suffix}"),
         },

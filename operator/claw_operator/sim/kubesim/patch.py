@@ -53,9 +53,13 @@ def json_patch(target: dict[str, Any], operations: Any) -> Any:
     try:
         return jsonpatch.apply_patch(target, operations, in_place=False)
     except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
 
 
 def apply_merge(target: Any, applied: Any) -> Any:
@@ -87,14 +91,24 @@ def fields_v1(applied: Any) -> dict[str, Any]:
 
 
 def record_manager(
-    obj: dict[str, Any], manager: str, operation: str, applied: Any, api_version: str, now: str, subresource: str
+    obj: dict[str, Any],
+    manager: str,
+    operation: str,
+    applied: Any,
+    api_version: str,
+    now: str,
+    subresource: str,
 ) -> None:
     """Add or replace this manager's `managedFields` entry (in place, on a fresh copy)."""
     metadata = obj.setdefault("metadata", {})
     entries = [
         e
         for e in metadata.get("managedFields") or []
-        if not (e.get("manager") == manager and e.get("operation") == operation and e.get("subresource", "") == subresource)
+        if not (
+            e.get("manager") == manager
+            and e.get("operation") == operation
+            and e.get("subresource", "") == subresource
+        )
     ]
     entry: dict[str, Any] = {
         "manager": manager,

@@ -253,8 +253,10 @@ class ResourceRegistry:
         spec = crd["spec"]
         plural = spec["names"]["plural"]
         for rtype in self._types.values():
-            if rtype.group == spec["group"] and rtype.plural == plural and rtype.crd_name not in (
-                crd["metadata"]["name"],
+            if (
+                rtype.group == spec["group"]
+                and rtype.plural == plural
+                and rtype.crd_name not in (crd["metadata"]["name"],)
             ):
                 return f'"{plural}" is already in use'
         return None

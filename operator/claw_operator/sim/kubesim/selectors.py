@@ -33,31 +33,37 @@ def _split_requirements(text: str) -> list[str]:
     return parts
 
 
+LabelCheck = Callable[[dict[str, str]], bool]
+
+
+def _in_set(key: str, values: set[str], *, wanted: bool) -> LabelCheck:
+    return lambda labels: (labels.get(key) in values) == wanted
+
+
+def _equals(key: str, value: str, *, wanted: bool) -> LabelCheck:
+    return lambda labels: (labels.get(key) == value) == wanted
+
+
+def _exists(key: str, *, wanted: bool) -> LabelCheck:
+    return lambda labels: (key in labels) == wanted
+
+
 def parse_label_selector(text: str | None) -> Predicate:
     """A predicate on an object's labels; 400 BadRequest on a malformed selector."""
     if not text:
         return lambda obj: True
-    checks: list[Callable[[dict[str, str]], bool]] = []
+    checks: list[LabelCheck] = []
     for requirement in _split_requirements(text):
         if match := _SET_RE.match(requirement):
             key, operator, values_text = match.groups()
             values = {v.strip() for v in values_text.split(",") if v.strip()}
-            if operator == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            checks.append(_in_set(key, values, wanted=operator == "in"))
         elif match := _EQ_RE.match(requirement):
             key, operator, value = match.groups()
-            if operator == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            checks.append(_equals(key, value, wanted=operator != "!="))
         elif match := _EXISTS_RE.match(requirement):
             negated, key = match.groups()
-            if negated:
-                checks.append(lambda labels, k=key: k not in labels)
-            else:
-                checks.append(lambda labels, k=key: k in labels)
+            checks.append(_exists(key, wanted=not negated))
         else:
             raise bad_request(f"unable to parse requirement: {requirement!r}")
 

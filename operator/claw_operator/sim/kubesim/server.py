@@ -95,7 +95,9 @@ class ApiServer:
             raise
         except Exception as exc:  # the client gets a Status, as from a real apiserver
             logger.exception("kubesim: %s %s failed", request.method, request.path)
-            return json_response(ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").body(), 500)
+            return json_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").body(), 500
+            )
 
     # --- discovery and OpenAPI ---------------------------------------------------------------------
 
@@ -154,18 +156,24 @@ class ApiServer:
         info = request.match_info
         return await self._resource(request, info["group"], info["version"], info["tail"])
 
-    async def _resource(self, request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+    async def _resource(
+        self, request: web.Request, group: str, version: str, tail: str
+    ) -> web.StreamResponse:
         segments = [s for s in tail.split("/") if s]
         namespace: str | None = None
         # /namespaces/NS/PLURAL[/NAME[/SUB]] — except /namespaces/NAME[/status|/finalize] itself.
-        if len(segments) >= 3 and segments[0] == "namespaces" and not (
-            group == "" and len(segments) == 3 and segments[2] in ("status", "finalize")
+        if (
+            len(segments) >= 3
+            and segments[0] == "namespaces"
+            and not (group == "" and len(segments) == 3 and segments[2] in ("status", "finalize"))
         ):
             namespace = segments[1]
             segments = segments[2:]
         if not segments or len(segments) > 3:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        plural, name, subresource = segments[0], (segments[1:2] or [None])[0], (segments[2:3] or [""])[0]
+        plural = segments[0]
+        name: str | None = segments[1] if len(segments) > 1 else None
+        subresource = segments[2] if len(segments) > 2 else ""
         rtype = self.objects.registry.lookup(group, version, plural)
         if rtype is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -193,7 +201,9 @@ class ApiServer:
             return self._render_one(request, rtype, self.objects.get(rtype, namespace, name))
         if verb == "PUT":
             body = await self._body(request)
-            result = await self.objects.update(rtype, namespace, name, body, self._write_options(request), subresource)
+            result = await self.objects.update(
+                rtype, namespace, name, body, self._write_options(request), subresource
+            )
             return self._write_response(result)
         if verb == "PATCH":
             return await self._patch(request, rtype, namespace, name, subresource)
@@ -311,7 +321,9 @@ class ApiServer:
             {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": metadata, "items": items}
         )
 
-    async def _watch(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
         query = request.query
         try:
             timeout = float(query.get("timeoutSeconds") or self.default_watch_timeout)

@@ -16,18 +16,21 @@ import yaml
 from aiohttp import web
 
 from . import patch as patching
-from .errors import ApiError
 from .gc import GarbageCollector
 from .kubeconfig import write_kubeconfig
 from .objects import ObjectService, WriteOptions
 from .resources import ResourceRegistry, ResourceType
 from .selectors import parse_label_selector
 from .server import ApiServer
-from .store import ObjectStore
+from .store import ObjectList, ObjectStore
 
 T = TypeVar("T")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+# An alias: inside the classes below, `list` names a method.
+Names = list[str]
 
 
 class KubeSim:
@@ -71,8 +74,7 @@ class KubeSim:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        bound_port = sockets[0].getsockname()[1] if sockets else port
+        bound_port = self._runner.addresses[0][1] if self._runner.addresses else port
         self._base_url = f"http://{host}:{bound_port}"
         self.api.server_address = f"{host}:{bound_port}"
         self.gc.start()
@@ -92,7 +94,9 @@ class KubeSim:
             raise RuntimeError("KubeSim is not started")
         return self._base_url
 
-    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default", context: str = "kubesim") -> Path:
+    def write_kubeconfig(
+        self, path: str | Path, *, namespace: str = "default", context: str = "kubesim"
+    ) -> Path:
         """Write a kubeconfig pointing at this server (plain HTTP); returns its path."""
         self.kubeconfig = write_kubeconfig(path, self.base_url, namespace=namespace, context=context)
         return self.kubeconfig
@@ -120,7 +124,7 @@ class KubeSim:
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> ObjectList:
         rtype = self.resource_type(api_version, kind)
         return self.objects.list(rtype, namespace, parse_label_selector(label_selector))
 
@@ -144,7 +148,9 @@ class KubeSim:
         options = WriteOptions(field_manager="kubesim")
         return (await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)).obj
 
-    async def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
         return await self.objects.delete(self.resource_type(api_version, kind), namespace, name)
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +163,7 @@ class KubeSim:
         )
         return result.obj
 
-    async def apply_crds(self, path: str | Path) -> list[str]:
+    async def apply_crds(self, path: str | Path) -> Names:
         """Apply every CustomResourceDefinition in a YAML file or a directory of them; their names."""
         source = Path(path)
         files = sorted(source.glob("*.yaml")) + sorted(source.glob("*.yml")) if source.is_dir() else [source]
@@ -277,23 +283,27 @@ class KubeSimThread:
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         return self.sim.get(api_version, kind, name, namespace)
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> ObjectList:
         return self.call(self._list(api_version, kind, namespace, label_selector))
 
     async def _list(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> ObjectList:
         return self.sim.list(api_version, kind, namespace, label_selector)
 
     def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         return self.call(self.sim.create(obj, namespace))
 
-    def patch(self, api_version: str, kind: str, name: str, body: Any, namespace: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def patch(
+        self, api_version: str, kind: str, name: str, body: Any, namespace: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         return self.call(self.sim.patch(api_version, kind, name, body, namespace, **kwargs))
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -302,7 +312,7 @@ class KubeSimThread:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.sim.apply(obj))
 
-    def apply_crds(self, path: str | Path) -> list[str]:
+    def apply_crds(self, path: str | Path) -> Names:
         return self.call(self.sim.apply_crds(path))
 
     def write_kubeconfig(self, path: str | Path, **kwargs: Any) -> Path:
@@ -325,5 +335,3 @@ def run_in_thread(
         yield runner
     finally:
         runner.stop()
-
-

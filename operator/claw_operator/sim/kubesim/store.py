@@ -9,6 +9,7 @@ take around every read-modify-write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 ObjectKey = tuple[str, str]  # (namespace or "", name)
+# Aliases: inside the classes below, `list` names a method.
+ObjectList = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class Change:
     old: dict[str, Any] | None  # the object before the write (None for ADDED)
     # Encoded watch lines, shared by every watcher of the same form (type, apiVersion, ...).
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+ChangeList = list[Change]
 
 
 class ResourceExpired(Exception):
@@ -71,12 +77,10 @@ class Subscription:
         if self.pending or self.closed:
             return
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
 
-    def drain(self) -> list[Change]:
+    def drain(self) -> ChangeList:
         changes = list(self.pending)
         self.pending.clear()
         return changes
@@ -100,7 +104,7 @@ class ObjectStore:
     def get(self, storage: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._objects.get(storage, {}).get((namespace, name))
 
-    def list(self, storage: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(self, storage: str, namespace: str | None = None) -> ObjectList:
         """Objects of a storage (in one namespace, or all), sorted by namespace then name."""
         bucket = self._objects.get(storage, {})
         keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
@@ -134,7 +138,9 @@ class ObjectStore:
         self.resource_version += 1
         return str(self.resource_version)
 
-    def commit(self, change_type: str, storage: str, obj: dict[str, Any], old: dict[str, Any] | None) -> Change:
+    def commit(
+        self, change_type: str, storage: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> Change:
         """Store (or remove, for DELETED) `obj`, whose resourceVersion is already the new one."""
         metadata = obj["metadata"]
         namespace = metadata.get("namespace") or ""
@@ -154,7 +160,7 @@ class ObjectStore:
             subscription.offer(change)
         return change
 
-    def drop_storage(self, storage: str) -> list[dict[str, Any]]:
+    def drop_storage(self, storage: str) -> ObjectList:
         """Forget every object of a storage without events (its CRD is gone); returns them."""
         bucket = self._objects.pop(storage, {})
         for obj in bucket.values():
@@ -165,7 +171,7 @@ class ObjectStore:
 
     # --- watching --------------------------------------------------------------------------------
 
-    def changes_since(self, storage: str, namespace: str | None, resource_version: int) -> list[Change]:
+    def changes_since(self, storage: str, namespace: str | None, resource_version: int) -> ChangeList:
         """Retained changes after `resource_version`; ResourceExpired when it is too old."""
         if resource_version < self._oldest_watchable:
             raise ResourceExpired(

@@ -71,13 +71,19 @@ def age(timestamp: Any) -> Cell:
     return human_duration((datetime.now(UTC) - when).total_seconds())
 
 
-def _column(name: str, type_: str, description: str = "", priority: int = 0, format_: str = "") -> dict[str, Any]:
+def _column(
+    name: str, type_: str, description: str = "", priority: int = 0, format_: str = ""
+) -> dict[str, Any]:
     return {"name": name, "type": type_, "format": format_, "description": description, "priority": priority}
 
 
 def _age_column() -> Column:
     return (
-        _column("Age", "date", "CreationTimestamp is a timestamp representing the server time when this object was created."),
+        _column(
+            "Age",
+            "date",
+            "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        ),
         lambda obj: age(obj["metadata"].get("creationTimestamp")),
     )
 
@@ -93,7 +99,13 @@ def _json_cell(type_: str, value: Any) -> Cell:
         return value if isinstance(value, bool) else None
     if isinstance(value, str):
         return value
-    return json.dumps(value) if isinstance(value, (dict, list)) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        json.dumps(value)
+        if isinstance(value, (dict, list))
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
 
 
 def _printer_column(spec: dict[str, Any]) -> Column:
@@ -119,13 +131,19 @@ def _builtin_columns(rtype: ResourceType) -> list[Column]:
     key = (rtype.group, rtype.plural)
     if key == ("", "namespaces"):
         return [
-            (_column("Status", "string", "The status of the namespace"), lambda o: (o.get("status") or {}).get("phase")),
+            (
+                _column("Status", "string", "The status of the namespace"),
+                lambda o: (o.get("status") or {}).get("phase"),
+            ),
             _age_column(),
         ]
     if key == ("", "secrets"):
         return [
             (_column("Type", "string", "The type of the secret"), lambda o: o.get("type", "Opaque")),
-            (_column("Data", "string", "The number of entries in the secret"), lambda o: str(len(o.get("data") or {}))),
+            (
+                _column("Data", "string", "The number of entries in the secret"),
+                lambda o: str(len(o.get("data") or {})),
+            ),
             _age_column(),
         ]
     if key == ("", "configmaps"):
@@ -140,7 +158,9 @@ def _builtin_columns(rtype: ResourceType) -> list[Column]:
         return [
             (
                 _column("Last Seen", "string", "Time since the last occurrence"),
-                lambda o: age(o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")),
+                lambda o: age(
+                    o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+                ),
             ),
             (_column("Type", "string", "Type of the event"), lambda o: o.get("type")),
             (_column("Reason", "string", "Short reason"), lambda o: o.get("reason")),
@@ -148,11 +168,17 @@ def _builtin_columns(rtype: ResourceType) -> list[Column]:
                 _column("Object", "string", "The object this event is about"),
                 lambda o: _involved(o.get("involvedObject") or o.get("regarding") or {}),
             ),
-            (_column("Message", "string", "Human-readable message"), lambda o: o.get("message") or o.get("note")),
+            (
+                _column("Message", "string", "Human-readable message"),
+                lambda o: o.get("message") or o.get("note"),
+            ),
         ]
     if key == ("coordination.k8s.io", "leases"):
         return [
-            (_column("Holder", "string", "The holder of the lease"), lambda o: (o.get("spec") or {}).get("holderIdentity")),
+            (
+                _column("Holder", "string", "The holder of the lease"),
+                lambda o: (o.get("spec") or {}).get("holderIdentity"),
+            ),
             _age_column(),
         ]
     if key == ("apiextensions.k8s.io", "customresourcedefinitions"):

@@ -19,9 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from .errors import bad_request
+from .resources import ResourceType
 from .store import ADDED, DELETED, MODIFIED, Change, ObjectStore, ResourceExpired
 from .table import build_table, partial_metadata
-from .resources import ResourceType
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
@@ -89,7 +89,9 @@ class WatchStream:
         if annotations:
             metadata["annotations"] = annotations
         rtype = self.request.rtype
-        return _encode_line("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata})
+        return _encode_line(
+            "BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata}
+        )
 
     async def serve(self, http_request: web.Request) -> web.StreamResponse:
         request, store = self.request, self.store
