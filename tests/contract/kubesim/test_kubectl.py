@@ -333,3 +333,37 @@ def test_api_resources_and_short_names(kubectl: Kubectl) -> None:
     assert "default" in kubectl.run("get", "ns").stdout
     result = kubectl.run("get", "all", check=False)  # "all" is a category nothing here belongs to
     assert "warning" not in result.stderr.lower() or "could also match" not in result.stderr
+
+
+def test_typed_create_commands_send_protobuf_that_kubesim_decodes(kubectl: Kubectl) -> None:
+    assert "namespace/team-b created" in kubectl.run("create", "namespace", "team-b").stdout
+    kubectl.run("create", "configmap", "settings", "-n", "team-b", "--from-literal=mode=fast")
+    kubectl.run("create", "secret", "generic", "token", "-n", "team-b", "--from-literal=key=s3cret")
+    assert kubectl.json("get", "configmap", "settings", "-n", "team-b")["data"] == {"mode": "fast"}
+    assert kubectl.json("get", "secret", "token", "-n", "team-b")["data"] == {"key": "czNjcmV0"}
+    namespace = kubectl.json("get", "namespace", "team-b")
+    assert "generateName" not in namespace["metadata"] and namespace["status"]["phase"] == "Active"
+    kubectl.run("delete", "namespace", "team-b")  # waits until the namespace and its contents are gone
+    assert kubectl.run("get", "namespace", "team-b", check=False).returncode != 0
+
+
+def test_events_list_in_both_apis(kubectl: Kubectl, kubesim_thread: KubeSimThread) -> None:
+    kubesim_thread.create(
+        {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "default"},
+            "eventTime": "2026-11-24T08:00:00.000000Z",
+            "regarding": {"kind": "ClawInstance", "name": "minimal", "namespace": "default"},
+            "reason": "Started",
+            "note": "machine started",
+            "type": "Normal",
+            "action": "Start",
+            "reportingController": "claw.dev/operator",
+            "reportingInstance": "claw-operator-0",
+        }
+    )
+    core = kubectl.run("get", "events").stdout
+    assert "Started" in core and "clawinstance/minimal" in core and "machine started" in core
+    assert kubectl.json("get", "event", "e1")["message"] == "machine started"
+    assert kubectl.json("get", "events.events.k8s.io", "e1")["note"] == "machine started"

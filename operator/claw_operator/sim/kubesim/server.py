@@ -19,6 +19,7 @@ from . import discovery, openapi
 from . import patch as patching
 from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media_type
 from .objects import ObjectService, WriteOptions, WriteResult
+from .protobuf import ProtobufError, decode_object
 from .resources import ResourceType
 from .selectors import combine, parse_field_selector, parse_label_selector
 from .table import build_table, partial_metadata
@@ -27,6 +28,7 @@ from .watch import WatchRequest, WatchStream
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 _TRUE = ("1", "true", "True")
 
 
@@ -224,6 +226,11 @@ class ApiServer:
                 return None
             raise bad_request("the request body is empty")
         content_type = request.content_type or JSON
+        if content_type == PROTOBUF:
+            try:
+                return decode_object(raw)
+            except ProtobufError as exc:
+                raise unsupported_media_type(f"{content_type}: {exc}", [JSON, "application/yaml"]) from exc
         if "protobuf" in content_type or "cbor" in content_type:
             raise unsupported_media_type(content_type, [JSON, "application/yaml"])
         try:

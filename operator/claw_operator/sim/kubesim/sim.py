@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -38,7 +39,7 @@ class KubeSim:
 
     Besides the HTTP API, tests can inspect and change objects directly: `get`/`list` read the
     store (synchronously), `create`/`patch`/`delete`/`apply` go through the same semantics as
-    HTTP requests (and so emit watch events).
+    HTTP requests (and so emit watch events). Every object returned is the caller's own copy.
     """
 
     def __init__(
@@ -120,18 +121,18 @@ class KubeSim:
         """The object as a client would GET it, or None."""
         rtype = self.resource_type(api_version, kind)
         stored = self.store.get(rtype.storage, (namespace or "") if rtype.namespaced else "", name)
-        return rtype.present(stored) if stored is not None else None
+        return copy.deepcopy(rtype.present(stored)) if stored is not None else None
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> ObjectList:
         rtype = self.resource_type(api_version, kind)
-        return self.objects.list(rtype, namespace, parse_label_selector(label_selector))
+        return copy.deepcopy(self.objects.list(rtype, namespace, parse_label_selector(label_selector)))
 
     async def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         rtype = self.resource_type(obj["apiVersion"], obj["kind"])
         namespace = namespace or obj.get("metadata", {}).get("namespace")
-        return (await self.objects.create(rtype, namespace, obj)).obj
+        return copy.deepcopy((await self.objects.create(rtype, namespace, obj)).obj)
 
     async def patch(
         self,
@@ -146,12 +147,14 @@ class KubeSim:
     ) -> dict[str, Any]:
         rtype = self.resource_type(api_version, kind)
         options = WriteOptions(field_manager="kubesim")
-        return (await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)).obj
+        result = await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)
+        return copy.deepcopy(result.obj)
 
     async def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        return await self.objects.delete(self.resource_type(api_version, kind), namespace, name)
+        deleted = await self.objects.delete(self.resource_type(api_version, kind), namespace, name)
+        return copy.deepcopy(deleted)
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the object, or server-side-apply it over the existing one (manager `kubesim`)."""
@@ -161,7 +164,7 @@ class KubeSim:
         result = await self.objects.patch(
             rtype, metadata.get("namespace"), metadata["name"], patching.APPLY, obj, options
         )
-        return result.obj
+        return copy.deepcopy(result.obj)
 
     async def apply_crds(self, path: str | Path) -> Names:
         """Apply every CustomResourceDefinition in a YAML file or a directory of them; their names."""

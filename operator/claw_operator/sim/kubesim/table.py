@@ -159,7 +159,10 @@ def _builtin_columns(rtype: ResourceType) -> list[Column]:
             (
                 _column("Last Seen", "string", "Time since the last occurrence"),
                 lambda o: age(
-                    o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+                    o.get("lastTimestamp")
+                    or o.get("deprecatedLastTimestamp")
+                    or o.get("eventTime")
+                    or o["metadata"].get("creationTimestamp")
                 ),
             ),
             (_column("Type", "string", "Type of the event"), lambda o: o.get("type")),
