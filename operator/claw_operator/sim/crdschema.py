@@ -124,9 +124,22 @@ def _schema_cause(error: ValidationError) -> Cause:
     return Cause(reason, field, f"Invalid value: {_go_value(value)}: {where} {text}")
 
 
+# id(schema) -> (schema, its validator). Holding the schema keeps its id from being reused.
+_VALIDATOR_CACHE: dict[int, tuple[dict[str, Any], Draft7Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft7Validator:
+    cached = _VALIDATOR_CACHE.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        if len(_VALIDATOR_CACHE) > 256:
+            _VALIDATOR_CACHE.clear()
+        cached = _VALIDATOR_CACHE[id(schema)] = (schema, Draft7Validator(_to_jsonschema(schema)))
+    return cached[1]
+
+
 def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[Cause]:
     """Structural-schema errors of `obj`, apiserver style, in a stable order."""
-    validator = Draft7Validator(_to_jsonschema(schema))
+    validator = _validator(schema)
     errors = sorted(validator.iter_errors(obj), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     return [_schema_cause(error) for error in errors]
 
@@ -144,10 +157,16 @@ def _is_transition_rule(rule: str) -> bool:
 
 
 def _walk(
-    schema: dict[str, Any], value: Any, old: Any, path: list[Any]
+    schema: dict[str, Any], value: Any, old: Any, path: list[Any], ratcheting: bool = False
 ) -> Iterator[tuple[dict[str, Any], Any, Any, list[Any]]]:
-    """Yield (schema, value, old value or _MISSING, path) for every node carrying CEL rules."""
+    """Yield (schema, value, old value or _MISSING, path) for every node carrying CEL rules.
+
+    With `ratcheting`, subtrees equal to their old value are skipped: the apiserver (validation
+    ratcheting, on by default since 1.30) ignores errors on unchanged values anyway.
+    """
     if value is None or value is _MISSING:
+        return
+    if ratcheting and old is not _MISSING and value == old:
         return
     if schema.get("x-kubernetes-validations"):
         yield schema, value, old, path
@@ -161,7 +180,7 @@ def _walk(
             if child_schema is None:
                 continue
             child_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-            yield from _walk(child_schema, child, child_old, [*path, key])
+            yield from _walk(child_schema, child, child_old, [*path, key], ratcheting)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         item_schema = schema["items"]
         keys = (
@@ -179,14 +198,23 @@ def _walk(
                 if keys and isinstance(item, dict)
                 else _MISSING
             )
-            yield from _walk(item_schema, item, item_old, [*path, index])
+            yield from _walk(item_schema, item, item_old, [*path, index], ratcheting)
 
 
-def cel_errors(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
-    """Failures of the `x-kubernetes-validations` rules, evaluated with cel-python."""
+def cel_errors(
+    schema: dict[str, Any],
+    obj: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    *,
+    ratcheting: bool = False,
+) -> list[Cause]:
+    """Failures of the `x-kubernetes-validations` rules, evaluated with cel-python.
+
+    `ratcheting=True` skips rules on values an update left unchanged (see `_walk`).
+    """
     causes: list[Cause] = []
     old_root: Any = old if old is not None else _MISSING
-    for node_schema, value, old_value, path in _walk(schema, obj, old_root, []):
+    for node_schema, value, old_value, path in _walk(schema, obj, old_root, [], ratcheting):
         for rule in node_schema["x-kubernetes-validations"]:
             expression = rule["rule"]
             activation = {"self": json_to_cel(value)}
@@ -214,7 +242,13 @@ def cel_errors(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] 
     return causes
 
 
-def validate(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
+def validate(
+    schema: dict[str, Any],
+    obj: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    *,
+    ratcheting: bool = False,
+) -> list[Cause]:
     """All errors of `obj` (and of the transition from `old`), schema first, then CEL.
 
     As in the apiserver, CEL rules are evaluated only when the structural schema passes.
@@ -222,7 +256,7 @@ def validate(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | 
     causes = schema_errors(schema, obj)
     if causes:
         return causes
-    return cel_errors(schema, obj, old)
+    return cel_errors(schema, obj, old, ratcheting=ratcheting)
 
 
 # --- Structural pruning and defaulting (what the apiserver does before validating) -------------

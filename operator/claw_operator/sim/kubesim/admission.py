@@ -191,7 +191,7 @@ def admit_custom(
     old_for_rules = None
     if old is not None:
         old_for_rules = crdschema.apply_defaults(schema, crdschema.prune(schema, old)[0])
-    causes = crdschema.validate(schema, defaulted, old_for_rules)
+    causes = crdschema.validate(schema, defaulted, old_for_rules, ratcheting=True)
     if causes:
         raise invalid(
             rtype.kind,
