@@ -497,3 +497,43 @@ async def test_protobuf_bodies_are_refused_and_json_is_answered(api: Api) -> Non
         and headers["Content-Type"].startswith("application/json")
         and body["kind"] == "ConfigMapList"
     )
+
+
+async def test_field_selectors_are_limited_to_supported_field_labels(api: Api) -> None:
+    await api.ok("POST", CLAWS, claw("a"))
+    status, refused, _ = await api.call("GET", CLAWS, fieldSelector="spec.region=iad")
+    assert status == 400 and "spec.region" in refused["message"]
+    events = "/api/v1/namespaces/default/events"
+    assert (await api.call("GET", events, fieldSelector="involvedObject.name=a,type=Normal"))[0] == 200
+    assert (await api.call("GET", "/api/v1/namespaces", fieldSelector="status.phase=Active"))[0] == 200
+
+
+async def test_a_terminating_crd_refuses_new_objects(api: Api, kubesim: KubeSim) -> None:
+    await api.ok("POST", CLAWS, {**claw("held"), "metadata": {"name": "held", "finalizers": ["x/hold"]}})
+    await api.ok("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/clawinstances.claw.dev")
+    status, refused, _ = await api.call("POST", CLAWS, claw("late"))
+    assert status == 405 and "terminating" in refused["message"]
+    await kubesim.wait_for(
+        lambda: bool(
+            (kubesim.get("claw.dev/v1alpha1", "ClawInstance", "held", "default") or {})
+            .get("metadata", {})
+            .get("deletionTimestamp")
+        )
+    )
+    await api.ok("PATCH", f"{CLAWS}/held", {"metadata": {"finalizers": None}}, MERGE)
+    await kubesim.wait_for(lambda: kubesim.registry.lookup("claw.dev", "v1alpha1", "clawinstances") is None)
+
+
+async def test_leases_support_optimistic_renewal(api: Api) -> None:
+    leases = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "claw-operator"}}
+    lease["spec"] = {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}
+    created = await api.ok("POST", leases, lease)
+    renewed = await api.ok(
+        "PUT",
+        f"{leases}/claw-operator",
+        {**created, "spec": {**created["spec"], "renewTime": "2026-11-24T08:00:00.000000Z"}},
+    )
+    assert renewed["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+    taken = {**created, "spec": {**created["spec"], "holderIdentity": "pod-b"}}
+    assert (await api.call("PUT", f"{leases}/claw-operator", taken))[0] == 409

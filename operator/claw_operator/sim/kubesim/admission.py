@@ -64,16 +64,16 @@ def validate_metadata(rtype: ResourceType, obj: dict[str, Any]) -> None:
                 f"{rtype.kind} in version {rtype.version!r} cannot be handled: "
                 f"metadata.{key} must be a map of strings"
             )
-    for label_key, value in (metadata.get("labels") or {}).items():
+    for value in (metadata.get("labels") or {}).values():
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             causes.append(
                 _cause(
                     "metadata.labels",
-                    f'Invalid value: "{value}": a valid label must be an empty string or '
-                    "consist of alphanumeric characters, '-', '_' or '.'",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                    "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                    "alphanumeric character",
                 )
             )
-        del label_key
     if causes:
         raise invalid(rtype.kind, rtype.group, name, causes)
 

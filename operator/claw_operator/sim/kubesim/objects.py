@@ -85,7 +85,6 @@ class ObjectService:
         self.store = store
         self.registry = registry
         self.gc_wakeup = asyncio.Event()  # set when a delete may have orphaned dependents
-        self.on_registry_change: Callable[[], None] = lambda: None
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -113,9 +112,10 @@ class ObjectService:
             )
         obj = copy.deepcopy(body)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
-        if not isinstance(obj.get("metadata", {}), dict):
+        if obj.get("metadata") is None:
+            obj["metadata"] = {}
+        if not isinstance(obj["metadata"], dict):
             raise bad_request("metadata must be an object")
-        obj.setdefault("metadata", {})
         return obj
 
     def _require_namespace(self, rtype: ResourceType, namespace: str, name: str) -> None:
@@ -198,6 +198,14 @@ class ObjectService:
             self._require_namespace(rtype, namespace, name)
         if self.store.get(bucket_storage, namespace, name) is not None:
             raise already_exists(rtype.plural, rtype.group, name)
+        if rtype.crd_name is not None:
+            crd = self.store.get("apiextensions.k8s.io/customresourcedefinitions", "", rtype.crd_name)
+            if crd is not None and crd["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    f'create not allowed while custom resource definition "{rtype.crd_name}" is terminating',
+                )
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now_rfc3339()
         if rtype.tracks_generation:
@@ -517,4 +525,3 @@ class ObjectService:
                 self.store.drop_storage(removed.storage)
         elif (obj.get("status") or {}).get("acceptedNames"):
             self.registry.register_crd(obj)
-        self.on_registry_change()

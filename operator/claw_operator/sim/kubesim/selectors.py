@@ -88,16 +88,61 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(node)
 
 
-def parse_field_selector(text: str | None) -> Predicate:
-    """A predicate on dotted fields (`metadata.name`, `involvedObject.uid`, ...)."""
+# Field labels the apiserver accepts beyond metadata.name and metadata.namespace, per resource
+# ("group/plural"); anything else is a 400, as for an operator that relies on one by mistake.
+SELECTABLE_FIELDS: dict[str, frozenset[str]] = {
+    "/events": frozenset(
+        {
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        }
+    ),
+    "events.k8s.io/events": frozenset(
+        {
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        }
+    ),
+    "/secrets": frozenset({"type"}),
+    "/namespaces": frozenset({"status.phase"}),
+}
+
+
+def parse_field_selector(text: str | None, resource: str | None = None) -> Predicate:
+    """A predicate on dotted fields (`metadata.name`, `involvedObject.uid`, ...).
+
+    With `resource` ("group/plural"), only the field labels the apiserver supports for it are
+    accepted.
+    """
     if not text:
         return lambda obj: True
+    allowed = {"metadata.name", "metadata.namespace"} | SELECTABLE_FIELDS.get(resource or "", frozenset())
     checks: list[tuple[str, bool, str]] = []
     for requirement in _split_requirements(text):
         match = re.match(r"^([A-Za-z0-9_.]+)\s*(==|!=|=)\s*(.*)$", requirement)
         if not match:
             raise bad_request(f"invalid selector: {text!r}; can't understand {requirement!r}")
         path, operator, value = match.groups()
+        if resource is not None and path not in allowed:
+            supported = ", ".join(f'"{name}"' for name in sorted(allowed))
+            raise bad_request(f'"{path}" is not a known field selector: only {supported}')
         checks.append((path, operator != "!=", value))
 
     def predicate(obj: dict[str, Any]) -> bool:

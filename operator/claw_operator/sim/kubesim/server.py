@@ -282,14 +282,14 @@ class ApiServer:
             return json_response(partial_metadata(obj))
         return json_response(obj)
 
-    def _predicate(self, request: web.Request) -> Any:
+    def _predicate(self, request: web.Request, rtype: ResourceType) -> Any:
         return combine(
             parse_label_selector(request.query.get("labelSelector")),
-            parse_field_selector(request.query.get("fieldSelector")),
+            parse_field_selector(request.query.get("fieldSelector"), f"{rtype.group}/{rtype.plural}"),
         )
 
     def _list(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
-        predicate = self._predicate(request)
+        predicate = self._predicate(request, rtype)
         store = self.objects.store
         list_rv = store.resource_version
         items = self.objects.list(rtype, namespace, predicate)
@@ -339,7 +339,7 @@ class ApiServer:
         watch_request = WatchRequest(
             rtype=rtype,
             namespace=namespace,
-            predicate=self._predicate(request),
+            predicate=self._predicate(request, rtype),
             resource_version=query.get("resourceVersion"),
             timeout=timeout,
             allow_bookmarks=query.get("allowWatchBookmarks") in _TRUE,
@@ -372,7 +372,7 @@ class ApiServer:
     ) -> web.Response:
         options = await self._body(request, allow_empty=True) or {}
         deleted = await self.objects.delete_collection(
-            rtype, namespace, self._predicate(request), options, self._dry_run(request)
+            rtype, namespace, self._predicate(request, rtype), options, self._dry_run(request)
         )
         return json_response(
             {

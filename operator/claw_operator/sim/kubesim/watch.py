@@ -142,8 +142,8 @@ class WatchStream:
             if initial:
                 await response.write(b"".join(initial))
             await self._stream(response, subscription)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away
         finally:
             store.unsubscribe(subscription)
         return response
