@@ -537,3 +537,18 @@ async def test_leases_support_optimistic_renewal(api: Api) -> None:
     assert renewed["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
     taken = {**created, "spec": {**created["spec"], "holderIdentity": "pod-b"}}
     assert (await api.call("PUT", f"{leases}/claw-operator", taken))[0] == 409
+
+
+async def test_events_expire_after_their_ttl() -> None:
+    sim = KubeSim(event_ttl=0.0, gc_interval=0.05)
+    await sim.start()
+    try:
+        event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"}}
+        await sim.create({**event, "reason": "Old", "involvedObject": {"kind": "Pod", "name": "p"}})
+        await sim.create(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept", "namespace": "default"}}
+        )
+        await sim.wait_for(lambda: sim.get("v1", "Event", "e", "default") is None)
+        assert sim.get("v1", "ConfigMap", "kept", "default") is not None
+    finally:
+        await sim.stop()

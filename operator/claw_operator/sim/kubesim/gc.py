@@ -1,6 +1,8 @@
 """Background deletion, as kube-controller-manager does it: dependents whose owners are all gone
 (ownerReference garbage collection), the contents of terminating namespaces, and the custom
-resources of a deleted CRD. Each is an ordinary delete, so finalizers are honoured.
+resources of a deleted CRD. Each is an ordinary delete, so finalizers are honoured. Events
+expire after `event_ttl` seconds, as with the apiserver's `--event-ttl` (1 h by default), which
+keeps a long demo's memory bounded.
 """
 
 from __future__ import annotations
@@ -9,22 +11,26 @@ import asyncio
 import contextlib
 import copy
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from .admission import CRD_CLEANUP_FINALIZER
 from .objects import ObjectService
 from .store import DELETED, MODIFIED
+from .table import parse_time
 
 logger = logging.getLogger(__name__)
 
 NAMESPACES = "/namespaces"
+EVENTS = "/events"
 CRDS = "apiextensions.k8s.io/customresourcedefinitions"
 
 
 class GarbageCollector:
-    def __init__(self, objects: ObjectService, *, interval: float = 1.0) -> None:
+    def __init__(self, objects: ObjectService, *, interval: float = 1.0, event_ttl: float = 3600.0) -> None:
         self.objects = objects
-        self.interval = interval  # a safety net: deletes wake the collector at once
+        self.interval = interval  # also the cadence of event expiry; deletes wake the collector at once
+        self.event_ttl = event_ttl
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,6 +63,7 @@ class GarbageCollector:
     def _sweep_once(self) -> bool:
         store, registry = self.objects.store, self.objects.registry
         progressed = False
+        now = datetime.now(UTC)
         for storage, obj in store.all_objects():
             metadata = obj["metadata"]
             rtype = registry.primary_for_storage(storage)
@@ -66,12 +73,19 @@ class GarbageCollector:
                 progressed |= self._finish_namespace(obj)
             elif storage == CRDS and metadata.get("deletionTimestamp"):
                 progressed |= self._finish_crd(obj)
+            elif storage == EVENTS and self._expired(obj, now):
+                self.objects.delete_locked(rtype, obj, {})
+                progressed = True
             elif metadata.get("ownerReferences") and not metadata.get("deletionTimestamp"):
                 owners = [ref.get("uid") for ref in metadata["ownerReferences"]]
                 if all(store.by_uid(str(uid)) is None for uid in owners):
                     self.objects.delete_locked(rtype, obj, {})
                     progressed = True
         return progressed
+
+    def _expired(self, event: dict[str, Any], now: datetime) -> bool:
+        created = parse_time(event["metadata"].get("creationTimestamp", ""))
+        return created is not None and (now - created).total_seconds() > self.event_ttl
 
     def _delete_all_locked(self, storage: str, namespace: str | None) -> int:
         """Delete every object of `storage` (in `namespace`); returns how many remain."""

@@ -50,6 +50,7 @@ class KubeSim:
         bookmark_interval: float = 60.0,
         default_watch_timeout: float = 1800.0,
         gc_interval: float = 1.0,
+        event_ttl: float = 3600.0,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
     ) -> None:
         self.registry = ResourceRegistry()
@@ -58,7 +59,7 @@ class KubeSim:
         self.api = ApiServer(
             self.objects, bookmark_interval=bookmark_interval, default_watch_timeout=default_watch_timeout
         )
-        self.gc = GarbageCollector(self.objects, interval=gc_interval)
+        self.gc = GarbageCollector(self.objects, interval=gc_interval, event_ttl=event_ttl)
         self.kubeconfig: Path | None = None
         self._initial_namespaces = namespaces
         self._runner: web.AppRunner | None = None
