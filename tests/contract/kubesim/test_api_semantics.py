@@ -552,3 +552,39 @@ async def test_events_expire_after_their_ttl() -> None:
         assert sim.get("v1", "ConfigMap", "kept", "default") is not None
     finally:
         await sim.stop()
+
+
+async def test_watch_list_sends_initial_events_then_a_marked_bookmark(api: Api) -> None:
+    await api.ok("POST", CLAWS, claw("a"))
+    events = await api.watch(
+        CLAWS, 2, sendInitialEvents="true", allowWatchBookmarks="true", resourceVersionMatch="NotOlderThan"
+    )
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_dry_run_validates_without_storing(api: Api, kubesim: KubeSim) -> None:
+    before = kubesim.resource_version
+    status, created, _ = await api.call("POST", CLAWS, claw("a"), dryRun="All")
+    assert status == 201 and created["spec"]["guest"]["cpus"] == 2
+    assert (await api.call("POST", CLAWS, claw("b", guest={"cpus": 99}), dryRun="All"))[0] == 422
+    assert kubesim.get("claw.dev/v1alpha1", "ClawInstance", "a", "default") is None
+    assert kubesim.resource_version == before
+
+
+async def test_a_watcher_that_falls_too_far_behind_is_closed(kubesim: KubeSim) -> None:
+    store = kubesim.store
+    subscription = store.subscribe("/configmaps", None)
+    subscription.limit = 3
+    for index in range(5):
+        await kubesim.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"c{index}", "namespace": "default"},
+            }
+        )
+    assert subscription.closed and subscription.overflowed
+    assert len(subscription.drain()) == 3  # what it had: its client then re-watches from there
+    store.unsubscribe(subscription)
+    assert store.watcher_count == 0
