@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from claw_operator.sim.kubesim import KubeSim
 from claw_operator.sim.kubesim.testing import crds_directory
@@ -588,3 +589,17 @@ async def test_a_watcher_that_falls_too_far_behind_is_closed(kubesim: KubeSim) -
     assert len(subscription.drain()) == 3  # what it had: its client then re-watches from there
     store.unsubscribe(subscription)
     assert store.watcher_count == 0
+
+
+async def test_connection_matches_the_written_kubeconfig(kubesim: KubeSim) -> None:
+    assert kubesim.kubeconfig is not None
+    document = yaml.safe_load(kubesim.kubeconfig.read_text())
+    context = document["contexts"][0]["context"]
+    assert (
+        document["current-context"] == document["contexts"][0]["name"] and context["namespace"] == "default"
+    )
+    assert kubesim.connection() == {
+        "server": document["clusters"][0]["cluster"]["server"],
+        "scheme": "Bearer",
+        "token": document["users"][0]["user"]["token"],
+    }

@@ -8,6 +8,10 @@ from typing import Any
 import yaml
 
 
+# kubesim authenticates nobody; kubectl and the clients still want a credential to send.
+TOKEN = "kubesim"
+
+
 def kubeconfig_document(
     server: str, *, namespace: str = "default", context: str = "kubesim"
 ) -> dict[str, Any]:
@@ -16,8 +20,7 @@ def kubeconfig_document(
         "kind": "Config",
         "preferences": {},
         "clusters": [{"name": context, "cluster": {"server": server}}],
-        # kubesim authenticates nobody; kubectl and the clients still want a credential.
-        "users": [{"name": context, "user": {"token": "kubesim"}}],
+        "users": [{"name": context, "user": {"token": TOKEN}}],
         "contexts": [
             {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
         ],

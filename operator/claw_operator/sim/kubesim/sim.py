@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import patch as patching
 from .gc import GarbageCollector
-from .kubeconfig import write_kubeconfig
+from .kubeconfig import TOKEN, write_kubeconfig
 from .objects import ObjectService, WriteOptions
 from .resources import ResourceRegistry, ResourceType
 from .selectors import parse_label_selector
@@ -95,6 +95,11 @@ class KubeSim:
         if self._base_url is None:
             raise RuntimeError("KubeSim is not started")
         return self._base_url
+
+    def connection(self) -> dict[str, str]:
+        """What a client needs without a kubeconfig, e.g. `kopf.ConnectionInfo(**sim.connection())`:
+        `{"server": base_url, "scheme": "Bearer", "token": ...}`."""
+        return {"server": self.base_url, "scheme": "Bearer", "token": TOKEN}
 
     def write_kubeconfig(
         self, path: str | Path, *, namespace: str = "default", context: str = "kubesim"
@@ -318,6 +323,9 @@ class KubeSimThread:
 
     def apply_crds(self, path: str | Path) -> Names:
         return self.call(self.sim.apply_crds(path))
+
+    def connection(self) -> dict[str, str]:
+        return self.sim.connection()
 
     def write_kubeconfig(self, path: str | Path, **kwargs: Any) -> Path:
         return self.sim.write_kubeconfig(path, **kwargs)
