@@ -7,7 +7,6 @@ from typing import Any
 
 import yaml
 
-
 # kubesim authenticates nobody; kubectl and the clients still want a credential to send.
 TOKEN = "kubesim"
 
