@@ -214,10 +214,35 @@ class ApiServer:
             if "propagationPolicy" in request.query:
                 options["propagationPolicy"] = request.query["propagationPolicy"]
             deleted = await self.objects.delete(rtype, namespace, name, options, self._dry_run(request))
-            return json_response(deleted)
+            return json_response(self._deletion_result(rtype, namespace, name, deleted))
         raise method_not_allowed()
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def _deletion_result(
+        self, rtype: ResourceType, namespace: str | None, name: str, deleted: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What DELETE answers: the object while it lingers (finalizers) and for custom resources,
+        namespaces and CRDs; a `Status` of Success for other built-ins gone at once, as their
+        registries do (`ReturnDeletedObject` is false for them)."""
+        returns_object = rtype.custom or rtype.plural in ("namespaces", "customresourcedefinitions")
+        still_there = self.objects.store.get(
+            rtype.storage, (namespace or "") if rtype.namespaced else "", name
+        )
+        if returns_object or still_there is not None:
+            return deleted
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": name,
+                "group": rtype.group,
+                "kind": rtype.plural,
+                "uid": deleted["metadata"]["uid"],
+            },
+        }
 
     async def _body(self, request: web.Request, *, allow_empty: bool = False) -> Any:
         raw = await request.read()
