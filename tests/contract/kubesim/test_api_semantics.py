@@ -603,3 +603,20 @@ async def test_connection_matches_the_written_kubeconfig(kubesim: KubeSim) -> No
         "scheme": "Bearer",
         "token": document["users"][0]["user"]["token"],
     }
+
+
+async def test_server_side_apply_removes_fields_its_manager_stopped_applying(api: Api) -> None:
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    first = claw("a", env={"A": "1", "B": "2"}, restartedAt="now")
+    first["metadata"] = {"name": "a", "labels": {"team": "x", "tier": "gold"}}
+    await api.ok("PATCH", f"{CLAWS}/a", first, apply, fieldManager="flux")
+    other = {"apiVersion": "claw.dev/v1alpha1", "kind": "ClawInstance", "metadata": {"name": "a"}}
+    other["spec"] = {"env": {"B": "2"}}
+    await api.ok("PATCH", f"{CLAWS}/a", other, apply, fieldManager="someone-else")
+    second = claw("a", env={"A": "1"})
+    second["metadata"] = {"name": "a", "labels": {"team": "x"}}
+    result = await api.ok("PATCH", f"{CLAWS}/a", second, apply, fieldManager="flux")
+    assert "restartedAt" not in result["spec"]  # dropped by its only manager
+    assert result["spec"]["env"] == {"A": "1", "B": "2"}  # B is still applied by someone else
+    assert result["metadata"]["labels"] == {"team": "x"}
+    assert result["spec"]["guest"]["cpus"] == 2  # defaults are nobody's to remove

@@ -72,9 +72,13 @@ def _spec_part(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    metadata = {
-        k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")
-    }
+    """The object as no-op detection sees it: a write that changes only the resourceVersion or
+    managedFields timestamps stores nothing (a new manager or owned field set does count)."""
+    metadata = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    if "managedFields" in metadata:
+        metadata["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "time"} for entry in metadata["managedFields"]
+        ]
     return {**obj, "metadata": metadata}
 
 
@@ -386,7 +390,14 @@ class ObjectService:
             elif patch_type == patching.APPLY:
                 if not isinstance(body, dict):
                     raise bad_request("an apply patch must be an object")
-                patched = patching.apply_merge(current, body)
+                manager = options.field_manager or ""
+                # A fresh copy: removals reach into subtrees the merge shared with the stored object.
+                patched = copy.deepcopy(patching.apply_merge(current, body))
+                dropped = patching.managed_fields(
+                    current, manager, subresource, mine=True
+                ) - patching.leaf_paths(patching.fields_v1(body))
+                others = patching.managed_fields(current, manager, subresource, mine=False)
+                patching.remove_unapplied(patched, dropped, others)
                 patching.record_manager(
                     patched,
                     options.field_manager or "",

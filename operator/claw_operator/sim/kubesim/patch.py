@@ -76,18 +76,68 @@ def apply_merge(target: Any, applied: Any) -> Any:
     return result
 
 
-def fields_v1(applied: Any) -> dict[str, Any]:
-    """The `fieldsV1` set of an applied configuration (lists treated as atomic)."""
+def fields_v1(applied: Any, *, root: bool = True) -> dict[str, Any]:
+    """The `fieldsV1` set of an applied configuration (lists treated as atomic).
+
+    At the root, only metadata's labels, annotations and finalizers are owned, as in the
+    apiserver; apiVersion and kind are not fields anyone owns.
+    """
     if not isinstance(applied, dict):
         return {}
     out: dict[str, Any] = {}
     for key, value in applied.items():
-        if key in ("apiVersion", "kind"):
+        if root and key in ("apiVersion", "kind"):
             continue
-        if key == "metadata" and isinstance(value, dict):
+        if root and key == "metadata":
+            if not isinstance(value, dict):
+                continue
             value = {k: v for k, v in value.items() if k in ("labels", "annotations", "finalizers")}
-        out[f"f:{key}"] = fields_v1(value) if isinstance(value, dict) else {}
+            if not value:
+                continue
+        out[f"f:{key}"] = fields_v1(value, root=False) if isinstance(value, dict) else {}
     return out
+
+
+Path = tuple[str, ...]
+
+
+def leaf_paths(fields: dict[str, Any], prefix: Path = ()) -> set[Path]:
+    """The owned leaves of a `fieldsV1` set, e.g. {("spec", "region"), ("spec", "env", "A")}."""
+    paths: set[Path] = set()
+    for key, child in fields.items():
+        if not key.startswith("f:"):
+            continue
+        path = (*prefix, key[2:])
+        if isinstance(child, dict) and child:
+            paths |= leaf_paths(child, path)
+        else:
+            paths.add(path)
+    return paths
+
+
+def managed_fields(obj: dict[str, Any], manager: str, subresource: str, *, mine: bool) -> set[Path]:
+    """Leaves owned by `manager`'s Apply entry (mine=True) or by every other Apply entry."""
+    paths: set[Path] = set()
+    for entry in obj.get("metadata", {}).get("managedFields") or []:
+        if entry.get("operation") != "Apply" or entry.get("subresource", "") != subresource:
+            continue
+        if (entry.get("manager") == manager) == mine:
+            paths |= leaf_paths(entry.get("fieldsV1") or {})
+    return paths
+
+
+def remove_unapplied(obj: dict[str, Any], dropped: set[Path], owned_by_others: set[Path]) -> None:
+    """Remove (in place) the fields a manager applied before and no longer applies, unless
+    another manager applies them too — what makes `kubectl apply --server-side` delete a field
+    dropped from the manifest."""
+    for path in sorted(dropped):
+        if any(other[: len(path)] == path or path[: len(other)] == other for other in owned_by_others):
+            continue
+        node: Any = obj
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
 
 
 def record_manager(
