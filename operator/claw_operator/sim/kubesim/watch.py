@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .errors import bad_request
 from .resources import ResourceType
-from .store import ADDED, DELETED, MODIFIED, Change, ObjectStore, ResourceExpired
+from .store import ADDED, DELETED, MODIFIED, Change, ObjectStore, ResourceExpired, Subscription
 from .table import build_table, partial_metadata
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -148,7 +148,7 @@ class WatchStream:
             store.unsubscribe(subscription)
         return response
 
-    async def _stream(self, response: web.StreamResponse, subscription: Any) -> None:
+    async def _stream(self, response: web.StreamResponse, subscription: Subscription) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request.timeout
         next_bookmark = loop.time() + self.bookmark_interval
@@ -165,6 +165,8 @@ class WatchStream:
                 await response.write(b"".join(lines))
             if subscription.closed:
                 return  # server stopping, or this watcher fell too far behind: the client re-watches
-            if self.request.allow_bookmarks and loop.time() >= next_bookmark:
+            # A bookmark promises every change up to its resourceVersion was sent: never while
+            # changes that arrived during the write above are still pending.
+            if self.request.allow_bookmarks and loop.time() >= next_bookmark and not subscription.pending:
                 await response.write(self._bookmark())
                 next_bookmark = loop.time() + self.bookmark_interval
