@@ -620,3 +620,13 @@ async def test_server_side_apply_removes_fields_its_manager_stopped_applying(api
     assert result["spec"]["env"] == {"A": "1", "B": "2"}  # B is still applied by someone else
     assert result["metadata"]["labels"] == {"team": "x"}
     assert result["spec"]["guest"]["cpus"] == 2  # defaults are nobody's to remove
+
+
+async def test_request_counts_are_kept_by_route_template(api: Api, kubesim: KubeSim) -> None:
+    await api.ok("POST", CLAWS, claw("a"))
+    await api.ok("PATCH", f"{CLAWS}/a/status", {"status": {"phase": "Running"}}, MERGE)
+    await api.watch(CLAWS, 1, timeoutSeconds="1")
+    template = "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances"
+    assert kubesim.request_counts[("POST", template)] == 1
+    assert kubesim.request_counts[("PATCH", template + "/{name}/status")] == 1
+    assert kubesim.request_counts[("WATCH", template)] == 1

@@ -184,9 +184,10 @@ class ApiServer:
         if subresource and (subresource != "status" or not rtype.has_status):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = request.method
-        route = f"{verb} {rtype.url('{namespace}' if namespace else None, '{name}' if name else None)}"
+        route = rtype.url("{namespace}" if namespace else None, "{name}" if name else None)
         route += f"/{subresource}" if subresource else ""
-        self.request_counts[(verb, route)] += 1
+        watching = verb == "GET" and name is None and request.query.get("watch") in _TRUE
+        self.request_counts[("WATCH" if watching else verb, route)] += 1
         if name is None:
             if verb == "GET":
                 if request.query.get("watch") in _TRUE:

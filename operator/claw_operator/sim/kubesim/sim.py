@@ -191,7 +191,9 @@ class KubeSim:
 
     @property
     def request_counts(self) -> Counter[tuple[str, str]]:
-        """Requests served, by (method, route template), e.g. ("PATCH", "/apis/claw.dev/...")."""
+        """Resource requests served, by (method, route template), e.g.
+        `("PATCH", "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances/{name}/status")`;
+        the method is "WATCH" for watch requests."""
         return self.api.request_counts
 
     async def wait_for(
