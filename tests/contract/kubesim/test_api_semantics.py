@@ -630,3 +630,21 @@ async def test_request_counts_are_kept_by_route_template(api: Api, kubesim: Kube
     assert kubesim.request_counts[("POST", template)] == 1
     assert kubesim.request_counts[("PATCH", template + "/{name}/status")] == 1
     assert kubesim.request_counts[("WATCH", template)] == 1
+
+
+async def test_aggregated_discovery_when_asked_for(api: Api) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    status, groups, headers = await api.call("GET", "/apis", headers={"Accept": accept})
+    assert status == 200 and "as=APIGroupDiscoveryList" in headers["Content-Type"]
+    claw_group = next(item for item in groups["items"] if item["metadata"].get("name") == "claw.dev")
+    resource = claw_group["versions"][0]["resources"][0]
+    assert (resource["resource"], resource["scope"], resource["shortNames"]) == (
+        "clawinstances",
+        "Namespaced",
+        ["claw"],
+    )
+    assert resource["subresources"][0]["subresource"] == "status"
+    status, core, _ = await api.call("GET", "/api", headers={"Accept": accept})
+    assert [v["version"] for v in core["items"][0]["versions"]] == ["v1"]
+    legacy = await api.ok("GET", "/api", headers={"Accept": "application/json"})
+    assert legacy["kind"] == "APIVersions"

@@ -96,3 +96,70 @@ def group(registry: ResourceRegistry, name: str) -> dict[str, Any] | None:
     if not name or not versions:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
+
+
+# --- aggregated discovery (apidiscovery.k8s.io/v2): one document for /api, one for /apis --------
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    """Whether the client's first acceptable answer is the v2 aggregated form (kubectl's is)."""
+    for clause in accept.split(","):
+        parameters = {p.strip() for p in clause.split(";")}
+        if "g=apidiscovery.k8s.io" in parameters and "as=APIGroupDiscoveryList" in parameters:
+            return "v=v2" in parameters
+        if clause.strip().startswith("application/json"):
+            return False
+    return False
+
+
+def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
+    kind = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
+    resource: dict[str, Any] = {
+        "resource": rtype.plural,
+        "responseKind": kind,
+        "scope": "Namespaced" if rtype.namespaced else "Cluster",
+        "singularResource": rtype.singular,
+        "verbs": list(rtype.verbs),
+    }
+    if rtype.short_names:
+        resource["shortNames"] = list(rtype.short_names)
+    if rtype.categories:
+        resource["categories"] = list(rtype.categories)
+    if rtype.has_status:
+        resource["subresources"] = [
+            {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
+        ]
+    return resource
+
+
+def aggregated(registry: ResourceRegistry, *, core: bool) -> dict[str, Any]:
+    """`/api` (core=True) or `/apis` in the aggregated form."""
+    items = []
+    for name, versions in registry.group_versions().items():
+        if bool(name) == core:
+            continue
+        items.append(
+            {
+                "metadata": {"name": name, "creationTimestamp": None}
+                if name
+                else {"creationTimestamp": None},
+                "versions": [
+                    {
+                        "version": version,
+                        "resources": [
+                            _aggregated_resource(t) for t in registry.in_group_version(name, version)
+                        ],
+                        "freshness": "Current",
+                    }
+                    for version in versions
+                ],
+            }
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

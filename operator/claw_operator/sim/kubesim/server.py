@@ -110,10 +110,22 @@ class ApiServer:
         return json_response(discovery.version())
 
     async def _core_versions(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(discovery.aggregated(self.objects.registry, core=True))
         return json_response(discovery.core_versions(self.server_address))
 
     async def _groups(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(discovery.aggregated(self.objects.registry, core=False))
         return json_response(discovery.group_list(self.objects.registry))
+
+    @staticmethod
+    def _aggregated(body: dict[str, Any]) -> web.Response:
+        # The Content-Type is how clients tell the aggregated form from the legacy one.
+        response = web.Response(text=_dumps(body))
+        response.headers["Content-Type"] = discovery.AGGREGATED_V2
+        response.headers["Vary"] = "Accept"
+        return response
 
     async def _group(self, request: web.Request) -> web.Response:
         body = discovery.group(self.objects.registry, request.match_info["group"])
