@@ -54,9 +54,12 @@ def build_operator(kubeconfig: Path) -> SampleOperator:
         kopf.info(body, reason="Provisioning", message=f"provisioning {name}")
 
     @kopf.on.update(*resource, registry=registry)
-    def on_update(name: str, body: kopf.Body, **_: Any) -> None:
+    def on_update(name: str, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         calls["update", name] += 1
         kopf.info(body, reason="Updated", message=f"image is now {body['spec']['image']}")
+        # A transformation: kopf sends it as a JSON patch of /status guarded by a `test` of the
+        # resourceVersion, the way to upsert one condition without clobbering the list.
+        patch.fns.append(mark_ready)
 
     @kopf.on.delete(*resource, registry=registry)
     def on_delete(name: str, **_: Any) -> None:
@@ -68,6 +71,18 @@ def build_operator(kubeconfig: Path) -> SampleOperator:
         patch.status["stoppedChecks"] = int(status.get("stoppedChecks") or 0) + 1
 
     return operator
+
+
+def mark_ready(body: dict[str, Any]) -> None:
+    status = body.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or [] if c["type"] != "Ready"]
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Updated",
+        "lastTransitionTime": "2026-11-24T08:00:00Z",
+    }
+    status["conditions"] = [*conditions, ready]
 
 
 def operator_settings() -> kopf.OperatorSettings:
@@ -134,6 +149,11 @@ async def exercise_one_instance(
 
     kubesim.patch(*CLAW, name, {"spec": {"image": "registry.fly.io/claw:2"}}, namespace)
     await eventually(lambda: calls["update", name] >= 1)
+    await eventually(
+        lambda: (
+            [c["type"] for c in field_of(kubesim, name, namespace, "status", "conditions") or []] == ["Ready"]
+        )
+    )
 
     kubesim.delete(*CLAW, name, namespace)
     await eventually(lambda: kubesim.get(*CLAW, name, namespace) is None)
