@@ -648,3 +648,34 @@ async def test_aggregated_discovery_when_asked_for(api: Api) -> None:
     assert [v["version"] for v in core["items"][0]["versions"]] == ["v1"]
     legacy = await api.ok("GET", "/api", headers={"Accept": "application/json"})
     assert legacy["kind"] == "APIVersions"
+
+
+async def test_foreground_deletion_waits_for_dependents(api: Api, kubesim: KubeSim) -> None:
+    owner = await api.ok("POST", CLAWS, claw("owner"))
+    reference = {
+        "apiVersion": "claw.dev/v1alpha1",
+        "kind": "ClawInstance",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    dependent = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "dep", "ownerReferences": [reference]},
+    }
+    dependent["metadata"]["finalizers"] = ["x/hold"]
+    await api.ok("POST", CONFIGMAPS, dependent)
+    deleting = await api.ok("DELETE", f"{CLAWS}/owner", {"propagationPolicy": "Foreground"})
+    assert deleting["metadata"]["finalizers"] == ["foregroundDeletion"]
+    await kubesim.wait_for(
+        lambda: bool(
+            (kubesim.get("v1", "ConfigMap", "dep", "default") or {})
+            .get("metadata", {})
+            .get("deletionTimestamp")
+        )
+    )
+    assert kubesim.get("claw.dev/v1alpha1", "ClawInstance", "owner", "default") is not None
+    await api.ok("PATCH", f"{CONFIGMAPS}/dep", {"metadata": {"finalizers": None}}, MERGE)
+    await kubesim.wait_for(
+        lambda: kubesim.get("claw.dev/v1alpha1", "ClawInstance", "owner", "default") is None
+    )

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .admission import CRD_CLEANUP_FINALIZER
+from .objects import FOREGROUND_FINALIZER as FOREGROUND
 from .objects import ObjectService
+from .resources import ResourceType
 from .store import DELETED, MODIFIED
 from .table import parse_time
 
@@ -67,9 +69,14 @@ class GarbageCollector:
         for storage, obj in store.all_objects():
             metadata = obj["metadata"]
             rtype = registry.primary_for_storage(storage)
-            if rtype is None:
-                continue
-            if storage == NAMESPACES and metadata.get("deletionTimestamp"):
+            if (
+                rtype is None
+                or store.get(storage, metadata.get("namespace") or "", metadata["name"]) is not obj
+            ):
+                continue  # changed or gone earlier in this pass: the next pass sees it afresh
+            if FOREGROUND in (metadata.get("finalizers") or ()) and metadata.get("deletionTimestamp"):
+                progressed |= self._finish_foreground(rtype, obj)
+            elif storage == NAMESPACES and metadata.get("deletionTimestamp"):
                 progressed |= self._finish_namespace(obj)
             elif storage == CRDS and metadata.get("deletionTimestamp"):
                 progressed |= self._finish_crd(obj)
@@ -82,6 +89,32 @@ class GarbageCollector:
                     self.objects.delete_locked(rtype, obj, {})
                     progressed = True
         return progressed
+
+    def _finish_foreground(self, rtype: ResourceType, owner: dict[str, Any]) -> bool:
+        """Foreground deletion: delete the dependents; once none is left, release the owner."""
+        store, uid = self.objects.store, owner["metadata"]["uid"]
+        dependents = [
+            (storage, obj)
+            for storage, obj in store.all_objects()
+            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or ())
+        ]
+        progressed = False
+        for storage, dependent in dependents:
+            dependent_type = self.objects.registry.primary_for_storage(storage)
+            if dependent_type is not None and not dependent["metadata"].get("deletionTimestamp"):
+                self.objects.delete_locked(dependent_type, dependent, {})
+                progressed = True
+        if dependents:
+            return progressed
+        released = copy.deepcopy(owner)
+        released["metadata"]["finalizers"] = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        released["metadata"]["resourceVersion"] = store.next_resource_version()
+        if released["metadata"]["finalizers"]:
+            store.commit(MODIFIED, rtype.storage, released, owner)
+        else:
+            released["metadata"].pop("finalizers")
+            self.objects.remove_locked(rtype, released)
+        return True
 
     def _expired(self, event: dict[str, Any], now: datetime) -> bool:
         created = parse_time(event["metadata"].get("creationTimestamp", ""))

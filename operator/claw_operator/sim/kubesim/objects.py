@@ -22,6 +22,7 @@ from .errors import ApiError, already_exists, bad_request, conflict, forbidden, 
 from .resources import ResourceRegistry, ResourceType
 from .store import ADDED, DELETED, MODIFIED, ObjectList, ObjectStore
 
+FOREGROUND_FINALIZER = "foregroundDeletion"
 # Go's `utilrand.String`: no vowels, no confusable digits.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_OWNED_METADATA = (
@@ -459,9 +460,14 @@ class ObjectService:
         if delete_options.get("propagationPolicy") == "Orphan" or delete_options.get("orphanDependents"):
             self._orphan_dependents_locked(metadata["uid"])
         finalizers = list(metadata.get("finalizers") or [])
-        if rtype.plural == "customresourcedefinitions" and CRD_CLEANUP_FINALIZER not in finalizers:
-            finalizers.append(CRD_CLEANUP_FINALIZER)
         terminating_namespace = rtype.group == "" and rtype.plural == "namespaces"
+        is_crd = rtype.plural == "customresourcedefinitions"
+        if is_crd and CRD_CLEANUP_FINALIZER not in finalizers:
+            finalizers.append(CRD_CLEANUP_FINALIZER)
+        foreground = delete_options.get("propagationPolicy") == "Foreground"
+        # Namespaces and CRDs cascade on their own; other owners wait for their dependents.
+        if foreground and not (terminating_namespace or is_crd) and FOREGROUND_FINALIZER not in finalizers:
+            finalizers.append(FOREGROUND_FINALIZER)
         if finalizers or terminating_namespace:
             if metadata.get("deletionTimestamp"):
                 return stored  # already being deleted: nothing changes
