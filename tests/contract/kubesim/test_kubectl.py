@@ -367,3 +367,8 @@ def test_events_list_in_both_apis(kubectl: Kubectl, kubesim_thread: KubeSimThrea
     assert "Started" in core and "clawinstance/minimal" in core and "machine started" in core
     assert kubectl.json("get", "event", "e1")["message"] == "machine started"
     assert kubectl.json("get", "events.events.k8s.io", "e1")["note"] == "machine started"
+
+
+def test_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
+    assert kubectl.run("auth", "can-i", "patch", "clawinstances/status").stdout.strip() == "yes"
+    assert "kubesim-admin" in kubectl.run("auth", "whoami").stdout

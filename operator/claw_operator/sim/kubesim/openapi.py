@@ -251,6 +251,8 @@ def document(registry: ResourceRegistry, group: str, version: str) -> dict[str, 
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {OBJECT_META_REF: copy.deepcopy(_OBJECT_META)}
     for rtype in types:
+        if rtype.review:
+            continue  # nothing to apply or explain
         paths.update(_paths(rtype))
         schemas[schema_name(rtype)] = _kind_schema(rtype)
         schemas[schema_name(rtype) + "List"] = _list_schema(rtype)

@@ -36,6 +36,8 @@ class ResourceType:
     to_storage: Converter | None = field(default=None, compare=False)
     from_storage: Converter | None = field(default=None, compare=False)
     storage_override: str | None = None
+    # A review kind: POSTed, answered with a status, never stored (SelfSubjectAccessReview, ...).
+    review: bool = False
 
     @property
     def api_version(self) -> str:
@@ -131,6 +133,27 @@ def builtin_types() -> list[ResourceType]:
             storage_override="/events",
         ),
         ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
+        # `kubectl auth can-i` and `kubectl auth whoami`: kubesim authorizes everyone.
+        ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "",
+            "SelfSubjectAccessReview",
+            False,
+            verbs=("create",),
+            review=True,
+        ),
+        ResourceType(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "",
+            "SelfSubjectReview",
+            False,
+            verbs=("create",),
+            review=True,
+        ),
         ResourceType(
             "apiextensions.k8s.io",
             "v1",

@@ -200,6 +200,8 @@ class ApiServer:
         route += f"/{subresource}" if subresource else ""
         watching = verb == "GET" and name is None and request.query.get("watch") in _TRUE
         self.request_counts[("WATCH" if watching else verb, route)] += 1
+        if rtype.review and not (name is None and verb == "POST"):
+            raise method_not_allowed()
         if name is None:
             if verb == "GET":
                 if request.query.get("watch") in _TRUE:
@@ -388,9 +390,37 @@ class ApiServer:
         return await WatchStream(self.objects.store, watch_request, self.bookmark_interval).serve(request)
 
     async def _create(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
+        if rtype.review:
+            return json_response(await self._review(request, rtype), 201)
         body = await self._body(request)
         result = await self.objects.create(rtype, namespace, body, self._write_options(request))
         return self._write_response(result, 201)
+
+    async def _review(self, request: web.Request, rtype: ResourceType) -> dict[str, Any]:
+        """Answer a review without storing it: every request is allowed, made by an admin.
+
+        kubectl sends these as protobuf; only JSON bodies are echoed back (the answer does not
+        depend on them)."""
+        spec: Any = {}
+        if request.content_type != PROTOBUF:
+            body = await self._body(request, allow_empty=True) or {}
+            spec = body.get("spec", {}) if isinstance(body, dict) else {}
+        if rtype.kind == "SelfSubjectAccessReview":
+            status: dict[str, Any] = {"allowed": True, "reason": "kubesim authorizes every request"}
+        else:
+            status = {
+                "userInfo": {
+                    "username": "kubesim-admin",
+                    "groups": ["system:masters", "system:authenticated"],
+                }
+            }
+        return {
+            "kind": rtype.kind,
+            "apiVersion": rtype.api_version,
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
 
     async def _patch(
         self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, subresource: str
