@@ -679,3 +679,35 @@ async def test_foreground_deletion_waits_for_dependents(api: Api, kubesim: KubeS
     await kubesim.wait_for(
         lambda: kubesim.get("claw.dev/v1alpha1", "ClawInstance", "owner", "default") is None
     )
+
+
+async def test_crds_are_validated_and_conflicting_names_not_accepted(api: Api, kubesim: KubeSim) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    broken = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "x.claw.dev"},
+    }
+    status, refused, _ = await api.call("POST", crds, {**broken, "spec": {"group": "claw.dev"}})
+    assert status == 422 and refused["details"]["causes"]
+    clash = {
+        **broken,
+        "metadata": {"name": "others.claw.dev"},
+        "spec": {
+            "group": "claw.dev",
+            "names": {"plural": "others", "kind": "ClawInstance"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    created = await api.ok("POST", crds, clash)
+    conditions = {c["type"]: c["status"] for c in created["status"]["conditions"]}
+    assert conditions == {"NamesAccepted": "False", "Established": "False"}
+    assert (await api.call("GET", "/apis/claw.dev/v1/namespaces/default/others"))[0] == 404

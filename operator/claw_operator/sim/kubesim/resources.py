@@ -224,16 +224,6 @@ class ResourceRegistry:
                 return rtype
         return None
 
-    def find(self, name: str) -> ResourceType | None:
-        """By plural, singular, kind or short name (preferring the first registered)."""
-        wanted = name.lower()
-        for rtype in self._types.values():
-            if wanted in (rtype.plural, rtype.singular, rtype.kind.lower(), *rtype.short_names):
-                return rtype
-            if wanted == rtype.qualified_plural:
-                return rtype
-        return None
-
     def group_versions(self) -> dict[str, list[str]]:
         """Group → its versions, in registration order (the first is preferred)."""
         out: dict[str, list[str]] = {}
@@ -272,14 +262,16 @@ class ResourceRegistry:
         return removed
 
     def names_conflict(self, crd: dict[str, Any]) -> str | None:
-        """Why the CRD's names cannot be accepted (another CRD owns them), or None."""
-        spec = crd["spec"]
-        plural = spec["names"]["plural"]
+        """Why the CRD's names cannot be accepted (another CRD or a built-in owns them), or None."""
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        if not isinstance(names, dict):
+            return None  # malformed: validation reports it
         for rtype in self._types.values():
-            if (
-                rtype.group == spec["group"]
-                and rtype.plural == plural
-                and rtype.crd_name not in (crd["metadata"]["name"],)
-            ):
-                return f'"{plural}" is already in use'
+            if rtype.group != spec.get("group") or rtype.crd_name == crd.get("metadata", {}).get("name"):
+                continue
+            if rtype.plural == names.get("plural"):
+                return f'"{rtype.plural}" is already in use'
+            if rtype.kind == names.get("kind"):
+                return f'"{rtype.kind}" is already in use'
         return None
