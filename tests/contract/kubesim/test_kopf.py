@@ -131,11 +131,7 @@ def field_of(kubesim: KubeSimThread, name: str, namespace: str, *path: str) -> A
 
 
 def events_about(kubesim: KubeSimThread, name: str, namespace: str) -> list[str]:
-    return [
-        e["reason"]
-        for e in kubesim.list("v1", "Event", namespace)
-        if e.get("involvedObject", {}).get("name") == name
-    ]
+    return [event["reason"] for event in kubesim.events(name, namespace, "ClawInstance")]
 
 
 async def exercise_one_instance(

@@ -135,6 +135,18 @@ class KubeSim:
         rtype = self.resource_type(api_version, kind)
         return copy.deepcopy(self.objects.list(rtype, namespace, parse_label_selector(label_selector)))
 
+    def events(
+        self, name: str | None = None, namespace: str | None = None, kind: str | None = None
+    ) -> ObjectList:
+        """core/v1 Events about an object (by involvedObject name and kind), oldest first."""
+        found = [
+            event
+            for event in self.list("v1", "Event", namespace)
+            if (name is None or event.get("involvedObject", {}).get("name") == name)
+            and (kind is None or event.get("involvedObject", {}).get("kind") == kind)
+        ]
+        return sorted(found, key=lambda e: int(e["metadata"]["resourceVersion"]))
+
     async def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         rtype = self.resource_type(obj["apiVersion"], obj["kind"])
         namespace = namespace or obj.get("metadata", {}).get("namespace")
@@ -308,6 +320,14 @@ class KubeSimThread:
         self, api_version: str, kind: str, namespace: str | None, label_selector: str | None
     ) -> ObjectList:
         return self.sim.list(api_version, kind, namespace, label_selector)
+
+    def events(
+        self, name: str | None = None, namespace: str | None = None, kind: str | None = None
+    ) -> ObjectList:
+        return self.call(self._events(name, namespace, kind))
+
+    async def _events(self, name: str | None, namespace: str | None, kind: str | None) -> ObjectList:
+        return self.sim.events(name, namespace, kind)
 
     def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         return self.call(self.sim.create(obj, namespace))
