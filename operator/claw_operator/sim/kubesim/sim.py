@@ -333,9 +333,21 @@ class KubeSimThread:
         return self.call(self.sim.create(obj, namespace))
 
     def patch(
-        self, api_version: str, kind: str, name: str, body: Any, namespace: str | None = None, **kwargs: Any
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: Any,
+        namespace: str | None = None,
+        *,
+        subresource: str = "",
+        patch_type: str = patching.MERGE,
     ) -> dict[str, Any]:
-        return self.call(self.sim.patch(api_version, kind, name, body, namespace, **kwargs))
+        return self.call(
+            self.sim.patch(
+                api_version, kind, name, body, namespace, subresource=subresource, patch_type=patch_type
+            )
+        )
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self.call(self.sim.delete(api_version, kind, name, namespace))
