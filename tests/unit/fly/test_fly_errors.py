@@ -54,7 +54,8 @@ CASES = [
     Case(
         "lease held by someone else",
         409,
-        '{"error":"machine ID 1857156b526dd8 lease currently held by a@b.c, expires at 2026-01-01T00:00:00Z"}',
+        '{"error":"machine ID 1857156b526dd8 lease currently held by a@b.c, '
+        'expires at 2026-01-01T00:00:00Z"}',
         Conflict,
         True,
         "POST",
@@ -99,7 +100,8 @@ CASES = [
     Case(
         "host out of memory on start",
         409,
-        '{"error":"could not reserve resource for machine: insufficient memory available to fulfill request"}',
+        '{"error":"could not reserve resource for machine: '
+        'insufficient memory available to fulfill request"}',
         InsufficientCapacity,
         False,
         "POST",
