@@ -43,6 +43,8 @@ from claw_operator.fly.errors import (
     FlyError,
     InsufficientCapacity,
     NotFound,
+    Precondition,
+    PreconditionReason,
     RateLimited,
     Timeout,
     Unavailable,
@@ -702,9 +704,31 @@ class FlyMachinesClient:
     async def start_machine_and_wait(
         self, app: str, machine_id: str, *, timeout: float = 60.0, lease_nonce: str | None = None
     ) -> WaitResult:
-        """Start, then wait for `started`."""
-        await self.start_machine(app, machine_id, lease_nonce=lease_nonce)
-        return await self.wait_for_state(app, machine_id, "started", timeout=timeout)
+        """Start, then wait for `started`, all within `timeout` seconds. A start refused because
+        the machine is still settling (`Precondition(START_NOT_READY)`: created, replacing, or
+        the "still active" tail after a stop) is sent again with backoff until the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def settling(exc: Exception) -> bool:
+            return (
+                isinstance(exc, Precondition)
+                and exc.reason is PreconditionReason.START_NOT_READY
+                and loop.time() < deadline
+            )
+
+        async for attempt in stamina.retry_context(
+            on=settling,
+            attempts=None,
+            timeout=None,
+            wait_initial=_WAIT_BACKOFF_INITIAL,
+            wait_max=_WAIT_BACKOFF_MAX,
+            wait_jitter=0.5,
+        ):
+            with attempt:
+                await self.start_machine(app, machine_id, lease_nonce=lease_nonce)
+        remaining = max(1.0, deadline - loop.time())
+        return await self.wait_for_state(app, machine_id, "started", timeout=remaining)
 
     # --- leases ------------------------------------------------------------------------------
 
