@@ -806,7 +806,13 @@ class FlyMachinesClient:
 
     async def get_volume(self, app: str, volume_id: str) -> Volume:
         response = await self._call(
-            _Retry.SAFE, "GET", R_VOLUME, action=GET_ACTION, app=app, object_id=volume_id
+            # Fly's generous get limit is documented for machines only; a volume read is an action.
+            _Retry.SAFE,
+            "GET",
+            R_VOLUME,
+            action="get_volume",
+            app=app,
+            object_id=volume_id,
         )
         return Volume.model_validate(self._json(response, route=R_VOLUME))
 

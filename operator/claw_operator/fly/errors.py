@@ -413,7 +413,10 @@ def classify(
     if effective == 404:
         return NotFound(message, **common)
     if effective == 408:
-        if _has(text, ("deadline_exceeded", "failed to reach desired state")):
+        # Only the wait endpoint's deadline is a WaitTimeout: any other call's 408 may carry the
+        # same `deadline_exceeded:` prefix and still hide a committed change.
+        on_wait = route is not None and route.endswith("/wait")
+        if "failed to reach desired state" in text or (on_wait and "deadline_exceeded" in text):
             current = _CURRENTLY_RE.search(message)
             return WaitTimeout(message, current_state=current.group(1) if current else None, **common)
         return Timeout(message, ambiguous=mutating, **common)

@@ -203,6 +203,15 @@ CASES = [
     ),
     Case("timeout on a read is not ambiguous", 408, "", Timeout, True, "GET"),
     Case(
+        "deadline prefix on a create is still an ambiguous timeout",
+        408,
+        '{"error":"deadline_exceeded: request timed out"}',
+        Timeout,
+        True,
+        "POST",
+        ambiguous=True,
+    ),
+    Case(
         "wait deadline",
         408,
         '{"error":"deadline_exceeded: machine failed to reach desired state, started, currently stopped"}',
