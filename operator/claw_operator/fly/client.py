@@ -331,9 +331,30 @@ class FlyMachinesClient:
 
     # --- machines: reads ---------------------------------------------------------------------
 
-    async def get_machine(self, app: str, machine_id: str) -> Machine:
+    async def get_machine(self, app: str, machine_id: str, *, not_found_grace: float = 0.0) -> Machine:
         """GET one machine. A destroyed machine comes back with `state == "destroyed"` for a
-        short while, then as `NotFound`; treat both as gone (`Machine.is_gone`)."""
+        short while, then as `NotFound`; treat both as gone (`Machine.is_gone`).
+
+        `not_found_grace`: seconds during which a 404 is retried. Use it right after your own
+        create: Fly's store is eventually consistent and can briefly deny a machine it just
+        made (§7), which must not be mistaken for "gone, recreate it"."""
+        if not_found_grace <= 0:
+            return await self._get_machine_once(app, machine_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + not_found_grace
+        async for attempt in stamina.retry_context(
+            on=lambda exc: isinstance(exc, NotFound) and loop.time() < deadline,
+            attempts=None,
+            timeout=None,
+            wait_initial=0.2,
+            wait_max=1.0,
+            wait_jitter=0.1,
+        ):
+            with attempt:
+                return await self._get_machine_once(app, machine_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_machine_once(self, app: str, machine_id: str) -> Machine:
         response = await self._call(
             _Retry.SAFE, "GET", R_MACHINE, action=GET_ACTION, app=app, object_id=machine_id
         )
@@ -609,6 +630,7 @@ class FlyMachinesClient:
         *,
         instance_id: str | None = None,
         timeout: float = 60.0,
+        not_found_grace: float = 0.0,
     ) -> WaitResult:
         """Block until the machine reaches any of `states` (`started`, `stopped`, `suspended`,
         `destroyed`, `failed`, `settled`), or raise `WaitTimeout` after `timeout` seconds overall.
@@ -617,7 +639,7 @@ class FlyMachinesClient:
         plus `wait_margin`; 408s, 429s and 5xx between them are absorbed with a 0.5-2 s backoff.
         `stopped` needs the `instance_id` (Fly answers 400 otherwise): read it with
         `get_machine` after the stop. Waiting for `destroyed` on a machine that is already gone
-        (404) succeeds.
+        (404) succeeds. `not_found_grace`: as in `get_machine`, for a wait right after a create.
         """
         wanted = [states] if isinstance(states, str) else list(states)
         if not wanted:
@@ -626,11 +648,15 @@ class FlyMachinesClient:
             raise ValueError("waiting for 'stopped' needs the machine's instance_id (Fly answers 400)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        not_found_deadline = loop.time() + not_found_grace
 
         def keep_waiting(exc: Exception) -> bool:
             # WaitTimeout is a Timeout: the server's "not yet" and transient trouble alike are
             # absorbed until the overall deadline; anything else (400, 404 …) ends the wait.
-            return isinstance(exc, Timeout | RateLimited | Unavailable) and loop.time() < deadline
+            now = loop.time()
+            if isinstance(exc, NotFound):
+                return now < min(deadline, not_found_deadline)
+            return isinstance(exc, Timeout | RateLimited | Unavailable) and now < deadline
 
         async for attempt in stamina.retry_context(
             on=keep_waiting,
@@ -695,7 +721,8 @@ class FlyMachinesClient:
         machine = await self.get_machine(app, machine_id)
         if machine.state in ("stopped", "created", "failed", "suspended"):
             return machine
-        await self.stop_machine(app, machine_id, signal=signal, lease_nonce=lease_nonce)
+        if machine.state != "stopping":  # a stop already under way is only waited for
+            await self.stop_machine(app, machine_id, signal=signal, lease_nonce=lease_nonce)
         await self.wait_for_state(
             app, machine_id, "stopped", instance_id=machine.current_version, timeout=timeout
         )

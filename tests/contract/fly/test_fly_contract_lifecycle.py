@@ -1,9 +1,13 @@
 """The helpers the lifecycle calls, end to end against flysim over real HTTP. The same scenarios
 run against the real API in test_fly_real_api.py."""
 
+import json
+import logging
+
 import pytest
 from fly_contract_support import (
     APP,
+    TOKEN,
     ClientFactory,
     machine_config,
     scenario_instance_lifecycle,
@@ -15,10 +19,12 @@ from claw_operator.fly import (
     CapacityScope,
     FlyMachinesClient,
     InsufficientCapacity,
+    NotFound,
     OwnerTag,
     Precondition,
     RateLimits,
     RetryPolicy,
+    Unauthorized,
 )
 from claw_operator.sim.flysim import FlySim
 
@@ -87,3 +93,36 @@ async def test_limiter_absorbs_a_read_burst(
     client = make_client(rate_limits=RateLimits(), retry=RetryPolicy(attempts=1))
     await scenario_limiter_absorbs_a_read_burst(client, APP, machine.id)
     assert flysim.stats()["rate_limited"] == 0
+
+
+async def test_not_found_flicker_after_create_is_absorbed_when_asked(
+    flysim: FlySim, client: FlyMachinesClient, owner: OwnerTag
+) -> None:
+    machine = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    flysim.add_fault("/v1/apps/*/machines/*", method="GET", mode="not_found_flicker", count=2, window=60)
+    with pytest.raises(NotFound):
+        await client.get_machine(APP, machine.id)  # without a grace, a 404 is a 404
+    fetched = await client.get_machine(APP, machine.id, not_found_grace=5)
+    assert fetched.id == machine.id
+    flysim.add_fault("/v1/apps/*/machines/*/wait", method="GET", mode="not_found_flicker", count=1, window=60)
+    result = await client.wait_for_state(APP, machine.id, "started", timeout=10, not_found_grace=5)
+    assert result.state == "started"
+
+
+async def test_token_is_never_logged_over_real_http(
+    flysim: FlySim, make_client: ClientFactory, owner: OwnerTag, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore, stamina
+    client = make_client()
+    machine = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    flysim.add_fault("/v1/apps/*/machines/*", method="GET", mode="error", status=503, count=1)
+    await client.get_machine(APP, machine.id)  # one failure, one retry
+    with pytest.raises(Unauthorized):
+        await make_client(token=f"{TOKEN}-wrong").list_machines(APP)
+    assert any(r.name == "claw_operator.fly" for r in caplog.records)
+    assert any(r.name.startswith("httpcore") for r in caplog.records), (
+        "the transport's own logs are checked too"
+    )
+    for record in caplog.records:
+        text = record.getMessage() + json.dumps(record.__dict__, default=str)
+        assert TOKEN not in text
