@@ -100,7 +100,6 @@ _VOLUME_RESOLVE_SKEW: Final = timedelta(minutes=2)
 class _Retry(enum.Enum):
     SAFE = "safe"  # repeatable: 408/429/5xx/network
     UNSENT = "unsent"  # only failures proving the request was not processed: 429, connect errors
-    NEVER = "never"
 
 
 def _path(route: str, **params: str) -> str:
@@ -292,16 +291,15 @@ class FlyMachinesClient:
                 return wait + random.uniform(0, 0.1 * wait)
             if mode is _Retry.SAFE:
                 return isinstance(exc, Timeout | Unavailable)
-            if mode is _Retry.UNSENT:
-                return isinstance(exc, Unavailable) and not exc.ambiguous
-            return False
+            # UNSENT: only a failure to connect proves the request never reached Fly.
+            return isinstance(exc, Unavailable) and not exc.ambiguous
 
         return hook
 
     async def _call(self, mode: _Retry, method: str, route: str, **kwargs: Any) -> httpx.Response:
         """`_send` under the retry policy `mode` (see the module docstring)."""
         policy = self._config.retry
-        if mode is _Retry.NEVER or policy.attempts <= 1:
+        if policy.attempts <= 1:
             return await self._send(method, route, **kwargs)
         async for attempt in stamina.retry_context(
             on=self._retry_hook(mode),
@@ -417,7 +415,10 @@ class FlyMachinesClient:
 
         Never sends the create twice after a failure that may hide a success. Instead it lists
         the app's machines by the owner's UID: found → that machine is returned (the "silent
-        success" 408 of flyctl); not found → `AmbiguousCreate` (retryable). The caller retries
+        success" 408 of flyctl; an owner has one machine, so an older live one of the same
+        owner is adopted the same way); not found → `AmbiguousCreate` (retryable). A 409
+        "name taken" is resolved the same way, so a create with `owner.machine_name()` that
+        already happened returns the existing machine. The caller retries
         later, and must look for the owner's machines (`find_owned_machines`) before creating
         again: Fly's list is eventually consistent, so an empty list right after a create proves
         nothing, and sending the create again on it is exactly how flyctl made duplicates.

@@ -239,3 +239,41 @@ async def test_hang_past_the_client_timeout_is_an_ambiguous_timeout(
     with pytest.raises(Timeout) as raised:
         await client.start_machine(APP, machine.id)
     assert raised.value.ambiguous and raised.value.status is None
+
+
+async def test_full_volume_host_is_insufficient_capacity_of_the_volume_host(
+    flysim: FlySim, client: FlyMachinesClient, owner: OwnerTag
+) -> None:
+    flysim.set_capacity("iad", host_cpus=2, host_memory_mb=1024)
+    volume = await client.create_volume(APP, name=owner.volume_name(), regions=["iad"], size_gb=1)
+    big = MachineConfig.model_validate(
+        {
+            "image": "img",
+            "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
+            "mounts": [{"volume": volume.id, "path": "/root"}],
+        }
+    )
+    with pytest.raises(InsufficientCapacity) as raised:
+        await client.create_machine(APP, big, owner=owner, region="iad")
+    # The lifecycle's cue to fork or recreate the volume rather than try another region.
+    assert raised.value.scope is CapacityScope.VOLUME_HOST and not raised.value.retryable
+
+
+async def test_growing_on_a_full_host_is_insufficient_capacity_of_the_host(
+    flysim: FlySim, client: FlyMachinesClient
+) -> None:
+    flysim.set_capacity("iad", hosts=1, host_cpus=2, host_memory_mb=512)
+    small = MachineConfig.model_validate(
+        {"image": "img", "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}}
+    )
+    first = await client.create_machine(APP, small, owner=OwnerTag("uid-1", "ns", "a"), region="iad")
+    second = await client.create_machine(APP, small, owner=OwnerTag("uid-2", "ns", "b"), region="iad")
+    for machine in (first, second):
+        await client.wait_for_state(APP, machine.id, "started", timeout=10)
+    assert first.config is not None and first.config.guest is not None
+    bigger = first.config.model_copy(
+        update={"guest": first.config.guest.model_copy(update={"memory_mb": 512})}
+    )
+    with pytest.raises(InsufficientCapacity) as raised:
+        await client.update_machine(APP, first.id, bigger)
+    assert raised.value.scope is CapacityScope.HOST and raised.value.status == 409
