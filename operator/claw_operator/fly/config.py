@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 __all__ = [
@@ -109,11 +110,18 @@ class FlyClientConfig:
         env: Mapping[str, str] | None = None,
         *,
         token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
         base_url: str | None = None,
         **overrides: object,
     ) -> FlyClientConfig:
-        """Build from `FLY_API_TOKEN` / `FLY_API_URL` (explicit arguments win)."""
+        """Build from `FLY_API_TOKEN` / `FLY_API_URL`. Explicit arguments win: `token`, then
+        the contents of `token_file` (`--fly-token-file`), then the environment."""
         source = os.environ if env is None else env
-        resolved_token = token if token is not None else source.get("FLY_API_TOKEN", "")
+        if token is not None:
+            resolved_token = token
+        elif token_file is not None:
+            resolved_token = Path(token_file).read_text(encoding="utf-8").strip()
+        else:
+            resolved_token = source.get("FLY_API_TOKEN", "")
         resolved_url = base_url or source.get("FLY_API_URL") or DEFAULT_BASE_URL
         return cls(token=resolved_token, base_url=resolved_url, **overrides)  # type: ignore[arg-type]

@@ -1,5 +1,7 @@
 """Config and the auth header rule of fly-machines-api.md §1."""
 
+from pathlib import Path
+
 import pytest
 
 from claw_operator.fly import FlyClientConfig, auth_header_value
@@ -42,3 +44,14 @@ def test_missing_token_is_refused() -> None:
 def test_wait_server_timeout_must_fit_flys_range() -> None:
     with pytest.raises(ValueError):
         FlyClientConfig(token="t", wait_server_timeout=61)
+
+
+def test_token_file_wins_over_the_environment(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("FlyV1 fm2_from_file\n")
+    config = FlyClientConfig.from_env(
+        {"FLY_API_TOKEN": "from-env"}, token_file=token_file, wait_server_timeout=30
+    )
+    assert config.token == "FlyV1 fm2_from_file"
+    assert config.wait_server_timeout == 30
+    assert FlyClientConfig.from_env({"FLY_API_TOKEN": "from-env"}, token="explicit").token == "explicit"
