@@ -29,11 +29,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
 import stamina
+from pydantic import ValidationError
 
 from claw_operator.fly.config import FlyClientConfig, auth_header_value
 from claw_operator.fly.errors import (
@@ -72,6 +73,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("claw_operator.fly")
+
+_M = TypeVar("_M")
 
 # Route templates: logged and reported instead of concrete URLs (bounded cardinality, and the
 # same names flysim's /_sim/stats uses).
@@ -314,6 +317,27 @@ class FlyMachinesClient:
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     @staticmethod
+    def _parse(parse: Callable[[Any], _M], data: Any, response: httpx.Response, *, route: str) -> _M:
+        """`parse(data)`, with a response that does not fit the model reported as Fly's fault
+        (`UnexpectedResponse`), not as a pydantic error escaping the client's error contract."""
+        try:
+            return parse(data)
+        except ValidationError as exc:
+            raise UnexpectedResponse(
+                f"Fly's answer does not fit the expected shape ({exc.error_count()} errors)",
+                status=response.status_code,
+                request_id=response.headers.get(REQUEST_ID_HEADER),
+                method=response.request.method,
+                route=route,
+                body=response.text,
+            ) from exc
+
+    @classmethod
+    def _model(cls, parse: Callable[[Any], _M], response: httpx.Response, *, route: str) -> _M:
+        """The response body, decoded as JSON and parsed by `parse`."""
+        return cls._parse(parse, cls._json(response, route=route), response, route=route)
+
+    @staticmethod
     def _json(response: httpx.Response, *, route: str) -> Any:
         try:
             return response.json()
@@ -356,7 +380,7 @@ class FlyMachinesClient:
         response = await self._call(
             _Retry.SAFE, "GET", R_MACHINE, action=GET_ACTION, app=app, object_id=machine_id
         )
-        return Machine.model_validate(self._json(response, route=R_MACHINE))
+        return self._model(Machine.model_validate, response, route=R_MACHINE)
 
     async def list_machines(
         self,
@@ -386,7 +410,7 @@ class FlyMachinesClient:
         body = self._json(response, route=R_MACHINES)
         if not isinstance(body, list):
             raise UnexpectedResponse("machine list is not a JSON array", method="GET", route=R_MACHINES)
-        machines = [Machine.model_validate(item) for item in body]
+        machines = [self._parse(Machine.model_validate, item, response, route=R_MACHINES) for item in body]
         if metadata:
             machines = [m for m in machines if _matches(m.metadata, metadata)]
         return machines
@@ -449,7 +473,7 @@ class FlyMachinesClient:
             if not (exc.ambiguous or name_taken):
                 raise
             return await self._resolve_ambiguous_machine_create(app, owner, exc)
-        return Machine.model_validate(self._json(response, route=R_MACHINES))
+        return self._model(Machine.model_validate, response, route=R_MACHINES)
 
     async def _resolve_ambiguous_machine_create(self, app: str, owner: OwnerTag, cause: FlyError) -> Machine:
         # Hand-written rather than a stamina retry: what is repeated is not the failed request
@@ -529,7 +553,7 @@ class FlyMachinesClient:
             json=body,
             lease_nonce=lease_nonce,
         )
-        return Machine.model_validate(self._json(response, route=R_MACHINE))
+        return self._model(Machine.model_validate, response, route=R_MACHINE)
 
     async def update_machine_leased(
         self,
@@ -571,7 +595,9 @@ class FlyMachinesClient:
             lease_nonce=lease_nonce,
         )
         body = self._json(response, route=R_START) if response.content else {}
-        return StartResult.model_validate(body if isinstance(body, dict) else {})
+        return self._parse(
+            StartResult.model_validate, body if isinstance(body, dict) else {}, response, route=R_START
+        )
 
     async def stop_machine(
         self,
@@ -705,7 +731,9 @@ class FlyMachinesClient:
                 ) from exc
             raise
         body = self._json(response, route=R_WAIT) if response.content else {}
-        return WaitResult.model_validate(body if isinstance(body, dict) else {})
+        return self._parse(
+            WaitResult.model_validate, body if isinstance(body, dict) else {}, response, route=R_WAIT
+        )
 
     async def stop_machine_and_wait(
         self,
@@ -778,7 +806,7 @@ class FlyMachinesClient:
             params={"ttl": str(ttl)},
             json=body,
         )
-        return Lease.from_response(self._json(response, route=R_LEASE))
+        return self._model(Lease.from_response, response, route=R_LEASE)
 
     async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 30) -> Lease:
         """Extend a held lease; Fly keeps the nonce."""
@@ -793,7 +821,7 @@ class FlyMachinesClient:
             json={"ttl": ttl},
             lease_nonce=nonce,
         )
-        return Lease.from_response(self._json(response, route=R_LEASE))
+        return self._model(Lease.from_response, response, route=R_LEASE)
 
     async def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
         """Release the lease. An expired or already released lease (`lease not found`) is fine."""
@@ -842,7 +870,7 @@ class FlyMachinesClient:
             app=app,
             object_id=volume_id,
         )
-        return Volume.model_validate(self._json(response, route=R_VOLUME))
+        return self._model(Volume.model_validate, response, route=R_VOLUME)
 
     async def list_volumes(
         self, app: str, *, name: str | None = None, include_destroyed: bool = False
@@ -852,7 +880,7 @@ class FlyMachinesClient:
         body = self._json(response, route=R_VOLUMES)
         if not isinstance(body, list):
             raise UnexpectedResponse("volume list is not a JSON array", method="GET", route=R_VOLUMES)
-        volumes = [Volume.model_validate(item) for item in body]
+        volumes = [self._parse(Volume.model_validate, item, response, route=R_VOLUMES) for item in body]
         if not include_destroyed:
             volumes = [v for v in volumes if not v.is_gone]
         if name is not None:
@@ -924,7 +952,7 @@ class FlyMachinesClient:
                 if not exc.ambiguous:
                     raise
                 return await self._resolve_ambiguous_volume_create(app, name, region, sent_at, exc)
-            return Volume.model_validate(self._json(response, route=R_VOLUMES))
+            return self._model(Volume.model_validate, response, route=R_VOLUMES)
         assert last_capacity is not None
         raise InsufficientCapacity(
             f"no capacity for volume in any of {', '.join(regions)}: {last_capacity.message}",
@@ -1009,7 +1037,7 @@ class FlyMachinesClient:
             object_id=volume_id,
             json={"size_gb": size_gb},
         )
-        return ExtendVolumeResult.model_validate(self._json(response, route=R_VOLUME_EXTEND))
+        return self._model(ExtendVolumeResult.model_validate, response, route=R_VOLUME_EXTEND)
 
 
 # --- one client per process ----------------------------------------------------------------------

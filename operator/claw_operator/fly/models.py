@@ -220,7 +220,7 @@ class Lease(FlyModel):
     reads) while the spec describes a flat object; `from_response` accepts both (§3)."""
 
     nonce: str
-    expires_at: int | None = None
+    expires_at: int | float | None = None
     owner: str | None = None
     description: str | None = None
     version: str | None = None

@@ -255,6 +255,15 @@ async def test_network_reset_on_get_is_retried(fly: ScriptedFly, client: FlyMach
     assert (await client.get_machine(APP, "m1")).id == "m1"
 
 
+async def test_success_body_of_the_wrong_shape_is_an_unexpected_response(
+    fly: ScriptedFly, client: FlyMachinesClient
+) -> None:
+    fly.on("GET", MACHINE, reply(200, {"state": "started"}))  # no id
+    with pytest.raises(UnexpectedResponse) as raised:
+        await client.get_machine(APP, "m1")
+    assert raised.value.request_id == "req-200"
+
+
 async def test_non_json_success_body(fly: ScriptedFly, client: FlyMachinesClient) -> None:
     fly.on("GET", MACHINE, reply(200, "<html>login</html>"))
     with pytest.raises(UnexpectedResponse):
