@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import CRD_PATH, EXAMPLES
 
 from claw_operator.api import KIND
 from claw_operator.api.crd import build_crd, render_crd_yaml
 from claw_operator.sim.crdschema import cel_errors, validate
+from tests.conftest import CRD_PATH, EXAMPLES
 
 
 def test_committed_crd_equals_generated() -> None:

@@ -1,0 +1,325 @@
+"""The vocabulary of the decisions: what was observed, what to do, what results.
+
+`lifecycle` decides; `kube` reads Kubernetes, observes Fly (through `claw_operator.fly`),
+executes the chosen action and writes the status. This module is the contract between them:
+plain frozen dataclasses, no I/O, no secrets (env values are carried only as a digest).
+
+One reconcile pass is: observe → `decide()` → execute at most one `Action` → `settle()` →
+one status write, conditional on the resourceVersion the pass read (on 409: re-read and
+re-decide). A decision that needs its status persisted *before* acting (the `Restarting`
+guard, `phase: Destroying` with the pending ids) returns no action and `requeue_after=0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
+
+# Fly metadata keys the operator stamps on every machine (volumes have no metadata on Fly,
+# so volumes are named after the instance instead). `fly_` prefixes are reserved by Fly.
+META_UID = "claw_instance_uid"
+META_NAMESPACE = "claw_namespace"
+META_NAME = "claw_name"
+
+
+# ---------------------------------------------------------------------------- observation
+
+
+class FailureKind(StrEnum):
+    """A Fly error, classified (§7/§10 of fly-machines-api.md)."""
+
+    NOT_FOUND = "NotFound"
+    UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
+    INVALID_CONFIG = "InvalidConfig"
+    CONFLICT = "Conflict"
+    PRECONDITION = "Precondition"
+    CAPACITY = "InsufficientCapacity"
+    QUOTA = "QuotaExceeded"
+    RATE_LIMITED = "RateLimited"
+    TIMEOUT = "Timeout"
+    UNAVAILABLE = "Unavailable"
+
+
+@dataclass(frozen=True)
+class FlyFailure:
+    """A failed Fly call, as the decisions need it (never carries a token or a secret)."""
+
+    kind: FailureKind
+    retryable: bool
+    message: str
+    status: int | None = None  # HTTP status; None when no response was received
+    retry_after: float | None = None  # seconds, from Retry-After
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    path: str
+
+
+@dataclass(frozen=True)
+class GuestView:
+    cpu_kind: str
+    cpus: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class MachineView:
+    """The parts of a Fly Machine the decisions look at."""
+
+    id: str
+    state: str  # created, starting, started, stopping, stopped, failed, replacing, destroyed, ...
+    region: str
+    instance_id: str | None = None
+    image: str | None = None
+    guest: GuestView | None = None
+    env_digest: str | None = None  # digest of config.env (values never leave `kube`)
+    mounts: tuple[Mount, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    id: str
+    region: str
+    size_gb: int
+    state: str = "created"
+    attached_machine_id: str | None = None
+
+
+class Lookup(StrEnum):
+    NOT_LOOKED = "NotLooked"  # nothing to look up (no id), or deliberately skipped
+    FOUND = "Found"
+    GONE = "Gone"  # 404
+    ERROR = "Error"  # the call failed; see `failure`
+
+
+@dataclass(frozen=True)
+class MachineLookup:
+    outcome: Lookup = Lookup.NOT_LOOKED
+    machine: MachineView | None = None
+    failure: FlyFailure | None = None
+
+
+@dataclass(frozen=True)
+class VolumeLookup:
+    outcome: Lookup = Lookup.NOT_LOOKED
+    volume: VolumeView | None = None
+    failure: FlyFailure | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one pass saw on Fly before deciding.
+
+    `machine`/`volume` are GETs by the ids in status. `tagged_machines` is the listing by
+    the instance UID (metadata recovery, done when status has no machineId, and before any
+    create: an ambiguous create is resolved by it); None when not listed, or when the
+    listing failed (then `tagged_failure` says why).
+    """
+
+    machine: MachineLookup = MachineLookup()
+    volume: VolumeLookup = VolumeLookup()
+    tagged_machines: tuple[MachineView, ...] | None = None
+    tagged_failure: FlyFailure | None = None
+
+
+# ---------------------------------------------------------------------------- the instance
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The ClawInstance as `kube` read it, plus what `kube` resolved for the decisions."""
+
+    uid: str
+    namespace: str
+    name: str
+    generation: int
+    spec: ClawInstanceSpec
+    status: ClawInstanceStatus
+    app: str  # spec.app, or the operator's --default-app
+    deleting: bool = False  # metadata.deletionTimestamp is set
+    paused: bool = False  # annotation claw.dev/paused == "true"
+    reconcile_request: str | None = None  # annotation claw.dev/reconcile-requested-at
+    # Digest of the full desired env (spec.env + resolved secretEnv values); None when a
+    # Secret or key is missing, in which case `secret_error` says which (no values).
+    env_digest: str | None = None
+    secret_error: str | None = None
+    # Consecutive failed passes (kept in memory by `kube`, reset on success): the exponent of
+    # the retry backoff.
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Cadences and thresholds (KiloClaw's defaults; `claw-operator run` flags)."""
+
+    poll_starting: timedelta = timedelta(seconds=60)
+    poll_running: timedelta = timedelta(seconds=300)
+    poll_destroying: timedelta = timedelta(seconds=60)
+    poll_idle: timedelta = timedelta(seconds=1800)
+    poll_jitter: timedelta = timedelta(seconds=60)
+    starting_timeout: timedelta = timedelta(seconds=300)
+    stopped_threshold: int = 5
+    fly_wait_timeout: timedelta = timedelta(seconds=60)
+    # Retryable errors: capped, jittered exponential backoff (base * 2**attempt, ≤ cap).
+    retry_base: timedelta = timedelta(seconds=5)
+    retry_cap: timedelta = timedelta(seconds=300)
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+class RestartReason(StrEnum):
+    REQUESTED = "RestartRequested"  # spec.restartedAt changed
+    CONFIG_CHANGED = "ConfigChanged"  # image, guest, env or secretEnv changed
+    MOUNT_REPAIR = "MountRepair"  # the machine mounts the wrong volume or path
+
+
+@dataclass(frozen=True)
+class CreateVolume:
+    region: str
+    size_gb: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ExtendVolume:
+    volume_id: str
+    size_gb: int
+
+
+@dataclass(frozen=True)
+class CreateMachine:
+    """Create the machine mounting `volume_id`, tagged with the instance UID.
+
+    `kube` builds the full Fly config (image, guest, env with secret values, mount, metadata)
+    from the Instance; an ambiguous failure is resolved by listing by the UID tag.
+    """
+
+    volume_id: str
+    region: str
+
+
+@dataclass(frozen=True)
+class AwaitState:
+    """Wait (Fly's /wait, bounded by Timings.fly_wait_timeout) for the machine to reach a state."""
+
+    machine_id: str
+    state: str  # "started" or "stopped"
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StartMachine:
+    """Start a stopped/created/failed machine with the desired config (update launches it)."""
+
+    machine_id: str
+    volume_id: str
+
+
+@dataclass(frozen=True)
+class StopMachine:
+    machine_id: str
+
+
+@dataclass(frozen=True)
+class RestartMachine:
+    """Stop (wait stopped) → update with the desired config and mount → wait started.
+
+    The one routine for restarts, config changes and mount repair (KiloClaw's
+    reconcileMachineMount and restartMachine share it here).
+    """
+
+    machine_id: str
+    volume_id: str
+    reason: RestartReason
+
+
+@dataclass(frozen=True)
+class DestroyMachine:
+    machine_id: str  # DELETE ?force=true; 404 counts as done
+
+
+@dataclass(frozen=True)
+class DeleteVolume:
+    volume_id: str  # 404 counts as done
+
+
+Action = (
+    CreateVolume
+    | ExtendVolume
+    | CreateMachine
+    | AwaitState
+    | StartMachine
+    | StopMachine
+    | RestartMachine
+    | DestroyMachine
+    | DeleteVolume
+)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What executing an Action gave: the object it produced or reached, or the failure."""
+
+    failure: FlyFailure | None = None
+    machine: MachineView | None = None  # created / reached state
+    volume: VolumeView | None = None  # created / extended
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A Kubernetes Event to post on the ClawInstance (reason = the contract's word)."""
+
+    type: EventType
+    reason: str  # VolumeCreated, MachineCreated, Started, StartFailed, StartTimeout, ...
+    message: str
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A structured log line with KiloClaw's action name (starting_timeout, repair_mount, ...)."""
+
+    action: str
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of `decide()` or `settle()`.
+
+    `status` is the complete new status (conditions included) to write once, conditionally.
+    `action` is the next Fly mutation to execute (None: nothing to do now). `requeue_after`
+    is when to run the next pass (0: at once, after the write; None: at the phase cadence).
+    `finalize` says the destroy is complete (or orphaned): remove the finalizer.
+    """
+
+    status: ClawInstanceStatus
+    action: Action | None = None
+    events: tuple[EventRecord, ...] = ()
+    logs: tuple[LogRecord, ...] = ()
+    requeue_after: float | None = None
+    finalize: bool = False
+    # True when this pass failed in a way worth retrying (5xx, 429, timeout, capacity):
+    # `kube` counts it into Instance.failures and adds jitter to `requeue_after`.
+    retry: bool = False

@@ -1,0 +1,56 @@
+"""The `claw-operator` command as a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from claw_operator.cli import build_parser
+
+CLI = [str(Path(sys.executable).parent / "claw-operator")]
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, check=True)
+    for command in ("run", "demo", "flysim", "kubesim"):
+        assert f"\n    {command} " in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--default-app",
+        "--fly-api-url",
+        "--fly-token-file",
+        "--metrics-port",
+        "--log-format",
+        "--poll-starting",
+        "--poll-running",
+        "--poll-destroying",
+        "--poll-idle",
+        "--poll-jitter",
+        "--starting-timeout",
+        "--stopped-threshold",
+        "--fly-wait-timeout",
+    ],
+)
+def test_run_has_the_architecture_flags(flag: str) -> None:
+    result = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, check=True)
+    assert flag in result.stdout
+
+
+def test_run_timing_defaults_are_kiloclaws() -> None:
+    args = build_parser().parse_args(["run"])
+    assert (args.poll_starting, args.poll_running, args.poll_destroying, args.poll_idle) == (
+        60,
+        300,
+        60,
+        1800,
+    )
+    assert (args.poll_jitter, args.starting_timeout, args.stopped_threshold, args.fly_wait_timeout) == (
+        60,
+        300,
+        5,
+        60,
+    )
