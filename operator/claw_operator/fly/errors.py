@@ -58,6 +58,9 @@ class FlyError(Exception):
     """Base of every error raised by `claw_operator.fly`."""
 
     default_retryable: ClassVar[bool] = False
+    # The class's name among the eleven kinds of issue 4 / `lifecycle.model.FailureKind`
+    # (subclasses report their parent's kind), so `kube` can map any error with one lookup.
+    kind: ClassVar[str] = "Unavailable"
 
     def __init__(
         self,
@@ -102,17 +105,25 @@ class FlyError(Exception):
 class NotFound(FlyError):
     """404: the app, machine, volume or lease does not exist (or is not visible yet)."""
 
+    kind = "NotFound"
+
 
 class Unauthorized(FlyError):
     """401: the token is missing, malformed or unknown."""
+
+    kind = "Unauthorized"
 
 
 class Forbidden(FlyError):
     """403: the token cannot access this app (e.g. an app name owned by another org)."""
 
+    kind = "Forbidden"
+
 
 class InvalidConfig(FlyError):
     """400 (or an unmatched 422): the request itself is wrong; sending it again cannot help."""
+
+    kind = "InvalidConfig"
 
 
 class ConflictReason(StrEnum):
@@ -132,6 +143,8 @@ _CONFLICT_RETRYABLE: Final = frozenset(
 class Conflict(FlyError):
     """409: someone else holds the lease, the version moved, an update is in progress, a name is
     taken. Lease/concurrent-update/busy are retryable with backoff; the rest need a fresh read."""
+
+    kind = "Conflict"
 
     def __init__(self, message: str, *, reason: ConflictReason, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", reason in _CONFLICT_RETRYABLE)
@@ -166,6 +179,8 @@ class Precondition(FlyError):
     """412 (`failed_precondition`): the target is not in a state that allows the call. Whether
     waiting helps depends on the reason, hence `reason`."""
 
+    kind = "Precondition"
+
     def __init__(self, message: str, *, reason: PreconditionReason, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", reason in _PRECONDITION_RETRYABLE)
         super().__init__(message, **kwargs)
@@ -182,6 +197,8 @@ class InsufficientCapacity(FlyError):
     """No room for the request where it was asked for. Not retryable as is: pick another region,
     another host (fork the volume) or a smaller size."""
 
+    kind = "InsufficientCapacity"
+
     def __init__(self, message: str, *, scope: CapacityScope, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.scope = scope
@@ -190,9 +207,13 @@ class InsufficientCapacity(FlyError):
 class QuotaExceeded(FlyError):
     """422 or `over the allowed quota`: an org/app limit. Terminal until the quota changes."""
 
+    kind = "QuotaExceeded"
+
 
 class RateLimited(FlyError):
     """429. `retry_after` is the server's Retry-After in seconds when it sent one."""
+
+    kind = "RateLimited"
 
     default_retryable = True
 
@@ -204,6 +225,8 @@ class RateLimited(FlyError):
 class Timeout(FlyError):
     """408/504 or the client's own read timeout. For a mutating call the change may have been
     applied anyway (`ambiguous`), which flyctl calls a "silent success"."""
+
+    kind = "Timeout"
 
     default_retryable = True
 
@@ -221,13 +244,16 @@ class WaitTimeout(Timeout):
 class Unavailable(FlyError):
     """5xx (HTML proxy pages included) or a network failure: Fly is having trouble."""
 
+    kind = "Unavailable"
+
     default_retryable = True
 
 
-class AmbiguousCreate(FlyError):
+class AmbiguousCreate(Timeout):
     """A create failed in a way that may hide a success, and looking for the object by its tag
     did not find it. The client does not send the create again; the caller retries later, when
-    the (eventually consistent) list has caught up, and its create looks first."""
+    the (eventually consistent) list has caught up, and its create looks first. A `Timeout` in
+    kind (the outcome is unknown), whatever the `cause` was (408, 5xx, reset, name taken)."""
 
     default_retryable = True
 
@@ -238,7 +264,10 @@ class AmbiguousCreate(FlyError):
 
 
 class UnexpectedResponse(FlyError):
-    """A status or body nothing above covers (an odd 3xx/4xx, or a 2xx body that does not parse)."""
+    """A status or body nothing above covers (an odd 3xx/4xx, or a 2xx body that does not parse,
+    e.g. a proxy's HTML page). Treated like Fly having trouble: retryable, kind `Unavailable`."""
+
+    default_retryable = True
 
 
 # --- classification --------------------------------------------------------------------------

@@ -20,8 +20,9 @@ __all__ = [
 ]
 
 METADATA_UID_KEY: Final = "claw_instance_uid"
-METADATA_NAMESPACE_KEY: Final = "claw_instance_namespace"
-METADATA_NAME_KEY: Final = "claw_instance_name"
+# The same keys as `claw_operator.lifecycle.model` (META_UID / META_NAMESPACE / META_NAME).
+METADATA_NAMESPACE_KEY: Final = "claw_namespace"
+METADATA_NAME_KEY: Final = "claw_name"
 
 _VOLUME_NAME_MAX: Final = 30
 _NOT_VOLUME_CHAR: Final = re.compile(r"[^a-z0-9_]")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from claw_operator.fly.errors import (
+    AmbiguousCreate,
     CapacityScope,
     Conflict,
     ConflictReason,
@@ -245,7 +246,7 @@ CASES = [
         "DELETE",
         detail=PreconditionReason.VOLUME_BOUND,
     ),
-    Case("odd status with nothing known", 418, "teapot", UnexpectedResponse, False),
+    Case("odd status with nothing known", 418, "teapot", UnexpectedResponse, True),
 ]
 
 
@@ -313,3 +314,17 @@ def test_retry_after_header_is_parsed_into_the_error() -> None:
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
     assert parse_retry_after(header, now=now) == expected
+
+
+def test_every_error_kind_is_a_lifecycle_failure_kind() -> None:
+    # `kube` maps errors to the decisions' vocabulary with `FailureKind(error.kind)`.
+    from claw_operator import fly
+    from claw_operator.lifecycle.model import FailureKind
+
+    classes = [c for c in vars(fly).values() if isinstance(c, type) and issubclass(c, FlyError)]
+    assert len(classes) >= 14
+    for cls in classes:
+        if cls is not FlyError:
+            FailureKind(cls.kind)
+    assert {FailureKind(c.kind) for c in classes} == set(FailureKind)
+    assert AmbiguousCreate.kind == WaitTimeout.kind == "Timeout"

@@ -97,10 +97,21 @@ def test_owner_tag_names_and_metadata() -> None:
     owner = OwnerTag(uid="6F1C2A3B-1111-2222-3333-444455556666", namespace="team", name="claw")
     assert owner.metadata() == {
         "claw_instance_uid": owner.uid,
-        "claw_instance_namespace": "team",
-        "claw_instance_name": "claw",
+        "claw_namespace": "team",
+        "claw_name": "claw",
     }
     assert owner.selector() == {"claw_instance_uid": owner.uid}
     assert owner.volume_name() == "claw_6f1c2a3b11112222333344445"
     assert len(owner.volume_name()) <= 30
     assert owner.machine_name() == "claw-6f1c2a3b-1111-2222-3333-444455556666"
+
+
+def test_metadata_keys_are_the_lifecycles() -> None:
+    from claw_operator.fly import tags
+    from claw_operator.lifecycle import model
+
+    assert (tags.METADATA_UID_KEY, tags.METADATA_NAMESPACE_KEY, tags.METADATA_NAME_KEY) == (
+        model.META_UID,
+        model.META_NAMESPACE,
+        model.META_NAME,
+    )
