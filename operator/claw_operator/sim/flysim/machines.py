@@ -293,6 +293,12 @@ class MachineLifecycle:
         self._check_host(machine)
         previous = machine.state
         now = world.now()
+        going_down = {"stopped": "stopping", "suspended": "suspending", "destroyed": "destroying"}
+        if previous in RUNNING_STATES and machine.heading in going_down:
+            # A stop was accepted and has not shown yet: flyd is already stopping it [I].
+            raise errors.failed_precondition(
+                f"unable to start machine from current state: '{going_down[machine.heading]}'"
+            )
         if previous in RUNNING_STATES:
             # Already on its way up: Fly answers without doing anything [I].
             return {"previous_state": previous, "migrated": False, "new_host": ""}

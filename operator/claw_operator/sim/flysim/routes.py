@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import errors
+from .auth import bare_token
 from .faults import FLICKER_MODES, LIST_MODES, Fault
 from .ids import IdFactory
 from .model import REGIONS
@@ -52,8 +53,7 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 def _owner(request: web.Request) -> str:
-    token: str | None = request.get("token")
-    return IdFactory.token_owner(token)
+    return IdFactory.token_owner(bare_token(request.headers.get("Authorization")))
 
 
 def _int_query(request: web.Request, name: str, default: int) -> int:

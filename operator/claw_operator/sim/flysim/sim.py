@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors
+from .auth import bare_token
 from .clock import Clock, LoopClock
 from .control import ControlRoutes
 from .faults import REQUEST_MODES, Fault, FaultBook
@@ -32,22 +33,6 @@ log = logging.getLogger(__name__)
 
 # A `hang` fault holds the request this long at most, then drops the connection.
 MAX_HANG_SECONDS = 600.0
-_AUTH_PREFIXES = ("Bearer ", "FlyV1 ")
-
-
-def bare_token(value: str | None) -> str | None:
-    """The token without its scheme: `Bearer X`, `FlyV1 X` and `Bearer FlyV1 X` are all X [C]."""
-    if value is None:
-        return None
-    token = value.strip()
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _AUTH_PREFIXES:
-            if token.startswith(prefix):
-                token = token[len(prefix) :].strip()
-                stripped = True
-    return token or None
 
 
 class FlySim:
@@ -163,7 +148,7 @@ class FlySim:
         if not request.path.startswith("/v1/"):
             response: web.StreamResponse = await handler(request)
             return response
-        request["token"] = self._authenticate(request)
+        self._authenticate(request)
         fault = self.faults.pick(request.method, request.path, REQUEST_MODES) if self.faults else None
         if fault is not None and fault.mode != "silent_success":
             return await self._misbehave(request, fault)
@@ -179,11 +164,10 @@ class FlySim:
             pass
         return self._fault_response(fault)
 
-    def _authenticate(self, request: web.Request) -> str:
+    def _authenticate(self, request: web.Request) -> None:
         token = bare_token(request.headers.get("Authorization"))
         if token is None or (self.token is not None and token != self.token):
             raise errors.unauthorized()
-        return token
 
     def _check_rate_limit(self, request: web.Request, route: str) -> None:
         info = request.match_info

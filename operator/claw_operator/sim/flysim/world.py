@@ -251,6 +251,7 @@ class FlyWorld:
     def schedule(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None = None) -> None:
         """Run a chain of state steps on the clock, replacing any chain in progress."""
         self.cancel_pending(machine)
+        machine.heading = steps[-1][1] if steps else None
         self._run_next(machine, list(steps), then)
 
     def cancel_pending(self, machine: Machine) -> None:
@@ -258,10 +259,12 @@ class FlyWorld:
             machine.pending.cancel()
             machine.pending = None
         machine.parked = None
+        machine.heading = None
 
     def _run_next(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         if not steps:
             machine.pending = None
+            machine.heading = None
             if then is not None:
                 then()
             return
@@ -277,6 +280,7 @@ class FlyWorld:
     def park(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         """A stuck machine: keep its remaining steps until the control API releases it."""
         self.cancel_pending(machine)
+        machine.heading = steps[-1][1] if steps else None
         machine.parked = steps
         self._parked_then[machine.id] = then
 
