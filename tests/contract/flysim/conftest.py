@@ -30,18 +30,24 @@ TOKEN = "test-token"
 
 # Where the Dec 2023 spec is wrong about the live API, flysim follows the API and the spec is
 # corrected here before validating; docs/flysim.md lists each correction with its evidence.
-SPEC_CORRECTIONS: list[tuple[str, str, str]] = [
-    # (schema, property, why)
-    ("Volume", "attached_machine_id", "null when the volume is free [D][C]"),
-    ("Volume", "attached_alloc_id", "null when the volume is free [D][C]"),
+SPEC_CORRECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
+    # (schema, property, corrected property schema, why)
+    ("Volume", "attached_machine_id", {"type": "string", "nullable": True}, "null when the volume is free [D][C]"),
+    ("Volume", "attached_alloc_id", {"type": "string", "nullable": True}, "null when the volume is free [D][C]"),
+    (
+        "api.MachineService",
+        "autostop",
+        {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["suspend"]}]},
+        'false, true or "suspend" since suspend support [D]',
+    ),
 ]
 
 
 def corrected_spec() -> dict[str, Any]:
     spec: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
     schemas = spec["components"]["schemas"]
-    for schema, prop, _why in SPEC_CORRECTIONS:
-        schemas[schema]["properties"][prop]["nullable"] = True
+    for schema, prop, corrected, _why in SPEC_CORRECTIONS:
+        schemas[schema]["properties"][prop] = corrected
     return spec
 
 

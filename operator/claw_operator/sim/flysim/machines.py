@@ -28,6 +28,8 @@ SENTINEL_EXIT = "sim-exit"
 RUNNING_STATES = frozenset({"started", "starting", "restarting"})
 MAX_WAIT_SECONDS = 60
 _GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+# `autostop` accepts false|true|"off"|"stop"|"suspend"; Fly stores false, true or "suspend" [D].
+_AUTOSTOP: dict[object, object] = {"off": False, "stop": True}
 _SIGNALS = {"SIGINT": 2, "SIGKILL": 9, "SIGTERM": 15, "SIGQUIT": 3, "SIGHUP": 1, "SIGUSR1": 10, "SIGUSR2": 12}
 
 
@@ -96,6 +98,9 @@ def normalize_config(config: Any) -> dict[str, Any]:
         if not isinstance(mount, dict) or not mount.get("volume") or not mount.get("path"):
             raise errors.invalid_argument("each mount needs a volume and a path")
     normalized = copy.deepcopy(config)
+    for service in normalized.get("services") or []:
+        if isinstance(service, dict) and "autostop" in service:
+            service["autostop"] = _AUTOSTOP.get(service["autostop"], service["autostop"])
     normalized.setdefault("init", {})
     normalized.setdefault("dns", {})
     guest_size(normalized)
@@ -436,7 +441,7 @@ class MachineLifecycle:
     def autostop(self, machine: Machine) -> None:
         services = machine.config.get("services") or []
         modes = [s.get("autostop") for s in services if isinstance(s, dict)]
-        if not any(mode in (True, "stop", "suspend") for mode in modes):
+        if not any(mode is True or mode == "suspend" for mode in modes):
             raise errors.failed_precondition("autostop is not enabled in this machine's services")
         if machine.state != "started":
             raise errors.failed_precondition(f"machine is not running (currently {machine.state})")
