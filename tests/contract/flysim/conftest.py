@@ -32,8 +32,18 @@ TOKEN = "test-token"
 # corrected here before validating; docs/flysim.md lists each correction with its evidence.
 SPEC_CORRECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     # (schema, property, corrected property schema, why)
-    ("Volume", "attached_machine_id", {"type": "string", "nullable": True}, "null when the volume is free [D][C]"),
-    ("Volume", "attached_alloc_id", {"type": "string", "nullable": True}, "null when the volume is free [D][C]"),
+    (
+        "Volume",
+        "attached_machine_id",
+        {"type": "string", "nullable": True},
+        "null when the volume is free [D][C]",
+    ),
+    (
+        "Volume",
+        "attached_alloc_id",
+        {"type": "string", "nullable": True},
+        "null when the volume is free [D][C]",
+    ),
     # Go `interface{}` rendered as `type: object` by the generator; flysim sends the network
     # name, a string [I].
     ("ListApp", "network", {}, "Go interface{} in the spec generator; a network name [I]"),
@@ -54,7 +64,11 @@ RESPONSE_CORRECTIONS: list[tuple[str, str, str, dict[str, Any], str]] = [
         "200",
         {
             "type": "object",
-            "properties": {"exit_code": {"type": "integer"}, "stdout": {"type": "string"}, "stderr": {"type": "string"}},
+            "properties": {
+                "exit_code": {"type": "integer"},
+                "stdout": {"type": "string"},
+                "stderr": {"type": "string"},
+            },
         },
         "the API answers {exit_code, stdout, stderr}, not raw bytes [O]",
     ),
@@ -146,7 +160,9 @@ class FlyClient:
     async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("DELETE", path, **kwargs)
 
-    async def create_machine(self, app: str = "app", config: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
+    async def create_machine(
+        self, app: str = "app", config: dict[str, Any] | None = None, **body: Any
+    ) -> dict[str, Any]:
         body.setdefault("region", "iad")
         response = await self.post(
             f"/v1/apps/{app}/machines", json={"config": config or {"image": "nginx:1.27"}, **body}
@@ -216,7 +232,9 @@ async def manual() -> AsyncIterator[tuple[FlySim, ManualClock]]:
 
 
 @pytest_asyncio.fixture
-async def manual_fly(manual: tuple[FlySim, ManualClock], contract: ContractChecker) -> AsyncIterator[FlyClient]:
+async def manual_fly(
+    manual: tuple[FlySim, ManualClock], contract: ContractChecker
+) -> AsyncIterator[FlyClient]:
     client = FlyClient(manual[0].base_url, contract)
     yield client
     await client.aclose()

@@ -31,27 +31,43 @@ async def test_g25_region_full_falls_back_along_the_region_list(fly: FlyClient, 
 async def test_g25_full_volume_host_and_growth_on_a_full_host(fly: FlyClient, flysim: FlySim) -> None:
     flysim.set_capacity("ams", hosts=1, host_cpus=4, host_memory_mb=2048)
     volume = await fly.create_volume("g25b", region="ams")
-    huge = {"image": "x", "guest": {"cpus": 2, "memory_mb": 4096}, "mounts": [{"volume": volume["id"], "path": "/d"}]}
+    huge = {
+        "image": "x",
+        "guest": {"cpus": 2, "memory_mb": 4096},
+        "mounts": [{"volume": volume["id"], "path": "/d"}],
+    }
     refused = await fly.post("/v1/apps/g25b/machines", json={"region": "ams", "config": huge})
     assert refused.status_code == 412
     assert refused.json()["error"] == (
-        f"failed_precondition: insufficient resources to create new machine with existing volume '{volume['id']}'"
+        "failed_precondition: insufficient resources to create new machine with existing volume "
+        f"'{volume['id']}'"
     )
 
-    small = {"image": "x", "guest": {"cpus": 1, "memory_mb": 1024}, "mounts": [{"volume": volume["id"], "path": "/d"}]}
+    small = {
+        "image": "x",
+        "guest": {"cpus": 1, "memory_mb": 1024},
+        "mounts": [{"volume": volume["id"], "path": "/d"}],
+    }
     machine = await fly.create_machine("g25b", small, region="ams")
     base = f"/v1/apps/g25b/machines/{machine['id']}"
     await fly.reaches("g25b", machine["id"], "started")
-    neighbour = await fly.create_machine("g25b", {"image": "x", "guest": {"cpus": 1, "memory_mb": 1024}}, region="ams")
+    neighbour = await fly.create_machine(
+        "g25b", {"image": "x", "guest": {"cpus": 1, "memory_mb": 1024}}, region="ams"
+    )
     await fly.reaches("g25b", neighbour["id"], "started")
     grow = await fly.post(base, json={"config": {**small, "guest": {"cpus": 1, "memory_mb": 2048}}})
     assert grow.status_code == 409
-    assert grow.json()["error"] == "could not reserve resource for machine: insufficient memory available to fulfill request"
+    assert (
+        grow.json()["error"]
+        == "could not reserve resource for machine: insufficient memory available to fulfill request"
+    )
 
     # A stopped machine gives its memory back; starting it when the host has filled up -> 409.
     await fly.post(base + "/stop")
     await fly.reaches("g25b", machine["id"], "stopped")
-    filler = await fly.create_machine("g25b", {"image": "x", "guest": {"cpus": 1, "memory_mb": 1024}}, region="ams")
+    filler = await fly.create_machine(
+        "g25b", {"image": "x", "guest": {"cpus": 1, "memory_mb": 1024}}, region="ams"
+    )
     await fly.reaches("g25b", filler["id"], "started")
     await asyncio.sleep(0.05)  # past the "still active" tail
     start = await fly.post(base + "/start")

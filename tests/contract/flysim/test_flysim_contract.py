@@ -22,7 +22,9 @@ async def test_every_spec_operation_answers_and_validates(flysim: FlySim) -> Non
     checker = ContractChecker()  # a fresh tally for this tour only
     fly = FlyClient(flysim.base_url, checker)
     try:
-        assert (await fly.post("/v1/apps", json={"app_name": "tour", "org_slug": "personal"})).status_code == 201
+        assert (
+            await fly.post("/v1/apps", json={"app_name": "tour", "org_slug": "personal"})
+        ).status_code == 201
         taken = await fly.post("/v1/apps", json={"name": "tour", "org_slug": "personal"})
         assert taken.status_code == 422 and taken.json()["status"] == "name_taken"
         assert (await fly.get("/v1/apps", params={"org_slug": "personal"})).json()["total_apps"] == 1
@@ -36,7 +38,9 @@ async def test_every_spec_operation_answers_and_validates(flysim: FlySim) -> Non
         assert (await fly.post(vpath + "/snapshots")).status_code == 200
         assert len((await fly.get(vpath + "/snapshots")).json()) == 1
 
-        machine = await fly.create_machine("tour", {"image": "x", "mounts": [{"volume": volume["id"], "path": "/d"}]})
+        machine = await fly.create_machine(
+            "tour", {"image": "x", "mounts": [{"volume": volume["id"], "path": "/d"}]}
+        )
         m = f"/v1/apps/tour/machines/{machine['id']}"
         assert (await fly.get("/v1/apps/tour/machines", params={"region": "iad"})).status_code == 200
         assert (await fly.get(m + "/wait", params={"state": "started", "timeout": 5})).status_code == 200
@@ -51,7 +55,9 @@ async def test_every_spec_operation_answers_and_validates(flysim: FlySim) -> Non
         assert (await fly.get(m + "/lease", headers=nonce)).json()["data"]["nonce"] == lease["nonce"]
         assert (await fly.post(m + "/cordon", headers=nonce)).status_code == 200
         assert (await fly.post(m + "/uncordon", headers=nonce)).status_code == 200
-        assert (await fly.post(m + "/exec", json={"command": ["true"]}, headers=nonce)).json()["exit_code"] == 0
+        assert (await fly.post(m + "/exec", json={"command": ["true"]}, headers=nonce)).json()[
+            "exit_code"
+        ] == 0
         assert (await fly.post(m + "/signal", json={"signal": "SIGHUP"})).status_code == 200
         await fly.reaches("tour", machine["id"], "started")
         assert (await fly.post(m + "/restart", params={"timeout": "5s"}, headers=nonce)).status_code == 200
@@ -69,7 +75,11 @@ async def test_every_spec_operation_answers_and_validates(flysim: FlySim) -> Non
         assert stop.status_code == 200
         assert (await fly.post(m + "/stop", json={"timeout": "soon"}, headers=nonce)).status_code == 400
         await fly.reaches("tour", machine["id"], "stopped")
-        updated = await fly.post(m, json={"config": {"image": "y", "mounts": [{"volume": volume["id"], "path": "/d"}]}}, headers=nonce)
+        updated = await fly.post(
+            m,
+            json={"config": {"image": "y", "mounts": [{"volume": volume["id"], "path": "/d"}]}},
+            headers=nonce,
+        )
         assert updated.status_code == 200
         assert (await fly.delete(m + "/lease", headers=nonce)).status_code == 200
         await fly.reaches("tour", machine["id"], "stopped")
@@ -106,7 +116,9 @@ async def test_every_spec_operation_answers_and_validates(flysim: FlySim) -> Non
 
 def _matches(template: str, path: str) -> bool:
     want, have = template.strip("/").split("/"), path.strip("/").split("/")
-    return len(want) == len(have) and all(w.startswith("{") or w == h for w, h in zip(want, have, strict=True))
+    return len(want) == len(have) and all(
+        w.startswith("{") or w == h for w, h in zip(want, have, strict=True)
+    )
 
 
 async def test_control_api_stats_timeline_capacity_and_reset(fly: FlyClient) -> None:
@@ -114,7 +126,9 @@ async def test_control_api_stats_timeline_capacity_and_reset(fly: FlyClient) -> 
     await fly.reaches("ctl", machine["id"], "started")
     stats = (await fly.get("/_sim/stats")).json()
     assert stats["machines"] == {"started": 1} and stats["rate_limited"] == 0
-    assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 200, "count": 1} in stats["requests"]
+    assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 200, "count": 1} in stats[
+        "requests"
+    ]
     timeline = (await fly.get("/_sim/timeline", params={"machine": machine["id"]})).json()
     assert [t["state"] for t in timeline] == ["created", "starting", "started"]
     assert 0 <= timeline[0]["elapsed"] < 0.05 and timeline[-1]["at"].endswith("Z")
@@ -133,7 +147,9 @@ def test_thread_runner_serves_from_its_own_loop() -> None:
             created = http.post("/v1/apps/thr/machines", json={"config": {"image": "x"}, "region": "iad"})
             assert created.status_code == 200
             machine_id = created.json()["id"]
-            waited = http.get(f"/v1/apps/thr/machines/{machine_id}/wait", params={"state": "started", "timeout": 5})
+            waited = http.get(
+                f"/v1/apps/thr/machines/{machine_id}/wait", params={"state": "started", "timeout": 5}
+            )
             assert waited.json()["state"] == "started"
             fault = sim.add_fault("/v1/apps/*", status=502)
             assert http.get("/v1/apps/thr").status_code == 502
@@ -164,7 +180,11 @@ def test_cli_serves_prints_its_url_and_stops_on_sigterm() -> None:
         with httpx.Client(base_url=base_url) as http:
             assert http.get("/v1/apps/x", headers={"Authorization": "Bearer other"}).status_code == 401
             assert http.get("/v1/apps/x", headers={"Authorization": "Bearer secret"}).status_code == 404
-            created = http.post("/v1/apps", json={"name": "x", "org_slug": "personal"}, headers={"Authorization": "FlyV1 secret"})
+            created = http.post(
+                "/v1/apps",
+                json={"name": "x", "org_slug": "personal"},
+                headers={"Authorization": "FlyV1 secret"},
+            )
             assert created.status_code == 201
     finally:
         process.send_signal(signal.SIGTERM)

@@ -51,13 +51,17 @@ async def test_h27_silent_success_commits_then_answers_408(fly: FlyClient, flysi
     assert len(found) == 1, "the create happened exactly once"
 
     flysim.add_fault("/v1/apps/*/machines", method="POST", mode="error", status=408)
-    timed_out = await fly.post("/v1/apps/h27c/machines", json={"config": {"image": "x", "metadata": {"claw.dev/uid": "u2"}}})
+    timed_out = await fly.post(
+        "/v1/apps/h27c/machines", json={"config": {"image": "x", "metadata": {"claw.dev/uid": "u2"}}}
+    )
     assert timed_out.status_code == 408
     assert (await fly.get("/v1/apps/h27c/machines", params={"metadata.claw.dev/uid": "u2"})).json() == []
 
     machine_id = found[0]["id"]
     await fly.reaches("h27c", machine_id, "started")
-    flysim.add_fault(f"/v1/apps/h27c/machines/{machine_id}", method="DELETE", mode="silent_success", status=504)
+    flysim.add_fault(
+        f"/v1/apps/h27c/machines/{machine_id}", method="DELETE", mode="silent_success", status=504
+    )
     destroy = await fly.delete(f"/v1/apps/h27c/machines/{machine_id}", params={"force": "true"})
     assert destroy.status_code == 504
     await fly.reaches("h27c", machine_id, "destroyed")
@@ -99,12 +103,16 @@ async def test_h27_stale_and_empty_lists(fly: FlyClient, flysim: FlySim) -> None
     assert (await fly.get("/v1/apps/h27f/volumes")).json() == []
 
 
-async def test_h27_probability_and_removal_through_the_control_api(flysim_factory: FlySimFactory, contract: ContractChecker) -> None:
+async def test_h27_probability_and_removal_through_the_control_api(
+    flysim_factory: FlySimFactory, contract: ContractChecker
+) -> None:
     async def failures(seed: int) -> list[int]:
         sim = await flysim_factory(seed=seed)
         fly = FlyClient(sim.base_url, contract)
         try:
-            await fly.post("/_sim/faults", json={"path": "/v1/apps/*", "status": 500, "count": None, "probability": 0.5})
+            await fly.post(
+                "/_sim/faults", json={"path": "/v1/apps/*", "status": 500, "count": None, "probability": 0.5}
+            )
             return [(await fly.get("/v1/apps/p")).status_code for _ in range(40)]
         finally:
             await fly.aclose()
@@ -136,7 +144,10 @@ async def test_h28_rate_limiter_follows_the_documented_buckets(contract: Contrac
     await sim.start()
     fly = FlyClient(sim.base_url, contract)
     try:
-        created = [await fly.post("/v1/apps/h28/machines", json={"config": {"image": "x"}, "skip_launch": True}) for _ in range(4)]
+        created = [
+            await fly.post("/v1/apps/h28/machines", json={"config": {"image": "x"}, "skip_launch": True})
+            for _ in range(4)
+        ]
         assert [r.status_code for r in created] == [200, 200, 200, 429], "1 rps, burst 3 per action per app"
         assert created[3].headers["Retry-After"] == "1"
         clock.advance(1.0)
@@ -144,15 +155,21 @@ async def test_h28_rate_limiter_follows_the_documented_buckets(contract: Contrac
 
         machine_id = created[0].json()["id"]
         gets = [await fly.get(f"/v1/apps/h28/machines/{machine_id}") for _ in range(11)]
-        assert [r.status_code for r in gets].count(429) == 1 and gets[-1].status_code == 429, "5 rps, burst 10"
+        assert [r.status_code for r in gets].count(429) == 1 and gets[-1].status_code == 429, (
+            "5 rps, burst 10"
+        )
         other_id = created[1].json()["id"]
-        assert (await fly.get(f"/v1/apps/h28/machines/{other_id}")).status_code == 200, "buckets are per machine"
+        assert (await fly.get(f"/v1/apps/h28/machines/{other_id}")).status_code == 200, (
+            "buckets are per machine"
+        )
         clock.advance(0.2)
         assert (await fly.get(f"/v1/apps/h28/machines/{machine_id}")).status_code == 200
 
         stats = (await fly.get("/_sim/stats")).json()
         assert stats["rate_limited"] == 2
-        assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 429, "count": 1} in stats["requests"]
+        assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 429, "count": 1} in stats[
+            "requests"
+        ]
     finally:
         await fly.aclose()
         await sim.stop()

@@ -16,7 +16,9 @@ NONCE = "fly-machine-lease-nonce"
 HELD = re.compile(r"^machine ID [0-9a-f]{14} lease currently held by \S+@tokens\.fly\.io, expires at \S+Z$")
 
 
-async def test_d14_lease_acquire_conflict_refresh_release(fly: FlyClient, flysim: FlySim, contract: ContractChecker) -> None:
+async def test_d14_lease_acquire_conflict_refresh_release(
+    fly: FlyClient, flysim: FlySim, contract: ContractChecker
+) -> None:
     machine = await fly.create_machine("d14", skip_launch=True)
     base = f"/v1/apps/d14/machines/{machine['id']}/lease"
     acquired = await fly.post(base, params={"ttl": 30})
@@ -99,7 +101,9 @@ async def test_d15_lease_gates_mutations_but_not_metadata_or_create(fly: FlyClie
 async def test_d15_expired_lease_no_longer_gates(flysim_factory: FlySimFactory) -> None:
     sim = await flysim_factory()
     async with httpx.AsyncClient(base_url=sim.base_url, headers={"Authorization": "Bearer t"}) as http:
-        machine = (await http.post("/v1/apps/d15b/machines", json={"config": {"image": "x"}, "skip_launch": True})).json()
+        machine = (
+            await http.post("/v1/apps/d15b/machines", json={"config": {"image": "x"}, "skip_launch": True})
+        ).json()
         base = f"/v1/apps/d15b/machines/{machine['id']}"
         await http.post(base + "/lease", params={"ttl": 1})
         assert (await http.post(base + "/cordon")).status_code == 409

@@ -29,7 +29,9 @@ async def test_e16_update_replaces_config_with_a_new_version(fly: FlyClient, fly
     assert versions[0]["user_config"]["image"] == "nginx:2"
     assert any(s["state"] == "replacing" for s in flysim.timeline(machine["id"]))
 
-    mismatch = await fly.post(base, json={"config": {"image": "nginx:2"}, "current_version": machine["instance_id"]})
+    mismatch = await fly.post(
+        base, json={"config": {"image": "nginx:2"}, "current_version": machine["instance_id"]}
+    )
     assert mismatch.status_code == 409
     for field, value in (("name", "renamed"), ("region", "lhr")):
         refused = await fly.post(base, json={"config": {"image": "nginx:2"}, field: value})
@@ -67,7 +69,8 @@ async def test_e17_destroy_rules_and_the_destroyed_window(fly: FlyClient) -> Non
     refused = await fly.delete(base)
     assert refused.status_code == 412
     assert refused.json() == {
-        "error": "failed_precondition: unable to destroy machine, not currently stopped, suspended, failed or created"
+        "error": "failed_precondition: unable to destroy machine, "
+        "not currently stopped, suspended, failed or created"
     }
     forced = await fly.delete(base, params={"force": "true"})
     assert forced.status_code == 200 and forced.json() == {"ok": True}
@@ -94,7 +97,9 @@ async def test_e17_destroy_rules_and_the_destroyed_window(fly: FlyClient) -> Non
     assert machine["id"] in [m["id"] for m in still_listed]
 
     kill = await fly.create_machine("e17")
-    assert (await fly.delete(f"/v1/apps/e17/machines/{kill['id']}", params={"kill": "true"})).status_code == 200
+    assert (
+        await fly.delete(f"/v1/apps/e17/machines/{kill['id']}", params={"kill": "true"})
+    ).status_code == 200
     await fly.reaches("e17", kill["id"], "destroyed")
 
 

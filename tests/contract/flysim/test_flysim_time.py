@@ -43,7 +43,10 @@ async def run_scripted_session(seed: int) -> dict[str, Any]:
             "det", {"image": "nginx", "mounts": [{"volume": volume["id"], "path": "/d"}]}, lease_ttl=60
         )
         clock.advance(30)
-        await fly.post(f"/v1/apps/det/machines/{machine['id']}/stop", headers={"fly-machine-lease-nonce": machine["nonce"]})
+        await fly.post(
+            f"/v1/apps/det/machines/{machine['id']}/stop",
+            headers={"fly-machine-lease-nonce": machine["nonce"]},
+        )
         clock.advance(30)
         updated = (
             await fly.post(
@@ -100,14 +103,20 @@ async def test_b8_start_is_refused_while_settling_and_succeeds_after(contract: C
         base = f"/v1/apps/b8/machines/{machine['id']}"
         early = await fly.post(base + "/start")
         assert early.status_code == 412
-        assert early.json()["error"] == "failed_precondition: unable to start machine from current state: 'created'"
+        assert (
+            early.json()["error"]
+            == "failed_precondition: unable to start machine from current state: 'created'"
+        )
         clock.advance(0.2)
         assert (await fly.machine("b8", machine["id"]))["state"] == "started"
 
         await fly.post(base + "/stop")
         stopping = await fly.post(base + "/start")
         assert stopping.status_code == 412
-        assert stopping.json()["error"] == "failed_precondition: unable to start machine from current state: 'stopping'"
+        assert (
+            stopping.json()["error"]
+            == "failed_precondition: unable to start machine from current state: 'stopping'"
+        )
         clock.advance(0.2)
         assert (await fly.machine("b8", machine["id"]))["state"] == "stopped"
         active = await fly.post(base + "/start")

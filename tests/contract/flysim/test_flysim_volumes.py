@@ -23,24 +23,33 @@ async def test_f21_mount_rules_region_one_mount_and_claims(fly: FlyClient) -> No
     )
     assert two.status_code == 400
 
-    wrong = await fly.post("/v1/apps/f21/machines", json={"region": "ord", "config": {"image": "x", "mounts": mount(lhr["id"])}})
+    wrong = await fly.post(
+        "/v1/apps/f21/machines", json={"region": "ord", "config": {"image": "x", "mounts": mount(lhr["id"])}}
+    )
     assert wrong.status_code == 400
-    assert wrong.json()["error"] == f'Mounts source volume "{lhr["id"]}" is in the wrong region ("lhr" != "ord")'
+    assert (
+        wrong.json()["error"] == f'Mounts source volume "{lhr["id"]}" is in the wrong region ("lhr" != "ord")'
+    )
 
     holder = await fly.create_machine("f21", {"image": "x", "mounts": mount(iad["id"])})
-    claimed = await fly.post("/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}})
+    claimed = await fly.post(
+        "/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}}
+    )
     assert claimed.status_code == 412
     assert claimed.json()["error"] == f"failed_precondition: volume already claimed by machine {holder['id']}"
 
     # Destroyed moments ago still holds the claim, until the detach delay passes [O].
     await fly.delete(f"/v1/apps/f21/machines/{holder['id']}", params={"force": "true"})
     await fly.reaches("f21", holder["id"], "destroyed")
-    recently = await fly.post("/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}})
+    recently = await fly.post(
+        "/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}}
+    )
     assert recently.status_code == 412 and holder["id"] in recently.json()["error"]
 
     async def mountable() -> bool:
         response = await fly.post(
-            "/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}}
+            "/v1/apps/f21/machines",
+            json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}},
         )
         return response.status_code == 200
 
@@ -61,7 +70,9 @@ async def test_f22_bound_volume_delete_refused_then_soft_deleted(
 
     bound = await fly.delete(path)
     assert bound.status_code == 412
-    assert bound.json()["error"] == f"failed_precondition: volume is currently bound to machine: {machine['id']}"
+    assert (
+        bound.json()["error"] == f"failed_precondition: volume is currently bound to machine: {machine['id']}"
+    )
     await fly.delete(f"/v1/apps/f22/machines/{machine['id']}", params={"force": "true"})
     clock.advance(0.06)  # destroyed, but the volume is released in the background
     assert (await fly.delete(path)).status_code == 412
@@ -94,7 +105,9 @@ async def test_f23_extend_sizes_unique_zones_meta_regions_and_forks(fly: FlyClie
     assert (await fly.put(path + "/extend", json={"size_gb": 20})).json()["needs_restart"] is True
 
     for size in (0, 501):
-        assert (await fly.post("/v1/apps/f23/volumes", json={"name": "v", "region": "iad", "size_gb": size})).status_code == 400
+        assert (
+            await fly.post("/v1/apps/f23/volumes", json={"name": "v", "region": "iad", "size_gb": size})
+        ).status_code == 400
     for meta in ("us", "iad,ord", "any"):
         response = await fly.post("/v1/apps/f23/volumes", json={"name": "v", "region": meta})
         assert response.status_code == 400, meta
@@ -104,10 +117,14 @@ async def test_f23_extend_sizes_unique_zones_meta_regions_and_forks(fly: FlyClie
     await fly.create_volume("f23", name="zoned", region="cdg")
     exhausted = await fly.post("/v1/apps/f23/volumes", json={"name": "zoned", "region": "cdg"})
     assert exhausted.status_code == 412 and "require_unique_zone" in exhausted.json()["error"]
-    shared = await fly.post("/v1/apps/f23/volumes", json={"name": "zoned", "region": "cdg", "require_unique_zone": False})
+    shared = await fly.post(
+        "/v1/apps/f23/volumes", json={"name": "zoned", "region": "cdg", "require_unique_zone": False}
+    )
     assert shared.status_code == 200
 
-    fork = await fly.create_volume("f23", name="fork", region="lhr", size_gb=20, source_volume_id=volume["id"])
+    fork = await fly.create_volume(
+        "f23", name="fork", region="lhr", size_gb=20, source_volume_id=volume["id"]
+    )
     assert fork["state"] == "hydrating" and fork["size_gb"] == 20 and fork["region"] == "lhr"
     forked = await fly.create_machine("f23", {"image": "x", "mounts": mount(fork["id"])}, region="lhr")
     assert forked["state"] == "created", "a hydrating volume can be mounted"

@@ -31,7 +31,9 @@ async def test_c10_wait_is_a_long_poll_that_blocks_nobody_and_takes_any_state_fo
 
     default = await fly.get(base + "/wait", params={"timeout": 5})  # default state: started
     assert default.json()["state"] == "started"
-    repeated = await fly.get(base + "/wait", params=[("state", "suspended"), ("state", "started"), ("timeout", "5")])
+    repeated = await fly.get(
+        base + "/wait", params=[("state", "suspended"), ("state", "started"), ("timeout", "5")]
+    )
     assert repeated.json()["state"] == "started"
     comma = await fly.get(base + "/wait", params={"state": "suspended,started", "timeout": 5})
     assert comma.json()["state"] == "started"
@@ -39,7 +41,9 @@ async def test_c10_wait_is_a_long_poll_that_blocks_nobody_and_takes_any_state_fo
     assert settled.json()["state"] == "started"
 
     broken = await fly.create_machine("c10", {"image": "claw:sim-boot-fail"})
-    failed = await fly.get(f"/v1/apps/c10/machines/{broken['id']}/wait", params={"state": "failed", "timeout": 5})
+    failed = await fly.get(
+        f"/v1/apps/c10/machines/{broken['id']}/wait", params={"state": "failed", "timeout": 5}
+    )
     assert failed.status_code == 200 and failed.json()["state"] == "failed"
 
 
@@ -81,10 +85,14 @@ async def test_c12_wait_version_rules(fly: FlyClient) -> None:
     stale = await fly.get(base + "/wait", params={"state": "started", "version": old_version, "timeout": 5})
     assert stale.status_code == 412 and "currently replaced" in stale.json()["error"]
 
-    fresh = await fly.get(base + "/wait", params={"state": "started", "instance_id": updated["instance_id"], "timeout": 5})
+    fresh = await fly.get(
+        base + "/wait", params={"state": "started", "instance_id": updated["instance_id"], "timeout": 5}
+    )
     assert fresh.status_code == 200 and fresh.json()["version"] == updated["instance_id"]
     await fly.post(base + "/stop")
-    stopped = await fly.get(base + "/wait", params={"state": "stopped", "version": updated["instance_id"], "timeout": 5})
+    stopped = await fly.get(
+        base + "/wait", params={"state": "stopped", "version": updated["instance_id"], "timeout": 5}
+    )
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
 
     # A waiter on a version that gets replaced meanwhile learns it, without waiting out its timeout.
@@ -125,7 +133,9 @@ async def test_c13_unknown_destroyed_and_just_created_machines(
         fresh = await windowed.create_machine("c13", skip_launch=True)
         path = f"/v1/apps/c13/machines/{fresh['id']}"
         assert (await windowed.get(path)).status_code == 404
-        assert (await windowed.get(path + "/wait", params={"state": "settled", "timeout": 1})).status_code == 404
+        assert (
+            await windowed.get(path + "/wait", params={"state": "settled", "timeout": 1})
+        ).status_code == 404
         await asyncio.sleep(0.25)
         assert (await windowed.get(path)).status_code == 200
     finally:

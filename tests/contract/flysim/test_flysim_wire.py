@@ -83,7 +83,9 @@ async def test_a3_auth_accepts_bearer_flyv1_and_both_and_rejects_others(
     open_sim: FlySim = await flysim_factory()
     async with httpx.AsyncClient(base_url=open_sim.base_url) as http:
         assert (await http.get("/v1/apps/a3")).status_code == 401
-        assert (await http.get("/v1/apps/a3", headers={"Authorization": "Bearer anything"})).status_code == 200
+        assert (
+            await http.get("/v1/apps/a3", headers={"Authorization": "Bearer anything"})
+        ).status_code == 200
 
 
 async def test_a4_error_bodies_come_in_all_three_shapes(fly: FlyClient, flysim: FlySim) -> None:

@@ -4,6 +4,7 @@ control API, and the same controls as Python methods for tests in the same event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import struct
@@ -22,8 +23,8 @@ from .faults import REQUEST_MODES, Fault, FaultBook
 from .machines import MachineLifecycle
 from .model import Machine
 from .profiles import LatencyProfile, resolve_profile
-from .ratelimit import APP_DELETE_RULE, GET_MACHINE_RULE, RateLimiter
 from .ratelimit import ACTION_RULE as _ACTION_RULE
+from .ratelimit import APP_DELETE_RULE, GET_MACHINE_RULE, RateLimiter
 from .render import machine_json, volume_json
 from .routes import FlyRoutes
 from .volumes import VolumeStore
@@ -158,10 +159,8 @@ class FlySim:
             response = await handler(request)
             return response
         # silent_success: the change is committed, then the answer says it failed [C].
-        try:
+        with contextlib.suppress(errors.FlyError):
             await handler(request)
-        except errors.FlyError:
-            pass
         return self._fault_response(fault)
 
     def _authenticate(self, request: web.Request) -> None:
@@ -331,7 +330,9 @@ class FlySim:
         return [
             {
                 "state": change.state,
-                "at": datetime.fromtimestamp(change.at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "at": datetime.fromtimestamp(change.at, UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
                 "time": change.at,
                 "elapsed": round(change.at - machine.created_at, 6),
                 "instance_id": change.instance_id,
