@@ -69,7 +69,9 @@ class Fault:
         message = self.message or _DEFAULT_MESSAGES.get(status, f"error {status}")
         headers = {}
         if self.retry_after is not None:
-            headers["Retry-After"] = str(int(self.retry_after) if float(self.retry_after).is_integer() else self.retry_after)
+            headers["Retry-After"] = str(
+                int(self.retry_after) if float(self.retry_after).is_integer() else self.retry_after
+            )
         return errors.FlyError(status, message, headers=headers)
 
     def html_body(self) -> str:
@@ -80,6 +82,15 @@ class Fault:
             f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>fly-proxy</center>\r\n"
             "</body>\r\n</html>\r\n"
         )
+
+
+def _number(spec: dict[str, Any], key: str, default: float) -> float:
+    value = spec.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.invalid_argument(f"{key} must be a number")
+    return float(value)
 
 
 def glob_matches(pattern: str, path: str) -> bool:
@@ -111,7 +122,7 @@ class FaultBook:
         if body not in ("json", "html"):
             raise errors.invalid_argument("body must be json or html")
         count = spec.get("count", 1)
-        probability = float(spec.get("probability") if spec.get("probability") is not None else 1.0)
+        probability = _number(spec, "probability", 1.0)
         if not 0.0 <= probability <= 1.0:
             raise errors.invalid_argument("probability must be within [0, 1]")
         status = spec.get("status")
@@ -128,7 +139,7 @@ class FaultBook:
             retry_after=spec.get("retry_after"),
             body=body,
             message=spec.get("message"),
-            window=float(spec.get("window") if spec.get("window") is not None else 5.0),
+            window=_number(spec, "window", 5.0),
         )
         self._next += 1
         self._faults[fault.id] = fault

@@ -27,7 +27,12 @@ SENTINEL_EXIT = "sim-exit"
 
 RUNNING_STATES = frozenset({"started", "starting", "restarting"})
 MAX_WAIT_SECONDS = 60
+INSUFFICIENT_MEMORY = (
+    "could not reserve resource for machine: insufficient memory available to fulfill request"
+)
 _GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+# `autostop` accepts false|true|"off"|"stop"|"suspend"; Fly stores false, true or "suspend" [D].
+_AUTOSTOP: dict[object, object] = {"off": False, "stop": True}
 _SIGNALS = {"SIGINT": 2, "SIGKILL": 9, "SIGTERM": 15, "SIGQUIT": 3, "SIGHUP": 1, "SIGUSR1": 10, "SIGUSR2": 12}
 
 
@@ -50,7 +55,13 @@ def image_ref(image: str, digest: str) -> dict[str, Any]:
     else:
         registry, path = "docker-hub-mirror.fly.io", name if "/" in name else f"library/{name}"
     repository = path.rsplit(":", 1)[0] if ":" in path.rsplit("/", 1)[-1] else path
-    return {"registry": registry, "repository": repository, "tag": image_tag(image), "digest": digest, "labels": {}}
+    return {
+        "registry": registry,
+        "repository": repository,
+        "tag": image_tag(image),
+        "digest": digest,
+        "labels": {},
+    }
 
 
 def guest_size(config: dict[str, Any]) -> tuple[int, int]:
@@ -82,13 +93,17 @@ def normalize_config(config: Any) -> dict[str, Any]:
     Unknown fields round-trip unchanged: flysim keeps whatever the client sent.
     """
     if not isinstance(config, dict):
-        raise errors.bad_request("json: cannot unmarshal into Go struct field .config of type api.MachineConfig")
+        raise errors.bad_request(
+            "json: cannot unmarshal into Go struct field .config of type api.MachineConfig"
+        )
     image = config.get("image")
     if not isinstance(image, str) or not image.strip():
         raise errors.invalid_argument("config.image is required")
     mounts = config.get("mounts") or []
     if not isinstance(mounts, list):
-        raise errors.bad_request("json: cannot unmarshal into Go struct field .mounts of type []api.MachineMount")
+        raise errors.bad_request(
+            "json: cannot unmarshal into Go struct field .mounts of type []api.MachineMount"
+        )
     if len(mounts) > 1:
         # At most one mount per machine; more has produced 400 [D][O].
         raise errors.invalid_argument("machines can only have one mount")
@@ -96,6 +111,9 @@ def normalize_config(config: Any) -> dict[str, Any]:
         if not isinstance(mount, dict) or not mount.get("volume") or not mount.get("path"):
             raise errors.invalid_argument("each mount needs a volume and a path")
     normalized = copy.deepcopy(config)
+    for service in normalized.get("services") or []:
+        if isinstance(service, dict) and "autostop" in service:
+            service["autostop"] = _AUTOSTOP.get(service["autostop"], service["autostop"])
     normalized.setdefault("init", {})
     normalized.setdefault("dns", {})
     guest_size(normalized)
@@ -146,7 +164,7 @@ class MachineLifecycle:
         if machine.host.status != "ok":
             raise errors.unavailable(f"host for machine {machine.id} is unreachable")
 
-    def list(
+    def list_machines(
         self,
         app: str,
         *,
@@ -188,7 +206,9 @@ class MachineLifecycle:
         if name is not None and not isinstance(name, str):
             raise errors.bad_request("json: cannot unmarshal into Go struct field .name of type string")
         if name and any(m.app == app and m.name == name and m.alive for m in world.machines.values()):
-            raise errors.FlyError(409, f"already_exists: a machine named {name!r} already exists", code="name_taken")
+            raise errors.FlyError(
+                409, f"already_exists: a machine named {name!r} already exists", code="name_taken"
+            )
         world.check_org_quota()
         skip_launch = bool(body.get("skip_launch"))
 
@@ -251,12 +271,17 @@ class MachineLifecycle:
         candidates = world.candidate_regions(str(requested) if requested else None)
         for region in candidates:
             capacity = world.region(region)
-            if capacity.max_machines is not None and world.live_machines_per_region[region] >= capacity.max_machines:
+            if (
+                capacity.max_machines is not None
+                and world.live_machines_per_region[region] >= capacity.max_machines
+            ):
                 continue
             fitting = [h for h in capacity.hosts if h.status == "ok" and h.fits(cpus, memory_mb)]
             if fitting:
                 return region, min(fitting, key=lambda h: (h.used_memory_mb, h.used_cpus))
-        raise errors.FlyError(412, f"no capacity available in {','.join(candidates)}", code="insufficient_capacity")
+        raise errors.FlyError(
+            412, f"no capacity available in {','.join(candidates)}", code="insufficient_capacity"
+        )
 
     def _launch(self, machine: Machine, *, first_delay: float, source: str) -> None:
         """created|stopped|... -> starting -> started (or failed/stuck per sentinel image)."""
@@ -293,6 +318,12 @@ class MachineLifecycle:
         self._check_host(machine)
         previous = machine.state
         now = world.now()
+        going_down = {"stopped": "stopping", "suspended": "suspending", "destroyed": "destroying"}
+        if previous in RUNNING_STATES and machine.heading in going_down:
+            # A stop was accepted and has not shown yet: flyd is already stopping it [I].
+            raise errors.failed_precondition(
+                f"unable to start machine from current state: '{going_down[machine.heading]}'"
+            )
         if previous in RUNNING_STATES:
             # Already on its way up: Fly answers without doing anything [I].
             return {"previous_state": previous, "migrated": False, "new_host": ""}
@@ -316,16 +347,15 @@ class MachineLifecycle:
     def _reserve_or_409(self, machine: Machine) -> None:
         if not machine.reserved and not machine.host.fits(machine.guest_cpus, machine.guest_memory_mb):
             raise errors.FlyError(
-                409, "could not reserve resource for machine: insufficient memory available to fulfill request"
+                409,
+                INSUFFICIENT_MEMORY,
             )
         self.world.reserve(machine)
 
     def stop(self, app: str, machine_id: str, nonce: str | None, body: Any) -> None:
         if body is not None:
             if not isinstance(body, dict) or not isinstance(body.get("signal", ""), str | int):
-                raise errors.bad_request(
-                    "json: cannot unmarshal into Go value of type main.stopRequest"
-                )
+                raise errors.bad_request("json: cannot unmarshal into Go value of type main.stopRequest")
             timeout = body.get("timeout")
             if timeout is not None and not (
                 isinstance(timeout, int | float) or (isinstance(timeout, str) and _GO_DURATION.match(timeout))
@@ -338,7 +368,10 @@ class MachineLifecycle:
         if state in RUNNING_STATES or (state == "created" and machine.reserved):
             world.schedule(
                 machine,
-                [(world.pacer.draw("ack"), "stopping", None, "user"), (world.pacer.draw("stop"), "stopped", "stop", "user")],
+                [
+                    (world.pacer.draw("ack"), "stopping", None, "user"),
+                    (world.pacer.draw("stop"), "stopped", "stop", "user"),
+                ],
             )
         elif state == "suspended":
             # Stopping a suspended machine throws its snapshot away [D].
@@ -352,7 +385,9 @@ class MachineLifecycle:
         machine = self._mutable(app, machine_id, nonce)
         self._check_host(machine)
         if machine.state != "started":
-            raise errors.failed_precondition(f"unable to suspend machine from current state: '{machine.state}'")
+            raise errors.failed_precondition(
+                f"unable to suspend machine from current state: '{machine.state}'"
+            )
         world.schedule(
             machine,
             [
@@ -368,7 +403,9 @@ class MachineLifecycle:
         machine = self._mutable(app, machine_id, nonce)
         self._check_host(machine)
         if machine.state != "started":
-            raise errors.failed_precondition(f"unable to restart machine from current state: '{machine.state}'")
+            raise errors.failed_precondition(
+                f"unable to restart machine from current state: '{machine.state}'"
+            )
         world.schedule(
             machine,
             [
@@ -425,20 +462,26 @@ class MachineLifecycle:
             world.reserve(machine)
             self._launch(machine, first_delay=world.pacer.exact("ack"), source="flyd")
         elif machine.config.get("auto_destroy"):
-            self._destroy_chain(machine, source="flyd", jitter=False)
+            self.begin_destroy(machine, source="flyd", jitter=False)
 
     def autostop(self, machine: Machine) -> None:
         services = machine.config.get("services") or []
         modes = [s.get("autostop") for s in services if isinstance(s, dict)]
-        if not any(mode in (True, "stop", "suspend") for mode in modes):
+        if not any(mode is True or mode == "suspend" for mode in modes):
             raise errors.failed_precondition("autostop is not enabled in this machine's services")
         if machine.state != "started":
             raise errors.failed_precondition(f"machine is not running (currently {machine.state})")
         pacer = self.world.pacer
         if "suspend" in modes:
-            steps: list[Step] = [(pacer.exact("ack"), "suspending", None, "flyd"), (pacer.exact("suspend"), "suspended", "suspend", "flyd")]
+            steps: list[Step] = [
+                (pacer.exact("ack"), "suspending", None, "flyd"),
+                (pacer.exact("suspend"), "suspended", "suspend", "flyd"),
+            ]
         else:
-            steps = [(pacer.exact("ack"), "stopping", None, "flyd"), (pacer.exact("stop"), "stopped", "stop", "flyd")]
+            steps = [
+                (pacer.exact("ack"), "stopping", None, "flyd"),
+                (pacer.exact("stop"), "stopped", "stop", "flyd"),
+            ]
         self.world.schedule(machine, steps)
 
     def autostart(self, machine: Machine) -> None:
@@ -463,11 +506,13 @@ class MachineLifecycle:
             for other in list(self.world.machines.values()):
                 if other.host is host and other.destroy_blocked:
                     other.destroy_blocked = False
-                    self._destroy_chain(other, source="flyd", jitter=False, already_destroying=True)
+                    self.begin_destroy(other, source="flyd", jitter=False, already_destroying=True)
 
     # -- update --------------------------------------------------------------------------------
 
-    def update(self, app: str, machine_id: str, nonce: str | None, body: dict[str, Any], owner: str) -> Machine:
+    def update(
+        self, app: str, machine_id: str, nonce: str | None, body: dict[str, Any], owner: str
+    ) -> Machine:
         world = self.world
         machine = self._mutable(app, machine_id, nonce)
         self._check_host(machine)
@@ -478,7 +523,9 @@ class MachineLifecycle:
         current_version = body.get("current_version")
         if current_version and current_version != machine.instance_id:
             raise errors.FlyError(
-                409, f"current_version mismatch: machine is at version {machine.instance_id}, not {current_version}"
+                409,
+                f"current_version mismatch: machine is at version {machine.instance_id}, "
+                f"not {current_version}",
             )
         for field in ("name", "region"):
             wanted = body.get(field)
@@ -503,11 +550,13 @@ class MachineLifecycle:
                     raise errors.failed_precondition(
                         f"insufficient resources to create new machine with existing volume '{new_volume.id}'"
                     )
-        if running and (cpus > machine.guest_cpus or memory_mb > machine.guest_memory_mb):
-            if not machine.host.fits(max(0, cpus - machine.guest_cpus), max(0, memory_mb - machine.guest_memory_mb)):
-                raise errors.FlyError(
-                    409, "could not reserve resource for machine: insufficient memory available to fulfill request"
-                )
+        grows = cpus > machine.guest_cpus or memory_mb > machine.guest_memory_mb
+        extra_cpus, extra_memory = (
+            max(0, cpus - machine.guest_cpus),
+            max(0, memory_mb - machine.guest_memory_mb),
+        )
+        if running and grows and not machine.host.fits(extra_cpus, extra_memory):
+            raise errors.FlyError(409, INSUFFICIENT_MEMORY)
 
         # Accepted: a new version replaces the old one wholesale (no partial update) [D].
         if new_volume_id != machine.volume_id:
@@ -545,7 +594,10 @@ class MachineLifecycle:
             tag = image_tag(config["image"])
             boot = world.pacer.draw("boot")
             end = "failed" if tag == SENTINEL_BOOT_FAIL else "started"
-            steps: list[Step] = [(replace, "starting", None, "flyd"), (boot, end, "start" if end == "started" else "exit", "flyd")]
+            steps: list[Step] = [
+                (replace, "starting", None, "flyd"),
+                (boot, end, "start" if end == "started" else "exit", "flyd"),
+            ]
             then = self._after_started(machine) if tag == SENTINEL_EXIT else None
             if tag == SENTINEL_BOOT_STUCK:
                 world.park(machine, steps, then)
@@ -575,9 +627,11 @@ class MachineLifecycle:
             raise errors.failed_precondition(
                 "unable to destroy machine, not currently stopped, suspended, failed or created"
             )
-        self._destroy_chain(machine, source="user", jitter=True)
+        self.begin_destroy(machine, source="user", jitter=True)
 
-    def _destroy_chain(self, machine: Machine, *, source: str, jitter: bool, already_destroying: bool = False) -> None:
+    def begin_destroy(
+        self, machine: Machine, *, source: str, jitter: bool, already_destroying: bool = False
+    ) -> None:
         world = self.world
         pacer = world.pacer
         ack = pacer.draw("ack") if jitter else pacer.exact("ack")
@@ -623,7 +677,8 @@ class MachineLifecycle:
         if lease is not None and nonce != lease.nonce:
             raise errors.FlyError(
                 409,
-                f"machine ID {machine.id} lease currently held by {lease.owner}, expires at {rfc3339(lease.expires_at)}",
+                f"machine ID {machine.id} lease currently held by {lease.owner}, "
+                f"expires at {rfc3339(lease.expires_at)}",
             )
 
     def _new_lease(self, machine: Machine, owner: str, ttl: int, description: str) -> Lease:
@@ -676,7 +731,9 @@ class MachineLifecycle:
         if lease is None:
             raise errors.FlyError(404, "lease not found", lease_shape=True, code="not_found")
         if nonce != lease.nonce:
-            raise errors.FlyError(409, "lease nonce does not match the lease held", lease_shape=True, code="conflict")
+            raise errors.FlyError(
+                409, "lease nonce does not match the lease held", lease_shape=True, code="conflict"
+            )
         machine.lease = None
 
     @staticmethod
@@ -738,7 +795,8 @@ class MachineLifecycle:
         if version and version != machine.instance_id:
             if machine.knows_version(version):
                 raise errors.failed_precondition(
-                    f"machine failed to reach desired state, {wanted_text}, currently replaced (version {version})"
+                    f"machine failed to reach desired state, {wanted_text}, "
+                    f"currently replaced (version {version})"
                 )
             raise errors.FlyError(404, f"not_found: machine version {version} not found")
 
@@ -750,7 +808,12 @@ class MachineLifecycle:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         waiter = StateWaiter(states=frozenset(want), version=version, future=future)
         machine.waiters.append(waiter)
-        deadline = world.clock.call_later(timeout, lambda: future.done() or future.set_result("timeout"))
+
+        def on_deadline() -> None:
+            if not future.done():
+                future.set_result("timeout")
+
+        deadline = world.clock.call_later(timeout, on_deadline)
         try:
             outcome = await future
         finally:
@@ -759,7 +822,9 @@ class MachineLifecycle:
                 machine.waiters.remove(waiter)
         if outcome == "timeout":
             raise errors.FlyError(
-                408, f"deadline_exceeded: machine failed to reach desired state, {wanted_text}, currently {machine.state}"
+                408,
+                f"deadline_exceeded: machine failed to reach desired state, {wanted_text}, "
+                f"currently {machine.state}",
             )
         if outcome == "replaced":
             raise errors.failed_precondition(

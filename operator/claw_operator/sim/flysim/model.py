@@ -154,8 +154,10 @@ class Machine:
     versions: list[MachineVersion] = field(default_factory=list)
     timeline: list[StateChange] = field(default_factory=list)
     waiters: list[StateWaiter] = field(default_factory=list)
-    # The scheduled next step of the machine's current transition chain, if any.
+    # The scheduled next step of the machine's current transition chain, if any, and the
+    # state that chain ends in (a stop just accepted is "heading" to stopped).
     pending: Timer | None = None
+    heading: str | None = None
     # The step a stuck machine will continue with once released by the control API.
     parked: list[tuple[float, str, str | None, str]] | None = None
     # Start is refused ("still being prepared", "still active") until these times.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class LatencyProfile:
         unknown = set(seconds) - known
         if unknown:
             raise ValueError(f"unknown profile fields: {sorted(unknown)}")
-        return replace(self, **seconds)
+        changes: dict[str, Any] = dict(seconds)
+        return replace(self, **changes)
 
 
 FAST = LatencyProfile(

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import errors
+from .auth import bare_token
 from .faults import FLICKER_MODES, LIST_MODES, Fault
 from .ids import IdFactory
+from .machines import MachineLifecycle
 from .model import REGIONS
 from .render import app_json, events_json, lease_envelope, machine_json, snapshot_json, volume_json
+from .volumes import VolumeStore
 
 if TYPE_CHECKING:
     from .sim import FlySim
@@ -52,8 +55,7 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 def _owner(request: web.Request) -> str:
-    token: str | None = request.get("token")
-    return IdFactory.token_owner(token)
+    return IdFactory.token_owner(bare_token(request.headers.get("Authorization")))
 
 
 def _int_query(request: web.Request, name: str, default: int) -> int:
@@ -74,11 +76,11 @@ class FlyRoutes:
         self.sim = sim
 
     @property
-    def machines(self) -> Any:
+    def machines(self) -> MachineLifecycle:
         return self.sim.machines
 
     @property
-    def volumes(self) -> Any:
+    def volumes(self) -> VolumeStore:
         return self.sim.volumes
 
     def register(self, app: web.Application) -> None:
@@ -184,10 +186,12 @@ class FlyRoutes:
         if name not in world.apps:
             raise errors.FlyError(404, "app not found")
         live = [m for m in world.machines.values() if m.app == name and m.alive]
-        if not _flag(request, "force") and any(m.state not in ("stopped", "suspended", "failed", "created") for m in live):
+        if not _flag(request, "force") and any(
+            m.state not in ("stopped", "suspended", "failed", "created") for m in live
+        ):
             raise errors.failed_precondition("app has running machines; stop them first or pass force=true")
         for machine in live:
-            self.machines._destroy_chain(machine, source="user", jitter=True)
+            self.machines.begin_destroy(machine, source="user", jitter=True)
         del world.apps[name]
         return web.Response(status=202)
 
@@ -199,8 +203,10 @@ class FlyRoutes:
     async def list_machines(self, request: web.Request) -> web.Response:
         query = request.query
         states = {s for part in query.getall("state", []) for s in part.split(",") if s}
-        metadata = {key[len("metadata."):]: value for key, value in query.items() if key.startswith("metadata.")}
-        found = self.machines.list(
+        metadata = {
+            key[len("metadata.") :]: value for key, value in query.items() if key.startswith("metadata.")
+        }
+        found = self.machines.list_machines(
             request.match_info["app"],
             region=query.get("region") or None,
             states=states or None,
@@ -243,7 +249,10 @@ class FlyRoutes:
         self._flicker(request)
         force = _flag(request, "force") or _flag(request, "kill")
         self.machines.destroy(
-            request.match_info["app"], request.match_info["id"], request.headers.get(LEASE_NONCE_HEADER), force
+            request.match_info["app"],
+            request.match_info["id"],
+            request.headers.get(LEASE_NONCE_HEADER),
+            force,
         )
         return _ok()
 
@@ -299,7 +308,10 @@ class FlyRoutes:
 
     async def uncordon_machine(self, request: web.Request) -> web.Response:
         self.machines.cordon(
-            request.match_info["app"], request.match_info["id"], request.headers.get(LEASE_NONCE_HEADER), False
+            request.match_info["app"],
+            request.match_info["id"],
+            request.headers.get(LEASE_NONCE_HEADER),
+            False,
         )
         return _ok()
 
@@ -354,11 +366,15 @@ class FlyRoutes:
 
     async def set_metadata(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        self.machines.set_metadata(request.match_info["app"], request.match_info["id"], request.match_info["key"], body)
+        self.machines.set_metadata(
+            request.match_info["app"], request.match_info["id"], request.match_info["key"], body
+        )
         return web.Response(status=204)
 
     async def delete_metadata(self, request: web.Request) -> web.Response:
-        self.machines.delete_metadata(request.match_info["app"], request.match_info["id"], request.match_info["key"])
+        self.machines.delete_metadata(
+            request.match_info["app"], request.match_info["id"], request.match_info["key"]
+        )
         return web.Response(status=204)
 
     async def list_events(self, request: web.Request) -> web.Response:
@@ -373,7 +389,7 @@ class FlyRoutes:
     # -- volumes -------------------------------------------------------------------------------
 
     async def list_volumes(self, request: web.Request) -> web.Response:
-        found = self.volumes.list(request.match_info["app"])
+        found = self.volumes.list_volumes(request.match_info["app"])
         fault = self._list_fault(request)
         if fault is not None and fault.mode == "empty_list":
             found = []
@@ -396,7 +412,9 @@ class FlyRoutes:
 
     async def extend_volume(self, request: web.Request) -> web.Response:
         body = await _object_body(request)
-        volume, needs_restart = self.volumes.extend(request.match_info["app"], request.match_info["vol"], body)
+        volume, needs_restart = self.volumes.extend(
+            request.match_info["app"], request.match_info["vol"], body
+        )
         return _json({"volume": volume_json(volume), "needs_restart": needs_restart})
 
     async def delete_volume(self, request: web.Request) -> web.Response:

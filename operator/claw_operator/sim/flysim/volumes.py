@@ -18,7 +18,9 @@ def _int_field(body: dict[str, Any], key: str, default: int | None = None) -> in
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.bad_request(f"json: cannot unmarshal {type(value).__name__} into Go struct field .{key} of type int")
+        raise errors.bad_request(
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field .{key} of type int"
+        )
     return value
 
 
@@ -40,7 +42,7 @@ class VolumeStore:
             raise errors.FlyError(404, "not_found: volume not found")
         return volume
 
-    def list(self, app: str) -> list[Volume]:
+    def list_volumes(self, app: str) -> list[Volume]:
         # Soft-deleted volumes stay listed; fly-go filters them client-side [C].
         self.world.app(app)
         return [v for v in self.world.volumes.values() if v.app == app]
@@ -103,15 +105,19 @@ class VolumeStore:
         )
         world.volumes[volume.id] = volume
         if state != "created":
-            self._after(volume, world.pacer.draw("volume_hydrate"), lambda: self._set_state(volume, "created"))
+            self._after(
+                volume, world.pacer.draw("volume_hydrate"), lambda: self._set_state(volume, "created")
+            )
         return volume
 
-    def _place(
-        self, app: str, name: str, region: str, unique_zone: bool, cpus: int, memory_mb: int
-    ) -> Host:
+    def _place(self, app: str, name: str, region: str, unique_zone: bool, cpus: int, memory_mb: int) -> Host:
         hosts = self.world.region(region).hosts
         taken_zones = (
-            {v.host.zone for v in self.world.volumes.values() if v.app == app and v.name == name and not v.soft_deleted}
+            {
+                v.host.zone
+                for v in self.world.volumes.values()
+                if v.app == app and v.name == name and not v.soft_deleted
+            }
             if unique_zone
             else set()
         )
@@ -119,8 +125,8 @@ class VolumeStore:
         if not eligible and unique_zone and hosts:
             raise errors.FlyError(
                 412,
-                f"failed_precondition: could not reserve resource for volume: no zones left in {region} for a "
-                f"volume named {name!r} with require_unique_zone=true",
+                "failed_precondition: could not reserve resource for volume: "
+                f"no zones left in {region} for a volume named {name!r} with require_unique_zone=true",
                 code="insufficient_capacity",
             )
         fitting = [h for h in eligible if h.fits(cpus, memory_mb)]
@@ -175,7 +181,9 @@ class VolumeStore:
         volume.state = "scheduling_destroy"
         volume.deleted_at = world.now()
         self._after(
-            volume, world.pacer.draw("volume_schedule_destroy"), lambda: self._set_state(volume, "pending_destroy")
+            volume,
+            world.pacer.draw("volume_schedule_destroy"),
+            lambda: self._set_state(volume, "pending_destroy"),
         )
         self._after(volume, world.pacer.exact("volume_soft_delete"), lambda: self._purge(volume))
         return volume
@@ -201,13 +209,15 @@ class VolumeStore:
             raise errors.failed_precondition(f"volume {volume.id} is {volume.state}")
         if volume.region != machine_region:
             raise errors.bad_request(
-                f'Mounts source volume "{volume.id}" is in the wrong region ("{volume.region}" != "{machine_region}")'
+                f'Mounts source volume "{volume.id}" is in the wrong region '
+                f'("{volume.region}" != "{machine_region}")'
             )
         if volume.claimed_by is not None and volume.claimed_by != machine_id:
             raise errors.failed_precondition(f"volume already claimed by machine {volume.claimed_by}")
 
     def claim(self, volume: Volume, machine_id: str, alloc_id: str) -> None:
         volume.claimed_by = machine_id
+
         # GET shows the attachment a little later: `attached_machine_id` is asynchronous [O].
         def show() -> None:
             if volume.claimed_by == machine_id:

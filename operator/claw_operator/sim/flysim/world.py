@@ -59,9 +59,7 @@ class WorldSettings:
 
 
 class FlyWorld:
-    def __init__(
-        self, *, clock: Clock, profile: LatencyProfile, seed: int, settings: WorldSettings
-    ) -> None:
+    def __init__(self, *, clock: Clock, profile: LatencyProfile, seed: int, settings: WorldSettings) -> None:
         self.clock = clock
         self.seed = seed
         self.settings = settings
@@ -158,9 +156,11 @@ class FlyWorld:
         return capacity
 
     def _host_is_empty(self, host: Host) -> bool:
-        return host.used_cpus == 0 and not any(
-            v.host is host for v in self.volumes.values()
-        ) and not any(m.host is host for m in self.machines.values())
+        return (
+            host.used_cpus == 0
+            and not any(v.host is host for v in self.volumes.values())
+            and not any(m.host is host for m in self.machines.values())
+        )
 
     def candidate_regions(self, requested: str | None) -> list[str]:
         """Machine create's region: one region, a priority list, an alias, or `any` [D]."""
@@ -202,7 +202,12 @@ class FlyWorld:
     # -- state changes -------------------------------------------------------------------------
 
     def record_event(
-        self, machine: Machine, event_type: str, status: str, source: str, request: dict[str, Any] | None = None
+        self,
+        machine: Machine,
+        event_type: str,
+        status: str,
+        source: str,
+        request: dict[str, Any] | None = None,
     ) -> None:
         now = self.now()
         machine.events.append(
@@ -218,7 +223,9 @@ class FlyWorld:
         if len(machine.events) > 200:
             del machine.events[:-200]
 
-    def set_state(self, machine: Machine, state: str, event_type: str | None = None, source: str = "flyd") -> None:
+    def set_state(
+        self, machine: Machine, state: str, event_type: str | None = None, source: str = "flyd"
+    ) -> None:
         machine.state = state
         machine.updated_at = self.now()
         if state in _RELEASING_STATES:
@@ -226,7 +233,9 @@ class FlyWorld:
         if state == "stopped":
             # A just-stopped machine still refuses start for a moment ("still active") [O].
             machine.still_active_until = machine.updated_at + self.pacer.exact("still_active_tail")
-        machine.timeline.append(StateChange(at=machine.updated_at, state=state, instance_id=machine.instance_id))
+        machine.timeline.append(
+            StateChange(at=machine.updated_at, state=state, instance_id=machine.instance_id)
+        )
         if event_type:
             self.record_event(machine, event_type, state, source)
         self.notify_waiters(machine)
@@ -251,6 +260,7 @@ class FlyWorld:
     def schedule(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None = None) -> None:
         """Run a chain of state steps on the clock, replacing any chain in progress."""
         self.cancel_pending(machine)
+        machine.heading = steps[-1][1] if steps else None
         self._run_next(machine, list(steps), then)
 
     def cancel_pending(self, machine: Machine) -> None:
@@ -258,10 +268,12 @@ class FlyWorld:
             machine.pending.cancel()
             machine.pending = None
         machine.parked = None
+        machine.heading = None
 
     def _run_next(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         if not steps:
             machine.pending = None
+            machine.heading = None
             if then is not None:
                 then()
             return
@@ -277,6 +289,7 @@ class FlyWorld:
     def park(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         """A stuck machine: keep its remaining steps until the control API releases it."""
         self.cancel_pending(machine)
+        machine.heading = steps[-1][1] if steps else None
         machine.parked = steps
         self._parked_then[machine.id] = then
 
