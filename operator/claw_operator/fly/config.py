@@ -42,8 +42,12 @@ class RateLimits:
     app-level actions) to `action_rate`/s with bursts of `action_burst`; reading one object to
     `get_rate`/s with bursts of `get_burst`.
 
-    `headroom` (< 1) runs the client slightly slower than the server so that network jitter,
-    which can bunch two paced requests together on arrival, never empties Fly's bucket first.
+    The client keeps a safety margin below those numbers, because Fly counts *arrivals* while
+    the client paces *sends*: a burst delayed on the way (new connections, a busy event loop)
+    reaches Fly's bucket while it is full and cannot bank the refill it missed, so the next
+    paced request can find it empty. `reserve` tokens of Fly's burst are left unused (one token
+    absorbs up to 1/rate seconds of such delay) and `headroom` (< 1) runs the client slightly
+    slower than Fly's refill so that the margin never erodes.
     """
 
     enabled: bool = True
@@ -52,6 +56,7 @@ class RateLimits:
     get_rate: float = 5.0
     get_burst: int = 10
     headroom: float = 0.9
+    reserve: int = 1
     # Buckets are per machine; forget idle ones beyond this many so a long-lived operator does
     # not keep a bucket for every machine it ever touched.
     max_buckets: int = 10_000

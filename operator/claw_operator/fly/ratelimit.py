@@ -30,6 +30,8 @@ class FlyRateLimiter:
     def __init__(self, limits: RateLimits) -> None:
         if limits.headroom <= 0 or limits.headroom > 1:
             raise ValueError("headroom must be within (0, 1]")
+        if limits.reserve < 0:
+            raise ValueError("reserve must not be negative")
         self._limits = limits
         self._buckets: OrderedDict[tuple[str, str], AsyncLimiter] = OrderedDict()
 
@@ -43,6 +45,7 @@ class FlyRateLimiter:
         else:
             rate, burst = self._limits.action_rate, self._limits.action_burst
         rate *= self._limits.headroom
+        burst = max(1, burst - self._limits.reserve)
         # A bucket of capacity `burst` leaking `rate` per second: max_rate/time_period = rate.
         return AsyncLimiter(max_rate=burst, time_period=burst / rate)
 

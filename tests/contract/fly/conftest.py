@@ -10,12 +10,13 @@ from fly_contract_support import TOKEN, ClientFactory
 
 from claw_operator.fly import FlyClientConfig, FlyMachinesClient, OwnerTag, RateLimits, RetryPolicy
 from claw_operator.sim.flysim import FlySim
+from claw_operator.sim.flysim.testing import FlySimFactory, flysim_factory  # noqa: F401
 
 
 @pytest.fixture
-async def flysim() -> AsyncIterator[FlySim]:
-    async with FlySim(profile="fast", seed=7, token=TOKEN) as sim:
-        yield sim
+async def flysim(flysim_factory: FlySimFactory) -> FlySim:  # noqa: F811
+    """flysim's own fixture factory, with a required token (so a wrong one is a 401)."""
+    return await flysim_factory(profile="fast", seed=7, token=TOKEN)
 
 
 @pytest.fixture

@@ -540,7 +540,7 @@ async def test_extend_volume(fly: ScriptedFly, client: FlyMachinesClient) -> Non
 async def test_limiter_paces_actions_per_machine(fly: ScriptedFly) -> None:
     fly.on("POST", f"{MACHINES}/m1/start", reply(200, {}))
     fly.on("POST", f"{MACHINES}/m2/start", reply(200, {}))
-    limits = RateLimits(action_rate=1.0, action_burst=3, headroom=1.0)
+    limits = RateLimits(action_rate=1.0, action_burst=3, headroom=1.0, reserve=0)
     async with make_client(fly, rate_limits=limits) as client:
         start = asyncio.get_running_loop().time()
         await asyncio.gather(*(client.start_machine(APP, "m1") for _ in range(6)))
@@ -559,7 +559,7 @@ async def test_limiter_paces_actions_per_machine(fly: ScriptedFly) -> None:
 @pytest.mark.looptime
 async def test_limiter_get_bucket_is_more_generous(fly: ScriptedFly) -> None:
     fly.on("GET", MACHINE, reply(200, machine_json()))
-    limits = RateLimits(get_rate=5.0, get_burst=10, headroom=1.0)
+    limits = RateLimits(get_rate=5.0, get_burst=10, headroom=1.0, reserve=0)
     async with make_client(fly, rate_limits=limits) as client:
         start = asyncio.get_running_loop().time()
         await asyncio.gather(*(client.get_machine(APP, "m1") for _ in range(15)))
