@@ -1,0 +1,1063 @@
+"""`FlyMachinesClient`: the only code that talks to the Fly Machines API.
+
+Retry policy, per call (the reasons are in `fly-machines-api.md` §7/§10):
+
+* GET (machine, lists, volume), DELETE by id, PUT extend, lease release/refresh, and update
+  *with* a lease nonce are retried on 408, 429, 5xx and network errors. Repeating them cannot
+  duplicate anything: a repeated DELETE answers 404 (= done), and a leased update is safe to
+  resend with the same nonce (flyctl does so).
+* Create (machine, volume), start, stop, lease acquire and update without a lease are retried
+  only on 429 and on failures to connect: both prove the request was never processed. Any other
+  failure may hide a success (a "silent success" 408), so it is raised with `ambiguous=True`;
+  for creates the client then *looks* for the object instead (see `create_machine`).
+* Waits loop up to an overall deadline: a wait changes nothing, and the server's 408 only means
+  "not yet".
+
+Backoff is `stamina`'s capped, jittered exponential backoff; a Retry-After from a 429 replaces
+the computed wait (stamina's backoff hook), clipped to `RetryPolicy.max_retry_after`.
+Every request first takes a token from the client-side limiter (`FlyRateLimiter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+import stamina
+from pydantic import ValidationError
+
+from claw_operator.fly.config import FlyClientConfig, auth_header_value
+from claw_operator.fly.errors import (
+    AmbiguousCreate,
+    Conflict,
+    ConflictReason,
+    FlyError,
+    InsufficientCapacity,
+    NotFound,
+    Precondition,
+    PreconditionReason,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    UnexpectedResponse,
+    WaitTimeout,
+    classify,
+)
+from claw_operator.fly.models import (
+    ExtendVolumeResult,
+    GuestConfig,
+    Lease,
+    Machine,
+    MachineConfig,
+    StartResult,
+    Volume,
+    WaitResult,
+)
+from claw_operator.fly.ratelimit import GET_ACTION, FlyRateLimiter
+from claw_operator.fly.tags import OwnerTag
+
+__all__ = [
+    "FlyMachinesClient",
+    "close_shared_client",
+    "get_shared_client",
+]
+
+log = logging.getLogger("claw_operator.fly")
+
+_M = TypeVar("_M")
+
+# Route templates: logged and reported instead of concrete URLs (bounded cardinality, and the
+# same names flysim's /_sim/stats uses).
+R_MACHINES: Final = "/v1/apps/{app}/machines"
+R_MACHINE: Final = "/v1/apps/{app}/machines/{id}"
+R_START: Final = "/v1/apps/{app}/machines/{id}/start"
+R_STOP: Final = "/v1/apps/{app}/machines/{id}/stop"
+R_WAIT: Final = "/v1/apps/{app}/machines/{id}/wait"
+R_LEASE: Final = "/v1/apps/{app}/machines/{id}/lease"
+R_VOLUMES: Final = "/v1/apps/{app}/volumes"
+R_VOLUME: Final = "/v1/apps/{app}/volumes/{id}"
+R_VOLUME_EXTEND: Final = "/v1/apps/{app}/volumes/{id}/extend"
+
+LEASE_NONCE_HEADER: Final = "fly-machine-lease-nonce"
+REQUEST_ID_HEADER: Final = "fly-request-id"
+
+# Waits loop with a short backoff between server long polls that ended without the state (§4:
+# flyctl backs off 0.5-2 s between attempts).
+_WAIT_BACKOFF_INITIAL: Final = 0.5
+_WAIT_BACKOFF_MAX: Final = 2.0
+# How far back a volume's created_at may be (clock skew plus request time) and still be taken as
+# the product of an ambiguous create we just sent.
+_VOLUME_RESOLVE_SKEW: Final = timedelta(minutes=2)
+
+
+class _Retry(enum.Enum):
+    SAFE = "safe"  # repeatable: 408/429/5xx/network
+    UNSENT = "unsent"  # only failures proving the request was not processed: 429, connect errors
+
+
+def _path(route: str, **params: str) -> str:
+    return route.format(**{k: quote(v, safe="") for k, v in params.items()})
+
+
+def _go_duration(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:g}s"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _matches(metadata: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(metadata.get(k) == v for k, v in selector.items())
+
+
+class FlyMachinesClient:
+    """Async client of the Fly Machines API (`https://api.machines.dev/v1`, or flysim).
+
+    One instance per process (see `get_shared_client`): it owns the connection pool and the
+    rate-limit buckets, which only work if every caller shares them. It is bound to the event
+    loop it is first used on. Close it with `aclose()` or use it as an async context manager.
+    """
+
+    def __init__(
+        self,
+        config: FlyClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._config = config
+        self._limiter = FlyRateLimiter(config.rate_limits)
+        self._http = httpx.AsyncClient(
+            base_url=config.origin,
+            headers={
+                "Authorization": auth_header_value(config.token),
+                "Accept": "application/json",
+                "User-Agent": config.user_agent,
+            },
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_keepalive_connections,
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @property
+    def config(self) -> FlyClientConfig:
+        return self._config
+
+    @property
+    def rate_limiter(self) -> FlyRateLimiter:
+        return self._limiter
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> FlyMachinesClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"FlyMachinesClient(base_url={self._config.base_url!r})"
+
+    # --- transport ---------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        route: str,
+        *,
+        action: str,
+        app: str,
+        object_id: str | None = None,
+        params: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        json: Any = None,
+        lease_nonce: str | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One HTTP exchange: rate-limit, send, log, classify. Never retries."""
+        path_params = {"app": app} if object_id is None else {"app": app, "id": object_id}
+        url = _path(route, **path_params)
+        headers = {LEASE_NONCE_HEADER: lease_nonce} if lease_nonce else None
+        query: httpx.QueryParams | None = None
+        if params:
+            query = httpx.QueryParams(params if isinstance(params, Mapping) else tuple(params))
+        request_timeout: httpx.Timeout | None = (
+            httpx.Timeout(timeout, connect=self._config.connect_timeout) if timeout is not None else None
+        )
+        mutating = method != "GET"
+        fields: dict[str, Any] = {
+            "fly_method": method,
+            "fly_route": route,
+            "fly_app": app,
+            "fly_object_id": object_id,
+        }
+        async with self._limiter.bucket(action, object_id or app):
+            started = time.perf_counter()
+            try:
+                if request_timeout is not None:
+                    response = await self._http.request(
+                        method, url, params=query, json=json, headers=headers, timeout=request_timeout
+                    )
+                else:
+                    response = await self._http.request(method, url, params=query, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                error = self._transport_error(exc, method=method, route=route, mutating=mutating)
+                fields.update(
+                    fly_status=None,
+                    fly_duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    fly_request_id=None,
+                    fly_error=type(error).__name__,
+                )
+                log.warning(
+                    "fly %s %s failed: %s (%s)",
+                    method,
+                    route,
+                    type(exc).__name__,
+                    error.message,
+                    extra=fields,
+                )
+                raise error from exc
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        request_id = response.headers.get(REQUEST_ID_HEADER)
+        fields.update(fly_status=response.status_code, fly_duration_ms=duration_ms, fly_request_id=request_id)
+        if response.is_success:
+            log.info(
+                "fly %s %s -> %d in %.1fms", method, route, response.status_code, duration_ms, extra=fields
+            )
+            return response
+        error = classify(
+            response.status_code,
+            response.text,
+            method=method,
+            route=route,
+            request_id=request_id,
+            retry_after=response.headers.get("retry-after"),
+        )
+        fields["fly_error"] = type(error).__name__
+        log.warning(
+            "fly %s %s -> %d in %.1fms: %s",
+            method,
+            route,
+            response.status_code,
+            duration_ms,
+            error.message,
+            extra=fields,
+        )
+        raise error
+
+    @staticmethod
+    def _transport_error(exc: httpx.TransportError, *, method: str, route: str, mutating: bool) -> FlyError:
+        where: dict[str, Any] = {"method": method, "route": route}
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            # Nothing reached Fly: never ambiguous, whatever the method.
+            return Unavailable(f"could not connect to Fly: {type(exc).__name__}", ambiguous=False, **where)
+        if isinstance(exc, httpx.TimeoutException):
+            return Timeout(f"no answer from Fly in time: {type(exc).__name__}", ambiguous=mutating, **where)
+        # Reset, protocol error, or a connection closed mid-exchange: the request may have landed.
+        return Unavailable(f"connection to Fly failed: {type(exc).__name__}", ambiguous=mutating, **where)
+
+    def _retry_hook(self, mode: _Retry) -> Callable[[Exception], bool | float]:
+        cap = self._config.retry.max_retry_after
+
+        def hook(exc: Exception) -> bool | float:
+            if not isinstance(exc, FlyError) or isinstance(exc, WaitTimeout):
+                return False
+            if isinstance(exc, RateLimited):
+                # A 429 is answered before anything happens, so even a create may be resent.
+                if exc.retry_after is None:
+                    return True
+                # Honour the server's wait (at least that long), plus a little jitter so a fleet
+                # told "1 s" does not come back in one burst.
+                wait = min(exc.retry_after, cap)
+                return wait + random.uniform(0, 0.1 * wait)
+            if mode is _Retry.SAFE:
+                return isinstance(exc, Timeout | Unavailable)
+            # UNSENT: only a failure to connect proves the request never reached Fly.
+            return isinstance(exc, Unavailable) and not exc.ambiguous
+
+        return hook
+
+    async def _call(self, mode: _Retry, method: str, route: str, **kwargs: Any) -> httpx.Response:
+        """`_send` under the retry policy `mode` (see the module docstring)."""
+        policy = self._config.retry
+        if policy.attempts <= 1:
+            return await self._send(method, route, **kwargs)
+        async for attempt in stamina.retry_context(
+            on=self._retry_hook(mode),
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                return await self._send(method, route, **kwargs)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    @staticmethod
+    def _parse(parse: Callable[[Any], _M], data: Any, response: httpx.Response, *, route: str) -> _M:
+        """`parse(data)`, with a response that does not fit the model reported as Fly's fault
+        (`UnexpectedResponse`), not as a pydantic error escaping the client's error contract."""
+        try:
+            return parse(data)
+        except ValidationError as exc:
+            raise UnexpectedResponse(
+                f"Fly's answer does not fit the expected shape ({exc.error_count()} errors)",
+                status=response.status_code,
+                request_id=response.headers.get(REQUEST_ID_HEADER),
+                method=response.request.method,
+                route=route,
+                body=response.text,
+            ) from exc
+
+    @classmethod
+    def _model(cls, parse: Callable[[Any], _M], response: httpx.Response, *, route: str) -> _M:
+        """The response body, decoded as JSON and parsed by `parse`."""
+        return cls._parse(parse, cls._json(response, route=route), response, route=route)
+
+    @staticmethod
+    def _json(response: httpx.Response, *, route: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UnexpectedResponse(
+                "Fly answered with a body that is not JSON",
+                status=response.status_code,
+                request_id=response.headers.get(REQUEST_ID_HEADER),
+                method=response.request.method,
+                route=route,
+                body=response.text,
+            ) from exc
+
+    # --- machines: reads ---------------------------------------------------------------------
+
+    async def get_machine(self, app: str, machine_id: str, *, not_found_grace: float = 0.0) -> Machine:
+        """GET one machine. A destroyed machine comes back with `state == "destroyed"` for a
+        short while, then as `NotFound`; treat both as gone (`Machine.is_gone`).
+
+        `not_found_grace`: seconds during which a 404 is retried. Use it right after your own
+        create: Fly's store is eventually consistent and can briefly deny a machine it just
+        made (§7), which must not be mistaken for "gone, recreate it"."""
+        if not_found_grace <= 0:
+            return await self._get_machine_once(app, machine_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + not_found_grace
+        async for attempt in stamina.retry_context(
+            on=lambda exc: isinstance(exc, NotFound) and loop.time() < deadline,
+            attempts=None,
+            timeout=None,
+            wait_initial=0.2,
+            wait_max=1.0,
+            wait_jitter=0.1,
+        ):
+            with attempt:
+                return await self._get_machine_once(app, machine_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_machine_once(self, app: str, machine_id: str) -> Machine:
+        response = await self._call(
+            _Retry.SAFE, "GET", R_MACHINE, action=GET_ACTION, app=app, object_id=machine_id
+        )
+        return self._model(Machine.model_validate, response, route=R_MACHINE)
+
+    async def list_machines(
+        self,
+        app: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        include_deleted: bool = False,
+        region: str | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[Machine]:
+        """List the app's machines, filtered by metadata (`metadata.{key}=value`).
+
+        The filter is applied again on the client, because the metadata filter is documented
+        but missing from Fly's spec. The list is eventually consistent: an empty answer never
+        proves that a machine does not exist.
+        """
+        params: list[tuple[str, str]] = [(f"metadata.{k}", v) for k, v in (metadata or {}).items()]
+        if include_deleted:
+            params.append(("include_deleted", "true"))
+        if region:
+            params.append(("region", region))
+        if states:
+            params.append(("state", ",".join(states)))
+        response = await self._call(
+            _Retry.SAFE, "GET", R_MACHINES, action="list_machines", app=app, params=params
+        )
+        body = self._json(response, route=R_MACHINES)
+        if not isinstance(body, list):
+            raise UnexpectedResponse("machine list is not a JSON array", method="GET", route=R_MACHINES)
+        machines = [self._parse(Machine.model_validate, item, response, route=R_MACHINES) for item in body]
+        if metadata:
+            machines = [m for m in machines if _matches(m.metadata, metadata)]
+        return machines
+
+    async def find_owned_machines(self, app: str, owner: OwnerTag) -> list[Machine]:
+        """The live (not destroyed/destroying) machines tagged with this owner's UID, oldest first."""
+        machines = await self.list_machines(app, metadata=owner.selector())
+        live = [m for m in machines if not m.is_gone]
+        return sorted(live, key=lambda m: (m.created_at or "", m.id))
+
+    # --- machines: create --------------------------------------------------------------------
+
+    async def create_machine(
+        self,
+        app: str,
+        config: MachineConfig,
+        *,
+        owner: OwnerTag,
+        name: str | None = None,
+        region: str | None = None,
+        skip_launch: bool = False,
+        lease_ttl: int | None = None,
+        min_secrets_version: int | None = None,
+    ) -> Machine:
+        """Create a machine tagged with `owner` (its metadata is merged into `config.metadata`).
+
+        Never sends the create twice after a failure that may hide a success. Instead it lists
+        the app's machines by the owner's UID: found → that machine is returned (the "silent
+        success" 408 of flyctl; an owner has one machine, so an older live one of the same
+        owner is adopted the same way); not found → `AmbiguousCreate` (retryable). A 409
+        "name taken" is resolved the same way, so a create with `owner.machine_name()` that
+        already happened returns the existing machine. The caller retries
+        later, and must look for the owner's machines (`find_owned_machines`) before creating
+        again: Fly's list is eventually consistent, so an empty list right after a create proves
+        nothing, and sending the create again on it is exactly how flyctl made duplicates.
+
+        Raises `InsufficientCapacity` (region full, or the volume's host full:
+        `scope == VOLUME_HOST`), `Precondition` (e.g. volume claimed), `QuotaExceeded`, …
+        """
+        tagged = config.model_copy(update={"metadata": {**(config.metadata or {}), **owner.metadata()}})
+        body: dict[str, Any] = {"config": tagged.to_wire()}
+        if name is not None:
+            body["name"] = name
+        if region is not None:
+            body["region"] = region
+        if skip_launch:
+            body["skip_launch"] = True
+        if lease_ttl is not None:
+            body["lease_ttl"] = lease_ttl
+        if min_secrets_version is not None:
+            body["min_secrets_version"] = min_secrets_version
+        try:
+            # UNSENT: the only automatic resend is after a 429 or a refused connection, which
+            # prove the create was never processed.
+            response = await self._call(
+                _Retry.UNSENT, "POST", R_MACHINES, action="create_machine", app=app, json=body
+            )
+        except FlyError as exc:
+            name_taken = isinstance(exc, Conflict) and exc.reason is ConflictReason.NAME_TAKEN
+            if not (exc.ambiguous or name_taken):
+                raise
+            return await self._resolve_ambiguous_machine_create(app, owner, exc)
+        return self._model(Machine.model_validate, response, route=R_MACHINES)
+
+    async def _resolve_ambiguous_machine_create(self, app: str, owner: OwnerTag, cause: FlyError) -> Machine:
+        # Hand-written rather than a stamina retry: what is repeated is not the failed request
+        # but a different one (a list), the loop ends on a *found* result rather than on a
+        # success, and its outcome when nothing is found is a decision (AmbiguousCreate, never a
+        # resend), which no retry library expresses.
+        log.warning(
+            "ambiguous machine create (%s); looking for it by tag",
+            type(cause).__name__,
+            extra={"fly_app": app, "fly_owner_uid": owner.uid, "fly_request_id": cause.request_id},
+        )
+        delay = self._config.create_resolve_delay
+        for attempt in range(self._config.create_resolve_attempts):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.retry.wait_max)
+            try:
+                found = await self.find_owned_machines(app, owner)
+            except FlyError as exc:
+                if not exc.retryable:
+                    raise
+                continue
+            if found:
+                machine = found[0]
+                if len(found) > 1:
+                    log.warning(
+                        "owner has %d machines; returning the oldest",
+                        len(found),
+                        extra={"fly_app": app, "fly_owner_uid": owner.uid},
+                    )
+                log.info(
+                    "ambiguous machine create resolved: machine exists",
+                    extra={"fly_app": app, "fly_owner_uid": owner.uid, "fly_machine_id": machine.id},
+                )
+                return machine
+        raise AmbiguousCreate(
+            f"machine create may or may not have happened ({cause.message}); no machine tagged "
+            f"{owner.uid} is visible yet. Look for it again before creating.",
+            cause=cause,
+            status=cause.status,
+            request_id=cause.request_id,
+            method="POST",
+            route=R_MACHINES,
+        )
+
+    # --- machines: changes -------------------------------------------------------------------
+
+    async def update_machine(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        lease_nonce: str | None = None,
+        current_version: str | None = None,
+        skip_launch: bool | None = None,
+        min_secrets_version: int | None = None,
+    ) -> Machine:
+        """Replace the machine's config. Send the FULL config (read it with `get_machine` and
+        change it; unknown fields are kept): Fly has no partial update. The result carries a new
+        `instance_id`. Retried automatically only when `lease_nonce` is given (safe with the same
+        nonce); `current_version` turns a concurrent change into `Conflict(VERSION_MISMATCH)`."""
+        body: dict[str, Any] = {"config": config.to_wire()}
+        if current_version is not None:
+            body["current_version"] = current_version
+        if skip_launch is not None:
+            body["skip_launch"] = skip_launch
+        if min_secrets_version is not None:
+            body["min_secrets_version"] = min_secrets_version
+        response = await self._call(
+            _Retry.SAFE if lease_nonce else _Retry.UNSENT,
+            "POST",
+            R_MACHINE,
+            action="update",
+            app=app,
+            object_id=machine_id,
+            json=body,
+            lease_nonce=lease_nonce,
+        )
+        return self._model(Machine.model_validate, response, route=R_MACHINE)
+
+    async def update_machine_leased(
+        self,
+        app: str,
+        machine_id: str,
+        change: Callable[[Machine], MachineConfig],
+        *,
+        lease_ttl: int = 30,
+        description: str = "claw-operator update",
+        skip_launch: bool | None = None,
+        min_secrets_version: int | None = None,
+    ) -> Machine:
+        """Read-modify-write under a lease: acquire, GET, `change(machine)` → full config, update
+        with the nonce (retried safely), release. A held lease raises `Conflict(LEASE_HELD)`."""
+        async with self.lease(app, machine_id, ttl=lease_ttl, description=description) as lease:
+            machine = await self.get_machine(app, machine_id)
+            new_config = change(machine)
+            return await self.update_machine(
+                app,
+                machine_id,
+                new_config,
+                lease_nonce=lease.nonce,
+                skip_launch=skip_launch,
+                min_secrets_version=min_secrets_version,
+            )
+
+    async def start_machine(
+        self, app: str, machine_id: str, *, lease_nonce: str | None = None
+    ) -> StartResult:
+        """Start a stopped/suspended/failed/created machine. A machine still settling answers
+        `Precondition(START_NOT_READY)` (retryable): wait and start again."""
+        response = await self._call(
+            _Retry.UNSENT,
+            "POST",
+            R_START,
+            action="start",
+            app=app,
+            object_id=machine_id,
+            lease_nonce=lease_nonce,
+        )
+        body = self._json(response, route=R_START) if response.content else {}
+        return self._parse(
+            StartResult.model_validate, body if isinstance(body, dict) else {}, response, route=R_START
+        )
+
+    async def stop_machine(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: float | str | None = None,
+        lease_nonce: str | None = None,
+    ) -> None:
+        """Ask the machine to stop (asynchronous; wait for `stopped` with its instance_id)."""
+        body: dict[str, Any] = {}
+        if signal is not None:
+            body["signal"] = signal
+        if timeout is not None:
+            body["timeout"] = _go_duration(timeout)
+        await self._call(
+            _Retry.UNSENT,
+            "POST",
+            R_STOP,
+            action="stop",
+            app=app,
+            object_id=machine_id,
+            json=body or None,
+            lease_nonce=lease_nonce,
+        )
+
+    async def destroy_machine(
+        self, app: str, machine_id: str, *, force: bool = False, lease_nonce: str | None = None
+    ) -> bool:
+        """Destroy the machine. True if this call destroyed it, False if it was already gone
+        (404). Without `force` a running machine answers `Precondition(DESTROY_RUNNING)`. The
+        volume it mounted stays claimed for a while after this returns."""
+        try:
+            await self._call(
+                _Retry.SAFE,
+                "DELETE",
+                R_MACHINE,
+                action="destroy",
+                app=app,
+                object_id=machine_id,
+                params={"force": "true"} if force else None,
+                lease_nonce=lease_nonce,
+            )
+        except NotFound:
+            log.info("machine already gone", extra={"fly_app": app, "fly_machine_id": machine_id})
+            return False
+        return True
+
+    # --- machines: waits ---------------------------------------------------------------------
+
+    async def wait_for_state(
+        self,
+        app: str,
+        machine_id: str,
+        states: str | Sequence[str],
+        *,
+        instance_id: str | None = None,
+        timeout: float = 60.0,
+        not_found_grace: float = 0.0,
+    ) -> WaitResult:
+        """Block until the machine reaches any of `states` (`started`, `stopped`, `suspended`,
+        `destroyed`, `failed`, `settled`), or raise `WaitTimeout` after `timeout` seconds overall.
+
+        Long polls of at most `wait_server_timeout` seconds each, the HTTP timeout being that
+        plus `wait_margin`; 408s, 429s and 5xx between them are absorbed with a 0.5-2 s backoff.
+        `stopped` needs the `instance_id` (Fly answers 400 otherwise): read it with
+        `get_machine` after the stop. Waiting for `destroyed` on a machine that is already gone
+        (404) succeeds. `not_found_grace`: as in `get_machine`, for a wait right after a create.
+        """
+        wanted = [states] if isinstance(states, str) else list(states)
+        if not wanted:
+            raise ValueError("wait_for_state needs at least one state")
+        if "stopped" in wanted and not instance_id:
+            raise ValueError("waiting for 'stopped' needs the machine's instance_id (Fly answers 400)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        not_found_deadline = loop.time() + not_found_grace
+
+        def keep_waiting(exc: Exception) -> bool:
+            # WaitTimeout is a Timeout: the server's "not yet" and transient trouble alike are
+            # absorbed until the overall deadline; anything else (400, 404 …) ends the wait.
+            now = loop.time()
+            if isinstance(exc, NotFound):
+                return now < min(deadline, not_found_deadline)
+            return isinstance(exc, Timeout | RateLimited | Unavailable) and now < deadline
+
+        async for attempt in stamina.retry_context(
+            on=keep_waiting,
+            attempts=None,
+            timeout=None,
+            wait_initial=_WAIT_BACKOFF_INITIAL,
+            wait_max=_WAIT_BACKOFF_MAX,
+            wait_jitter=0.5,
+        ):
+            with attempt:
+                return await self._wait_once(app, machine_id, wanted, instance_id, deadline - loop.time())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _wait_once(
+        self, app: str, machine_id: str, wanted: list[str], instance_id: str | None, remaining: float
+    ) -> WaitResult:
+        server_timeout = max(1, min(self._config.wait_server_timeout, math.ceil(remaining)))
+        params = [("state", ",".join(wanted)), ("timeout", str(server_timeout))]
+        if instance_id:
+            params.append(("instance_id", instance_id))
+        try:
+            response = await self._send(
+                "GET",
+                R_WAIT,
+                action="wait",
+                app=app,
+                object_id=machine_id,
+                params=params,
+                timeout=server_timeout + self._config.wait_margin,
+            )
+        except NotFound:
+            if "destroyed" in wanted:
+                return WaitResult(ok=True, state="destroyed")
+            raise
+        except WaitTimeout as exc:
+            if remaining <= server_timeout:
+                # Out of overall time: say so with the state Fly reported.
+                raise WaitTimeout(
+                    f"machine {machine_id} did not reach {'/'.join(wanted)} in time: {exc.message}",
+                    current_state=exc.current_state,
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    method="GET",
+                    route=R_WAIT,
+                ) from exc
+            raise
+        body = self._json(response, route=R_WAIT) if response.content else {}
+        return self._parse(
+            WaitResult.model_validate, body if isinstance(body, dict) else {}, response, route=R_WAIT
+        )
+
+    async def stop_machine_and_wait(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        timeout: float = 60.0,
+        signal: str | None = None,
+        lease_nonce: str | None = None,
+    ) -> Machine:
+        """Stop and wait for `stopped` with the machine's instance_id (KiloClaw's
+        `stopMachineAndWait`). Returns the machine as read before the stop (its config, for a
+        mount repair). Already resting (stopped/created/failed/suspended) → no stop is sent."""
+        machine = await self.get_machine(app, machine_id)
+        if machine.state in ("stopped", "created", "failed", "suspended"):
+            return machine
+        if machine.state != "stopping":  # a stop already under way is only waited for
+            await self.stop_machine(app, machine_id, signal=signal, lease_nonce=lease_nonce)
+        await self.wait_for_state(
+            app, machine_id, "stopped", instance_id=machine.current_version, timeout=timeout
+        )
+        return machine
+
+    async def start_machine_and_wait(
+        self, app: str, machine_id: str, *, timeout: float = 60.0, lease_nonce: str | None = None
+    ) -> WaitResult:
+        """Start, then wait for `started`, all within `timeout` seconds. A start refused because
+        the machine is still settling (`Precondition(START_NOT_READY)`: created, replacing, or
+        the "still active" tail after a stop) is sent again with backoff until the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def settling(exc: Exception) -> bool:
+            return (
+                isinstance(exc, Precondition)
+                and exc.reason is PreconditionReason.START_NOT_READY
+                and loop.time() < deadline
+            )
+
+        async for attempt in stamina.retry_context(
+            on=settling,
+            attempts=None,
+            timeout=None,
+            wait_initial=_WAIT_BACKOFF_INITIAL,
+            wait_max=_WAIT_BACKOFF_MAX,
+            wait_jitter=0.5,
+        ):
+            with attempt:
+                await self.start_machine(app, machine_id, lease_nonce=lease_nonce)
+        remaining = max(1.0, deadline - loop.time())
+        return await self.wait_for_state(app, machine_id, "started", timeout=remaining)
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, app: str, machine_id: str, *, ttl: int = 30, description: str | None = None
+    ) -> Lease:
+        """Take the machine's lease (`Conflict(LEASE_HELD)` if someone else holds it)."""
+        body: dict[str, Any] = {"ttl": ttl}
+        if description:
+            body["description"] = description
+        response = await self._call(
+            _Retry.UNSENT,
+            "POST",
+            R_LEASE,
+            action="lease",
+            app=app,
+            object_id=machine_id,
+            # fly-go sends the TTL as a query parameter, the docs in the body: send both.
+            params={"ttl": str(ttl)},
+            json=body,
+        )
+        return self._model(Lease.from_response, response, route=R_LEASE)
+
+    async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 30) -> Lease:
+        """Extend a held lease; Fly keeps the nonce."""
+        response = await self._call(
+            _Retry.SAFE,
+            "POST",
+            R_LEASE,
+            action="lease",
+            app=app,
+            object_id=machine_id,
+            params={"ttl": str(ttl)},
+            json={"ttl": ttl},
+            lease_nonce=nonce,
+        )
+        return self._model(Lease.from_response, response, route=R_LEASE)
+
+    async def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
+        """Release the lease. An expired or already released lease (`lease not found`) is fine."""
+        try:
+            await self._call(
+                _Retry.SAFE,
+                "DELETE",
+                R_LEASE,
+                action="lease",
+                app=app,
+                object_id=machine_id,
+                lease_nonce=nonce,
+            )
+        except NotFound:
+            return
+
+    @asynccontextmanager
+    async def lease(
+        self, app: str, machine_id: str, *, ttl: int = 30, description: str | None = None
+    ) -> AsyncIterator[Lease]:
+        """`async with client.lease(app, id) as lease:` … use `lease.nonce` … released on exit.
+        A failed release is logged, not raised: the lease expires on its own after `ttl`."""
+        held = await self.acquire_lease(app, machine_id, ttl=ttl, description=description)
+        try:
+            yield held
+        finally:
+            try:
+                await self.release_lease(app, machine_id, held.nonce)
+            except FlyError as exc:
+                log.warning(
+                    "could not release lease (it expires in %ss): %s",
+                    ttl,
+                    exc,
+                    extra={"fly_app": app, "fly_machine_id": machine_id},
+                )
+
+    # --- volumes -----------------------------------------------------------------------------
+
+    async def get_volume(self, app: str, volume_id: str) -> Volume:
+        response = await self._call(
+            # Fly's generous get limit is documented for machines only; a volume read is an action.
+            _Retry.SAFE,
+            "GET",
+            R_VOLUME,
+            action="get_volume",
+            app=app,
+            object_id=volume_id,
+        )
+        return self._model(Volume.model_validate, response, route=R_VOLUME)
+
+    async def list_volumes(
+        self, app: str, *, name: str | None = None, include_destroyed: bool = False
+    ) -> list[Volume]:
+        """The app's volumes; soft-deleted ones (still listed by Fly) are left out unless asked."""
+        response = await self._call(_Retry.SAFE, "GET", R_VOLUMES, action="list_volumes", app=app)
+        body = self._json(response, route=R_VOLUMES)
+        if not isinstance(body, list):
+            raise UnexpectedResponse("volume list is not a JSON array", method="GET", route=R_VOLUMES)
+        volumes = [self._parse(Volume.model_validate, item, response, route=R_VOLUMES) for item in body]
+        if not include_destroyed:
+            volumes = [v for v in volumes if not v.is_gone]
+        if name is not None:
+            volumes = [v for v in volumes if v.name == name]
+        return volumes
+
+    async def create_volume(
+        self,
+        app: str,
+        *,
+        name: str,
+        regions: Sequence[str],
+        size_gb: int | None = None,
+        compute: GuestConfig | None = None,
+        encrypted: bool | None = None,
+        require_unique_zone: bool | None = None,
+        source_volume_id: str | None = None,
+        snapshot_id: str | None = None,
+        snapshot_retention: int | None = None,
+    ) -> Volume:
+        """Create a volume in the first region of `regions` that has room.
+
+        Volumes need a concrete region (no meta-regions). An `InsufficientCapacity` moves on to
+        the next region; any other error is raised at once; when every region is full the last
+        capacity error is raised. Pass `compute` (the machine's guest) so Fly places the volume
+        on a host that can also run the machine. `source_volume_id` forks (no `size_gb` then).
+
+        An ambiguous failure is resolved by listing volumes by `name` in that region (volumes
+        have no metadata): found → returned; not found → `AmbiguousCreate`, and no other region
+        is tried (that could leave two volumes).
+        """
+        if not regions:
+            raise ValueError("create_volume needs at least one region")
+        base: dict[str, Any] = {"name": name}
+        if size_gb is not None:
+            base["size_gb"] = size_gb
+        if compute is not None:
+            base["compute"] = compute.to_wire()
+        for key, value in (
+            ("encrypted", encrypted),
+            ("require_unique_zone", require_unique_zone),
+            ("source_volume_id", source_volume_id),
+            ("snapshot_id", snapshot_id),
+            ("snapshot_retention", snapshot_retention),
+        ):
+            if value is not None:
+                base[key] = value
+        last_capacity: InsufficientCapacity | None = None
+        for region in regions:
+            sent_at = datetime.now(UTC)
+            try:
+                response = await self._call(
+                    _Retry.UNSENT,
+                    "POST",
+                    R_VOLUMES,
+                    action="create_volume",
+                    app=app,
+                    json={**base, "region": region},
+                )
+            except InsufficientCapacity as exc:
+                log.info(
+                    "no capacity for volume in %s; trying the next region",
+                    region,
+                    extra={"fly_app": app, "fly_region": region, "fly_request_id": exc.request_id},
+                )
+                last_capacity = exc
+                continue
+            except FlyError as exc:
+                if not exc.ambiguous:
+                    raise
+                return await self._resolve_ambiguous_volume_create(app, name, region, sent_at, exc)
+            return self._model(Volume.model_validate, response, route=R_VOLUMES)
+        assert last_capacity is not None
+        raise InsufficientCapacity(
+            f"no capacity for volume in any of {', '.join(regions)}: {last_capacity.message}",
+            scope=last_capacity.scope,
+            status=last_capacity.status,
+            request_id=last_capacity.request_id,
+            code=last_capacity.code,
+            method="POST",
+            route=R_VOLUMES,
+        ) from last_capacity
+
+    async def _resolve_ambiguous_volume_create(
+        self, app: str, name: str, region: str, sent_at: datetime, cause: FlyError
+    ) -> Volume:
+        # Hand-written for the same reason as the machine case: the repeated request is a list,
+        # the loop ends when the object is *found*, and "not found" ends in a decision.
+        # Volume names are not unique on Fly, so only a free volume of that name and region
+        # created around the time of our request counts.
+        log.warning(
+            "ambiguous volume create (%s); looking for it by name",
+            type(cause).__name__,
+            extra={"fly_app": app, "fly_region": region, "fly_request_id": cause.request_id},
+        )
+        not_before = sent_at - _VOLUME_RESOLVE_SKEW
+        delay = self._config.create_resolve_delay
+        for attempt in range(self._config.create_resolve_attempts):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.retry.wait_max)
+            try:
+                volumes = await self.list_volumes(app, name=name)
+            except FlyError as exc:
+                if not exc.retryable:
+                    raise
+                continue
+            candidates = [
+                v
+                for v in volumes
+                if v.region == region
+                and not v.attached_machine_id
+                and ((created := _parse_time(v.created_at)) is None or created >= not_before)
+            ]
+            if candidates:
+                volume = max(candidates, key=lambda v: v.created_at or "")
+                log.info(
+                    "ambiguous volume create resolved: volume exists",
+                    extra={"fly_app": app, "fly_volume_id": volume.id},
+                )
+                return volume
+        raise AmbiguousCreate(
+            f"volume create may or may not have happened ({cause.message}); no volume {name!r} "
+            f"is visible in {region} yet. Look for it again before creating.",
+            cause=cause,
+            status=cause.status,
+            request_id=cause.request_id,
+            method="POST",
+            route=R_VOLUMES,
+        )
+
+    async def delete_volume(self, app: str, volume_id: str) -> bool:
+        """Delete (soft-delete) the volume. True if this call deleted it, False if it was already
+        gone. A volume still bound to a (recently destroyed) machine raises
+        `Precondition(VOLUME_BOUND)`, retryable: try again later."""
+        try:
+            await self._call(
+                _Retry.SAFE, "DELETE", R_VOLUME, action="delete_volume", app=app, object_id=volume_id
+            )
+        except NotFound:
+            log.info("volume already gone", extra={"fly_app": app, "fly_volume_id": volume_id})
+            return False
+        return True
+
+    async def extend_volume(self, app: str, volume_id: str, size_gb: int) -> ExtendVolumeResult:
+        """Grow the volume to `size_gb` (Fly never shrinks). `needs_restart` says whether the
+        machine must restart to see the space."""
+        response = await self._call(
+            _Retry.SAFE,
+            "PUT",
+            R_VOLUME_EXTEND,
+            action="extend_volume",
+            app=app,
+            object_id=volume_id,
+            json={"size_gb": size_gb},
+        )
+        return self._model(ExtendVolumeResult.model_validate, response, route=R_VOLUME_EXTEND)
+
+
+# --- one client per process ----------------------------------------------------------------------
+
+_shared: FlyMachinesClient | None = None
+
+
+def get_shared_client(config: FlyClientConfig) -> FlyMachinesClient:
+    """The process-wide client (created on first use): every caller shares its connection pool
+    and, more importantly, its rate-limit buckets. Asking with a different config is a bug."""
+    global _shared
+    if _shared is None:
+        _shared = FlyMachinesClient(config)
+    elif _shared.config != config:
+        raise RuntimeError("the shared Fly client already exists with a different config")
+    return _shared
+
+
+async def close_shared_client() -> None:
+    global _shared
+    if _shared is not None:
+        client, _shared = _shared, None
+        await client.aclose()
