@@ -189,8 +189,22 @@ class FlyGateway:
                 tagged = tuple(machine_view(m) for m in owned)
             except FlyError as exc:
                 tagged_failure = to_failure(exc)
+        named: tuple[VolumeView, ...] | None = None
+        if not status.volume_id or instance.deleting:
+            try:
+                found_volumes = await self._fly.list_volumes(app, name=volume_name(instance.uid))
+                named = tuple(volume_view(v) for v in found_volumes)
+            except FlyError as exc:
+                logger.info(
+                    "listing volumes by name failed",
+                    extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
+                )
         return Observation(
-            machine=machine, volume=volume, tagged_machines=tagged, tagged_failure=tagged_failure
+            machine=machine,
+            volume=volume,
+            tagged_machines=tagged,
+            tagged_failure=tagged_failure,
+            named_volumes=named,
         )
 
     # ------------------------------------------------------------------ execute

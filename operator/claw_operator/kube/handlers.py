@@ -39,9 +39,11 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register the handlers of one operator instance on `registry`."""
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=None)
-    async def instance_loop(
-        name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
-    ) -> None:
+    async def instance_loop(**kwargs: Any) -> None:
+        name: str = kwargs["name"]
+        namespace: str = kwargs["namespace"]
+        memo: kopf.Memo = kwargs["memo"]
+        stopped: kopf.DaemonStopped = kwargs["stopped"]
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         while not stopped:
             wakeup.clear()
@@ -59,8 +61,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
                 stopper.cancel()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def wake_on_change(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-        trigger = _trigger(body)
+    async def wake_on_change(**kwargs: Any) -> None:
+        memo: kopf.Memo = kwargs["memo"]
+        trigger = _trigger(kwargs["body"])
         if memo.get("trigger") == trigger:
             return
         memo["trigger"] = trigger
@@ -68,10 +71,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         wakeup.set()
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
-    async def destroy(name: str, namespace: str, uid: str, **_: Any) -> None:
-        outcome = await reconciler.reconcile(namespace, name)
+    async def destroy(**kwargs: Any) -> None:
+        outcome = await reconciler.reconcile(kwargs["namespace"], kwargs["name"])
         if outcome.finalized or outcome.requeue_after is None:
-            reconciler.forget(uid)
+            reconciler.forget(kwargs["uid"])
             return
         raise kopf.TemporaryError("destroy in progress", delay=max(outcome.requeue_after, 0.1))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -33,11 +33,11 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     configuration = client.Configuration()
     if kubeconfig is None:
         try:
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
         except config.ConfigException:
             pass
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 
@@ -50,8 +50,11 @@ class KubeApi:
 
     async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = await asyncio.to_thread(
-                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            obj = cast(
+                dict[str, Any],
+                await asyncio.to_thread(
+                    self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+                ),
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -74,7 +77,7 @@ class KubeApi:
             "status": status,
         }
         try:
-            updated: dict[str, Any] = await asyncio.to_thread(
+            updated = await asyncio.to_thread(
                 self._custom.replace_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -87,7 +90,7 @@ class KubeApi:
             if exc.status == 409:
                 raise StatusConflict(f"{metadata['namespace']}/{metadata['name']} changed") from exc
             raise
-        return updated
+        return cast(dict[str, Any], updated)
 
     async def get_secret(self, namespace: str, name: str) -> SecretLookup:
         try:

@@ -88,7 +88,7 @@ async def run_operator(
         )
     finally:
         await gateway.aclose()
-        api_client.close()
+        api_client.close()  # type: ignore[no-untyped-call]
 
 
 class OperatorThread:
