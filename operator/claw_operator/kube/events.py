@@ -11,4 +11,9 @@ from claw_operator.lifecycle.model import EventRecord
 
 async def post_event(obj: dict[str, Any], event: EventRecord) -> None:
     """Queue one Event (reason = the contract's word). kopf posts it in the background."""
-    kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=event.type.value, reason=event.reason, message=event.message[:1024])
+    kopf.event(
+        kopf.Body(cast(kopf.RawBody, obj)),
+        type=event.type.value,
+        reason=event.reason,
+        message=event.message[:1024],
+    )

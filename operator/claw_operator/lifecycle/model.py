@@ -22,8 +22,8 @@ from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
 # Fly metadata keys the operator stamps on every machine (volumes have no metadata on Fly,
 # so volumes are named after the instance instead). `fly_` prefixes are reserved by Fly.
 META_UID = "claw_instance_uid"
-META_NAMESPACE = "claw_instance_namespace"
-META_NAME = "claw_instance_name"
+META_NAMESPACE = "claw_namespace"
+META_NAME = "claw_name"
 
 
 # ---------------------------------------------------------------------------- observation
