@@ -17,7 +17,14 @@ from typing import Any
 
 import kopf
 
-from claw_operator.api import GROUP, PAUSED_ANNOTATION, PLURAL, RECONCILE_REQUEST_ANNOTATION, VERSION
+from claw_operator.api import (
+    FINALIZER,
+    GROUP,
+    PAUSED_ANNOTATION,
+    PLURAL,
+    RECONCILE_REQUEST_ANNOTATION,
+    VERSION,
+)
 from claw_operator.kube.reconciler import Reconciler
 
 logger = logging.getLogger("claw_operator.handlers")
@@ -32,6 +39,7 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
         annotations.get(PAUSED_ANNOTATION),
         annotations.get(RECONCILE_REQUEST_ANNOTATION),
         meta.get("deletionTimestamp") is not None,
+        FINALIZER in (meta.get("finalizers") or []),
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from claw_operator.api import FINALIZER
 from claw_operator.kube.instance import is_paused, to_instance
 from claw_operator.kube.kubeapi import KubeApi, StatusConflict
 from claw_operator.kube.secretenv import ResolvedEnv, resolve_env
@@ -38,6 +39,7 @@ logger = logging.getLogger("claw_operator.reconcile")
 # periodic check picks it up again (guards against a decision loop hammering Fly).
 MAX_PASSES = 12
 MAX_CONFLICT_RETRIES = 5
+FINALIZER_WAIT = 1.0
 
 
 class Observer(Protocol):
@@ -102,7 +104,13 @@ class Reconciler:
         obj = await self._kube.get_instance(namespace, name)
         if obj is None:
             return PassOutcome(None)
-        state = self._state(obj["metadata"]["uid"])
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp") and FINALIZER not in (meta.get("finalizers") or []):
+            # Nothing is created on Fly before our finalizer guards the object: a delete landing
+            # first would otherwise remove it with nothing left to clean the Fly objects up.
+            # kopf adds the finalizer on first sight; the event handler wakes us when it lands.
+            return PassOutcome(FINALIZER_WAIT)
+        state = self._state(meta["uid"])
         async with state.lock:
             conflicts = 0
             passes = 0
