@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ class Sandbox:
     namespace: str = "default"
 
     # ---- the operator
-    def start_operator(self, *, token: str = TOKEN, timings: Timings = FAST) -> OperatorThread:
+    def start_operator(
+        self, *, token: str = TOKEN, timings: Timings = FAST, gateway_hook: Any = None
+    ) -> OperatorThread:
         operator = OperatorThread(
             OperatorConfig(
                 fly_api_url=self.fly.base_url,
@@ -76,6 +79,7 @@ class Sandbox:
                 metrics_port=None,
             ),
             settings_hook=_fast_kopf,
+            gateway_hook=gateway_hook,
         )
         operator.start()
         self.operators.append(operator)
@@ -169,6 +173,11 @@ class Sandbox:
     def wait_gone(self, name: str, timeout: float = 20.0) -> None:
         self.wait(lambda: self.get(name) is None, timeout, f"{name} deleted")
 
+    def record_phases(self, name: str) -> PhaseRecorder:
+        recorder = PhaseRecorder(self, name)
+        recorder.start()
+        return recorder
+
     # ---- Fly
     def machines(self, **params: Any) -> list[dict[str, Any]]:
         response = self.flyhttp.get(f"/v1/apps/{APP}/machines", params=params)
@@ -194,6 +203,33 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         self.flyhttp.delete("/_sim/faults").raise_for_status()
+
+
+class PhaseRecorder(threading.Thread):
+    """Every distinct status.phase an object goes through, in order (polled every 10 ms)."""
+
+    def __init__(self, box: Sandbox, name: str) -> None:
+        super().__init__(daemon=True)
+        self.box, self.name = box, name
+        self.phases: list[str] = []
+        self.restarting: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            status = self.box.status(self.name)
+            phase = status.get("phase")
+            if phase and (not self.phases or self.phases[-1] != phase):
+                self.phases.append(phase)
+            cond = next((c for c in status.get("conditions", []) if c["type"] == "Restarting"), None)
+            if cond and (not self.restarting or self.restarting[-1] != cond["status"]):
+                self.restarting.append(cond["status"])
+            time.sleep(0.01)
+
+    def stop(self) -> list[str]:
+        self._stop_event.set()
+        self.join(5)
+        return self.phases
 
 
 @pytest.fixture

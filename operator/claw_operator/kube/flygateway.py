@@ -8,6 +8,7 @@ and its backoff decide when to try again).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -66,6 +67,10 @@ from claw_operator.lifecycle.model import (
 )
 
 logger = logging.getLogger("claw_operator.fly_gateway")
+
+# Machine states an update passes through before it rests again, and how often to look.
+_SETTLING = frozenset({"replacing", "updating", "launching"})
+_SETTLE_POLL = 0.25
 
 _KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
     (NotFound, FailureKind.NOT_FOUND),
@@ -247,8 +252,16 @@ class FlyGateway:
         return await self._fly.update_machine(instance.app, machine_id, config)
 
     async def _start_if_resting(self, app: str, machine_id: str) -> None:
-        """Start the machine unless the update already launched it (older Fly behaviour)."""
+        """Start the machine once its update has settled, unless the update launched it.
+
+        An update passes through `replacing` even on a stopped machine, and a start sent
+        before it settles is refused (412), so wait it out first (bounded by the wait timeout).
+        """
+        deadline = asyncio.get_running_loop().time() + self._timings.fly_wait_timeout.total_seconds()
         machine = await self._fly.get_machine(app, machine_id)
+        while machine.state in _SETTLING and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(_SETTLE_POLL)
+            machine = await self._fly.get_machine(app, machine_id)
         if machine.state in ("stopped", "created", "failed", "suspended"):
             await self._fly.start_machine(app, machine_id)
 

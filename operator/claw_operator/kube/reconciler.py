@@ -158,12 +158,22 @@ class Reconciler:
         observed = Observation() if instance.paused else await self._observer.observe(instance)
         now = self._clock()
         decision = decide(instance, observed, now, self._timings)
+        acted = False
         if decision.action is not None and not instance.paused:
             result = await self._executor.execute(decision.action, instance, env)
             decision = settle(instance, decision, result, self._clock(), self._timings)
+            acted = True
         new_status = decision.status.to_wire()
         if new_status != (obj.get("status") or {}):
-            obj = await self._kube.replace_status(obj, new_status)
+            try:
+                obj = await self._kube.replace_status(obj, new_status)
+            except StatusConflict:
+                if acted:
+                    # The Fly action happened whatever becomes of this status: say so once.
+                    # The re-decided pass finds its result by tag or name (no event of its own).
+                    for event in decision.events:
+                        await self._events(obj, event)
+                raise
         state.failures = state.failures + 1 if decision.retry else 0
         for record in decision.logs:
             logger.info(

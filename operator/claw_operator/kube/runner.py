@@ -47,15 +47,21 @@ async def run_operator(
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
     settings_hook: Any = None,
+    gateway_hook: Any = None,
 ) -> None:
-    """Run until `stop_flag` is set (or forever). Builds every collaborator from `config`."""
+    """Run until `stop_flag` is set (or forever). Builds every collaborator from `config`.
+
+    `settings_hook(settings)` adjusts kopf settings; `gateway_hook(gateway)` may wrap the Fly
+    gateway (the integration tests use it to force races at exact points of a pass).
+    """
     api_client = load_api_client(config.kubeconfig)
     kube = KubeApi(api_client)
     gateway = FlyGateway.from_config(config)
+    edge = gateway_hook(gateway) if gateway_hook is not None else gateway
     reconciler = Reconciler(
         kube,
-        gateway,
-        gateway,
+        edge,
+        edge,
         post_event,
         timings=config.timings,
         default_app=config.default_app,
@@ -98,9 +104,10 @@ class OperatorThread:
     sets kopf's stop flag and joins the thread.
     """
 
-    def __init__(self, config: OperatorConfig, *, settings_hook: Any = None) -> None:
+    def __init__(self, config: OperatorConfig, *, settings_hook: Any = None, gateway_hook: Any = None) -> None:
         self.config = config
         self._settings_hook = settings_hook
+        self._gateway_hook = gateway_hook
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,6 +130,7 @@ class OperatorThread:
                     stop_flag=self._stop,
                     ready_flag=self._ready,
                     settings_hook=self._settings_hook,
+                    gateway_hook=self._gateway_hook,
                 )
             )
         except BaseException as exc:  # reported to whoever waits on start() / stop()
