@@ -114,7 +114,7 @@ async def mixed_load(
         if roll < 0.90:
             uid = f"uid-{rng.randrange(len(ids))}"
             async with session.get(
-                f"{base}/v1/apps/bench/machines", params={f"metadata.claw.dev/uid": uid, "summary": "true"}
+                f"{base}/v1/apps/bench/machines", params={"metadata.claw.dev/uid": uid, "summary": "true"}
             ) as r:
                 await r.read()
                 return r.status
@@ -156,13 +156,19 @@ async def main(args: argparse.Namespace) -> None:
         connector = aiohttp.TCPConnector(limit=args.clients)
         async with aiohttp.ClientSession(headers=HEADERS, connector=connector) as session:
             ids, seconds, create_lat = await create_machines(session, base, args.machines, args.clients)
-            print(f"create: {len(ids)} machines in {seconds:.2f} s = {len(ids) / seconds:.0f} req/s "
-                  f"(p50 {percentile(create_lat, 0.5):.1f} ms, p99 {percentile(create_lat, 0.99):.1f} ms)")  # fmt: skip
+            p50, p99 = percentile(create_lat, 0.5), percentile(create_lat, 0.99)
+            print(
+                f"create: {len(ids)} machines in {seconds:.2f} s = {len(ids) / seconds:.0f} req/s "
+                f"(p50 {p50:.1f} ms, p99 {p99:.1f} ms)"
+            )
             print(f"rss_after_create_mib: {rss_mib(process.pid):.1f}")
             done, errors, seconds, lat = await mixed_load(session, base, ids, args.clients, args.duration)
-            print(f"mixed (70% GET, 10% events, 10% list by metadata, 10% lease+release): {done} requests "
-                  f"in {seconds:.2f} s = {done / seconds:.0f} req/s, errors {errors} "
-                  f"(p50 {percentile(lat, 0.5):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms)")  # fmt: skip
+            p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+            print(
+                "mixed (70% GET, 10% events, 10% list by metadata, 10% lease+release): "
+                f"{done} requests in {seconds:.2f} s = {done / seconds:.0f} req/s, errors {errors} "
+                f"(p50 {p50:.1f} ms, p99 {p99:.1f} ms)"
+            )
             async with session.get(f"{base}/_sim/stats") as response:
                 stats = await response.json()
             print(f"machines by state: {stats['machines']}")
