@@ -167,6 +167,14 @@ async def test_h28_rate_limiter_follows_the_documented_buckets(contract: Contrac
 
         stats = (await fly.get("/_sim/stats")).json()
         assert stats["rate_limited"] == 2
+
+        # App deletions: 100 a minute across the organization.
+        for index in range(101):
+            clock.advance(1.0)  # app create is an action too: 1/s
+            created_app = await fly.post("/v1/apps", json={"name": f"gone-{index}", "org_slug": "personal"})
+            assert created_app.status_code == 201
+        deletes = [(await fly.delete(f"/v1/apps/gone-{index}")).status_code for index in range(101)]
+        assert deletes.count(202) == 100 and deletes[-1] == 429
         assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 429, "count": 1} in stats[
             "requests"
         ]

@@ -150,3 +150,12 @@ async def test_b9_stuck_boot_stays_created_until_released(
     clock.advance(1)
     assert (await manual_fly.machine("b9", machine["id"]))["state"] == "started"
     assert sim.release_stuck(machine["id"]) is False, "nothing left to release"
+
+    # An update to a stuck image stays `replacing` the same way.
+    path = f"/v1/apps/b9/machines/{machine['id']}"
+    await manual_fly.post(path, json={"config": {"image": "registry.fly.io/claw:sim-boot-stuck"}})
+    clock.advance(3600)
+    assert (await manual_fly.machine("b9", machine["id"]))["state"] == "replacing"
+    assert sim.release_stuck(machine["id"]) is True
+    clock.advance(1)
+    assert (await manual_fly.machine("b9", machine["id"]))["state"] == "started"
