@@ -13,11 +13,21 @@ import asyncio
 import copy
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
-from .model import SETTLED_STATES, WAITABLE_STATES, Lease, Machine, MachineVersion, StateWaiter, Volume
+from .model import (
+    SETTLED_STATES,
+    WAITABLE_STATES,
+    Host,
+    Lease,
+    Machine,
+    MachineVersion,
+    StateWaiter,
+    Volume,
+)
 from .volumes import VolumeStore
 from .world import FlyWorld, Step
 
@@ -266,7 +276,7 @@ class MachineLifecycle:
             self._launch(machine, first_delay=prepare, source="user")
         return machine
 
-    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Any]:
+    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Host]:
         world = self.world
         candidates = world.candidate_regions(str(requested) if requested else None)
         for region in candidates:
@@ -299,7 +309,9 @@ class MachineLifecycle:
         else:
             world.schedule(machine, steps, then)
 
-    def _after_started(self, machine: Machine) -> Any:
+    def _after_started(self, machine: Machine) -> Callable[[], None]:
+        """For `sim-exit`: once started, the process exits on its own after a moment."""
+
         def exit_soon() -> None:
             def exit_now() -> None:
                 machine.pending = None
