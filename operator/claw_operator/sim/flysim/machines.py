@@ -262,7 +262,7 @@ class MachineLifecycle:
             self.volumes.claim(volume, machine.id, machine.instance_id)
         lease_ttl = body.get("lease_ttl")
         if lease_ttl:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
         world.set_state(machine, "created", "launch", "user")
 
@@ -465,7 +465,8 @@ class MachineLifecycle:
         )  # fmt: skip
         restart = machine.config.get("restart") or {}
         policy = restart.get("policy") or "on-failure"
-        max_retries = int(restart.get("max_retries") or 10)
+        retries = restart.get("max_retries")
+        max_retries = retries if isinstance(retries, int) and retries > 0 else 10
         again = policy == "always" or (
             policy == "on-failure" and exit_code != 0 and machine.on_failure_restarts < max_retries
         )
@@ -592,7 +593,7 @@ class MachineLifecycle:
         machine.image_ref = image_ref(config["image"], world.ids.digest())
         lease_ttl = body.get("lease_ttl")
         if lease_ttl and machine.lease is None:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
 
         previous = machine.state

@@ -338,7 +338,7 @@ class FlyRoutes:
         if "ttl" in request.query:
             ttl = _int_query(request, "ttl", 0)
         elif body.get("ttl") is not None:
-            ttl = int(body["ttl"])
+            ttl = errors.int_argument(body["ttl"], "ttl")
         lease = self.machines.acquire_lease(
             request.match_info["app"],
             request.match_info["id"],

@@ -138,6 +138,11 @@ class FlySim:
             # aiohttp's own 404/405 (no such route), as JSON like Fly's.
             response = web.json_response({"error": http_error.reason.lower()}, status=http_error.status)
             status = http_error.status
+        except Exception as bug:
+            # A simulator bug must still look like an API answer (JSON, request id), and be loud.
+            log.exception("flysim: unhandled error on %s %s", request.method, request.path)
+            response = web.json_response({"error": f"internal: {type(bug).__name__}: {bug}"}, status=500)
+            status = 500
         finally:
             self.requests[(request.method, route, status)] += 1
         now = self.world.now()
