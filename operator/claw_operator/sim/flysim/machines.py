@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
+from .appsecrets import AppSecrets
 from .model import (
     SETTLED_STATES,
     WAITABLE_STATES,
@@ -136,9 +137,10 @@ def mounted_volume_id(config: dict[str, Any]) -> str | None:
 
 
 class MachineLifecycle:
-    def __init__(self, world: FlyWorld, volumes: VolumeStore) -> None:
+    def __init__(self, world: FlyWorld, volumes: VolumeStore, secrets: AppSecrets) -> None:
         self.world = world
         self.volumes = volumes
+        self.secrets = secrets
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class MachineLifecycle:
                 409, f"already_exists: a machine named {name!r} already exists", code="name_taken"
             )
         world.check_org_quota()
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         skip_launch = bool(body.get("skip_launch"))
 
         volume_id = mounted_volume_id(config)
@@ -547,6 +550,7 @@ class MachineLifecycle:
                 raise errors.invalid_argument(f"machine {field} cannot be changed by update")
         config = normalize_config(body.get("config"))
         cpus, memory_mb = guest_size(config)
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         running = machine.state in RUNNING_STATES or (machine.state == "created" and machine.reserved)
 
         new_volume_id = mounted_volume_id(config)
@@ -775,6 +779,30 @@ class MachineLifecycle:
             raise errors.bad_request("invalid_argument: value must be a string")
         # Metadata is not lease-gated and (as we model it) makes no new version [C][I].
         machine.config.setdefault("metadata", {})[key] = value
+
+    def replace_metadata(self, app: str, machine_id: str, body: Any) -> None:
+        """Bulk set/remove (null or "" removes); `machine_version` must still match [D][I]."""
+        machine = self._mutable(app, machine_id, None, gated=False)
+        if not isinstance(body, dict):
+            raise errors.bad_request("json: cannot unmarshal into Go value of type an object")
+        version = body.get("machine_version")
+        if version and version != machine.instance_id:
+            raise errors.failed_precondition(
+                f"machine_version {version} does not match the machine's version {machine.instance_id}"
+            )
+        changes = body.get("metadata")
+        if changes is None:
+            changes = {key: value for key, value in body.items() if key != "machine_version"}
+        if not isinstance(changes, dict) or any(
+            v is not None and not isinstance(v, str) for v in changes.values()
+        ):
+            raise errors.invalid_argument("metadata must map keys to strings or null")
+        tags = machine.config.setdefault("metadata", {})
+        for key, value in changes.items():
+            if value in (None, ""):
+                tags.pop(key, None)
+            else:
+                tags[key] = value
 
     def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
         machine = self._mutable(app, machine_id, None, gated=False)

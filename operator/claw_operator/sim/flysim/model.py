@@ -54,6 +54,14 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
+class AppSecret:
+    name: str
+    digest: str
+    created_at: float
+    value: str
+
+
+@dataclass
 class App:
     id: str
     name: str
@@ -61,6 +69,9 @@ class App:
     created_at: float
     network: str = "default"
     status: str = "deployed"
+    secrets: dict[str, AppSecret] = field(default_factory=dict)
+    # Bumped by every secrets change; machines may ask for at least a version [C][O].
+    secrets_version: int = 0
 
 
 @dataclass

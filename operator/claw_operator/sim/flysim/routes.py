@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import errors
+from .appsecrets import secret_json
 from .auth import bare_token
 from .faults import FLICKER_MODES, LIST_MODES, Fault
 from .ids import IdFactory
@@ -110,10 +111,17 @@ class FlyRoutes:
         r.add_get(m + "/lease", self.show_lease)
         r.add_delete(m + "/lease", self.release_lease)
         r.add_get(m + "/metadata", self.show_metadata)
+        r.add_put(m + "/metadata", self.replace_metadata)
+        r.add_patch(m + "/metadata", self.replace_metadata)
         r.add_post(m + "/metadata/{key}", self.set_metadata)
         r.add_delete(m + "/metadata/{key}", self.delete_metadata)
         r.add_get(m + "/events", self.list_events)
         r.add_get(m + "/versions", self.list_versions)
+        r.add_get("/v1/apps/{app}/secrets", self.list_secrets)
+        r.add_post("/v1/apps/{app}/secrets", self.update_secrets)
+        r.add_get("/v1/apps/{app}/secrets/{name}", self.show_secret)
+        r.add_post("/v1/apps/{app}/secrets/{name}", self.set_secret)
+        r.add_delete("/v1/apps/{app}/secrets/{name}", self.unset_secret)
         r.add_get("/v1/apps/{app}/volumes", self.list_volumes)
         r.add_post("/v1/apps/{app}/volumes", self.create_volume)
         r.add_get(v, self.show_volume)
@@ -371,6 +379,11 @@ class FlyRoutes:
         )
         return web.Response(status=204)
 
+    async def replace_metadata(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        self.machines.replace_metadata(request.match_info["app"], request.match_info["id"], body)
+        return web.Response(status=204)
+
     async def delete_metadata(self, request: web.Request) -> web.Response:
         self.machines.delete_metadata(
             request.match_info["app"], request.match_info["id"], request.match_info["key"]
@@ -385,6 +398,31 @@ class FlyRoutes:
     async def list_versions(self, request: web.Request) -> web.Response:
         machine = self.machines.get(request.match_info["app"], request.match_info["id"])
         return _json([{"version": v.version, "user_config": v.config} for v in reversed(machine.versions)])
+
+    # -- secrets -------------------------------------------------------------------------------
+
+    async def list_secrets(self, request: web.Request) -> web.Response:
+        return _json([secret_json(s) for s in self.sim.secrets.list_secrets(request.match_info["app"])])
+
+    async def show_secret(self, request: web.Request) -> web.Response:
+        secret = self.sim.secrets.show(request.match_info["app"], request.match_info["name"])
+        return _json(secret_json(secret))
+
+    async def set_secret(self, request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        version = self.sim.secrets.set_secret(
+            request.match_info["app"], request.match_info["name"], body.get("value")
+        )
+        return _json({"version": version})
+
+    async def unset_secret(self, request: web.Request) -> web.Response:
+        version = self.sim.secrets.unset(request.match_info["app"], request.match_info["name"])
+        return _json({"version": version})
+
+    async def update_secrets(self, request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        secrets, version = self.sim.secrets.update_many(request.match_info["app"], body.get("values"))
+        return _json({"secrets": [secret_json(s) for s in secrets], "version": version})
 
     # -- volumes -------------------------------------------------------------------------------
 

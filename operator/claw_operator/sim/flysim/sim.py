@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors
+from .appsecrets import AppSecrets
 from .auth import bare_token
 from .clock import Clock, LoopClock
 from .control import ControlRoutes
@@ -74,7 +75,8 @@ class FlySim:
     def _new_world(self) -> None:
         self.world = FlyWorld(clock=self.clock, profile=self.profile, seed=self.seed, settings=self._settings)
         self.volumes = VolumeStore(self.world)
-        self.machines = MachineLifecycle(self.world, self.volumes)
+        self.secrets = AppSecrets(self.world)
+        self.machines = MachineLifecycle(self.world, self.volumes, self.secrets)
 
     # -- server --------------------------------------------------------------------------------
 
