@@ -49,6 +49,7 @@ async def test_a2_ids_timestamps_and_events_use_fly_formats(fly: FlyClient) -> N
     assert re.fullmatch(r"[0-9a-f]{14}", machine["id"])
     assert ULID.match(machine["instance_id"]) and machine["version"] == machine["instance_id"]
     assert re.fullmatch(r"[0-9a-f]{12}", machine["nonce"])
+    assert "nonce" not in await fly.machine("a2", machine["id"]), "only the create answer carries it"
     assert machine["private_ip"].startswith("fdaa:")
     for stamp in (machine["created_at"], machine["updated_at"], volume["created_at"]):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)

@@ -160,6 +160,7 @@ class Machine:
     volume_id: str | None = None
     lease: Lease | None = None
     cordoned: bool = False
+    # The nonce of a lease taken by `lease_ttl` on the latest create/update, for its answer.
     nonce: str | None = None
     events: list[MachineEvent] = field(default_factory=list)
     versions: list[MachineVersion] = field(default_factory=list)

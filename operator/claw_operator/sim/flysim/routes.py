@@ -13,7 +13,7 @@ from .auth import bare_token
 from .faults import FLICKER_MODES, LIST_MODES, Fault
 from .ids import IdFactory
 from .machines import MachineLifecycle
-from .model import REGIONS
+from .model import REGIONS, Machine
 from .render import app_json, events_json, lease_envelope, machine_json, snapshot_json, volume_json
 from .volumes import VolumeStore
 
@@ -234,7 +234,7 @@ class FlyRoutes:
     async def create_machine(self, request: web.Request) -> web.Response:
         body = await _object_body(request)
         machine = self.machines.create(request.match_info["app"], body, _owner(request))
-        return _json(machine_json(machine, embedded_events=self.sim.world.settings.embedded_events))
+        return self._with_nonce(machine)
 
     async def show_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
@@ -251,7 +251,12 @@ class FlyRoutes:
             body,
             _owner(request),
         )
-        return _json(machine_json(machine, embedded_events=self.sim.world.settings.embedded_events))
+        return self._with_nonce(machine)
+
+    def _with_nonce(self, machine: Machine) -> web.Response:
+        nonce, machine.nonce = machine.nonce, None
+        embedded = self.sim.world.settings.embedded_events
+        return _json(machine_json(machine, embedded_events=embedded, nonce=nonce))
 
     async def destroy_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
