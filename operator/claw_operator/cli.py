@@ -88,7 +88,47 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--profile", choices=["fast", "realistic"], default="realistic")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token", help="accept only this token (default: any)")
-    parser.set_defaults(command=_not_implemented("flysim"))
+    parser.add_argument(
+        "--rate-limit", action="store_true", help="enforce Fly's documented rate limits (429s)"
+    )
+    parser.add_argument(
+        "--auto-apps",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create an unknown app on first use (default: on)",
+    )
+
+    def serve(args: argparse.Namespace) -> int:
+        import asyncio
+        import signal
+
+        from claw_operator.sim.flysim import FlySim
+
+        async def run() -> None:
+            sim = FlySim(
+                profile=args.profile,
+                seed=args.seed,
+                token=args.token,
+                rate_limit=args.rate_limit,
+                auto_apps=args.auto_apps,
+            )
+            base_url = await sim.start(args.host, args.port)
+            print(f"flysim serving the Fly Machines API at {base_url}/v1 (control: {base_url}/_sim/)")
+            print(f"FLY_API_URL={base_url}", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            try:
+                await stop.wait()
+            finally:
+                await sim.stop()
+
+        asyncio.run(run())
+        print("flysim stopped", file=sys.stderr)
+        return 0
+
+    parser.set_defaults(command=serve)
 
 
 def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
