@@ -13,11 +13,22 @@ import asyncio
 import copy
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
-from .model import SETTLED_STATES, WAITABLE_STATES, Lease, Machine, MachineVersion, StateWaiter, Volume
+from .appsecrets import AppSecrets
+from .model import (
+    SETTLED_STATES,
+    WAITABLE_STATES,
+    Host,
+    Lease,
+    Machine,
+    MachineVersion,
+    StateWaiter,
+    Volume,
+)
 from .volumes import VolumeStore
 from .world import FlyWorld, Step
 
@@ -64,8 +75,13 @@ def image_ref(image: str, digest: str) -> dict[str, Any]:
     }
 
 
-def guest_size(config: dict[str, Any]) -> tuple[int, int]:
-    """(cpus, memory_mb) of a config: the `size` preset or `guest`, default shared-cpu-1x [D]."""
+def host_reservation(config: dict[str, Any]) -> tuple[int, int]:
+    """(dedicated cpus, memory_mb) a running machine holds on its host.
+
+    The guest is the `size` preset or `guest`, default shared-cpu-1x [D]. Memory is what runs
+    out on Fly hosts ("insufficient memory available") [O]; shared vCPUs are time-sliced and
+    oversubscribed, so only `performance` cpus are held [I].
+    """
     size, guest = config.get("size"), config.get("guest")
     if size and guest:
         raise errors.invalid_argument("cannot specify both config.size and config.guest")
@@ -74,7 +90,9 @@ def guest_size(config: dict[str, Any]) -> tuple[int, int]:
         if not match:
             raise errors.invalid_argument(f"unknown machine size {size!r}")
         cpus = int(match.group(2))
-        return cpus, cpus * (256 if match.group(1) == "shared-cpu" else 2048)
+        if match.group(1) == "shared-cpu":
+            return 0, cpus * 256
+        return cpus, cpus * 2048
     if isinstance(guest, dict):
         try:
             cpus = int(guest.get("cpus") or 1)
@@ -83,8 +101,8 @@ def guest_size(config: dict[str, Any]) -> tuple[int, int]:
             raise errors.invalid_argument("guest.cpus and guest.memory_mb must be integers") from None
         if cpus < 1 or memory_mb < 1:
             raise errors.invalid_argument("guest.cpus and guest.memory_mb must be positive")
-        return cpus, memory_mb
-    return 1, 256
+        return (cpus if guest.get("cpu_kind") == "performance" else 0), memory_mb
+    return 0, 256
 
 
 def normalize_config(config: Any) -> dict[str, Any]:
@@ -116,7 +134,7 @@ def normalize_config(config: Any) -> dict[str, Any]:
             service["autostop"] = _AUTOSTOP.get(service["autostop"], service["autostop"])
     normalized.setdefault("init", {})
     normalized.setdefault("dns", {})
-    guest_size(normalized)
+    host_reservation(normalized)
     return normalized
 
 
@@ -126,9 +144,10 @@ def mounted_volume_id(config: dict[str, Any]) -> str | None:
 
 
 class MachineLifecycle:
-    def __init__(self, world: FlyWorld, volumes: VolumeStore) -> None:
+    def __init__(self, world: FlyWorld, volumes: VolumeStore, secrets: AppSecrets) -> None:
         self.world = world
         self.volumes = volumes
+        self.secrets = secrets
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -201,7 +220,7 @@ class MachineLifecycle:
         world = self.world
         world.app(app)
         config = normalize_config(body.get("config"))
-        cpus, memory_mb = guest_size(config)
+        cpus, memory_mb = host_reservation(config)
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             raise errors.bad_request("json: cannot unmarshal into Go struct field .name of type string")
@@ -210,6 +229,7 @@ class MachineLifecycle:
                 409, f"already_exists: a machine named {name!r} already exists", code="name_taken"
             )
         world.check_org_quota()
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         skip_launch = bool(body.get("skip_launch"))
 
         volume_id = mounted_volume_id(config)
@@ -241,8 +261,8 @@ class MachineLifecycle:
             updated_at=now,
             private_ip=ids.private_ip(),
             image_ref=image_ref(config["image"], ids.digest()),
-            guest_cpus=cpus,
-            guest_memory_mb=memory_mb,
+            reserved_cpus=cpus,
+            reserved_memory_mb=memory_mb,
             volume_id=volume.id if volume else None,
         )
         machine.versions.append(MachineVersion(machine.instance_id, config))
@@ -252,7 +272,7 @@ class MachineLifecycle:
             self.volumes.claim(volume, machine.id, machine.instance_id)
         lease_ttl = body.get("lease_ttl")
         if lease_ttl:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
         world.set_state(machine, "created", "launch", "user")
 
@@ -266,7 +286,7 @@ class MachineLifecycle:
             self._launch(machine, first_delay=prepare, source="user")
         return machine
 
-    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Any]:
+    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Host]:
         world = self.world
         candidates = world.candidate_regions(str(requested) if requested else None)
         for region in candidates:
@@ -299,7 +319,9 @@ class MachineLifecycle:
         else:
             world.schedule(machine, steps, then)
 
-    def _after_started(self, machine: Machine) -> Any:
+    def _after_started(self, machine: Machine) -> Callable[[], None]:
+        """For `sim-exit`: once started, the process exits on its own after a moment."""
+
         def exit_soon() -> None:
             def exit_now() -> None:
                 machine.pending = None
@@ -345,7 +367,7 @@ class MachineLifecycle:
         return {"previous_state": previous, "migrated": False, "new_host": ""}
 
     def _reserve_or_409(self, machine: Machine) -> None:
-        if not machine.reserved and not machine.host.fits(machine.guest_cpus, machine.guest_memory_mb):
+        if not machine.reserved and not machine.host.fits(machine.reserved_cpus, machine.reserved_memory_mb):
             raise errors.FlyError(
                 409,
                 INSUFFICIENT_MEMORY,
@@ -453,11 +475,12 @@ class MachineLifecycle:
         )  # fmt: skip
         restart = machine.config.get("restart") or {}
         policy = restart.get("policy") or "on-failure"
-        max_retries = int(restart.get("max_retries") or 10)
+        retries = restart.get("max_retries")
+        max_retries = retries if isinstance(retries, int) and retries > 0 else 10
         again = policy == "always" or (
             policy == "on-failure" and exit_code != 0 and machine.on_failure_restarts < max_retries
         )
-        if again and machine.host.fits(machine.guest_cpus, machine.guest_memory_mb):
+        if again and machine.host.fits(machine.reserved_cpus, machine.reserved_memory_mb):
             machine.on_failure_restarts += 1
             world.reserve(machine)
             self._launch(machine, first_delay=world.pacer.exact("ack"), source="flyd")
@@ -533,7 +556,8 @@ class MachineLifecycle:
                 # `name` and `region` cannot change through update [D].
                 raise errors.invalid_argument(f"machine {field} cannot be changed by update")
         config = normalize_config(body.get("config"))
-        cpus, memory_mb = guest_size(config)
+        cpus, memory_mb = host_reservation(config)
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         running = machine.state in RUNNING_STATES or (machine.state == "created" and machine.reserved)
 
         new_volume_id = mounted_volume_id(config)
@@ -550,10 +574,10 @@ class MachineLifecycle:
                     raise errors.failed_precondition(
                         f"insufficient resources to create new machine with existing volume '{new_volume.id}'"
                     )
-        grows = cpus > machine.guest_cpus or memory_mb > machine.guest_memory_mb
+        grows = cpus > machine.reserved_cpus or memory_mb > machine.reserved_memory_mb
         extra_cpus, extra_memory = (
-            max(0, cpus - machine.guest_cpus),
-            max(0, memory_mb - machine.guest_memory_mb),
+            max(0, cpus - machine.reserved_cpus),
+            max(0, memory_mb - machine.reserved_memory_mb),
         )
         if running and grows and not machine.host.fits(extra_cpus, extra_memory):
             raise errors.FlyError(409, INSUFFICIENT_MEMORY)
@@ -571,7 +595,7 @@ class MachineLifecycle:
                 self.volumes.claim(new_volume, machine.id, machine.instance_id)
         was_reserved = machine.reserved
         world.release(machine)
-        machine.guest_cpus, machine.guest_memory_mb = cpus, memory_mb
+        machine.reserved_cpus, machine.reserved_memory_mb = cpus, memory_mb
         if was_reserved:
             world.reserve(machine)
         machine.config = config
@@ -580,7 +604,7 @@ class MachineLifecycle:
         machine.image_ref = image_ref(config["image"], world.ids.digest())
         lease_ttl = body.get("lease_ttl")
         if lease_ttl and machine.lease is None:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
 
         previous = machine.state
@@ -762,6 +786,30 @@ class MachineLifecycle:
             raise errors.bad_request("invalid_argument: value must be a string")
         # Metadata is not lease-gated and (as we model it) makes no new version [C][I].
         machine.config.setdefault("metadata", {})[key] = value
+
+    def replace_metadata(self, app: str, machine_id: str, body: Any) -> None:
+        """Bulk set/remove (null or "" removes); `machine_version` must still match [D][I]."""
+        machine = self._mutable(app, machine_id, None, gated=False)
+        if not isinstance(body, dict):
+            raise errors.bad_request("json: cannot unmarshal into Go value of type an object")
+        version = body.get("machine_version")
+        if version and version != machine.instance_id:
+            raise errors.failed_precondition(
+                f"machine_version {version} does not match the machine's version {machine.instance_id}"
+            )
+        changes = body.get("metadata")
+        if changes is None:
+            changes = {key: value for key, value in body.items() if key != "machine_version"}
+        if not isinstance(changes, dict) or any(
+            v is not None and not isinstance(v, str) for v in changes.values()
+        ):
+            raise errors.invalid_argument("metadata must map keys to strings or null")
+        tags = machine.config.setdefault("metadata", {})
+        for key, value in changes.items():
+            if value in (None, ""):
+                tags.pop(key, None)
+            else:
+                tags[key] = value
 
     def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
         machine = self._mutable(app, machine_id, None, gated=False)

@@ -54,6 +54,14 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
+class AppSecret:
+    name: str
+    digest: str
+    created_at: float
+    value: str
+
+
+@dataclass
 class App:
     id: str
     name: str
@@ -61,6 +69,9 @@ class App:
     created_at: float
     network: str = "default"
     status: str = "deployed"
+    secrets: dict[str, AppSecret] = field(default_factory=dict)
+    # Bumped by every secrets change; machines may ask for at least a version [C][O].
+    secrets_version: int = 0
 
 
 @dataclass
@@ -144,11 +155,13 @@ class Machine:
     updated_at: float
     private_ip: str
     image_ref: dict[str, Any]
-    guest_cpus: int
-    guest_memory_mb: int
+    # What the machine holds on its host while running (machines.host_reservation).
+    reserved_cpus: int
+    reserved_memory_mb: int
     volume_id: str | None = None
     lease: Lease | None = None
     cordoned: bool = False
+    # The nonce of a lease taken by `lease_ttl` on the latest create/update, for its answer.
     nonce: str | None = None
     events: list[MachineEvent] = field(default_factory=list)
     versions: list[MachineVersion] = field(default_factory=list)

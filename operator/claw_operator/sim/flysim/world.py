@@ -180,14 +180,14 @@ class FlyWorld:
 
     def reserve(self, machine: Machine) -> None:
         if not machine.reserved:
-            machine.host.used_cpus += machine.guest_cpus
-            machine.host.used_memory_mb += machine.guest_memory_mb
+            machine.host.used_cpus += machine.reserved_cpus
+            machine.host.used_memory_mb += machine.reserved_memory_mb
             machine.reserved = True
 
     def release(self, machine: Machine) -> None:
         if machine.reserved:
-            machine.host.used_cpus -= machine.guest_cpus
-            machine.host.used_memory_mb -= machine.guest_memory_mb
+            machine.host.used_cpus -= machine.reserved_cpus
+            machine.host.used_memory_mb -= machine.reserved_memory_mb
             machine.reserved = False
 
     def check_org_quota(self) -> None:
@@ -269,6 +269,7 @@ class FlyWorld:
             machine.pending = None
         machine.parked = None
         machine.heading = None
+        self._parked_then.pop(machine.id, None)
 
     def _run_next(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         if not steps:
