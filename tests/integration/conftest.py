@@ -138,7 +138,9 @@ class Sandbox:
     def event_reasons(self, name: str) -> list[str]:
         return [e.get("reason", "") for e in self.events(name)]
 
-    def wait(self, predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    def wait(
+        self, predicate: Callable[[], Any], timeout: float = 20.0, what: str | Callable[[], str] = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -146,14 +148,15 @@ class Sandbox:
             if last:
                 return last
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+        described = what() if callable(what) else what
+        raise AssertionError(f"timed out waiting for {described}; last value: {last!r}")
 
     def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> dict[str, Any]:
         return dict(
             self.wait(
                 lambda: (s := self.status(name)).get("phase") == phase and s,
                 timeout,
-                f"{name} phase {phase} (status: {self.status(name)})",
+                lambda: f"{name} phase {phase} (status: {self.status(name)})",
             )
         )
 

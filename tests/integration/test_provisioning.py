@@ -42,7 +42,9 @@ MACHINES = "/v1/apps/*/machines"
 
 
 def test_create_422_stops_at_once_then_a_spec_fix_runs(sandbox: Sandbox) -> None:
-    sandbox.fault(method="POST", path=MACHINES, mode="error", status=422, count=None, message="invalid image reference")
+    sandbox.fault(
+        method="POST", path=MACHINES, mode="error", status=422, count=None, message="invalid image reference"
+    )
     sandbox.start_operator()
     sandbox.create("bad")
 
@@ -60,7 +62,9 @@ def test_create_422_stops_at_once_then_a_spec_fix_runs(sandbox: Sandbox) -> None
     attempts = sandbox.fly.sim.requests.copy()
     time = __import__("time")
     time.sleep(1.0)
-    creates = lambda counter: sum(n for (m, r, _s), n in counter.items() if m == "POST" and r == "/v1/apps/{app}/machines")  # noqa: E731
+    creates = lambda counter: sum(
+        n for (m, r, _s), n in counter.items() if m == "POST" and r == "/v1/apps/{app}/machines"
+    )  # noqa: E731
     assert creates(sandbox.fly.sim.requests) == creates(attempts)
 
     sandbox.clear_faults()
@@ -74,7 +78,8 @@ def test_create_422_stops_at_once_then_a_spec_fix_runs(sandbox: Sandbox) -> None
 
 
 def test_capacity_error_is_retried_with_backoff_until_it_succeeds(sandbox: Sandbox) -> None:
-    sandbox.flyhttp.post("/_sim/capacity", json={"region": "iad", "max_machines": 0}).raise_for_status()
+    # Hosts too small for the machine: the volume lands, the machine does not fit beside it.
+    sandbox.flyhttp.post("/_sim/capacity", json={"region": "iad", "host_memory_mb": 1024}).raise_for_status()
     sandbox.start_operator()
     sandbox.create("crowded")
 
@@ -83,7 +88,9 @@ def test_capacity_error_is_retried_with_backoff_until_it_succeeds(sandbox: Sandb
     assert sandbox.condition("crowded", "Stalled")["status"] == "False"
     assert failed["message"]
 
-    sandbox.flyhttp.post("/_sim/capacity", json={"region": "iad", "max_machines": None}).raise_for_status()
+    sandbox.flyhttp.post(
+        "/_sim/capacity", json={"region": "iad", "host_memory_mb": 524288}
+    ).raise_for_status()
     sandbox.wait_phase("crowded", "Running")
     sandbox.wait_condition("crowded", "StartFailed", "False", "Started")
     assert len(sandbox.live_machines()) == 1
@@ -103,5 +110,7 @@ def test_start_timeout_stops_and_the_event_carries_the_last_error(sandbox: Sandb
     events = [e for e in sandbox.events("stuck") if e.get("reason") == "StartTimeout"]
     assert events and events[0]["type"] == "Warning"
     assert status["lastStartErrorMessage"]
-    assert status["lastStartErrorMessage"] in events[-1]["message"] or "upstream hiccup" in events[-1]["message"]
+    assert (
+        status["lastStartErrorMessage"] in events[-1]["message"] or "upstream hiccup" in events[-1]["message"]
+    )
     assert "starting_timeout" in sandbox.logs.getvalue()

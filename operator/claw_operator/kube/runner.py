@@ -104,7 +104,9 @@ class OperatorThread:
     sets kopf's stop flag and joins the thread.
     """
 
-    def __init__(self, config: OperatorConfig, *, settings_hook: Any = None, gateway_hook: Any = None) -> None:
+    def __init__(
+        self, config: OperatorConfig, *, settings_hook: Any = None, gateway_hook: Any = None
+    ) -> None:
         self.config = config
         self._settings_hook = settings_hook
         self._gateway_hook = gateway_hook
