@@ -21,6 +21,7 @@ import httpx
 import pytest
 from kubernetes import client, config
 
+from claw_operator.fly import RateLimits, RetryPolicy
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.logs import JsonFormatter
 from claw_operator.kube.runner import OperatorThread
@@ -77,6 +78,14 @@ class Sandbox:
                 timings=timings,
                 kubeconfig=str(self.kubeconfig),
                 metrics_port=None,
+                fly_client_options={
+                    "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
+                    "create_resolve_attempts": 3,
+                    "create_resolve_delay": 0.1,
+                    # Every test instance shares one app: Fly's per-app list limit (1/s) would
+                    # pace the whole suite. The limiter itself is pinned by the client's tests.
+                    "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
+                },
             ),
             settings_hook=_fast_kopf,
             gateway_hook=gateway_hook,

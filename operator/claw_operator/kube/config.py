@@ -24,6 +24,8 @@ class OperatorConfig:
     log_format: str = "text"
     timings: Timings = field(default_factory=Timings)
     kubeconfig: str | None = None
+    # Extra FlyClientConfig fields (retry policy, limiter rates…); tests shorten the retries.
+    fly_client_options: dict[str, object] = field(default_factory=dict)
 
 
 def read_token(token_file: str | None, environ: dict[str, str] | None = None) -> str:

@@ -150,8 +150,9 @@ class FlyGateway:
     @classmethod
     def from_config(cls, config: OperatorConfig) -> FlyGateway:
         wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
+        options: dict[str, Any] = {"wait_server_timeout": wait, **config.fly_client_options}
         client = FlyMachinesClient(
-            FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, wait_server_timeout=wait)
+            FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options)
         )
         return cls(client, config.timings)
 

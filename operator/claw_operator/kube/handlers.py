@@ -80,7 +80,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def destroy(**kwargs: Any) -> None:
-        outcome = await reconciler.reconcile(kwargs["namespace"], kwargs["name"])
+        outcome = await reconciler.reconcile(kwargs["namespace"], kwargs["name"], deleting=True)
         if outcome.finalized or outcome.requeue_after is None:
             reconciler.forget(kwargs["uid"])
             return

@@ -99,12 +99,18 @@ class Reconciler:
     def _state(self, uid: str) -> ObjectState:
         return self._objects.setdefault(uid, ObjectState())
 
-    async def reconcile(self, namespace: str, name: str) -> PassOutcome:
-        """Run passes until the decisions settle; return when to check again."""
+    async def reconcile(self, namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
+        """Run passes until the decisions settle; return when to check again.
+
+        The periodic loop calls with `deleting=False` and stops (None) once the object is being
+        deleted: from then on the delete handler alone drives the destroy.
+        """
         obj = await self._kube.get_instance(namespace, name)
         if obj is None:
             return PassOutcome(None)
         meta = obj["metadata"]
+        if meta.get("deletionTimestamp") and not deleting:
+            return PassOutcome(None)
         if not meta.get("deletionTimestamp") and FINALIZER not in (meta.get("finalizers") or []):
             # Nothing is created on Fly before our finalizer guards the object: a delete landing
             # first would otherwise remove it with nothing left to clean the Fly objects up.
@@ -125,7 +131,7 @@ class Reconciler:
                         extra={"action": "status_conflict", "instance": f"{namespace}/{name}"},
                     )
                     fresh = await self._kube.get_instance(namespace, name)
-                    if fresh is None:
+                    if fresh is None or (fresh["metadata"].get("deletionTimestamp") and not deleting):
                         return PassOutcome(None)
                     obj = fresh
                     if conflicts > MAX_CONFLICT_RETRIES:
