@@ -64,7 +64,7 @@ def test_create_422_stops_at_once_then_a_spec_fix_runs(sandbox: Sandbox) -> None
     time.sleep(1.0)
     creates = lambda counter: sum(
         n for (m, r, _s), n in counter.items() if m == "POST" and r == "/v1/apps/{app}/machines"
-    )  # noqa: E731
+    )
     assert creates(sandbox.fly.sim.requests) == creates(attempts)
 
     sandbox.clear_faults()
