@@ -33,6 +33,8 @@ from claw_operator.fly import (
     Unavailable,
     UnexpectedResponse,
     WaitTimeout,
+    close_shared_client,
+    get_shared_client,
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
 
@@ -566,3 +568,16 @@ async def test_limiter_get_bucket_is_more_generous(fly: ScriptedFly) -> None:
     elapsed = [t - start for t in fly.times]
     assert sum(1 for t in elapsed if t < 0.01) == 10
     assert max(elapsed) >= 0.99  # 5 more at 5/s
+
+
+async def test_one_shared_client_per_process() -> None:
+    config = FlyClientConfig(token=TOKEN, base_url="https://fly.test")
+    try:
+        shared = get_shared_client(config)
+        assert get_shared_client(config) is shared
+        with pytest.raises(RuntimeError):
+            get_shared_client(FlyClientConfig(token="other", base_url="https://fly.test"))
+    finally:
+        await close_shared_client()
+    assert get_shared_client(config) is not shared
+    await close_shared_client()
