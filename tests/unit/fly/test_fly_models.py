@@ -115,3 +115,10 @@ def test_metadata_keys_are_the_lifecycles() -> None:
         model.META_NAMESPACE,
         model.META_NAME,
     )
+
+
+def test_env_values_stay_out_of_repr_but_go_on_the_wire() -> None:
+    config = MachineConfig(image="img", env={"API_KEY": "sekret-value"})
+    machine = Machine(id="m1", config=config)
+    assert "sekret-value" not in repr(machine) and "sekret-value" not in str(machine)
+    assert config.to_wire()["env"] == {"API_KEY": "sekret-value"}
