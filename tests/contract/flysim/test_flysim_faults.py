@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -77,30 +75,34 @@ async def test_h27_connection_reset_and_hang(fly: FlyClient, flysim: FlySim) -> 
     assert (await fly.get("/v1/apps/h27d/machines")).status_code == 200
 
 
-async def test_h27_not_found_flicker_only_for_new_machines(fly: FlyClient, flysim: FlySim) -> None:
-    old = await fly.create_machine("h27e", skip_launch=True)
-    await asyncio.sleep(0.15)
-    flysim.add_fault("/v1/apps/*/machines/*", method="GET", mode="not_found_flicker", count=None, window=0.1)
-    new = await fly.create_machine("h27e", skip_launch=True)
-    assert (await fly.get(f"/v1/apps/h27e/machines/{new['id']}")).status_code == 404
-    assert (await fly.get(f"/v1/apps/h27e/machines/{old['id']}")).status_code == 200
-    await asyncio.sleep(0.15)
-    assert (await fly.get(f"/v1/apps/h27e/machines/{new['id']}")).status_code == 200
+async def test_h27_not_found_flicker_only_for_new_machines(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    sim, clock = manual
+    old = await manual_fly.create_machine("h27e", skip_launch=True)
+    clock.advance(10)
+    sim.add_fault("/v1/apps/*/machines/*", method="GET", mode="not_found_flicker", count=None, window=5)
+    new = await manual_fly.create_machine("h27e", skip_launch=True)
+    assert (await manual_fly.get(f"/v1/apps/h27e/machines/{new['id']}")).status_code == 404
+    assert (await manual_fly.get(f"/v1/apps/h27e/machines/{old['id']}")).status_code == 200
+    clock.advance(5.1)
+    assert (await manual_fly.get(f"/v1/apps/h27e/machines/{new['id']}")).status_code == 200
 
 
-async def test_h27_stale_and_empty_lists(fly: FlyClient, flysim: FlySim) -> None:
-    old = await fly.create_machine("h27f", skip_launch=True)
-    await asyncio.sleep(0.15)
-    new = await fly.create_machine("h27f", skip_launch=True)
-    flysim.add_fault("/v1/apps/*/machines", method="GET", mode="stale_list", window=0.1)
-    assert [m["id"] for m in (await fly.get("/v1/apps/h27f/machines")).json()] == [old["id"]]
-    flysim.add_fault("/v1/apps/*/machines", method="GET", mode="empty_list")
-    assert (await fly.get("/v1/apps/h27f/machines")).json() == []
-    listed = {m["id"] for m in (await fly.get("/v1/apps/h27f/machines")).json()}
-    assert listed == {old["id"], new["id"]}
-    flysim.add_fault("/v1/apps/*/volumes", method="GET", mode="empty_list")
-    await fly.create_volume("h27f")
-    assert (await fly.get("/v1/apps/h27f/volumes")).json() == []
+async def test_h27_stale_and_empty_lists(manual: tuple[FlySim, ManualClock], manual_fly: FlyClient) -> None:
+    sim, clock = manual
+    old = await manual_fly.create_machine("h27f", skip_launch=True)
+    clock.advance(10)
+    new = await manual_fly.create_machine("h27f", skip_launch=True)
+    sim.add_fault("/v1/apps/*/machines", method="GET", mode="stale_list", window=5)
+    assert [m["id"] for m in (await manual_fly.get("/v1/apps/h27f/machines")).json()] == [old["id"]]
+    sim.add_fault("/v1/apps/*/machines", method="GET", mode="empty_list")
+    assert (await manual_fly.get("/v1/apps/h27f/machines")).json() == []
+    listed = {m["id"] for m in (await manual_fly.get("/v1/apps/h27f/machines")).json()}
+    assert listed == {old["id"], new["id"]}, "each fault fired once"
+    sim.add_fault("/v1/apps/*/volumes", method="GET", mode="empty_list")
+    await manual_fly.create_volume("h27f")
+    assert (await manual_fly.get("/v1/apps/h27f/volumes")).json() == []
 
 
 async def test_h27_probability_and_removal_through_the_control_api(
@@ -167,6 +169,14 @@ async def test_h28_rate_limiter_follows_the_documented_buckets(contract: Contrac
 
         stats = (await fly.get("/_sim/stats")).json()
         assert stats["rate_limited"] == 2
+
+        # App deletions: 100 a minute across the organization.
+        for index in range(101):
+            clock.advance(1.0)  # app create is an action too: 1/s
+            created_app = await fly.post("/v1/apps", json={"name": f"gone-{index}", "org_slug": "personal"})
+            assert created_app.status_code == 201
+        deletes = [(await fly.delete(f"/v1/apps/gone-{index}")).status_code for index in range(101)]
+        assert deletes.count(202) == 100 and deletes[-1] == 429
         assert {"method": "POST", "route": "/v1/apps/{app}/machines", "status": 429, "count": 1} in stats[
             "requests"
         ]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-import httpx
-
-from claw_operator.sim.flysim import FlySim
-from claw_operator.sim.flysim.testing import FlySimFactory
+from claw_operator.sim.flysim import FlySim, ManualClock
 
 from .conftest import ContractChecker, FlyClient
 
@@ -98,14 +94,13 @@ async def test_d15_lease_gates_mutations_but_not_metadata_or_create(fly: FlyClie
     assert destroy.status_code == 200
 
 
-async def test_d15_expired_lease_no_longer_gates(flysim_factory: FlySimFactory) -> None:
-    sim = await flysim_factory()
-    async with httpx.AsyncClient(base_url=sim.base_url, headers={"Authorization": "Bearer t"}) as http:
-        machine = (
-            await http.post("/v1/apps/d15b/machines", json={"config": {"image": "x"}, "skip_launch": True})
-        ).json()
-        base = f"/v1/apps/d15b/machines/{machine['id']}"
-        await http.post(base + "/lease", params={"ttl": 1})
-        assert (await http.post(base + "/cordon")).status_code == 409
-        await asyncio.sleep(1.05)
-        assert (await http.post(base + "/cordon")).status_code == 200
+async def test_d15_expired_lease_no_longer_gates(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    _, clock = manual
+    machine = await manual_fly.create_machine("d15b", skip_launch=True)
+    base = f"/v1/apps/d15b/machines/{machine['id']}"
+    await manual_fly.post(base + "/lease", params={"ttl": 1})
+    assert (await manual_fly.post(base + "/cordon")).status_code == 409
+    clock.advance(1.01)
+    assert (await manual_fly.post(base + "/cordon")).status_code == 200

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
+
+import pytest
 
 from claw_operator.sim.flysim import FAST, FlySim, ManualClock
 
@@ -150,3 +154,34 @@ async def test_b9_stuck_boot_stays_created_until_released(
     clock.advance(1)
     assert (await manual_fly.machine("b9", machine["id"]))["state"] == "started"
     assert sim.release_stuck(machine["id"]) is False, "nothing left to release"
+
+    # An update to a stuck image stays `replacing` the same way.
+    path = f"/v1/apps/b9/machines/{machine['id']}"
+    await manual_fly.post(path, json={"config": {"image": "registry.fly.io/claw:sim-boot-stuck"}})
+    clock.advance(3600)
+    assert (await manual_fly.machine("b9", machine["id"]))["state"] == "replacing"
+    assert sim.release_stuck(machine["id"]) is True
+    clock.advance(1)
+    assert (await manual_fly.machine("b9", machine["id"]))["state"] == "started"
+
+
+@pytest.mark.looptime
+async def test_b7_realistic_profile_runs_in_looptime_fake_time(contract: ContractChecker) -> None:
+    """The default clock follows the loop's time, so under looptime seconds cost nothing."""
+    began = time.monotonic()
+    sim = FlySim(profile="realistic", seed=1)
+    await sim.start()
+    fly = FlyClient(sim.base_url, contract)
+    try:
+        machine = await fly.create_machine("lt")
+        loop_began = asyncio.get_running_loop().time()
+        waited = await fly.get(
+            f"/v1/apps/lt/machines/{machine['id']}/wait", params={"state": "started", "timeout": 60}
+        )
+        assert waited.json()["state"] == "started"
+        simulated = asyncio.get_running_loop().time() - loop_began
+        assert 2.0 < simulated < 10.0, "realistic pull + boot take seconds of loop time"
+        assert time.monotonic() - began < simulated, "and less wall time than that"
+    finally:
+        await fly.aclose()
+        await sim.stop()

@@ -13,7 +13,11 @@ def mount(volume_id: str) -> list[dict[str, str]]:
     return [{"volume": volume_id, "path": "/data"}]
 
 
-async def test_f21_mount_rules_region_one_mount_and_claims(fly: FlyClient) -> None:
+async def test_f21_mount_rules_region_one_mount_and_claims(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    _, clock = manual
+    fly = manual_fly
     iad = await fly.create_volume("f21", region="iad")
     other = await fly.create_volume("f21", name="data2", region="iad")
     lhr = await fly.create_volume("f21", region="lhr")
@@ -40,20 +44,18 @@ async def test_f21_mount_rules_region_one_mount_and_claims(fly: FlyClient) -> No
 
     # Destroyed moments ago still holds the claim, until the detach delay passes [O].
     await fly.delete(f"/v1/apps/f21/machines/{holder['id']}", params={"force": "true"})
-    await fly.reaches("f21", holder["id"], "destroyed")
+    clock.advance(0.05)
+    assert (await fly.machine("f21", holder["id"]))["state"] == "destroyed"
     recently = await fly.post(
         "/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}}
     )
     assert recently.status_code == 412 and holder["id"] in recently.json()["error"]
 
-    async def mountable() -> bool:
-        response = await fly.post(
-            "/v1/apps/f21/machines",
-            json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}},
-        )
-        return response.status_code == 200
-
-    await eventually(mountable)
+    clock.advance(0.1)  # the fast profile's detach delay
+    mounted = await fly.post(
+        "/v1/apps/f21/machines", json={"region": "iad", "config": {"image": "x", "mounts": mount(iad["id"])}}
+    )
+    assert mounted.status_code == 200
 
 
 async def test_f22_bound_volume_delete_refused_then_soft_deleted(

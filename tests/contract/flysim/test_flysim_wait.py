@@ -127,16 +127,16 @@ async def test_c13_unknown_destroyed_and_just_created_machines(
     assert after_removal.status_code == 200 and after_removal.json()["state"] == "destroyed"
 
     # The optional just-created window: 404 for GET and wait, then visible.
-    sim = await flysim_factory(profile=FAST.with_overrides(not_found_after_create=0.2))
+    clock = ManualClock()
+    sim = await flysim_factory(profile=FAST.with_overrides(not_found_after_create=2.0), clock=clock)
     windowed = FlyClient(sim.base_url, contract)
     try:
         fresh = await windowed.create_machine("c13", skip_launch=True)
         path = f"/v1/apps/c13/machines/{fresh['id']}"
         assert (await windowed.get(path)).status_code == 404
-        assert (
-            await windowed.get(path + "/wait", params={"state": "settled", "timeout": 1})
-        ).status_code == 404
-        await asyncio.sleep(0.25)
+        waited = await windowed.get(path + "/wait", params={"state": "settled", "timeout": 1})
+        assert waited.status_code == 404
+        clock.advance(2.1)
         assert (await windowed.get(path)).status_code == 200
     finally:
         await windowed.aclose()

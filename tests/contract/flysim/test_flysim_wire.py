@@ -49,6 +49,7 @@ async def test_a2_ids_timestamps_and_events_use_fly_formats(fly: FlyClient) -> N
     assert re.fullmatch(r"[0-9a-f]{14}", machine["id"])
     assert ULID.match(machine["instance_id"]) and machine["version"] == machine["instance_id"]
     assert re.fullmatch(r"[0-9a-f]{12}", machine["nonce"])
+    assert "nonce" not in await fly.machine("a2", machine["id"]), "only the create answer carries it"
     assert machine["private_ip"].startswith("fdaa:")
     for stamp in (machine["created_at"], machine["updated_at"], volume["created_at"]):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
@@ -128,3 +129,38 @@ async def test_a5_every_response_has_a_fly_request_id(fly: FlyClient, flysim: Fl
     ids = [r.headers["fly-request-id"] for r in responses]
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}-[a-z]{3}", i) for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+async def test_a4_malformed_requests_get_400s_not_crashes(fly: FlyClient) -> None:
+    machine = await fly.create_machine("bad", skip_launch=True)
+    base = f"/v1/apps/bad/machines/{machine['id']}"
+    cases = [
+        ("POST", "/v1/apps/bad/machines", {"content": b"{not json"}),
+        ("POST", "/v1/apps/bad/machines", {"json": ["a", "list"]}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": "nginx"}}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": {"image": "x"}, "lease_ttl": "soon"}}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": {"image": "x", "guest": {"cpus": "many"}}}}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": {"image": "x", "size": "huge-cpu-9x"}}}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": {"image": "x", "mounts": "vol"}}}),
+        ("POST", "/v1/apps/bad/machines", {"json": {"config": {"image": "x"}, "region": "mars"}}),
+        ("POST", base + "/lease", {"json": {"ttl": "long"}}),
+        ("POST", base + "/lease", {"params": {"ttl": "forever"}}),
+        ("POST", base + "/stop", {"json": {"signal": ["SIGTERM"]}}),
+        ("POST", base + "/signal", {"json": {"signal": "SIGNOPE"}}),
+        ("POST", base + "/metadata/k", {"json": {"value": 5}}),
+        ("GET", base + "/wait", {"params": {"timeout": "abc"}}),
+        ("GET", base + "/wait", {"params": {"state": "exploded"}}),
+        ("POST", "/v1/apps/bad/volumes", {"json": {"name": "v", "region": "iad", "size_gb": "big"}}),
+        (
+            "POST",
+            "/v1/apps/bad/volumes",
+            {"json": {"name": "v", "region": "iad", "compute": {"memory_mb": "x"}}},
+        ),
+        ("POST", "/v1/apps", {"json": {"name": "Not_Valid!"}}),
+        ("POST", "/_sim/faults", {"json": {"path": "/v1/**", "count": "twice"}}),
+        ("POST", "/_sim/faults", {"json": {"path": "/v1/**", "probability": "often"}}),
+    ]
+    for method, path, options in cases:
+        response = await fly.request(method, path, **options)
+        assert response.status_code == 400, (method, path, options, response.text)
+        assert "error" in response.json() or "message" in response.json()

@@ -92,7 +92,9 @@ class ControlRoutes:
 
     async def exit_machine(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
-        self.sim.exit_machine(request.match_info["id"], int(body.get("exit_code", 0)))
+        self.sim.exit_machine(
+            request.match_info["id"], errors.int_argument(body.get("exit_code", 0), "exit_code")
+        )
         return web.json_response({"ok": True})
 
     async def release_machine(self, request: web.Request) -> web.Response:

@@ -48,6 +48,15 @@ class FlyError(Exception):
         return body
 
 
+def int_argument(value: Any, field: str) -> int:
+    """An integer from a JSON value, or the 400 Fly's Go decoder gives for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise FlyError(
+            400, f"json: cannot unmarshal {type(value).__name__} into Go struct field .{field} of type int"
+        )
+    return int(value)
+
+
 def bad_request(message: str) -> FlyError:
     return FlyError(400, message)
 

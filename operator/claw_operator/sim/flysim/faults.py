@@ -122,6 +122,13 @@ class FaultBook:
         if body not in ("json", "html"):
             raise errors.invalid_argument("body must be json or html")
         count = spec.get("count", 1)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise errors.invalid_argument("count must be a positive integer or null")
+        retry_after = spec.get("retry_after")
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
+        ):
+            raise errors.invalid_argument("retry_after must be a number of seconds or null")
         probability = _number(spec, "probability", 1.0)
         if not 0.0 <= probability <= 1.0:
             raise errors.invalid_argument("probability must be within [0, 1]")
@@ -134,9 +141,9 @@ class FaultBook:
             path=path,
             mode=mode,
             status=status,
-            count=None if count is None else int(count),
+            count=count,
             probability=probability,
-            retry_after=spec.get("retry_after"),
+            retry_after=retry_after,
             body=body,
             message=spec.get("message"),
             window=_number(spec, "window", 5.0),

@@ -13,11 +13,22 @@ import asyncio
 import copy
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
-from .model import SETTLED_STATES, WAITABLE_STATES, Lease, Machine, MachineVersion, StateWaiter, Volume
+from .appsecrets import AppSecrets
+from .model import (
+    SETTLED_STATES,
+    WAITABLE_STATES,
+    Host,
+    Lease,
+    Machine,
+    MachineVersion,
+    StateWaiter,
+    Volume,
+)
 from .volumes import VolumeStore
 from .world import FlyWorld, Step
 
@@ -126,9 +137,10 @@ def mounted_volume_id(config: dict[str, Any]) -> str | None:
 
 
 class MachineLifecycle:
-    def __init__(self, world: FlyWorld, volumes: VolumeStore) -> None:
+    def __init__(self, world: FlyWorld, volumes: VolumeStore, secrets: AppSecrets) -> None:
         self.world = world
         self.volumes = volumes
+        self.secrets = secrets
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -210,6 +222,7 @@ class MachineLifecycle:
                 409, f"already_exists: a machine named {name!r} already exists", code="name_taken"
             )
         world.check_org_quota()
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         skip_launch = bool(body.get("skip_launch"))
 
         volume_id = mounted_volume_id(config)
@@ -252,7 +265,7 @@ class MachineLifecycle:
             self.volumes.claim(volume, machine.id, machine.instance_id)
         lease_ttl = body.get("lease_ttl")
         if lease_ttl:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
         world.set_state(machine, "created", "launch", "user")
 
@@ -266,7 +279,7 @@ class MachineLifecycle:
             self._launch(machine, first_delay=prepare, source="user")
         return machine
 
-    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Any]:
+    def _place(self, requested: Any, cpus: int, memory_mb: int) -> tuple[str, Host]:
         world = self.world
         candidates = world.candidate_regions(str(requested) if requested else None)
         for region in candidates:
@@ -299,7 +312,9 @@ class MachineLifecycle:
         else:
             world.schedule(machine, steps, then)
 
-    def _after_started(self, machine: Machine) -> Any:
+    def _after_started(self, machine: Machine) -> Callable[[], None]:
+        """For `sim-exit`: once started, the process exits on its own after a moment."""
+
         def exit_soon() -> None:
             def exit_now() -> None:
                 machine.pending = None
@@ -453,7 +468,8 @@ class MachineLifecycle:
         )  # fmt: skip
         restart = machine.config.get("restart") or {}
         policy = restart.get("policy") or "on-failure"
-        max_retries = int(restart.get("max_retries") or 10)
+        retries = restart.get("max_retries")
+        max_retries = retries if isinstance(retries, int) and retries > 0 else 10
         again = policy == "always" or (
             policy == "on-failure" and exit_code != 0 and machine.on_failure_restarts < max_retries
         )
@@ -534,6 +550,7 @@ class MachineLifecycle:
                 raise errors.invalid_argument(f"machine {field} cannot be changed by update")
         config = normalize_config(body.get("config"))
         cpus, memory_mb = guest_size(config)
+        self.secrets.require_version(app, body.get("min_secrets_version"))
         running = machine.state in RUNNING_STATES or (machine.state == "created" and machine.reserved)
 
         new_volume_id = mounted_volume_id(config)
@@ -580,7 +597,7 @@ class MachineLifecycle:
         machine.image_ref = image_ref(config["image"], world.ids.digest())
         lease_ttl = body.get("lease_ttl")
         if lease_ttl and machine.lease is None:
-            machine.lease = self._new_lease(machine, owner, int(lease_ttl), "")
+            machine.lease = self._new_lease(machine, owner, errors.int_argument(lease_ttl, "lease_ttl"), "")
             machine.nonce = machine.lease.nonce
 
         previous = machine.state
@@ -762,6 +779,30 @@ class MachineLifecycle:
             raise errors.bad_request("invalid_argument: value must be a string")
         # Metadata is not lease-gated and (as we model it) makes no new version [C][I].
         machine.config.setdefault("metadata", {})[key] = value
+
+    def replace_metadata(self, app: str, machine_id: str, body: Any) -> None:
+        """Bulk set/remove (null or "" removes); `machine_version` must still match [D][I]."""
+        machine = self._mutable(app, machine_id, None, gated=False)
+        if not isinstance(body, dict):
+            raise errors.bad_request("json: cannot unmarshal into Go value of type an object")
+        version = body.get("machine_version")
+        if version and version != machine.instance_id:
+            raise errors.failed_precondition(
+                f"machine_version {version} does not match the machine's version {machine.instance_id}"
+            )
+        changes = body.get("metadata")
+        if changes is None:
+            changes = {key: value for key, value in body.items() if key != "machine_version"}
+        if not isinstance(changes, dict) or any(
+            v is not None and not isinstance(v, str) for v in changes.values()
+        ):
+            raise errors.invalid_argument("metadata must map keys to strings or null")
+        tags = machine.config.setdefault("metadata", {})
+        for key, value in changes.items():
+            if value in (None, ""):
+                tags.pop(key, None)
+            else:
+                tags[key] = value
 
     def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
         machine = self._mutable(app, machine_id, None, gated=False)

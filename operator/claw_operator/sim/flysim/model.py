@@ -54,6 +54,14 @@ REGION_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
+class AppSecret:
+    name: str
+    digest: str
+    created_at: float
+    value: str
+
+
+@dataclass
 class App:
     id: str
     name: str
@@ -61,6 +69,9 @@ class App:
     created_at: float
     network: str = "default"
     status: str = "deployed"
+    secrets: dict[str, AppSecret] = field(default_factory=dict)
+    # Bumped by every secrets change; machines may ask for at least a version [C][O].
+    secrets_version: int = 0
 
 
 @dataclass
@@ -149,6 +160,7 @@ class Machine:
     volume_id: str | None = None
     lease: Lease | None = None
     cordoned: bool = False
+    # The nonce of a lease taken by `lease_ttl` on the latest create/update, for its answer.
     nonce: str | None = None
     events: list[MachineEvent] = field(default_factory=list)
     versions: list[MachineVersion] = field(default_factory=list)

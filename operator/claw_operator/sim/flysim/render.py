@@ -26,7 +26,10 @@ def events_json(machine: Machine, limit: int) -> list[dict[str, Any]]:
     return [event_json(e) for e in reversed(machine.events[-limit:])] if limit > 0 else []
 
 
-def machine_json(machine: Machine, *, summary: bool = False, embedded_events: int = 10) -> dict[str, Any]:
+def machine_json(
+    machine: Machine, *, summary: bool = False, embedded_events: int = 10, nonce: str | None = None
+) -> dict[str, Any]:
+    """A Machine; `nonce` only in the answer to the create/update that took a lease [D]."""
     body: dict[str, Any] = {
         "id": machine.id,
         "name": machine.name,
@@ -51,8 +54,8 @@ def machine_json(machine: Machine, *, summary: bool = False, embedded_events: in
         body["incomplete_config"] = machine.config
     body["events"] = events_json(machine, embedded_events)
     body["checks"] = []
-    if machine.nonce:
-        body["nonce"] = machine.nonce
+    if nonce:
+        body["nonce"] = nonce
     return body
 
 

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import errors
+from .appsecrets import secret_json
 from .auth import bare_token
 from .faults import FLICKER_MODES, LIST_MODES, Fault
 from .ids import IdFactory
 from .machines import MachineLifecycle
-from .model import REGIONS
+from .model import REGIONS, Machine
 from .render import app_json, events_json, lease_envelope, machine_json, snapshot_json, volume_json
 from .volumes import VolumeStore
 
@@ -110,10 +111,17 @@ class FlyRoutes:
         r.add_get(m + "/lease", self.show_lease)
         r.add_delete(m + "/lease", self.release_lease)
         r.add_get(m + "/metadata", self.show_metadata)
+        r.add_put(m + "/metadata", self.replace_metadata)
+        r.add_patch(m + "/metadata", self.replace_metadata)
         r.add_post(m + "/metadata/{key}", self.set_metadata)
         r.add_delete(m + "/metadata/{key}", self.delete_metadata)
         r.add_get(m + "/events", self.list_events)
         r.add_get(m + "/versions", self.list_versions)
+        r.add_get("/v1/apps/{app}/secrets", self.list_secrets)
+        r.add_post("/v1/apps/{app}/secrets", self.update_secrets)
+        r.add_get("/v1/apps/{app}/secrets/{name}", self.show_secret)
+        r.add_post("/v1/apps/{app}/secrets/{name}", self.set_secret)
+        r.add_delete("/v1/apps/{app}/secrets/{name}", self.unset_secret)
         r.add_get("/v1/apps/{app}/volumes", self.list_volumes)
         r.add_post("/v1/apps/{app}/volumes", self.create_volume)
         r.add_get(v, self.show_volume)
@@ -226,7 +234,7 @@ class FlyRoutes:
     async def create_machine(self, request: web.Request) -> web.Response:
         body = await _object_body(request)
         machine = self.machines.create(request.match_info["app"], body, _owner(request))
-        return _json(machine_json(machine, embedded_events=self.sim.world.settings.embedded_events))
+        return self._with_nonce(machine)
 
     async def show_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
@@ -243,7 +251,12 @@ class FlyRoutes:
             body,
             _owner(request),
         )
-        return _json(machine_json(machine, embedded_events=self.sim.world.settings.embedded_events))
+        return self._with_nonce(machine)
+
+    def _with_nonce(self, machine: Machine) -> web.Response:
+        nonce, machine.nonce = machine.nonce, None
+        embedded = self.sim.world.settings.embedded_events
+        return _json(machine_json(machine, embedded_events=embedded, nonce=nonce))
 
     async def destroy_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
@@ -338,7 +351,7 @@ class FlyRoutes:
         if "ttl" in request.query:
             ttl = _int_query(request, "ttl", 0)
         elif body.get("ttl") is not None:
-            ttl = int(body["ttl"])
+            ttl = errors.int_argument(body["ttl"], "ttl")
         lease = self.machines.acquire_lease(
             request.match_info["app"],
             request.match_info["id"],
@@ -371,6 +384,11 @@ class FlyRoutes:
         )
         return web.Response(status=204)
 
+    async def replace_metadata(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        self.machines.replace_metadata(request.match_info["app"], request.match_info["id"], body)
+        return web.Response(status=204)
+
     async def delete_metadata(self, request: web.Request) -> web.Response:
         self.machines.delete_metadata(
             request.match_info["app"], request.match_info["id"], request.match_info["key"]
@@ -385,6 +403,31 @@ class FlyRoutes:
     async def list_versions(self, request: web.Request) -> web.Response:
         machine = self.machines.get(request.match_info["app"], request.match_info["id"])
         return _json([{"version": v.version, "user_config": v.config} for v in reversed(machine.versions)])
+
+    # -- secrets -------------------------------------------------------------------------------
+
+    async def list_secrets(self, request: web.Request) -> web.Response:
+        return _json([secret_json(s) for s in self.sim.secrets.list_secrets(request.match_info["app"])])
+
+    async def show_secret(self, request: web.Request) -> web.Response:
+        secret = self.sim.secrets.show(request.match_info["app"], request.match_info["name"])
+        return _json(secret_json(secret))
+
+    async def set_secret(self, request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        version = self.sim.secrets.set_secret(
+            request.match_info["app"], request.match_info["name"], body.get("value")
+        )
+        return _json({"version": version})
+
+    async def unset_secret(self, request: web.Request) -> web.Response:
+        version = self.sim.secrets.unset(request.match_info["app"], request.match_info["name"])
+        return _json({"version": version})
+
+    async def update_secrets(self, request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        secrets, version = self.sim.secrets.update_many(request.match_info["app"], body.get("values"))
+        return _json({"secrets": [secret_json(s) for s in secrets], "version": version})
 
     # -- volumes -------------------------------------------------------------------------------
 

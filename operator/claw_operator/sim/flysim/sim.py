@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors
+from .appsecrets import AppSecrets
 from .auth import bare_token
 from .clock import Clock, LoopClock
 from .control import ControlRoutes
@@ -74,7 +75,8 @@ class FlySim:
     def _new_world(self) -> None:
         self.world = FlyWorld(clock=self.clock, profile=self.profile, seed=self.seed, settings=self._settings)
         self.volumes = VolumeStore(self.world)
-        self.machines = MachineLifecycle(self.world, self.volumes)
+        self.secrets = AppSecrets(self.world)
+        self.machines = MachineLifecycle(self.world, self.volumes, self.secrets)
 
     # -- server --------------------------------------------------------------------------------
 
@@ -138,6 +140,11 @@ class FlySim:
             # aiohttp's own 404/405 (no such route), as JSON like Fly's.
             response = web.json_response({"error": http_error.reason.lower()}, status=http_error.status)
             status = http_error.status
+        except Exception as bug:
+            # A simulator bug must still look like an API answer (JSON, request id), and be loud.
+            log.exception("flysim: unhandled error on %s %s", request.method, request.path)
+            response = web.json_response({"error": f"internal: {type(bug).__name__}: {bug}"}, status=500)
+            status = 500
         finally:
             self.requests[(request.method, route, status)] += 1
         now = self.world.now()

@@ -76,8 +76,12 @@ class VolumeStore:
             raise errors.invalid_argument("size_gb of a fork cannot be smaller than its source")
         require_unique_zone = body.get("require_unique_zone", True) is not False
         compute = body.get("compute") or {}
-        compute_memory = int(compute.get("memory_mb") or 0) if isinstance(compute, dict) else 0
-        compute_cpus = int(compute.get("cpus") or 0) if isinstance(compute, dict) else 0
+        if not isinstance(compute, dict):
+            raise errors.bad_request(
+                "json: cannot unmarshal into Go struct field .compute of type api.MachineGuest"
+            )
+        compute_memory = errors.int_argument(compute.get("memory_mb") or 0, "compute.memory_mb")
+        compute_cpus = errors.int_argument(compute.get("cpus") or 0, "compute.cpus")
 
         capacity = world.region(region)
         live_in_region = sum(1 for v in world.volumes.values() if v.region == region and not v.soft_deleted)

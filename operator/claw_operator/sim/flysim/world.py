@@ -269,6 +269,7 @@ class FlyWorld:
             machine.pending = None
         machine.parked = None
         machine.heading = None
+        self._parked_then.pop(machine.id, None)
 
     def _run_next(self, machine: Machine, steps: list[Step], then: Callable[[], None] | None) -> None:
         if not steps:
