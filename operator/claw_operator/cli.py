@@ -141,7 +141,44 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--kubeconfig", default="kubesim.kubeconfig", help="where to write the kubeconfig")
     parser.add_argument("--crds", help="apply every CRD in this directory at start")
-    parser.set_defaults(command=_not_implemented("kubesim"))
+
+    def serve_kubesim(args: argparse.Namespace) -> int:
+        import asyncio
+        import signal
+        from pathlib import Path
+
+        from claw_operator.sim.kubesim import KubeSim
+
+        async def serve() -> None:
+            sim = KubeSim()
+            base_url = await sim.start(args.host, args.port)
+            try:
+                if args.crds:
+                    names = await sim.apply_crds(args.crds)
+                    print(f"applied CRDs: {', '.join(names) or '(none found)'}", file=sys.stderr)
+                kubeconfig = sim.write_kubeconfig(args.kubeconfig).resolve()
+                print(f"kubesim serving on {base_url} (Ctrl-C to stop)", file=sys.stderr)
+                print(f"export KUBECONFIG={kubeconfig}", flush=True)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, stop.set)
+                await stop.wait()
+            finally:
+                await sim.stop()
+
+        if args.crds and not Path(args.crds).exists():
+            print(f"claw-operator kubesim: no such CRD file or directory: {args.crds}", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(serve())
+        except OSError as exc:  # e.g. the port is taken
+            print(f"claw-operator kubesim: {exc}", file=sys.stderr)
+            return 1
+        print("kubesim stopped", file=sys.stderr)
+        return 0
+
+    parser.set_defaults(command=serve_kubesim)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -123,12 +123,18 @@ class Observation:
     the instance UID (metadata recovery, done when status has no machineId, and before any
     create: an ambiguous create is resolved by it); None when not listed, or when the
     listing failed (then `tagged_failure` says why).
+
+    `named_volumes` are the volumes named `volume_name(uid)` (volumes carry no metadata, so
+    the name is their tag): listed when status has no volumeId, and while deleting, so a
+    volume whose create answer was lost is adopted, or destroyed, instead of leaked. None when
+    not listed (the decisions then rely on status alone).
     """
 
     machine: MachineLookup = MachineLookup()
     volume: VolumeLookup = VolumeLookup()
     tagged_machines: tuple[MachineView, ...] | None = None
     tagged_failure: FlyFailure | None = None
+    named_volumes: tuple[VolumeView, ...] | None = None
 
 
 # ---------------------------------------------------------------------------- the instance

@@ -11,6 +11,7 @@ kubesim uses this on create/update; the tests use it to check `examples/` and ba
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -123,9 +124,22 @@ def _schema_cause(error: ValidationError) -> Cause:
     return Cause(reason, field, f"Invalid value: {_go_value(value)}: {where} {text}")
 
 
+# id(schema) -> (schema, its validator). Holding the schema keeps its id from being reused.
+_VALIDATOR_CACHE: dict[int, tuple[dict[str, Any], Draft7Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft7Validator:
+    cached = _VALIDATOR_CACHE.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        if len(_VALIDATOR_CACHE) > 256:
+            _VALIDATOR_CACHE.clear()
+        cached = _VALIDATOR_CACHE[id(schema)] = (schema, Draft7Validator(_to_jsonschema(schema)))
+    return cached[1]
+
+
 def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[Cause]:
     """Structural-schema errors of `obj`, apiserver style, in a stable order."""
-    validator = Draft7Validator(_to_jsonschema(schema))
+    validator = _validator(schema)
     errors = sorted(validator.iter_errors(obj), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     return [_schema_cause(error) for error in errors]
 
@@ -143,10 +157,16 @@ def _is_transition_rule(rule: str) -> bool:
 
 
 def _walk(
-    schema: dict[str, Any], value: Any, old: Any, path: list[Any]
+    schema: dict[str, Any], value: Any, old: Any, path: list[Any], ratcheting: bool = False
 ) -> Iterator[tuple[dict[str, Any], Any, Any, list[Any]]]:
-    """Yield (schema, value, old value or _MISSING, path) for every node carrying CEL rules."""
+    """Yield (schema, value, old value or _MISSING, path) for every node carrying CEL rules.
+
+    With `ratcheting`, subtrees equal to their old value are skipped: the apiserver (validation
+    ratcheting, on by default since 1.30) ignores errors on unchanged values anyway.
+    """
     if value is None or value is _MISSING:
+        return
+    if ratcheting and old is not _MISSING and value == old:
         return
     if schema.get("x-kubernetes-validations"):
         yield schema, value, old, path
@@ -160,7 +180,7 @@ def _walk(
             if child_schema is None:
                 continue
             child_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-            yield from _walk(child_schema, child, child_old, [*path, key])
+            yield from _walk(child_schema, child, child_old, [*path, key], ratcheting)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         item_schema = schema["items"]
         keys = (
@@ -178,14 +198,23 @@ def _walk(
                 if keys and isinstance(item, dict)
                 else _MISSING
             )
-            yield from _walk(item_schema, item, item_old, [*path, index])
+            yield from _walk(item_schema, item, item_old, [*path, index], ratcheting)
 
 
-def cel_errors(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
-    """Failures of the `x-kubernetes-validations` rules, evaluated with cel-python."""
+def cel_errors(
+    schema: dict[str, Any],
+    obj: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    *,
+    ratcheting: bool = False,
+) -> list[Cause]:
+    """Failures of the `x-kubernetes-validations` rules, evaluated with cel-python.
+
+    `ratcheting=True` skips rules on values an update left unchanged (see `_walk`).
+    """
     causes: list[Cause] = []
     old_root: Any = old if old is not None else _MISSING
-    for node_schema, value, old_value, path in _walk(schema, obj, old_root, []):
+    for node_schema, value, old_value, path in _walk(schema, obj, old_root, [], ratcheting):
         for rule in node_schema["x-kubernetes-validations"]:
             expression = rule["rule"]
             activation = {"self": json_to_cel(value)}
@@ -213,7 +242,13 @@ def cel_errors(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] 
     return causes
 
 
-def validate(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
+def validate(
+    schema: dict[str, Any],
+    obj: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    *,
+    ratcheting: bool = False,
+) -> list[Cause]:
     """All errors of `obj` (and of the transition from `old`), schema first, then CEL.
 
     As in the apiserver, CEL rules are evaluated only when the structural schema passes.
@@ -221,4 +256,116 @@ def validate(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | 
     causes = schema_errors(schema, obj)
     if causes:
         return causes
-    return cel_errors(schema, obj, old)
+    return cel_errors(schema, obj, old, ratcheting=ratcheting)
+
+
+# --- Structural pruning and defaulting (what the apiserver does before validating) -------------
+
+# Fields of ObjectMeta: the apiserver decodes `metadata` into this Go struct, so anything else
+# under the root `metadata` disappears, whatever the CRD schema says.
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+
+
+def _prune_node(schema: dict[str, Any], value: Any, path: list[Any], pruned: list[str]) -> Any:
+    if isinstance(value, dict) and (schema.get("type") in (None, "object")):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        embedded = bool(schema.get("x-kubernetes-embedded-resource"))
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            child_schema = properties.get(key)
+            if child_schema is None and isinstance(additional, dict):
+                child_schema = additional
+            if child_schema is None and embedded and key in ("apiVersion", "kind", "metadata"):
+                out[key] = child
+                continue
+            if child_schema is None:
+                if preserve or additional is True:
+                    out[key] = child
+                else:
+                    pruned.append(_field_path([*path, key]))
+                continue
+            if child is None and not child_schema.get("nullable", False):
+                # Non-nullable nulls are dropped before defaulting, as in the apiserver.
+                continue
+            out[key] = _prune_node(child_schema, child, [*path, key], pruned)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        items = schema["items"]
+        return [_prune_node(items, item, [*path, index], pruned) for index, item in enumerate(value)]
+    return value
+
+
+def prune(schema: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`obj` without the fields its structural schema does not declare, and their paths.
+
+    `apiVersion` and `kind` always survive; `metadata` is cut down to ObjectMeta's fields (the
+    apiserver decodes it into that struct). Returns a new object; `obj` is left untouched.
+    """
+    pruned: list[str] = []
+    out: dict[str, Any] = {}
+    properties: dict[str, Any] = schema.get("properties") or {}
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind"):
+            out[key] = value
+        elif key == "metadata" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if k in OBJECT_META_FIELDS}
+            pruned.extend(f"metadata.{k}" for k in value if k not in OBJECT_META_FIELDS)
+        elif key in properties:
+            if value is None and not properties[key].get("nullable", False):
+                continue
+            out[key] = _prune_node(properties[key], value, [key], pruned)
+        elif schema.get("x-kubernetes-preserve-unknown-fields"):
+            out[key] = value
+        else:
+            pruned.append(key)
+    return out, pruned
+
+
+def _default_node(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        out = dict(value)
+        for key, child_schema in properties.items():
+            if key not in out and "default" in child_schema:
+                out[key] = copy.deepcopy(child_schema["default"])
+        additional = schema.get("additionalProperties")
+        for key, child in list(out.items()):
+            child_schema = properties.get(key)
+            if child_schema is None and isinstance(additional, dict):
+                child_schema = additional
+            if child_schema is not None:
+                out[key] = _default_node(child_schema, child)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_default_node(schema["items"], item) for item in value]
+    return value
+
+
+def apply_defaults(schema: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with the schema's `default`s filled in where a field is absent (a new object).
+
+    Defaults apply top-down, so a defaulted `{}` gets its own fields' defaults too — the
+    apiserver's behaviour for `guest: {default: {}}` with defaulted members.
+    """
+    result: dict[str, Any] = _default_node(schema, obj)
+    return result

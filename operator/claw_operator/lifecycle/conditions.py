@@ -1,0 +1,136 @@
+"""The six conditions: their "nothing to report" defaults, and Ready/Reconciling derived from
+the situation a pass ends in.
+
+Stalled, StartFailed, MountRepaired and Restarting record *events* (a failure, a repair, a
+restart) and persist from pass to pass until something changes them. Ready and Reconciling
+describe the *current state* and are recomputed from the final status at the end of every
+pass, so no code path can forget to update them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from claw_operator.api import ClawInstanceStatus, ConditionStatus, DesiredState, Phase
+from claw_operator.api.conditions import (
+    MOUNT_REPAIRED,
+    RESTARTING,
+    STALLED,
+    START_FAILED,
+)
+from claw_operator.lifecycle.model import Instance, RestartReason
+
+TRUE: Final = ConditionStatus.TRUE
+FALSE: Final = ConditionStatus.FALSE
+UNKNOWN: Final = ConditionStatus.UNKNOWN
+
+# Reasons of the "nothing to report" states (the contract names only the interesting ones).
+RECONCILED: Final = "Reconciled"
+NOT_STALLED: Final = "NotStalled"
+NO_REPAIR: Final = "NoRepair"
+NOT_RESTARTING: Final = "NotRestarting"
+NOT_STARTED: Final = "NotStarted"
+STARTED: Final = "Started"
+PAUSED: Final = "Paused"
+RESTART_SUCCEEDED: Final = "RestartSucceeded"
+RESTART_FAILED: Final = "RestartFailed"
+MOUNT_REPAIRED_REASON: Final = "MountRepaired"
+REPAIR_FAILED: Final = "RepairFailed"
+START_TIMEOUT: Final = "StartTimeout"
+SECRET_NOT_FOUND: Final = "SecretNotFound"
+UNAUTHORIZED: Final = "Unauthorized"
+
+# Conditions that record what happened and are carried over until changed.
+RECORDED_TYPES: Final = (STALLED, START_FAILED, MOUNT_REPAIRED, RESTARTING)
+
+
+@dataclass(frozen=True)
+class ConditionValue:
+    """A condition's status, reason and message (time and generation are stamped on write)."""
+
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+    @property
+    def is_true(self) -> bool:
+        return self.status == TRUE
+
+
+DEFAULTS: Final = {
+    STALLED: ConditionValue(FALSE, NOT_STALLED),
+    START_FAILED: ConditionValue(UNKNOWN, NOT_STARTED),
+    MOUNT_REPAIRED: ConditionValue(FALSE, NO_REPAIR),
+    RESTARTING: ConditionValue(FALSE, NOT_RESTARTING),
+}
+
+
+def machine_satisfies_desired(instance: Instance, status: ClawInstanceStatus) -> bool:
+    """The machine is in the desired power state, as last observed and recorded."""
+    if instance.spec.state == DesiredState.RUNNING:
+        return status.phase == Phase.RUNNING and status.machine_state == "started"
+    # Desired Stopped: nothing running (no machine at all counts as stopped).
+    return status.phase == Phase.STOPPED and status.machine_state != "started"
+
+
+def ready(
+    instance: Instance,
+    status: ClawInstanceStatus,
+    stalled: ConditionValue,
+    start_failed: ConditionValue,
+) -> ConditionValue:
+    """Ready: the machine is in the desired state, for this generation, with no restart in flight."""
+    if instance.deleting:
+        return ConditionValue(FALSE, "Destroying", "the instance is being deleted")
+    if status.restarting_at is not None:
+        return ConditionValue(FALSE, "Restarting", "a restart is in flight")
+    if stalled.is_true:
+        # Blocked: even a machine that runs does not run what the spec asks for (a rejected
+        # config, an unresolvable Secret), or cannot be checked (a rejected token).
+        if start_failed.is_true:
+            return ConditionValue(FALSE, "StartFailed", start_failed.message)
+        return ConditionValue(FALSE, stalled.reason, stalled.message)
+    if machine_satisfies_desired(instance, status):
+        if instance.spec.state == DesiredState.RUNNING:
+            return ConditionValue(TRUE, "Running", "the machine is started")
+        return ConditionValue(TRUE, "Stopped", "the machine is stopped, as desired")
+    if instance.spec.state == DesiredState.STOPPED:
+        return ConditionValue(FALSE, "Stopping", "the machine is not stopped yet")
+    if start_failed.is_true and status.phase != Phase.STARTING:
+        return ConditionValue(FALSE, "StartFailed", start_failed.message)
+    if status.phase == Phase.STARTING:
+        return ConditionValue(FALSE, "Starting", "the machine is starting")
+    if status.phase == Phase.RUNNING:
+        state = status.machine_state or "unknown"
+        return ConditionValue(FALSE, "MachineNotStarted", f"the machine is {state}")
+    if status.phase == Phase.STOPPED:
+        return ConditionValue(FALSE, "Stopped", "the machine is stopped")
+    return ConditionValue(FALSE, "Provisioning", "the volume and machine are being created")
+
+
+def reconciling(
+    instance: Instance,
+    status: ClawInstanceStatus,
+    stalled: ConditionValue,
+    restarting: ConditionValue,
+) -> ConditionValue:
+    """Reconciling (kstatus): the operator is working toward the spec."""
+    if instance.deleting:
+        return ConditionValue(TRUE, "Destroying", "destroying the machine, then the volume")
+    if stalled.is_true:
+        # kstatus: a stalled object is not progressing; Stalled says why.
+        return ConditionValue(FALSE, "Stalled", stalled.message)
+    if status.restarting_at is not None:
+        if restarting.reason == RestartReason.MOUNT_REPAIR:
+            return ConditionValue(TRUE, "RepairingMount", restarting.message)
+        return ConditionValue(TRUE, "Restarting", restarting.message)
+    if machine_satisfies_desired(instance, status):
+        return ConditionValue(FALSE, RECONCILED, "")
+    if status.volume_id is None or (
+        status.machine_id is None and instance.spec.state == DesiredState.RUNNING
+    ):
+        return ConditionValue(TRUE, "Provisioning", "creating the volume and machine")
+    if instance.spec.state == DesiredState.STOPPED:
+        return ConditionValue(TRUE, "Stopping", "stopping the machine")
+    return ConditionValue(TRUE, "Starting", "starting the machine")

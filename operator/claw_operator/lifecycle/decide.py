@@ -1,0 +1,392 @@
+"""decide(): from what one pass read and observed, the complete new status and the next action.
+
+The order of the checks is the order of what matters: delete and pause first, then the
+conditions that block all progress (a missing Secret, a bad token, a terminal failure for this
+generation), then losses (volume, machine), then provisioning, then the machine's state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from claw_operator.api import DesiredState, Phase, find_condition
+from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
+from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.conditions import (
+    FALSE,
+    NOT_RESTARTING,
+    NOT_STALLED,
+    PAUSED,
+    SECRET_NOT_FOUND,
+    TRUE,
+    UNAUTHORIZED,
+    UNKNOWN,
+    ConditionValue,
+)
+from claw_operator.lifecycle.destroy import decide_destroy
+from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.drift import mount_repair_message, restart_trigger
+from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
+from claw_operator.lifecycle.model import (
+    AwaitState,
+    CreateMachine,
+    CreateVolume,
+    Decision,
+    EventType,
+    ExtendVolume,
+    FlyFailure,
+    Instance,
+    Lookup,
+    MachineView,
+    Observation,
+    RestartMachine,
+    RestartReason,
+    StartMachine,
+    StopMachine,
+    Timings,
+)
+from claw_operator.lifecycle.naming import volume_name
+from claw_operator.lifecycle.recovery import (
+    VOLUME_GONE_STATES,
+    adopt,
+    adopt_volume,
+    select_named_volume,
+    select_recovery_candidate,
+)
+
+# Machine states a desired-Running instance starts (Fly launches them on update).
+_STARTABLE = frozenset({"stopped", "created", "suspended"})
+# Fly states that mean "not running" for an instance that should be Stopped.
+_AT_REST = frozenset({"stopped", "created", "suspended"})
+
+
+def decide(instance: Instance, observed: Observation, now: datetime, timings: Timings) -> Decision:
+    """The complete new status and at most one next Action for this pass.
+
+    With an action, `status` is what to write if the action is *not* executed; `settle()`
+    turns it into the status that results. Without one, it is the status to write.
+    """
+    d = Draft.begin(instance, now, timings)
+    if instance.paused:
+        # Paused wins over everything, deletion included: the annotation promises no Fly call.
+        return _paused(d)
+    if instance.deleting:
+        return decide_destroy(d, observed)
+    return _decide_live(d, observed)
+
+
+def _paused(d: Draft) -> Decision:
+    read = d.instance.status.conditions
+    reconciling = find_condition(read, RECONCILING)
+    if reconciling is None or reconciling.reason != PAUSED:
+        d.event(EventType.NORMAL, "Paused", "reconciliation paused by the claw.dev/paused annotation")
+        d.log("paused")
+    ready = find_condition(read, READY)
+    message = "paused: the machine's state is not being checked"
+    d.override(READY, ConditionValue(ready.status if ready else UNKNOWN, PAUSED, message))
+    d.override(RECONCILING, ConditionValue(FALSE, PAUSED, "the claw.dev/paused annotation is set"))
+    return d.finish(handled=False)
+
+
+def _new_reconcile_request(instance: Instance) -> bool:
+    request = instance.reconcile_request
+    return request is not None and request != instance.status.last_handled_reconcile_at
+
+
+def _apply_stall_gate(d: Draft) -> bool:
+    """True while Stalled for this generation and nobody asked to try again: no Fly mutation.
+
+    A spec change (new generation) or a new reconcile request lifts the gate; the pass that
+    lifts it clears Stalled, and a failure that persists sets it again.
+    """
+    stalled = find_condition(d.instance.status.conditions, STALLED)
+    if stalled is None or stalled.status != TRUE or not d.stalled:
+        return False
+    if stalled.observed_generation == d.instance.generation and not _new_reconcile_request(d.instance):
+        return True
+    reason = "spec changed" if stalled.observed_generation != d.instance.generation else "reconcile requested"
+    d.record(STALLED, FALSE, NOT_STALLED, f"retrying: {reason}")
+    return False
+
+
+def _auth_failure(observed: Observation) -> FlyFailure | None:
+    for failure in (observed.machine.failure, observed.volume.failure, observed.tagged_failure):
+        if is_auth_failure(failure):
+            return failure
+    return None
+
+
+def _observation_succeeded(observed: Observation) -> bool:
+    return (
+        observed.machine.outcome in (Lookup.FOUND, Lookup.GONE)
+        or observed.volume.outcome in (Lookup.FOUND, Lookup.GONE)
+        or observed.tagged_machines is not None
+    )
+
+
+def _decide_live(d: Draft, observed: Observation) -> Decision:
+    instance = d.instance
+    status = d.status
+
+    if instance.secret_error is not None:
+        d.record(STALLED, TRUE, SECRET_NOT_FOUND, instance.secret_error)
+        return d.finish()
+    if d.stalled and d.condition(STALLED).reason == SECRET_NOT_FOUND:
+        d.record(STALLED, FALSE, NOT_STALLED, "the Secret is available")
+
+    auth = _auth_failure(observed)
+    if auth is not None:
+        d.record(STALLED, TRUE, UNAUTHORIZED, auth.message)
+        d.log("fly_unauthorized", error=auth.message)
+        return d.finish()
+    if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED and _observation_succeeded(observed):
+        d.record(STALLED, FALSE, NOT_STALLED, "Fly accepts the token again")
+
+    gated = _apply_stall_gate(d)
+
+    if status.volume_id is not None and _volume_gone(observed):
+        _volume_lost(d)
+        return d.finish(requeue_after=0)
+    if status.machine_id is not None and _machine_gone(observed):
+        transitions.machine_lost(d)
+        return d.finish(requeue_after=0)
+
+    if status.machine_id is None:
+        return _without_machine(d, observed, gated)
+
+    lookup = observed.machine
+    if lookup.outcome == Lookup.ERROR:
+        if transitions.is_starting_timed_out(d):
+            transitions.starting_timeout(d, None, error=lookup.failure)
+            return d.finish()
+        # What the machine is doing is unknown: keep the status as it is, and look again soon.
+        return d.finish(retry=True, requeue_after=retry_delay(lookup.failure, instance, d.timings))
+    if lookup.outcome != Lookup.FOUND or lookup.machine is None:
+        return d.finish()
+    return _with_machine(d, lookup.machine, observed, gated)
+
+
+def _machine_gone(observed: Observation) -> bool:
+    """404, or a destroyed machine Fly still shows for a while (KiloClaw waited for the 404,
+    §10.8; a destroyed machine never comes back, so waiting only delays the recreate)."""
+    lookup = observed.machine
+    if lookup.outcome == Lookup.GONE:
+        return True
+    return (
+        lookup.outcome == Lookup.FOUND and lookup.machine is not None and lookup.machine.state == "destroyed"
+    )
+
+
+def _volume_gone(observed: Observation) -> bool:
+    """404, or soft-deleted: Fly lists a deleted volume for a while before purging it."""
+    lookup = observed.volume
+    if lookup.outcome == Lookup.GONE:
+        return True
+    return (
+        lookup.outcome == Lookup.FOUND
+        and lookup.volume is not None
+        and lookup.volume.state in VOLUME_GONE_STATES
+    )
+
+
+def _volume_lost(d: Draft) -> None:
+    old = d.status.volume_id
+    d.event(
+        EventType.WARNING,
+        "VolumeLost",
+        f"volume {old} is gone from Fly; a new, empty volume will be created (its data is lost)",
+    )
+    d.log("replace_lost_volume", data_loss=True, old_volume_id=old)
+    d.status.volume_id = None
+
+
+def _provide_volume(d: Draft, observed: Observation, gated: bool) -> Decision:
+    """No volume in status: adopt one named after the instance (a create whose answer was
+    lost), else create it."""
+    spec = d.instance.spec
+    region = d.status.region or spec.region
+    named = select_named_volume(observed.named_volumes, region)
+    if named is not None:
+        adopt_volume(d, named)
+        return d.finish(requeue_after=0)
+    if gated:
+        return d.finish()
+    return d.finish(
+        CreateVolume(region=region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid))
+    )
+
+
+def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
+    status = d.status
+    if transitions.is_starting_timed_out(d):
+        transitions.starting_timeout(d, None)
+        return d.finish()
+    listing = observed.tagged_machines
+    if listing is None:
+        # Never create without a conclusive listing: a create whose answer was lost may have
+        # landed, and only the UID tag can tell (contract behaviour 8).
+        if observed.tagged_failure is not None:
+            failure = observed.tagged_failure
+            return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+        return d.finish()
+    candidate = select_recovery_candidate(listing)
+    if candidate is not None:
+        adopt(d, listing, candidate)
+        return d.finish(requeue_after=0)
+    if status.volume_id is None:
+        return _provide_volume(d, observed, gated)
+    if d.instance.spec.state == DesiredState.STOPPED:
+        if status.phase != Phase.STOPPED:
+            transitions.enter_stopped(d)
+        return d.finish()
+    if gated:
+        return d.finish()
+    region = status.region or d.instance.spec.region
+    return d.finish(CreateMachine(volume_id=status.volume_id, region=region))
+
+
+def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
+    status = d.status
+    desired = d.instance.spec.state
+    transitions.observe_machine(d, machine)
+    if status.region is None:
+        status.region = machine.region
+    if status.volume_id is None:
+        # The volume was lost: a new one first; the machine's mount is repaired afterwards.
+        return _provide_volume(d, observed, gated)
+    volume_id = status.volume_id
+
+    if status.restarting_at is not None:
+        if desired == DesiredState.RUNNING:
+            # Resume the restart the guard announced (also after an operator restart). While
+            # it is in flight a stopped machine is never counted or marked (behaviour 6).
+            return d.finish(None if gated else _restart_action(d, machine, volume_id))
+        status.restarting_at = None
+        d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled: spec.state is Stopped")
+
+    if machine.state == "started":
+        return _started(d, machine, observed, gated, volume_id)
+    if machine.state == "failed":
+        return _failed(d, machine, gated, volume_id)
+    if desired == DesiredState.STOPPED:
+        return _at_rest_desired(d, machine, gated)
+
+    if status.phase == Phase.STARTING:
+        if transitions.is_starting_timed_out(d):
+            transitions.starting_timeout(d, machine)
+            return d.finish()
+        return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
+    if machine.state in ("stopped", "created") and status.phase == Phase.RUNNING:
+        return _stopped_sighting(d)
+    if machine.state in _STARTABLE and status.phase != Phase.RUNNING:
+        if gated:
+            return d.finish()
+        return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
+    if machine.state == "starting" and status.phase != Phase.RUNNING:
+        # Booting already (a start whose answer was lost, or one made outside): it is a start,
+        # with the Starting cadence and timeout, not something to look at again in 30 minutes.
+        status.phase = Phase.STARTING
+        status.starting_at = d.now
+        return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
+    # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later.
+    return d.finish()
+
+
+def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool, volume_id: str) -> Decision:
+    status = d.status
+    instance = d.instance
+    if status.phase != Phase.RUNNING:
+        transitions.enter_running(d, machine, log_action="sync_status")
+    else:
+        status.stopped_checks = 0
+    if instance.spec.state == DesiredState.STOPPED:
+        return d.finish(None if gated else StopMachine(machine_id=machine.id))
+    trigger = restart_trigger(instance, volume_id, machine)
+    if trigger is not None:
+        if gated:
+            return d.finish()
+        # The guard is persisted before the restart begins, so no check in between (nor a
+        # restarted operator) reads the stopped machine as a crash.
+        status.restarting_at = d.now
+        d.record(RESTARTING, TRUE, trigger.reason.value, trigger.message)
+        d.event(EventType.NORMAL, "Restarting", f"{trigger.reason.value}: {trigger.message}")
+        return d.finish(requeue_after=0)
+    volume = observed.volume.volume
+    if observed.volume.outcome == Lookup.FOUND and volume is not None:
+        if instance.spec.volume.size_gb > volume.size_gb and not gated:
+            return d.finish(ExtendVolume(volume_id=volume.id, size_gb=instance.spec.volume.size_gb))
+    elif observed.volume.outcome == Lookup.ERROR:
+        return d.finish(retry=True, requeue_after=retry_delay(observed.volume.failure, instance, d.timings))
+    return d.finish()
+
+
+def _restart_action(d: Draft, machine: MachineView, volume_id: str) -> RestartMachine:
+    recorded = d.condition(RESTARTING)
+    reason = _restart_reason(recorded.reason) if recorded.is_true else None
+    if reason is None:
+        trigger = restart_trigger(d.instance, volume_id, machine)
+        reason = trigger.reason if trigger is not None else RestartReason.REQUESTED
+        message = trigger.message if trigger is not None else "resuming the restart in flight"
+        d.record(RESTARTING, TRUE, reason.value, message)
+    elif reason == RestartReason.MOUNT_REPAIR:
+        # Report the mount as it is now, just before the repair.
+        path = d.instance.spec.volume.mount_path
+        d.record(RESTARTING, TRUE, reason.value, mount_repair_message(machine, volume_id, path))
+    d.log("restart_machine", reason=reason.value)
+    return RestartMachine(machine_id=machine.id, volume_id=volume_id, reason=reason)
+
+
+def _restart_reason(value: str) -> RestartReason | None:
+    try:
+        return RestartReason(value)
+    except ValueError:
+        return None
+
+
+def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Decision:
+    """A failed machine is handled at once (no threshold): Stopped, then started again."""
+    status = d.status
+    if status.phase == Phase.STARTING:
+        # The start we launched ended in failed: a start failure, retried with backoff.
+        d.log("sync_status_failed", old_state=Phase.STARTING.value, fly_state=machine.state)
+        outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    if status.phase != Phase.STOPPED:
+        old = transitions.enter_stopped(d)
+        d.log("sync_status_failed", old_state=old.value if old else None, fly_state=machine.state)
+        d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} failed")
+    if d.instance.spec.state == DesiredState.RUNNING and not gated:
+        return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
+    return d.finish()
+
+
+def _at_rest_desired(d: Draft, machine: MachineView, gated: bool) -> Decision:
+    """Desired Stopped, machine neither started nor failed."""
+    status = d.status
+    if machine.state in _AT_REST:
+        if status.phase != Phase.STOPPED:
+            old = transitions.enter_stopped(d)
+            if old == Phase.RUNNING:
+                d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} is stopped")
+        return d.finish()
+    if machine.state == "starting" and not gated:
+        return d.finish(StopMachine(machine_id=machine.id))
+    return d.finish()
+
+
+def _stopped_sighting(d: Draft) -> Decision:
+    """Running, but Fly says stopped/created: KiloClaw's self-heal threshold before acting."""
+    status = d.status
+    status.stopped_checks += 1
+    if status.stopped_checks < d.timings.stopped_threshold:
+        return d.finish()
+    fail_count = status.stopped_checks
+    transitions.enter_stopped(d)
+    d.log("mark_stopped", old_state=Phase.RUNNING.value, new_state=Phase.STOPPED.value, fail_count=fail_count)
+    d.event(
+        EventType.NORMAL,
+        "Stopped",
+        f"machine {status.machine_id} was seen {status.machine_state} on {fail_count} consecutive checks",
+    )
+    # The next pass starts it again (desired Running).
+    return d.finish(requeue_after=0)

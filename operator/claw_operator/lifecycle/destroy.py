@@ -1,0 +1,192 @@
+"""Delete: the two-phase destroy (KiloClaw §4.3) behind the finalizer, and deletionPolicy.
+
+First pass: phase Destroying with the pending ids, persisted before any Fly call. Then one
+step per pass: destroy the machine, then delete the volume (404 is done), recording failures
+in lastDestroyError* and retrying with backoff. The finalizer goes only when both are gone and
+no machine tagged with the instance is left. Destroying never creates anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from claw_operator.api import DeletionPolicy, DestroyOp, Phase
+from claw_operator.api.conditions import RESTARTING, STALLED
+from claw_operator.lifecycle.conditions import FALSE, NOT_RESTARTING, NOT_STALLED, TRUE, UNAUTHORIZED
+from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
+from claw_operator.lifecycle.model import (
+    ActionResult,
+    Decision,
+    DeleteVolume,
+    DestroyMachine,
+    EventType,
+    FailureKind,
+    FlyFailure,
+    Lookup,
+    Observation,
+)
+from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
+
+# KiloClaw refuses to act on an attached_machine_id that is not a plain Fly id.
+_MACHINE_ID: Final = re.compile(r"^[a-z0-9]+$")
+
+
+def decide_destroy(d: Draft, observed: Observation) -> Decision:
+    status = d.status
+    if d.instance.spec.deletion_policy == DeletionPolicy.ORPHAN:
+        status.phase = Phase.DESTROYING
+        d.log("orphan_on_delete", deletion_policy=DeletionPolicy.ORPHAN.value)
+        return d.finish(finalize=True)
+
+    if status.phase != Phase.DESTROYING:
+        # Persisted before any Fly call: from here on the phase never leaves Destroying, and a
+        # crash or a concurrent pass resumes the same destroy (contract behaviours 2 and 9).
+        status.phase = Phase.DESTROYING
+        status.pending_destroy_machine_id = status.machine_id
+        status.pending_destroy_volume_id = status.volume_id
+        status.starting_at = None
+        if status.restarting_at is not None:
+            status.restarting_at = None
+            d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled by the deletion")
+        _recover_pending_machine(d, observed)
+        _recover_pending_volume(d, observed)
+        d.event(
+            EventType.NORMAL,
+            "Destroying",
+            f"destroying machine {status.pending_destroy_machine_id or '-'}, "
+            f"then volume {status.pending_destroy_volume_id or '-'}",
+        )
+        return d.finish(requeue_after=0)
+
+    if status.pending_destroy_machine_id is None:
+        recover_failure = _recover_pending_machine(d, observed)
+        if recover_failure is not None and status.pending_destroy_volume_id is None:
+            return _failed(d, DestroyOp.RECOVER, recover_failure, status.volume_id or "-")
+    if status.pending_destroy_machine_id is not None:
+        return d.finish(DestroyMachine(machine_id=status.pending_destroy_machine_id))
+    _recover_pending_volume(d, observed)
+    if status.pending_destroy_volume_id is not None:
+        return d.finish(DeleteVolume(volume_id=status.pending_destroy_volume_id))
+    if observed.tagged_failure is not None:
+        # Without a conclusive listing a machine created but never recorded could be leaked.
+        return _failed(d, DestroyOp.RECOVER, observed.tagged_failure, "-")
+    d.event(EventType.NORMAL, "Destroyed", "the machine and the volume are destroyed")
+    d.log("destroy_complete")
+    return d.finish(finalize=True)
+
+
+def _recover_pending_machine(d: Draft, observed: Observation) -> FlyFailure | None:
+    """Find a machine the status does not name: tagged with our UID, or bound to our volume.
+
+    Returns the failure that kept it from looking, if any.
+    """
+    status = d.status
+    if status.pending_destroy_machine_id is not None:
+        return None
+    if observed.tagged_machines is not None:
+        candidate = select_recovery_candidate(observed.tagged_machines)
+        if candidate is not None:
+            status.pending_destroy_machine_id = candidate.id
+            status.machine_id = candidate.id
+            d.log(
+                "recover_machine_from_metadata",
+                machine_id=candidate.id,
+                state=candidate.state,
+                reason="destroy",
+            )
+            return None
+    volume = observed.volume
+    if volume.outcome == Lookup.FOUND and volume.volume is not None:
+        attached = volume.volume.attached_machine_id
+        if attached is None:
+            return None
+        if not _MACHINE_ID.match(attached):
+            d.log("recover_bound_machine_invalid_id", attached_machine_id=attached)
+            return None
+        status.pending_destroy_machine_id = attached
+        status.machine_id = attached
+        d.log("recover_bound_machine_for_destroy", machine_id=attached, volume_id=volume.volume.id)
+        return None
+    if volume.outcome == Lookup.ERROR and volume.failure is not None:
+        d.log("recover_bound_machine_failed", error=volume.failure.message)
+        return volume.failure
+    return None
+
+
+def _recover_pending_volume(d: Draft, observed: Observation) -> None:
+    """A volume named after the instance but never recorded (its create answer was lost)."""
+    status = d.status
+    if status.pending_destroy_volume_id is not None:
+        return
+    leftover = next(iter(live_volumes(observed.named_volumes)), None)
+    if leftover is not None:
+        status.pending_destroy_volume_id = leftover.id
+        d.log("recover_volume_by_name", volume_id=leftover.id, reason="destroy")
+
+
+def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
+    status = d.status
+    failure = result.failure
+    if failure is not None and failure.kind != FailureKind.NOT_FOUND:
+        return _failed(d, DestroyOp.MACHINE, failure, action.machine_id)
+    d.log(
+        "destroy_machine_ok" if failure is None else "destroy_machine_already_gone",
+        machine_id=action.machine_id,
+    )
+    if status.pending_destroy_machine_id == action.machine_id:
+        status.pending_destroy_machine_id = None
+    if status.machine_id == action.machine_id:
+        status.machine_id = None
+        status.machine_state = None
+        status.instance_id = None
+    _clear_destroy_error(d)
+    return d.finish(requeue_after=0)
+
+
+def settle_delete_volume(d: Draft, action: DeleteVolume, result: ActionResult) -> Decision:
+    status = d.status
+    failure = result.failure
+    if failure is not None and failure.kind != FailureKind.NOT_FOUND:
+        return _failed(d, DestroyOp.VOLUME, failure, action.volume_id)
+    d.log(
+        "destroy_volume_ok" if failure is None else "destroy_volume_already_gone",
+        volume_id=action.volume_id,
+    )
+    if status.pending_destroy_volume_id == action.volume_id:
+        status.pending_destroy_volume_id = None
+    if status.volume_id == action.volume_id:
+        status.volume_id = None
+    _clear_destroy_error(d)
+    # Finalized by the next pass, which first lists by tag for a machine never recorded.
+    return d.finish(requeue_after=0)
+
+
+def _clear_destroy_error(d: Draft) -> None:
+    status = d.status
+    status.last_destroy_error_op = None
+    status.last_destroy_error_status = None
+    status.last_destroy_error_message = None
+    status.last_destroy_error_at = None
+    if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED:
+        d.record(STALLED, FALSE, NOT_STALLED)
+
+
+def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
+    status = d.status
+    status.last_destroy_error_op = op
+    status.last_destroy_error_status = failure.status or 0
+    status.last_destroy_error_message = failure.message
+    status.last_destroy_error_at = d.now
+    d.event(EventType.WARNING, "DestroyFailed", f"destroying {op.value} {target} failed: {failure.message}")
+    d.log(
+        f"destroy_{op.value}_failed" if op != DestroyOp.RECOVER else "recover_bound_machine_failed",
+        target=target,
+        error=failure.message,
+        status=failure.status,
+    )
+    if is_auth_failure(failure):
+        d.record(STALLED, TRUE, UNAUTHORIZED, failure.message)
+    # A deletion is always retried: the user asked for it, and Fly may recover.
+    return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))

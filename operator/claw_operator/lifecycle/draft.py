@@ -1,0 +1,169 @@
+"""The working copy one pass builds: the new status, the recorded conditions, events and logs.
+
+`decide` starts a Draft from the instance as read; `settle` resumes the Draft `decide` ended
+with. `finish()` stamps what every completed pass must (all six conditions, observedGeneration,
+appName, the handled reconcile request) and freezes the result into a Decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from claw_operator.api import (
+    CONDITION_TYPES,
+    ClawInstanceStatus,
+    Condition,
+    ConditionStatus,
+    find_condition,
+    set_condition,
+)
+from claw_operator.api.conditions import MOUNT_REPAIRED, READY, RECONCILING, RESTARTING, STALLED, START_FAILED
+from claw_operator.lifecycle import conditions
+from claw_operator.lifecycle.conditions import DEFAULTS, RECORDED_TYPES, ConditionValue
+from claw_operator.lifecycle.model import (
+    Action,
+    Decision,
+    EventRecord,
+    EventType,
+    Instance,
+    LogRecord,
+    Timings,
+)
+
+
+def _value(condition: Condition | None) -> ConditionValue | None:
+    if condition is None:
+        return None
+    return ConditionValue(condition.status, condition.reason, condition.message)
+
+
+def _recorded_from(source: Sequence[Condition], instance: Instance) -> dict[str, ConditionValue]:
+    recorded = {type_: _value(find_condition(source, type_)) or DEFAULTS[type_] for type_ in RECORDED_TYPES}
+    # MountRepaired reports a repair "during this generation": a new spec starts it afresh.
+    repaired = find_condition(source, MOUNT_REPAIRED)
+    if repaired is not None and repaired.observed_generation != instance.generation:
+        recorded[MOUNT_REPAIRED] = DEFAULTS[MOUNT_REPAIRED]
+    return recorded
+
+
+@dataclass
+class Draft:
+    instance: Instance
+    now: datetime
+    timings: Timings
+    status: ClawInstanceStatus
+    # The conditions as read from the apiserver: lastTransitionTime is computed against them,
+    # so a condition that `decide` flipped and `settle` flipped back never shows a transition.
+    basis: Sequence[Condition]
+    recorded: dict[str, ConditionValue]
+    events: list[EventRecord] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    overrides: dict[str, ConditionValue] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, instance: Instance, now: datetime, timings: Timings) -> Draft:
+        return cls(
+            instance=instance,
+            now=now,
+            timings=timings,
+            status=instance.status.model_copy(deep=True),
+            basis=instance.status.conditions,
+            recorded=_recorded_from(instance.status.conditions, instance),
+        )
+
+    @classmethod
+    def resume(cls, instance: Instance, decided: Decision, now: datetime, timings: Timings) -> Draft:
+        return cls(
+            instance=instance,
+            now=now,
+            timings=timings,
+            status=decided.status.model_copy(deep=True),
+            basis=instance.status.conditions,
+            recorded=_recorded_from(decided.status.conditions, instance),
+            events=list(decided.events),
+            logs=list(decided.logs),
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    def condition(self, type_: str) -> ConditionValue:
+        if type_ in self.recorded:
+            return self.recorded[type_]
+        return self.overrides.get(type_) or ConditionValue(ConditionStatus.UNKNOWN, "Unknown")
+
+    def record(self, type_: str, status: ConditionStatus, reason: str, message: str = "") -> None:
+        """Set one of the recorded conditions (Stalled, StartFailed, MountRepaired, Restarting)."""
+        if type_ not in RECORDED_TYPES:
+            raise ValueError(f"{type_} is derived at finish(); use override() to force it")
+        self.recorded[type_] = ConditionValue(status, reason, message)
+
+    def override(self, type_: str, value: ConditionValue) -> None:
+        """Force a derived condition (Ready, Reconciling), e.g. while paused."""
+        self.overrides[type_] = value
+
+    def event(self, type_: EventType, reason: str, message: str) -> None:
+        self.events.append(EventRecord(type=type_, reason=reason, message=message))
+
+    def log(self, action: str, **details: object) -> None:
+        """A structured log line with KiloClaw's action name; the Fly ids are always included."""
+        base: dict[str, object] = {"machine_id": self.status.machine_id, "volume_id": self.status.volume_id}
+        self.logs.append(LogRecord(action=action, details={**base, **details}))
+
+    @property
+    def stalled(self) -> bool:
+        return self.recorded[STALLED].is_true
+
+    # ------------------------------------------------------------------ the end of a pass
+
+    def finish(
+        self,
+        action: Action | None = None,
+        *,
+        requeue_after: float | None = None,
+        retry: bool = False,
+        finalize: bool = False,
+        handled: bool = True,
+    ) -> Decision:
+        """Freeze the pass into a Decision. `handled=False` (paused): the pass did not act on
+        the reconcile request, so it is not echoed."""
+        instance = self.instance
+        status = self.status
+        status.app_name = instance.app
+        if status.region is None:
+            status.region = instance.spec.region
+        status.observed_generation = instance.generation
+        if handled and instance.reconcile_request is not None:
+            status.last_handled_reconcile_at = instance.reconcile_request
+
+        values = dict(self.recorded)
+        values[READY] = self.overrides.get(READY) or conditions.ready(
+            instance, status, self.recorded[STALLED], self.recorded[START_FAILED]
+        )
+        values[RECONCILING] = self.overrides.get(RECONCILING) or conditions.reconciling(
+            instance, status, self.recorded[STALLED], self.recorded[RESTARTING]
+        )
+        written: list[Condition] = list(self.basis)
+        for type_ in CONDITION_TYPES:
+            value = values[type_]
+            written = set_condition(
+                written,
+                type_,
+                value.status,
+                value.reason,
+                value.message,
+                generation=instance.generation,
+                now=self.now,
+            )
+        order = {type_: index for index, type_ in enumerate(CONDITION_TYPES)}
+        status.conditions = sorted(written, key=lambda c: order.get(c.type, len(order)))
+        return Decision(
+            status=status,
+            action=action,
+            events=tuple(self.events),
+            logs=tuple(self.logs),
+            requeue_after=requeue_after,
+            finalize=finalize,
+            retry=retry,
+        )

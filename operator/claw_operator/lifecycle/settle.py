@@ -1,0 +1,275 @@
+"""settle(): after `kube` executed the decided action, the status (and events, logs, requeue)
+that results.
+
+The returned Decision is the whole pass: it carries `decide`'s events and logs followed by
+its own, so `kube` posts and writes only what `settle` returns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from claw_operator.api import Phase
+from claw_operator.api.conditions import MOUNT_REPAIRED, RESTARTING, START_FAILED
+from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.conditions import (
+    FALSE,
+    MOUNT_REPAIRED_REASON,
+    REPAIR_FAILED,
+    RESTART_FAILED,
+    RESTART_SUCCEEDED,
+    TRUE,
+)
+from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
+from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.failures import start_failed_reason
+from claw_operator.lifecycle.model import (
+    ActionResult,
+    AwaitState,
+    CreateMachine,
+    CreateVolume,
+    Decision,
+    DeleteVolume,
+    DestroyMachine,
+    EventType,
+    ExtendVolume,
+    FailureKind,
+    FlyFailure,
+    Instance,
+    MachineView,
+    RestartMachine,
+    RestartReason,
+    StartMachine,
+    StopMachine,
+    Timings,
+)
+
+# Fly states that mean the machine is not running, reported as phase Stopped after a failed restart.
+_NOT_RUNNING = frozenset({"stopped", "created", "failed", "suspended"})
+
+
+def settle(
+    instance: Instance, decided: Decision, result: ActionResult, now: datetime, timings: Timings
+) -> Decision:
+    """The complete status after `decided.action` gave `result` (no further action)."""
+    action = decided.action
+    if action is None:
+        return decided
+    d = Draft.resume(instance, decided, now, timings)
+    if isinstance(action, CreateVolume):
+        return _volume_created(d, result)
+    if isinstance(action, ExtendVolume):
+        return _volume_extended(d, action, result)
+    if isinstance(action, CreateMachine):
+        return _machine_created(d, result)
+    if isinstance(action, StartMachine):
+        return _machine_started(d, action, result)
+    if isinstance(action, AwaitState):
+        return _awaited(d, action, result)
+    if isinstance(action, StopMachine):
+        return _machine_stopped(d, action, result)
+    if isinstance(action, RestartMachine):
+        return _machine_restarted(d, action, result)
+    if isinstance(action, DestroyMachine):
+        return settle_destroy_machine(d, action, result)
+    if isinstance(action, DeleteVolume):
+        return settle_delete_volume(d, action, result)
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _failed_start(d: Draft, failure: FlyFailure, what: str) -> Decision:
+    outcome = transitions.fail_start(d, failure, start_failed_reason(failure), f"{what}: {failure.message}")
+    return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+
+
+def _in_failing_streak(d: Draft) -> bool:
+    """A start attempted while the last one failed: the pass still counts toward the backoff,
+    so a machine that keeps failing to boot is retried ever more slowly, not every few seconds.
+    """
+    return d.condition(START_FAILED).is_true
+
+
+def _enter_starting(d: Draft) -> None:
+    status = d.status
+    if status.phase != Phase.STARTING or status.starting_at is None:
+        status.starting_at = d.now
+    status.phase = Phase.STARTING
+
+
+def _volume_created(d: Draft, result: ActionResult) -> Decision:
+    if result.failure is not None:
+        return _failed_start(d, result.failure, "creating the volume failed")
+    volume = result.volume
+    if volume is None:
+        return d.finish(requeue_after=0)
+    status = d.status
+    status.volume_id = volume.id
+    status.region = volume.region
+    if status.phase is None:
+        status.phase = Phase.PROVISIONED
+    d.event(
+        EventType.NORMAL,
+        "VolumeCreated",
+        f"volume {volume.id} ({volume.size_gb} GB) created in {volume.region}",
+    )
+    d.log("create_volume", fly_app_name=d.instance.app, volume_id=volume.id, region=volume.region)
+    return d.finish(requeue_after=0)
+
+
+def _volume_extended(d: Draft, action: ExtendVolume, result: ActionResult) -> Decision:
+    if result.failure is not None:
+        d.log("extend_volume_failed", volume_id=action.volume_id, error=result.failure.message)
+        outcome = transitions.apply_failure(d, result.failure)
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    d.log("extend_volume", volume_id=action.volume_id, size_gb=action.size_gb)
+    return d.finish()
+
+
+def _machine_created(d: Draft, result: ActionResult) -> Decision:
+    if result.failure is not None:
+        return _failed_start(d, result.failure, "creating the machine failed")
+    machine = result.machine
+    if machine is None:
+        # Nothing to record; the next pass lists by the UID tag.
+        return d.finish(requeue_after=0)
+    status = d.status
+    streak = _in_failing_streak(d)
+    # Persisted with this write, before anything waits on the machine.
+    status.machine_id = machine.id
+    status.region = machine.region
+    transitions.observe_machine(d, machine)
+    # A new machine carries the whole current spec: any restart request is satisfied.
+    status.handled_restarted_at = d.instance.spec.restarted_at
+    d.event(EventType.NORMAL, "MachineCreated", f"machine {machine.id} created in {machine.region}")
+    d.log("create_machine", machine_id=machine.id, region=machine.region)
+    if machine.state == "started":
+        transitions.enter_running(d, machine, log_action=None)
+        return d.finish(requeue_after=0)
+    _enter_starting(d)
+    return d.finish(requeue_after=0, retry=streak)
+
+
+def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> Decision:
+    failure = result.failure
+    if failure is not None and failure.kind == FailureKind.NOT_FOUND:
+        transitions.machine_lost(d)
+        return d.finish(requeue_after=0)
+    if failure is not None:
+        transitions.observe_machine(d, result.machine)
+        return _failed_start(d, failure, f"starting machine {action.machine_id} failed")
+    streak = _in_failing_streak(d)
+    status = d.status
+    transitions.observe_machine(d, result.machine)
+    # The start applied the desired config: any restart request is satisfied.
+    status.handled_restarted_at = d.instance.spec.restarted_at
+    d.log("start_machine", machine_id=action.machine_id)
+    if result.machine is not None and result.machine.state == "started":
+        transitions.enter_running(d, result.machine, log_action=None)
+        return d.finish(requeue_after=0)
+    _enter_starting(d)
+    return d.finish(requeue_after=0, retry=streak)
+
+
+def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
+    failure = result.failure
+    machine = result.machine
+    if failure is not None and failure.kind == FailureKind.NOT_FOUND:
+        transitions.machine_lost(d)
+        return d.finish(requeue_after=0)
+    if action.state != "started":
+        transitions.observe_machine(d, machine)
+        return d.finish()
+    if failure is None and (machine is None or machine.state == "started"):
+        transitions.enter_running(d, machine, log_action="machine_started")
+        return d.finish()
+    if machine is not None and machine.state == "failed":
+        transitions.observe_machine(d, machine)
+        outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    transitions.observe_machine(d, machine)
+    if failure is not None and failure.kind == FailureKind.TIMEOUT:
+        # Not a failed start yet (the machine may still boot), but the error the starting
+        # timeout will report if it never does (contract behaviour 5).
+        state = f" (Fly state {machine.state})" if machine is not None else ""
+        d.status.last_start_error_message = (
+            f"waiting for machine {action.machine_id} to start{state}: {failure.message}"
+        )
+        d.status.last_start_error_at = d.now
+    if transitions.is_starting_timed_out(d):
+        transitions.starting_timeout(d, machine)
+        return d.finish()
+    if failure is not None and failure.kind != FailureKind.TIMEOUT:
+        outcome = transitions.apply_failure(d, failure)
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    # Still booting: stay Starting and check again at the Starting cadence.
+    return d.finish(retry=_in_failing_streak(d))
+
+
+def _machine_stopped(d: Draft, action: StopMachine, result: ActionResult) -> Decision:
+    failure = result.failure
+    if failure is not None and failure.kind != FailureKind.NOT_FOUND:
+        # KiloClaw: a failed stop writes no status; the machine may well still run.
+        d.log("stop_machine_failed", machine_id=action.machine_id, error=failure.message)
+        outcome = transitions.apply_failure(d, failure)
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    transitions.enter_stopped(d)
+    d.status.machine_state = result.machine.state if result.machine is not None else "stopped"
+    d.event(EventType.NORMAL, "Stopped", f"machine {action.machine_id} stopped (spec.state is Stopped)")
+    d.log("stop_machine", machine_id=action.machine_id)
+    return d.finish()
+
+
+def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -> Decision:
+    status = d.status
+    failure = result.failure
+    mount_repair = action.reason == RestartReason.MOUNT_REPAIR
+    announced = d.condition(RESTARTING).message
+    version_before = status.instance_id
+    status.restarting_at = None
+    if failure is not None:
+        if _update_applied(version_before, result.machine):
+            # The machine runs a new version (only the final wait failed): the requested
+            # restart happened, and redoing it would restart the machine a second time.
+            status.handled_restarted_at = d.instance.spec.restarted_at
+        d.record(RESTARTING, FALSE, RESTART_FAILED, failure.message)
+        if mount_repair:
+            d.record(MOUNT_REPAIRED, FALSE, REPAIR_FAILED, f"{announced}: {failure.message}")
+        d.event(EventType.WARNING, "RestartFailed", f"{action.reason.value}: {failure.message}")
+        d.log("restart_failed", reason=action.reason.value, error=failure.message)
+        if failure.kind == FailureKind.NOT_FOUND:
+            transitions.machine_lost(d)
+            return d.finish(requeue_after=0)
+        _report_real_state(d, result.machine)
+        outcome = transitions.apply_failure(d, failure)
+        return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+
+    d.record(RESTARTING, FALSE, RESTART_SUCCEEDED, f"{action.reason.value}: {announced}")
+    status.handled_restarted_at = d.instance.spec.restarted_at
+    transitions.enter_running(d, result.machine, log_action=None)
+    status.last_started_at = d.now
+    d.event(EventType.NORMAL, "Restarted", f"machine {action.machine_id} restarted ({action.reason.value})")
+    if mount_repair:
+        d.record(MOUNT_REPAIRED, TRUE, MOUNT_REPAIRED_REASON, announced)
+        d.event(EventType.NORMAL, "MountRepaired", f"machine {action.machine_id} mount repaired {announced}")
+        d.log("repair_mount", machine_id=action.machine_id, volume_id=action.volume_id, repaired=announced)
+    return d.finish()
+
+
+def _update_applied(version_before: str | None, machine: MachineView | None) -> bool:
+    return (
+        version_before is not None
+        and machine is not None
+        and machine.instance_id is not None
+        and machine.instance_id != version_before
+    )
+
+
+def _report_real_state(d: Draft, machine: MachineView | None) -> None:
+    """After a failed restart the phase says what Fly says (contract behaviour 6)."""
+    if machine is None:
+        return
+    transitions.observe_machine(d, machine)
+    if machine.state in _NOT_RUNNING:
+        transitions.enter_stopped(d)
+    elif machine.state == "started":
+        d.status.phase = Phase.RUNNING

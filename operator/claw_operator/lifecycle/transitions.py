@@ -1,0 +1,191 @@
+"""The named transitions `decide` and `settle` share: into Running, into Stopped, a failed start,
+the starting timeout, a lost machine, and what a failed Fly call means for the pass.
+
+Each one changes the draft status, records conditions, and emits the Event and log line the
+contract and KiloClaw attach to it — so every path into a state reports it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claw_operator.api import Phase
+from claw_operator.api.conditions import RESTARTING, STALLED, START_FAILED
+from claw_operator.lifecycle.conditions import (
+    FALSE,
+    NOT_STALLED,
+    RESTART_FAILED,
+    SECRET_NOT_FOUND,
+    START_TIMEOUT,
+    STARTED,
+    TRUE,
+    UNAUTHORIZED,
+)
+from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.failures import retry_delay, stall_reason
+from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView
+
+# Stalls a successful start disproves (the ones about the environment are not: a running
+# machine says nothing about a missing Secret, and a token may still be revoked).
+_STALLS_CLEARED_BY_A_START = frozenset({START_TIMEOUT, "InvalidConfig", "QuotaExceeded"})
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    """How a pass ends after a failed Fly call: stalled (wait for a change) or retried."""
+
+    retry: bool
+    requeue_after: float | None
+
+
+def apply_failure(d: Draft, failure: FlyFailure) -> FailureOutcome:
+    """Terminal → Stalled=True and no retry; anything else → retry with backoff."""
+    reason = stall_reason(failure)
+    if reason is not None:
+        d.record(STALLED, TRUE, reason, failure.message)
+        return FailureOutcome(retry=False, requeue_after=None)
+    if d.stalled and d.condition(STALLED).reason not in (SECRET_NOT_FOUND, UNAUTHORIZED):
+        d.record(STALLED, FALSE, NOT_STALLED)
+    return FailureOutcome(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+
+
+def observe_machine(d: Draft, machine: MachineView | None) -> None:
+    if machine is None:
+        return
+    d.status.machine_state = machine.state
+    if machine.instance_id is not None:
+        d.status.instance_id = machine.instance_id
+
+
+def enter_running(
+    d: Draft, machine: MachineView | None, *, log_action: str | None, announce: bool = True
+) -> None:
+    """The machine reached started: a successful start (contract behaviour 3).
+
+    `announce=False` when another Event already tells the story (MachineRecovered).
+    """
+    status = d.status
+    old = status.phase
+    observe_machine(d, machine)
+    if machine is None:
+        status.machine_state = "started"
+    status.phase = Phase.RUNNING
+    status.starting_at = None
+    status.stopped_checks = 0
+    status.last_start_error_message = None
+    status.last_start_error_at = None
+    d.record(START_FAILED, FALSE, STARTED, "the machine started")
+    if d.stalled and d.condition(STALLED).reason in _STALLS_CLEARED_BY_A_START:
+        d.record(STALLED, FALSE, NOT_STALLED)
+    if old != Phase.RUNNING:
+        status.last_started_at = d.now
+        if announce:
+            d.event(EventType.NORMAL, "Started", f"machine {status.machine_id} is started")
+        if log_action is not None:
+            d.log(log_action, old_state=_phase(old), new_state=Phase.RUNNING.value)
+    elif status.last_started_at is None:
+        status.last_started_at = d.now
+
+
+def enter_stopped(d: Draft) -> Phase | None:
+    """Phase Stopped with KiloClaw's bookkeeping; returns the phase it left."""
+    status = d.status
+    old = status.phase
+    status.phase = Phase.STOPPED
+    status.starting_at = None
+    status.stopped_checks = 0
+    if old != Phase.STOPPED or status.last_stopped_at is None:
+        status.last_stopped_at = d.now
+    return old
+
+
+def fail_start(d: Draft, failure: FlyFailure | None, reason: str, message: str) -> FailureOutcome:
+    """The start-failure fast path (contract behaviour 1): Stopped at once, StartFailed=True."""
+    enter_stopped(d)
+    status = d.status
+    status.last_start_error_message = message
+    status.last_start_error_at = d.now
+    d.record(START_FAILED, TRUE, reason, message)
+    d.event(EventType.WARNING, "StartFailed", message)
+    d.log("start_failed", reason=reason, error=message)
+    if failure is None:
+        return FailureOutcome(retry=True, requeue_after=retry_delay(None, d.instance, d.timings))
+    return apply_failure(d, failure)
+
+
+def is_starting_timed_out(d: Draft) -> bool:
+    """KiloClaw's strict comparison: now - startingAt > timeout."""
+    status = d.status
+    return (
+        status.phase == Phase.STARTING
+        and status.starting_at is not None
+        and d.now - status.starting_at > d.timings.starting_timeout
+    )
+
+
+def starting_timeout(d: Draft, machine: MachineView | None, *, error: FlyFailure | None = None) -> None:
+    """Starting for longer than the timeout → Stopped, StartTimeout (contract behaviour 5)."""
+    status = d.status
+    started_at = status.starting_at
+    elapsed_ms = int((d.now - started_at).total_seconds() * 1000) if started_at else None
+    last_error = status.last_start_error_message
+    seconds = int(d.timings.starting_timeout.total_seconds())
+    message = f"the machine did not reach started within {seconds}s"
+    if machine is not None:
+        message += f" (Fly state {machine.state})"
+    if last_error:
+        message += f"; last start error: {last_error}"
+    if error is not None:
+        action = "starting_timeout_transient_error"
+        details: dict[str, object] = {"error": error.message}
+    elif machine is not None or status.machine_id is not None:
+        action = "starting_timeout_with_machine"
+        details = {"fly_state": machine.state if machine else None, "last_start_error": last_error}
+    else:
+        action = "starting_timeout"
+        details = {"last_start_error": last_error}
+    observe_machine(d, machine)
+    enter_stopped(d)
+    # The contract keeps StartFailed and lastStartError* in step: the timeout is the start's error.
+    status.last_start_error_message = message
+    status.last_start_error_at = d.now
+    d.record(STALLED, TRUE, START_TIMEOUT, message)
+    d.record(START_FAILED, TRUE, START_TIMEOUT, message)
+    d.event(EventType.WARNING, "StartTimeout", message)
+    d.log(
+        action,
+        starting_at=started_at.isoformat() if started_at else None,
+        elapsed_ms=elapsed_ms,
+        new_state=Phase.STOPPED.value,
+        **details,
+    )
+
+
+def machine_lost(d: Draft) -> None:
+    """The machine is gone from Fly (404): forget it; it is recreated on the existing volume."""
+    status = d.status
+    machine_id = status.machine_id
+    was_starting = status.phase == Phase.STARTING
+    d.event(
+        EventType.WARNING,
+        "MachineLost",
+        f"machine {machine_id} is gone from Fly; a new one will be created on volume {status.volume_id}",
+    )
+    d.log(
+        "starting_machine_gone" if was_starting else "clear_stale_machine",
+        old_state=_phase(status.phase),
+        new_state=Phase.STOPPED.value,
+        machine_id=machine_id,
+    )
+    status.machine_id = None
+    status.machine_state = None
+    status.instance_id = None
+    if status.phase is not None:
+        enter_stopped(d)
+    if status.restarting_at is not None:
+        status.restarting_at = None
+        d.record(RESTARTING, FALSE, RESTART_FAILED, "the machine was lost during the restart")
+
+
+def _phase(phase: Phase | None) -> str | None:
+    return phase.value if phase is not None else None

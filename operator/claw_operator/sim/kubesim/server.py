@@ -1,0 +1,452 @@
+"""HTTP routes: discovery, OpenAPI, and the REST verbs on every resource URL.
+
+Answers JSON whatever the client prefers (kubectl asks for protobuf first and falls back on the
+response's Content-Type); refuses protobuf request bodies with 415.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import discovery, openapi
+from . import patch as patching
+from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media_type
+from .objects import ObjectService, WriteOptions, WriteResult
+from .protobuf import ProtobufError, decode_object
+from .resources import ResourceType
+from .selectors import combine, parse_field_selector, parse_label_selector
+from .table import build_table, partial_metadata
+from .watch import WatchRequest, WatchStream
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+_TRUE = ("1", "true", "True")
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=_dumps(body), status=status, content_type=JSON)
+
+
+def _warning_header(text: str) -> str:
+    return "299 - " + json.dumps(text)
+
+
+class ApiServer:
+    """The aiohttp application over an `ObjectService`."""
+
+    def __init__(
+        self,
+        objects: ObjectService,
+        *,
+        bookmark_interval: float = 60.0,
+        default_watch_timeout: float = 1800.0,
+    ) -> None:
+        self.objects = objects
+        self.bookmark_interval = bookmark_interval
+        self.default_watch_timeout = default_watch_timeout
+        self.server_address = "127.0.0.1:0"
+        self.request_counts: Counter[tuple[str, str]] = Counter()
+
+    # --- application -------------------------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/version/", self._version)
+        for probe in ("/healthz", "/livez", "/readyz"):
+            app.router.add_get(probe, self._ok)
+        app.router.add_get("/api", self._core_versions)
+        app.router.add_get("/api/", self._core_versions)
+        app.router.add_get("/apis", self._groups)
+        app.router.add_get("/apis/", self._groups)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{gv:.+}", self._openapi_document)
+        app.router.add_route("*", "/api/v1", self._core_resource_list)
+        app.router.add_route("*", "/api/v1/{tail:.+}", self._core_resource)
+        app.router.add_get("/apis/{group}", self._group)
+        app.router.add_route("*", "/apis/{group}/{version}", self._group_resource_list)
+        app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._group_resource)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except ApiError as error:
+            response = json_response(error.body(), error.code)
+            response.headers.update(error.headers)
+            return response
+        except web.HTTPNotFound:
+            return json_response(
+                ApiError(404, "NotFound", "the server could not find the requested resource").body(), 404
+            )
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # the client gets a Status, as from a real apiserver
+            logger.exception("kubesim: %s %s failed", request.method, request.path)
+            return json_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").body(), 500
+            )
+
+    # --- discovery and OpenAPI ---------------------------------------------------------------------
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response(discovery.version())
+
+    async def _core_versions(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(discovery.aggregated(self.objects.registry, core=True))
+        return json_response(discovery.core_versions(self.server_address))
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return self._aggregated(discovery.aggregated(self.objects.registry, core=False))
+        return json_response(discovery.group_list(self.objects.registry))
+
+    @staticmethod
+    def _aggregated(body: dict[str, Any]) -> web.Response:
+        # The Content-Type is how clients tell the aggregated form from the legacy one.
+        response = web.Response(text=_dumps(body))
+        response.headers["Content-Type"] = discovery.AGGREGATED_V2
+        response.headers["Vary"] = "Accept"
+        return response
+
+    async def _group(self, request: web.Request) -> web.Response:
+        body = discovery.group(self.objects.registry, request.match_info["group"])
+        if body is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(body)
+
+    async def _resource_list(self, request: web.Request, group: str, version: str) -> web.Response:
+        if request.method != "GET":
+            raise method_not_allowed()
+        body = discovery.resource_list(self.objects.registry, group, version)
+        if body is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(body)
+
+    async def _core_resource_list(self, request: web.Request) -> web.Response:
+        return await self._resource_list(request, "", "v1")
+
+    async def _group_resource_list(self, request: web.Request) -> web.Response:
+        return await self._resource_list(request, request.match_info["group"], request.match_info["version"])
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return json_response(openapi.index(self.objects.registry))
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        parts = request.match_info["gv"].strip("/").split("/")
+        doc = None
+        if parts[0] == "api" and len(parts) == 2:
+            doc = openapi.document(self.objects.registry, "", parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            doc = openapi.document(self.objects.registry, parts[1], parts[2])
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(doc)
+
+    # --- resources ---------------------------------------------------------------------------------
+
+    async def _core_resource(self, request: web.Request) -> web.StreamResponse:
+        return await self._resource(request, "", "v1", request.match_info["tail"])
+
+    async def _group_resource(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        return await self._resource(request, info["group"], info["version"], info["tail"])
+
+    async def _resource(
+        self, request: web.Request, group: str, version: str, tail: str
+    ) -> web.StreamResponse:
+        segments = [s for s in tail.split("/") if s]
+        namespace: str | None = None
+        # /namespaces/NS/PLURAL[/NAME[/SUB]] — except /namespaces/NAME[/status|/finalize] itself.
+        if (
+            len(segments) >= 3
+            and segments[0] == "namespaces"
+            and not (group == "" and len(segments) == 3 and segments[2] in ("status", "finalize"))
+        ):
+            namespace = segments[1]
+            segments = segments[2:]
+        if not segments or len(segments) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        plural = segments[0]
+        name: str | None = segments[1] if len(segments) > 1 else None
+        subresource = segments[2] if len(segments) > 2 else ""
+        rtype = self.objects.registry.lookup(group, version, plural)
+        if rtype is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if namespace is not None and not rtype.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if subresource and (subresource != "status" or not rtype.has_status):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = request.method
+        route = rtype.url("{namespace}" if namespace else None, "{name}" if name else None)
+        route += f"/{subresource}" if subresource else ""
+        watching = verb == "GET" and name is None and request.query.get("watch") in _TRUE
+        self.request_counts[("WATCH" if watching else verb, route)] += 1
+        if rtype.review and not (name is None and verb == "POST"):
+            raise method_not_allowed()
+        if name is None:
+            if verb == "GET":
+                if request.query.get("watch") in _TRUE:
+                    return await self._watch(request, rtype, namespace)
+                return self._list(request, rtype, namespace)
+            if verb == "POST":
+                return await self._create(request, rtype, namespace)
+            if verb == "DELETE":
+                return await self._delete_collection(request, rtype, namespace)
+            raise method_not_allowed()
+        if rtype.namespaced and namespace is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if verb == "GET":
+            return self._render_one(request, rtype, self.objects.get(rtype, namespace, name))
+        if verb == "PUT":
+            body = await self._body(request)
+            result = await self.objects.update(
+                rtype, namespace, name, body, self._write_options(request), subresource
+            )
+            return self._write_response(result)
+        if verb == "PATCH":
+            return await self._patch(request, rtype, namespace, name, subresource)
+        if verb == "DELETE" and not subresource:
+            options = await self._body(request, allow_empty=True) or {}
+            if "propagationPolicy" in request.query:
+                options["propagationPolicy"] = request.query["propagationPolicy"]
+            deleted = await self.objects.delete(rtype, namespace, name, options, self._dry_run(request))
+            return json_response(self._deletion_result(rtype, namespace, name, deleted))
+        raise method_not_allowed()
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _deletion_result(
+        self, rtype: ResourceType, namespace: str | None, name: str, deleted: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What DELETE answers: the object while it lingers (finalizers) and for custom resources,
+        namespaces and CRDs; a `Status` of Success for other built-ins gone at once, as their
+        registries do (`ReturnDeletedObject` is false for them)."""
+        returns_object = rtype.custom or rtype.plural in ("namespaces", "customresourcedefinitions")
+        still_there = self.objects.store.get(
+            rtype.storage, (namespace or "") if rtype.namespaced else "", name
+        )
+        if returns_object or still_there is not None:
+            return deleted
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": name,
+                "group": rtype.group,
+                "kind": rtype.plural,
+                "uid": deleted["metadata"]["uid"],
+            },
+        }
+
+    async def _body(self, request: web.Request, *, allow_empty: bool = False) -> Any:
+        raw = await request.read()
+        if not raw.strip():
+            if allow_empty:
+                return None
+            raise bad_request("the request body is empty")
+        content_type = request.content_type or JSON
+        if content_type == PROTOBUF:
+            try:
+                return decode_object(raw)
+            except ProtobufError as exc:
+                raise unsupported_media_type(f"{content_type}: {exc}", [JSON, "application/yaml"]) from exc
+        if "protobuf" in content_type or "cbor" in content_type:
+            raise unsupported_media_type(content_type, [JSON, "application/yaml"])
+        try:
+            if "yaml" in content_type:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"couldn't decode the request body as {content_type}: {exc}") from exc
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        return "All" in request.query.getall("dryRun", [])
+
+    def _write_options(self, request: web.Request) -> WriteOptions:
+        validation = request.query.get("fieldValidation", "Warn")
+        if validation not in ("Ignore", "Warn", "Strict"):
+            raise bad_request(f"fieldValidation must be one of Ignore, Warn or Strict, not {validation!r}")
+        return WriteOptions(
+            dry_run=self._dry_run(request),
+            field_manager=request.query.get("fieldManager"),
+            field_validation=validation,
+        )
+
+    @staticmethod
+    def _write_response(result: WriteResult, status: int = 200) -> web.Response:
+        response = web.Response(text=_dumps(result.obj), status=status, content_type=JSON)
+        for warning in result.warnings:
+            response.headers.add("Warning", _warning_header(warning))
+        return response
+
+    @staticmethod
+    def _output(request: web.Request) -> str:
+        accept = request.headers.get("Accept", "")
+        for clause in accept.split(","):
+            if "as=Table" in clause:
+                return "table"
+            if "as=PartialObjectMetadata" in clause:
+                return "metadata"
+            if clause.strip().startswith(JSON) or clause.strip() in ("*/*", ""):
+                return "object"
+        return "object"
+
+    def _render_one(self, request: web.Request, rtype: ResourceType, obj: dict[str, Any]) -> web.Response:
+        output = self._output(request)
+        if output == "table":
+            include = request.query.get("includeObject", "Metadata")
+            return json_response(build_table(rtype, [obj], include_object=include))
+        if output == "metadata":
+            return json_response(partial_metadata(obj))
+        return json_response(obj)
+
+    def _predicate(self, request: web.Request, rtype: ResourceType) -> Any:
+        return combine(
+            parse_label_selector(request.query.get("labelSelector")),
+            parse_field_selector(request.query.get("fieldSelector"), f"{rtype.group}/{rtype.plural}"),
+        )
+
+    def _list(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
+        predicate = self._predicate(request, rtype)
+        store = self.objects.store
+        list_rv = store.resource_version
+        items = self.objects.list(rtype, namespace, predicate)
+        metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        token = request.query.get("continue")
+        if token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                start = (state["ns"], state["name"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise bad_request(f"invalid continue token: {exc}") from exc
+            if not store.history_covers(int(state.get("rv", 0))):
+                raise gone("The provided continue parameter is too old to display a consistent list result.")
+            items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start]
+        limit = int(request.query.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            last = items[limit - 1]["metadata"]
+            state = {"rv": list_rv, "ns": last.get("namespace", ""), "name": last["name"]}
+            metadata["continue"] = base64.urlsafe_b64encode(_dumps(state).encode()).decode()
+            metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        output = self._output(request)
+        if output == "table":
+            include = request.query.get("includeObject", "Metadata")
+            return json_response(build_table(rtype, items, include_object=include, list_metadata=metadata))
+        if output == "metadata":
+            return json_response(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": metadata,
+                    "items": [partial_metadata(o) for o in items],
+                }
+            )
+        return json_response(
+            {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": metadata, "items": items}
+        )
+
+    async def _watch(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
+        query = request.query
+        try:
+            timeout = float(query.get("timeoutSeconds") or self.default_watch_timeout)
+        except ValueError as exc:
+            raise bad_request(f"invalid timeoutSeconds: {exc}") from exc
+        watch_request = WatchRequest(
+            rtype=rtype,
+            namespace=namespace,
+            predicate=self._predicate(request, rtype),
+            resource_version=query.get("resourceVersion"),
+            timeout=timeout,
+            allow_bookmarks=query.get("allowWatchBookmarks") in _TRUE,
+            send_initial_events=query.get("sendInitialEvents") in _TRUE,
+            output=self._output(request),
+            include_object=query.get("includeObject", "Metadata"),
+        )
+        return await WatchStream(self.objects.store, watch_request, self.bookmark_interval).serve(request)
+
+    async def _create(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
+        if rtype.review:
+            return json_response(await self._review(request, rtype), 201)
+        body = await self._body(request)
+        result = await self.objects.create(rtype, namespace, body, self._write_options(request))
+        return self._write_response(result, 201)
+
+    async def _review(self, request: web.Request, rtype: ResourceType) -> dict[str, Any]:
+        """Answer a review without storing it: every request is allowed, made by an admin.
+
+        kubectl sends these as protobuf; only JSON bodies are echoed back (the answer does not
+        depend on them)."""
+        spec: Any = {}
+        if request.content_type != PROTOBUF:
+            body = await self._body(request, allow_empty=True) or {}
+            spec = body.get("spec", {}) if isinstance(body, dict) else {}
+        if rtype.kind == "SelfSubjectAccessReview":
+            status: dict[str, Any] = {"allowed": True, "reason": "kubesim authorizes every request"}
+        else:
+            status = {
+                "userInfo": {
+                    "username": "kubesim-admin",
+                    "groups": ["system:masters", "system:authenticated"],
+                }
+            }
+        return {
+            "kind": rtype.kind,
+            "apiVersion": rtype.api_version,
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
+
+    async def _patch(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, subresource: str
+    ) -> web.Response:
+        patch_type = request.content_type
+        if patch_type not in patching.PATCH_TYPES:
+            raise unsupported_media_type(patch_type, list(patching.PATCH_TYPES))
+        body = await self._body(request)
+        options = self._write_options(request)
+        if patch_type == patching.APPLY and "fieldValidation" not in request.query:
+            options.field_validation = "Strict"  # server-side apply validates strictly by default
+        result = await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)
+        return self._write_response(result, 201 if result.created else 200)
+
+    async def _delete_collection(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None
+    ) -> web.Response:
+        options = await self._body(request, allow_empty=True) or {}
+        deleted = await self.objects.delete_collection(
+            rtype, namespace, self._predicate(request, rtype), options, self._dry_run(request)
+        )
+        return json_response(
+            {
+                "kind": rtype.list_kind,
+                "apiVersion": rtype.api_version,
+                "metadata": {"resourceVersion": str(self.objects.store.resource_version)},
+                "items": deleted,
+            }
+        )
