@@ -435,7 +435,8 @@ class FlyMachinesClient:
         lease_ttl: int | None = None,
         min_secrets_version: int | None = None,
     ) -> Machine:
-        """Create a machine tagged with `owner` (its metadata is merged into `config.metadata`).
+        """Create a machine tagged with `owner` (its metadata is merged into `config.metadata`)
+        and named `name` (default `owner.machine_name()`, unique per app on Fly).
 
         Never sends the create twice after a failure that may hide a success. Instead it lists
         the app's machines by the owner's UID: found → that machine is returned (the "silent
@@ -451,9 +452,10 @@ class FlyMachinesClient:
         `scope == VOLUME_HOST`), `Precondition` (e.g. volume claimed), `QuotaExceeded`, …
         """
         tagged = config.model_copy(update={"metadata": {**(config.metadata or {}), **owner.metadata()}})
-        body: dict[str, Any] = {"config": tagged.to_wire()}
-        if name is not None:
-            body["name"] = name
+        # The name defaults to one derived from the UID: Fly keeps machine names unique within
+        # an app, so even a caller misled by a stale list into creating again gets a 409 (then
+        # resolved by looking) instead of a second machine.
+        body: dict[str, Any] = {"config": tagged.to_wire(), "name": name or owner.machine_name()}
         if region is not None:
             body["region"] = region
         if skip_launch:
