@@ -8,7 +8,7 @@ from claw_operator.sim.flysim import FAST, ManualClock
 from claw_operator.sim.flysim.auth import bare_token
 from claw_operator.sim.flysim.faults import glob_matches
 from claw_operator.sim.flysim.ids import IdFactory, encode_ulid
-from claw_operator.sim.flysim.machines import guest_size, image_tag
+from claw_operator.sim.flysim.machines import host_reservation, image_tag
 from claw_operator.sim.flysim.ratelimit import ACTION_RULE, RateLimiter
 
 
@@ -69,11 +69,12 @@ def test_manual_clock_runs_due_callbacks_in_order_and_skips_cancelled() -> None:
     assert fired == ["a", "b"] and clock.pending() == 0
 
 
-def test_guest_sizes_images_and_profile_overrides() -> None:
-    assert guest_size({"size": "shared-cpu-2x"}) == (2, 512)
-    assert guest_size({"size": "performance-1x"}) == (1, 2048)
-    assert guest_size({"guest": {"cpus": 2, "memory_mb": 1024}}) == (2, 1024)
-    assert guest_size({}) == (1, 256)
+def test_host_reservations_images_and_profile_overrides() -> None:
+    assert host_reservation({"size": "shared-cpu-2x"}) == (0, 512), "shared vCPUs are oversubscribed"
+    assert host_reservation({"size": "performance-1x"}) == (1, 2048)
+    assert host_reservation({"guest": {"cpu_kind": "performance", "cpus": 2, "memory_mb": 4096}}) == (2, 4096)
+    assert host_reservation({"guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 1024}}) == (0, 1024)
+    assert host_reservation({}) == (0, 256)
     assert image_tag("registry.fly.io:443/app/claw:sim-exit@sha256:00") == "sim-exit"
     assert image_tag("nginx") == "latest"
     assert FAST.with_overrides(boot=1.0).boot == 1.0

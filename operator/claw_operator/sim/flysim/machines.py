@@ -75,8 +75,13 @@ def image_ref(image: str, digest: str) -> dict[str, Any]:
     }
 
 
-def guest_size(config: dict[str, Any]) -> tuple[int, int]:
-    """(cpus, memory_mb) of a config: the `size` preset or `guest`, default shared-cpu-1x [D]."""
+def host_reservation(config: dict[str, Any]) -> tuple[int, int]:
+    """(dedicated cpus, memory_mb) a running machine holds on its host.
+
+    The guest is the `size` preset or `guest`, default shared-cpu-1x [D]. Memory is what runs
+    out on Fly hosts ("insufficient memory available") [O]; shared vCPUs are time-sliced and
+    oversubscribed, so only `performance` cpus are held [I].
+    """
     size, guest = config.get("size"), config.get("guest")
     if size and guest:
         raise errors.invalid_argument("cannot specify both config.size and config.guest")
@@ -85,7 +90,9 @@ def guest_size(config: dict[str, Any]) -> tuple[int, int]:
         if not match:
             raise errors.invalid_argument(f"unknown machine size {size!r}")
         cpus = int(match.group(2))
-        return cpus, cpus * (256 if match.group(1) == "shared-cpu" else 2048)
+        if match.group(1) == "shared-cpu":
+            return 0, cpus * 256
+        return cpus, cpus * 2048
     if isinstance(guest, dict):
         try:
             cpus = int(guest.get("cpus") or 1)
@@ -94,8 +101,8 @@ def guest_size(config: dict[str, Any]) -> tuple[int, int]:
             raise errors.invalid_argument("guest.cpus and guest.memory_mb must be integers") from None
         if cpus < 1 or memory_mb < 1:
             raise errors.invalid_argument("guest.cpus and guest.memory_mb must be positive")
-        return cpus, memory_mb
-    return 1, 256
+        return (cpus if guest.get("cpu_kind") == "performance" else 0), memory_mb
+    return 0, 256
 
 
 def normalize_config(config: Any) -> dict[str, Any]:
@@ -127,7 +134,7 @@ def normalize_config(config: Any) -> dict[str, Any]:
             service["autostop"] = _AUTOSTOP.get(service["autostop"], service["autostop"])
     normalized.setdefault("init", {})
     normalized.setdefault("dns", {})
-    guest_size(normalized)
+    host_reservation(normalized)
     return normalized
 
 
@@ -213,7 +220,7 @@ class MachineLifecycle:
         world = self.world
         world.app(app)
         config = normalize_config(body.get("config"))
-        cpus, memory_mb = guest_size(config)
+        cpus, memory_mb = host_reservation(config)
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             raise errors.bad_request("json: cannot unmarshal into Go struct field .name of type string")
@@ -254,8 +261,8 @@ class MachineLifecycle:
             updated_at=now,
             private_ip=ids.private_ip(),
             image_ref=image_ref(config["image"], ids.digest()),
-            guest_cpus=cpus,
-            guest_memory_mb=memory_mb,
+            reserved_cpus=cpus,
+            reserved_memory_mb=memory_mb,
             volume_id=volume.id if volume else None,
         )
         machine.versions.append(MachineVersion(machine.instance_id, config))
@@ -360,7 +367,7 @@ class MachineLifecycle:
         return {"previous_state": previous, "migrated": False, "new_host": ""}
 
     def _reserve_or_409(self, machine: Machine) -> None:
-        if not machine.reserved and not machine.host.fits(machine.guest_cpus, machine.guest_memory_mb):
+        if not machine.reserved and not machine.host.fits(machine.reserved_cpus, machine.reserved_memory_mb):
             raise errors.FlyError(
                 409,
                 INSUFFICIENT_MEMORY,
@@ -473,7 +480,7 @@ class MachineLifecycle:
         again = policy == "always" or (
             policy == "on-failure" and exit_code != 0 and machine.on_failure_restarts < max_retries
         )
-        if again and machine.host.fits(machine.guest_cpus, machine.guest_memory_mb):
+        if again and machine.host.fits(machine.reserved_cpus, machine.reserved_memory_mb):
             machine.on_failure_restarts += 1
             world.reserve(machine)
             self._launch(machine, first_delay=world.pacer.exact("ack"), source="flyd")
@@ -549,7 +556,7 @@ class MachineLifecycle:
                 # `name` and `region` cannot change through update [D].
                 raise errors.invalid_argument(f"machine {field} cannot be changed by update")
         config = normalize_config(body.get("config"))
-        cpus, memory_mb = guest_size(config)
+        cpus, memory_mb = host_reservation(config)
         self.secrets.require_version(app, body.get("min_secrets_version"))
         running = machine.state in RUNNING_STATES or (machine.state == "created" and machine.reserved)
 
@@ -567,10 +574,10 @@ class MachineLifecycle:
                     raise errors.failed_precondition(
                         f"insufficient resources to create new machine with existing volume '{new_volume.id}'"
                     )
-        grows = cpus > machine.guest_cpus or memory_mb > machine.guest_memory_mb
+        grows = cpus > machine.reserved_cpus or memory_mb > machine.reserved_memory_mb
         extra_cpus, extra_memory = (
-            max(0, cpus - machine.guest_cpus),
-            max(0, memory_mb - machine.guest_memory_mb),
+            max(0, cpus - machine.reserved_cpus),
+            max(0, memory_mb - machine.reserved_memory_mb),
         )
         if running and grows and not machine.host.fits(extra_cpus, extra_memory):
             raise errors.FlyError(409, INSUFFICIENT_MEMORY)
@@ -588,7 +595,7 @@ class MachineLifecycle:
                 self.volumes.claim(new_volume, machine.id, machine.instance_id)
         was_reserved = machine.reserved
         world.release(machine)
-        machine.guest_cpus, machine.guest_memory_mb = cpus, memory_mb
+        machine.reserved_cpus, machine.reserved_memory_mb = cpus, memory_mb
         if was_reserved:
             world.reserve(machine)
         machine.config = config

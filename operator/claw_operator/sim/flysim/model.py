@@ -155,8 +155,9 @@ class Machine:
     updated_at: float
     private_ip: str
     image_ref: dict[str, Any]
-    guest_cpus: int
-    guest_memory_mb: int
+    # What the machine holds on its host while running (machines.host_reservation).
+    reserved_cpus: int
+    reserved_memory_mb: int
     volume_id: str | None = None
     lease: Lease | None = None
     cordoned: bool = False

@@ -110,6 +110,18 @@ class FlySimThread:
     def release_stuck(self, machine_id: str) -> bool:
         return self.call(self.sim.release_stuck, machine_id)
 
+    def autostop(self, machine_id: str) -> None:
+        self.call(self.sim.autostop, machine_id)
+
+    def autostart(self, machine_id: str) -> None:
+        self.call(self.sim.autostart, machine_id)
+
+    def set_host_status(self, machine_id: str, status: str) -> None:
+        self.call(self.sim.set_host_status, machine_id, status)
+
+    def capacity(self) -> dict[str, Any]:
+        return self.call(self.sim.capacity)
+
     def list_machines(self, app: str | None = None, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         return self.call(self.sim.list_machines, app, include_deleted=include_deleted)
 

@@ -82,6 +82,8 @@ class VolumeStore:
             )
         compute_memory = errors.int_argument(compute.get("memory_mb") or 0, "compute.memory_mb")
         compute_cpus = errors.int_argument(compute.get("cpus") or 0, "compute.cpus")
+        if compute.get("cpu_kind") != "performance":
+            compute_cpus = 0  # shared vCPUs are oversubscribed (see machines.host_reservation)
 
         capacity = world.region(region)
         live_in_region = sum(1 for v in world.volumes.values() if v.region == region and not v.soft_deleted)

@@ -180,14 +180,14 @@ class FlyWorld:
 
     def reserve(self, machine: Machine) -> None:
         if not machine.reserved:
-            machine.host.used_cpus += machine.guest_cpus
-            machine.host.used_memory_mb += machine.guest_memory_mb
+            machine.host.used_cpus += machine.reserved_cpus
+            machine.host.used_memory_mb += machine.reserved_memory_mb
             machine.reserved = True
 
     def release(self, machine: Machine) -> None:
         if machine.reserved:
-            machine.host.used_cpus -= machine.guest_cpus
-            machine.host.used_memory_mb -= machine.guest_memory_mb
+            machine.host.used_cpus -= machine.reserved_cpus
+            machine.host.used_memory_mb -= machine.reserved_memory_mb
             machine.reserved = False
 
     def check_org_quota(self) -> None:
