@@ -2,11 +2,12 @@
 against flysim's silent-success, stale-list and empty-list faults)."""
 
 import pytest
-from fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 from claw_operator.fly import AmbiguousCreate, FlyMachinesClient, OwnerTag, Timeout
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 CREATE_GLOB = "/v1/apps/*/machines"
 

@@ -4,7 +4,6 @@ behaviour), with the right retryable/ambiguous flags and Fly's request id attach
 from dataclasses import dataclass
 
 import pytest
-from fly_contract_support import APP, TOKEN, ClientFactory, started_machine
 
 from claw_operator.fly import (
     CapacityScope,
@@ -33,6 +32,8 @@ from claw_operator.fly import (
 )
 from claw_operator.sim.flysim import FAST, FlySim
 from claw_operator.sim.flysim.testing import FlySimFactory
+
+from .fly_contract_support import APP, TOKEN, ClientFactory, started_machine
 
 MACHINE_GLOB = "/v1/apps/*/machines/*"
 

@@ -5,15 +5,6 @@ import json
 import logging
 
 import pytest
-from fly_contract_support import (
-    APP,
-    TOKEN,
-    ClientFactory,
-    machine_config,
-    scenario_instance_lifecycle,
-    scenario_limiter_absorbs_a_read_burst,
-    scenario_typed_errors_without_faults,
-)
 
 from claw_operator.fly import (
     CapacityScope,
@@ -27,6 +18,16 @@ from claw_operator.fly import (
     Unauthorized,
 )
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import (
+    APP,
+    TOKEN,
+    ClientFactory,
+    machine_config,
+    scenario_instance_lifecycle,
+    scenario_limiter_absorbs_a_read_burst,
+    scenario_typed_errors_without_faults,
+)
 
 
 async def test_instance_lifecycle(client: FlyMachinesClient, owner: OwnerTag) -> None:

@@ -5,7 +5,6 @@ from ever answering 429."""
 import asyncio
 
 import pytest
-from fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 from claw_operator.fly import (
     FlyError,
@@ -18,6 +17,8 @@ from claw_operator.fly import (
     Unavailable,
 )
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 MACHINE_GLOB = "/v1/apps/*/machines/*"
 
