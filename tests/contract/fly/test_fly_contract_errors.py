@@ -59,6 +59,13 @@ class FaultCase:
 
 
 FAULT_CASES = [
+    FaultCase("unauthorized", 401, "Authenticate: token validation error", Unauthorized, False),
+    FaultCase("not found", 404, "not_found: machine not found", NotFound, False),
+    FaultCase("request timeout on a read", 408, None, Timeout, True),
+    FaultCase(
+        "volume claimed", 412, "failed_precondition: volume already claimed by machine x", Precondition, True
+    ),
+    FaultCase("region full", 412, "no capacity available in iad", InsufficientCapacity, False),
     FaultCase("invalid", 400, "invalid_argument: bad request", InvalidConfig, False),
     FaultCase("forbidden", 403, "app belongs to another organization", Forbidden, False),
     FaultCase(
