@@ -435,7 +435,8 @@ class FlyMachinesClient:
         lease_ttl: int | None = None,
         min_secrets_version: int | None = None,
     ) -> Machine:
-        """Create a machine tagged with `owner` (its metadata is merged into `config.metadata`).
+        """Create a machine tagged with `owner` (its metadata is merged into `config.metadata`)
+        and named `name` (default `owner.machine_name()`, unique per app on Fly).
 
         Never sends the create twice after a failure that may hide a success. Instead it lists
         the app's machines by the owner's UID: found → that machine is returned (the "silent
@@ -451,9 +452,10 @@ class FlyMachinesClient:
         `scope == VOLUME_HOST`), `Precondition` (e.g. volume claimed), `QuotaExceeded`, …
         """
         tagged = config.model_copy(update={"metadata": {**(config.metadata or {}), **owner.metadata()}})
-        body: dict[str, Any] = {"config": tagged.to_wire()}
-        if name is not None:
-            body["name"] = name
+        # The name defaults to one derived from the UID: Fly keeps machine names unique within
+        # an app, so even a caller misled by a stale list into creating again gets a 409 (then
+        # resolved by looking) instead of a second machine.
+        body: dict[str, Any] = {"config": tagged.to_wire(), "name": name or owner.machine_name()}
         if region is not None:
             body["region"] = region
         if skip_launch:
@@ -554,6 +556,43 @@ class FlyMachinesClient:
             lease_nonce=lease_nonce,
         )
         return self._model(Machine.model_validate, response, route=R_MACHINE)
+
+    async def update_and_start(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        lease_nonce: str | None = None,
+        min_secrets_version: int | None = None,
+        timeout: float = 60.0,
+    ) -> Machine:
+        """Update with the full `config`, then make sure the NEW version runs, within `timeout`.
+
+        Whether an update launches a machine that was not running has changed over time (Fly
+        leaves it stopped since 2026, §4), so this waits for the new version to settle (started
+        or stopped, by its instance_id) and starts it when it did not start by itself. Waiting
+        on the new instance_id also catches the update that silently fell back to the old
+        version (§8.4): Fly then answers that the version was replaced. Returns the machine as
+        the update answered (its `instance_id` is the new version).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        updated = await self.update_machine(
+            app, machine_id, config, lease_nonce=lease_nonce, min_secrets_version=min_secrets_version
+        )
+        settled = await self.wait_for_state(
+            app,
+            machine_id,
+            ["started", "stopped", "failed"],
+            instance_id=updated.current_version,
+            timeout=max(1.0, deadline - loop.time()),
+        )
+        if settled.state != "started":
+            await self.start_machine_and_wait(
+                app, machine_id, timeout=max(1.0, deadline - loop.time()), lease_nonce=lease_nonce
+            )
+        return updated
 
     async def update_machine_leased(
         self,
@@ -762,9 +801,13 @@ class FlyMachinesClient:
     ) -> WaitResult:
         """Start, then wait for `started`, all within `timeout` seconds. A start refused because
         the machine is still settling (`Precondition(START_NOT_READY)`: created, replacing, or
-        the "still active" tail after a stop) is sent again with backoff until the deadline."""
+        the "still active" tail after a stop) is sent again with backoff until the deadline.
+        A machine already started is left alone."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        current = await self.get_machine(app, machine_id)
+        if current.state == "started":
+            return WaitResult(ok=True, state="started", version=current.current_version)
 
         def settling(exc: Exception) -> bool:
             return (

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -117,7 +117,7 @@ class FlyClientConfig:
         token: str | None = None,
         token_file: str | os.PathLike[str] | None = None,
         base_url: str | None = None,
-        **overrides: object,
+        **overrides: Any,
     ) -> FlyClientConfig:
         """Build from `FLY_API_TOKEN` / `FLY_API_URL`. Explicit arguments win: `token`, then
         the contents of `token_file` (`--fly-token-file`), then the environment."""
@@ -129,4 +129,4 @@ class FlyClientConfig:
         else:
             resolved_token = source.get("FLY_API_TOKEN", "")
         resolved_url = base_url or source.get("FLY_API_URL") or DEFAULT_BASE_URL
-        return cls(token=resolved_token, base_url=resolved_url, **overrides)  # type: ignore[arg-type]
+        return cls(token=resolved_token, base_url=resolved_url, **overrides)

@@ -138,7 +138,8 @@ class MachineConfig(FlyModel):
     `incomplete_config` from an unreachable host still parses."""
 
     image: str | None = None
-    env: dict[str, str] | None = None
+    # Env carries secretEnv values: kept out of repr() so a logged Machine never shows them.
+    env: dict[str, str] | None = Field(default=None, repr=False)
     guest: GuestConfig | None = None
     size: str | None = None
     metadata: dict[str, str] | None = None
@@ -150,7 +151,7 @@ class MachineConfig(FlyModel):
     stop_config: StopConfig | None = None
     auto_destroy: bool | None = None
     schedule: str | None = None
-    files: list[dict[str, Any]] | None = None
+    files: list[dict[str, Any]] | None = Field(default=None, repr=False)  # raw_value may be a secret
     processes: list[dict[str, Any]] | None = None
     statics: list[dict[str, Any]] | None = None
     dns: dict[str, Any] | None = None

@@ -24,7 +24,8 @@ METADATA_UID_KEY: Final = "claw_instance_uid"
 METADATA_NAMESPACE_KEY: Final = "claw_namespace"
 METADATA_NAME_KEY: Final = "claw_name"
 
-_VOLUME_NAME_MAX: Final = 30
+# 24 hex digits of the UID (96 bits) stay unique in practice; "claw_" + 24 fits in 30.
+_VOLUME_UID_CHARS: Final = 24
 _NOT_VOLUME_CHAR: Final = re.compile(r"[^a-z0-9_]")
 _NOT_MACHINE_CHAR: Final = re.compile(r"[^a-z0-9-]")
 
@@ -59,6 +60,8 @@ class OwnerTag:
         return "claw-" + _NOT_MACHINE_CHAR.sub("", self.uid.lower())
 
     def volume_name(self) -> str:
-        """A stable volume name from the UID, within Fly's volume-name rules."""
-        compact = _NOT_VOLUME_CHAR.sub("", self.uid.lower())
-        return ("claw_" + compact)[:_VOLUME_NAME_MAX]
+        """A stable volume name from the UID, within Fly's volume-name rules (`[a-z0-9_]`, at
+        most 30 chars): `claw_` + 24 characters of the UID, the same as
+        `lifecycle.naming.volume_name`."""
+        compact = _NOT_VOLUME_CHAR.sub("_", self.uid.replace("-", "").lower())
+        return "claw_" + compact[:_VOLUME_UID_CHARS]

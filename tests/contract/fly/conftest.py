@@ -6,11 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fly_contract_support import TOKEN, ClientFactory
 
 from claw_operator.fly import FlyClientConfig, FlyMachinesClient, OwnerTag, RateLimits, RetryPolicy
 from claw_operator.sim.flysim import FlySim
 from claw_operator.sim.flysim.testing import FlySimFactory, flysim_factory  # noqa: F401
+
+from .fly_contract_support import TOKEN, ClientFactory
 
 
 @pytest.fixture

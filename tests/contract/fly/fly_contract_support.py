@@ -1,5 +1,4 @@
-"""Helpers shared by the Fly client's contract tests (imported by module name: pytest puts
-this directory on sys.path)."""
+"""Helpers and scenarios shared by the Fly client's contract tests (flysim and real API)."""
 
 import asyncio
 import time

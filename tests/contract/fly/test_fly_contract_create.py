@@ -2,11 +2,12 @@
 against flysim's silent-success, stale-list and empty-list faults)."""
 
 import pytest
-from fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 from claw_operator.fly import AmbiguousCreate, FlyMachinesClient, OwnerTag, Timeout
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 CREATE_GLOB = "/v1/apps/*/machines"
 
@@ -131,3 +132,17 @@ async def test_silent_success_volume_create_returns_the_one_volume(
     volumes = flysim.list_volumes(APP)
     assert [v["id"] for v in volumes] == [volume.id]
     assert volume.region == "iad", "no other region is tried after an ambiguous failure"
+
+
+async def test_create_again_on_a_stale_list_after_a_clean_create_makes_no_second_machine(
+    flysim: FlySim, client: FlyMachinesClient, owner: OwnerTag
+) -> None:
+    # The create succeeded; the caller's next look is stale/empty and it creates again. The
+    # default name (from the UID) is unique per app on Fly, so the second create is refused and
+    # resolved by looking: no second machine, whatever the list says.
+    first = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    flysim.add_fault(CREATE_GLOB, method="GET", mode="empty_list", count=1)
+    assert await client.find_owned_machines(APP, owner) == []  # the misleading look
+    again = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    assert again.id == first.id
+    assert [m["id"] for m in live_machines(flysim, owner)] == [first.id]

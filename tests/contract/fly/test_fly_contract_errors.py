@@ -4,12 +4,12 @@ behaviour), with the right retryable/ambiguous flags and Fly's request id attach
 from dataclasses import dataclass
 
 import pytest
-from fly_contract_support import APP, ClientFactory, started_machine
 
 from claw_operator.fly import (
     CapacityScope,
     Conflict,
     ConflictReason,
+    FlyClientConfig,
     FlyError,
     FlyMachinesClient,
     Forbidden,
@@ -23,13 +23,17 @@ from claw_operator.fly import (
     PreconditionReason,
     QuotaExceeded,
     RateLimited,
+    RateLimits,
     RetryPolicy,
     Timeout,
     Unauthorized,
     Unavailable,
     WaitTimeout,
 )
-from claw_operator.sim.flysim import FlySim
+from claw_operator.sim.flysim import FAST, FlySim
+from claw_operator.sim.flysim.testing import FlySimFactory
+
+from .fly_contract_support import APP, TOKEN, ClientFactory, started_machine
 
 MACHINE_GLOB = "/v1/apps/*/machines/*"
 
@@ -55,6 +59,13 @@ class FaultCase:
 
 
 FAULT_CASES = [
+    FaultCase("unauthorized", 401, "Authenticate: token validation error", Unauthorized, False),
+    FaultCase("not found", 404, "not_found: machine not found", NotFound, False),
+    FaultCase("request timeout on a read", 408, None, Timeout, True),
+    FaultCase(
+        "volume claimed", 412, "failed_precondition: volume already claimed by machine x", Precondition, True
+    ),
+    FaultCase("region full", 412, "no capacity available in iad", InsufficientCapacity, False),
     FaultCase("invalid", 400, "invalid_argument: bad request", InvalidConfig, False),
     FaultCase("forbidden", 403, "app belongs to another organization", Forbidden, False),
     FaultCase(
@@ -152,16 +163,21 @@ async def test_destroy_of_a_running_machine_is_a_terminal_precondition(
 
 
 async def test_start_while_settling_is_a_retryable_precondition(
-    client: FlyMachinesClient, owner: OwnerTag
+    flysim_factory: FlySimFactory, owner: OwnerTag
 ) -> None:
-    machine = await started_machine(client, owner)
-    await client.stop_machine_and_wait(APP, machine.id, timeout=10)
-    # Right after `stopped`, Fly still refuses a start for a moment ("machine still active").
-    with pytest.raises(Precondition) as raised:
-        await client.start_machine(APP, machine.id)
-    assert raised.value.reason is PreconditionReason.START_NOT_READY and raised.value.retryable
-    result = await client.start_machine_and_wait(APP, machine.id, timeout=10)
-    assert result.state == "started"
+    # A "still active" tail long enough that the refusal does not depend on how fast this
+    # machine runs the test.
+    sim = await flysim_factory(profile=FAST.with_overrides(still_active_tail=1.0), token=TOKEN)
+    config = FlyClientConfig(token=TOKEN, base_url=sim.base_url, rate_limits=RateLimits(enabled=False))
+    async with FlyMachinesClient(config) as client:
+        machine = await started_machine(client, owner)
+        await client.stop_machine_and_wait(APP, machine.id, timeout=10)
+        # Right after `stopped`, Fly still refuses a start for a moment ("machine still active").
+        with pytest.raises(Precondition) as raised:
+            await client.start_machine(APP, machine.id)
+        assert raised.value.reason is PreconditionReason.START_NOT_READY and raised.value.retryable
+        result = await client.start_machine_and_wait(APP, machine.id, timeout=10)
+        assert result.state == "started"
 
 
 async def test_claimed_volume_is_a_retryable_precondition(client: FlyMachinesClient) -> None:

@@ -5,15 +5,6 @@ import json
 import logging
 
 import pytest
-from fly_contract_support import (
-    APP,
-    TOKEN,
-    ClientFactory,
-    machine_config,
-    scenario_instance_lifecycle,
-    scenario_limiter_absorbs_a_read_burst,
-    scenario_typed_errors_without_faults,
-)
 
 from claw_operator.fly import (
     CapacityScope,
@@ -27,6 +18,16 @@ from claw_operator.fly import (
     Unauthorized,
 )
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import (
+    APP,
+    TOKEN,
+    ClientFactory,
+    machine_config,
+    scenario_instance_lifecycle,
+    scenario_limiter_absorbs_a_read_burst,
+    scenario_typed_errors_without_faults,
+)
 
 
 async def test_instance_lifecycle(client: FlyMachinesClient, owner: OwnerTag) -> None:
@@ -126,3 +127,32 @@ async def test_token_is_never_logged_over_real_http(
     for record in caplog.records:
         text = record.getMessage() + json.dumps(record.__dict__, default=str)
         assert TOKEN not in text
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
+@pytest.mark.parametrize("legacy_update_starts", [False, True], ids=["fly-2026", "older-fly"])
+async def test_update_and_start_runs_the_new_version(
+    flysim: FlySim, client: FlyMachinesClient, owner: OwnerTag, running: bool, legacy_update_starts: bool
+) -> None:
+    flysim.world.settings.update_starts_stopped_machine = legacy_update_starts
+    machine = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    await client.wait_for_state(APP, machine.id, "started", timeout=10)
+    if not running:
+        await client.stop_machine_and_wait(APP, machine.id, timeout=10)
+    assert machine.config is not None
+    updated = await client.update_and_start(
+        APP, machine.id, machine.config.model_copy(update={"image": "registry.fly.io/claw:2"}), timeout=20
+    )
+    now = await client.get_machine(APP, machine.id)
+    assert now.state == "started"
+    assert now.current_version == updated.current_version != machine.current_version
+    assert now.config is not None and now.config.image == "registry.fly.io/claw:2"
+
+
+async def test_start_and_wait_leaves_a_started_machine_alone(
+    client: FlyMachinesClient, owner: OwnerTag
+) -> None:
+    machine = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
+    await client.wait_for_state(APP, machine.id, "started", timeout=10)
+    result = await client.start_machine_and_wait(APP, machine.id, timeout=2)
+    assert result.state == "started" and result.version == machine.current_version

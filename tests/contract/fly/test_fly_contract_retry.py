@@ -5,12 +5,12 @@ from ever answering 429."""
 import asyncio
 
 import pytest
-from fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 from claw_operator.fly import (
     FlyError,
     FlyMachinesClient,
     Machine,
+    MachineConfig,
     OwnerTag,
     RateLimited,
     RateLimits,
@@ -18,6 +18,8 @@ from claw_operator.fly import (
     Unavailable,
 )
 from claw_operator.sim.flysim import FlySim
+
+from .fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
 
 MACHINE_GLOB = "/v1/apps/*/machines/*"
 
@@ -68,11 +70,11 @@ async def test_leased_update_after_silent_success_is_resent_with_the_same_nonce(
     await client.wait_for_state(APP, machine.id, "started", timeout=10)
     flysim.add_fault(f"/v1/apps/*/machines/{machine.id}", method="POST", mode="silent_success")
 
-    def add_env(current: Machine) -> object:
+    def add_env(current: Machine) -> MachineConfig:
         assert current.config is not None
         return current.config.model_copy(update={"env": {"CLAW_MODE": "repaired"}})
 
-    updated = await client.update_machine_leased(APP, machine.id, add_env)  # type: ignore[arg-type]
+    updated = await client.update_machine_leased(APP, machine.id, add_env)
     assert updated.config is not None and updated.config.env == {"CLAW_MODE": "repaired"}
     assert updated.metadata == owner.metadata(), "the full config (metadata included) was sent back"
     assert updated.instance_id != machine.instance_id

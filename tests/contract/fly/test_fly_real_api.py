@@ -12,14 +12,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from fly_contract_support import (
+
+from claw_operator.fly import FlyClientConfig, FlyMachinesClient, OwnerTag, Unauthorized
+
+from .fly_contract_support import (
     machine_config,
     scenario_instance_lifecycle,
     scenario_limiter_absorbs_a_read_burst,
     scenario_typed_errors_without_faults,
 )
-
-from claw_operator.fly import FlyClientConfig, FlyMachinesClient, OwnerTag, Unauthorized
 
 REQUIRED = ("FLY_API_TOKEN", "FLY_API_URL", "FLY_TEST_APP")
 MISSING = [name for name in REQUIRED if not os.environ.get(name)]

@@ -33,6 +33,8 @@ from claw_operator.fly import (
     Unavailable,
     UnexpectedResponse,
     WaitTimeout,
+    close_shared_client,
+    get_shared_client,
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
 
@@ -566,3 +568,63 @@ async def test_limiter_get_bucket_is_more_generous(fly: ScriptedFly) -> None:
     elapsed = [t - start for t in fly.times]
     assert sum(1 for t in elapsed if t < 0.01) == 10
     assert max(elapsed) >= 0.99  # 5 more at 5/s
+
+
+async def test_one_shared_client_per_process() -> None:
+    config = FlyClientConfig(token=TOKEN, base_url="https://fly.test")
+    try:
+        shared = get_shared_client(config)
+        assert get_shared_client(config) is shared
+        with pytest.raises(RuntimeError):
+            get_shared_client(FlyClientConfig(token="other", base_url="https://fly.test"))
+    finally:
+        await close_shared_client()
+    assert get_shared_client(config) is not shared
+    await close_shared_client()
+
+
+async def test_lease_refresh_sends_the_nonce_and_release_ignores_a_lost_lease(
+    fly: ScriptedFly, client: FlyMachinesClient
+) -> None:
+    lease_path = f"{MACHINE}/lease"
+    fly.on("POST", lease_path, reply(200, {"nonce": "0123456789ab", "expires_at": 99}))  # flat shape
+    fly.on(
+        "DELETE",
+        lease_path,
+        reply(404, {"status": "error", "message": "lease not found", "code": "not_found"}),
+    )
+    refreshed = await client.refresh_lease(APP, "m1", "0123456789ab", ttl=13)
+    assert refreshed.nonce == "0123456789ab" and refreshed.expires_at == 99
+    sent = fly.calls("POST", lease_path)[0]
+    assert sent.headers["fly-machine-lease-nonce"] == "0123456789ab"
+    assert sent.url.params["ttl"] == "13" and json.loads(sent.content) == {"ttl": 13}
+    await client.release_lease(APP, "m1", "0123456789ab")  # expired already: not an error
+
+
+async def test_list_volumes_hides_soft_deleted_and_filters_by_name(
+    fly: ScriptedFly, client: FlyMachinesClient
+) -> None:
+    fly.on(
+        "GET",
+        f"/v1/apps/{APP}/volumes",
+        reply(
+            200,
+            [
+                {"id": "vol_a", "name": "claw_x", "state": "created"},
+                {"id": "vol_b", "name": "claw_x", "state": "pending_destroy"},
+                {"id": "vol_c", "name": "other", "state": "created"},
+            ],
+        ),
+    )
+    assert [v.id for v in await client.list_volumes(APP, name="claw_x")] == ["vol_a"]
+    assert [v.id for v in await client.list_volumes(APP, include_destroyed=True)] == [
+        "vol_a",
+        "vol_b",
+        "vol_c",
+    ]
+
+
+async def test_path_parameters_are_escaped(fly: ScriptedFly, client: FlyMachinesClient) -> None:
+    fly.on("GET", "/v1/apps/claw-app/machines/a/b", reply(200, machine_json("a/b")))  # decoded
+    await client.get_machine(APP, "a/b")
+    assert fly.requests[0].url.raw_path == b"/v1/apps/claw-app/machines/a%2Fb"

@@ -101,17 +101,27 @@ def test_owner_tag_names_and_metadata() -> None:
         "claw_name": "claw",
     }
     assert owner.selector() == {"claw_instance_uid": owner.uid}
-    assert owner.volume_name() == "claw_6f1c2a3b11112222333344445"
+    assert owner.volume_name() == "claw_6f1c2a3b1111222233334444"
     assert len(owner.volume_name()) <= 30
     assert owner.machine_name() == "claw-6f1c2a3b-1111-2222-3333-444455556666"
 
 
-def test_metadata_keys_are_the_lifecycles() -> None:
+def test_metadata_keys_and_volume_names_are_the_lifecycles() -> None:
     from claw_operator.fly import tags
-    from claw_operator.lifecycle import model
+    from claw_operator.lifecycle import model, naming
+
+    for uid in ("6F1C2A3B-1111-2222-3333-444455556666", "short", "weird.uid+chars"):
+        assert OwnerTag(uid, "ns", "n").volume_name() == naming.volume_name(uid)
 
     assert (tags.METADATA_UID_KEY, tags.METADATA_NAMESPACE_KEY, tags.METADATA_NAME_KEY) == (
         model.META_UID,
         model.META_NAMESPACE,
         model.META_NAME,
     )
+
+
+def test_env_values_stay_out_of_repr_but_go_on_the_wire() -> None:
+    config = MachineConfig(image="img", env={"API_KEY": "sekret-value"})
+    machine = Machine(id="m1", config=config)
+    assert "sekret-value" not in repr(machine) and "sekret-value" not in str(machine)
+    assert config.to_wire()["env"] == {"API_KEY": "sekret-value"}
