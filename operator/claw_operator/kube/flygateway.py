@@ -8,7 +8,6 @@ and its backoff decide when to try again).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -67,10 +66,6 @@ from claw_operator.lifecycle.model import (
 )
 
 logger = logging.getLogger("claw_operator.fly_gateway")
-
-# Machine states an update passes through before it rests again, and how often to look.
-_SETTLING = frozenset({"replacing", "updating", "launching"})
-_SETTLE_POLL = 0.25
 
 _KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
     (NotFound, FailureKind.NOT_FOUND),
@@ -244,27 +239,13 @@ class FlyGateway:
         values = env.values if env and env.values is not None else dict(instance.spec.env)
         return desired_config(instance, values, volume_id)
 
-    async def _update(
+    async def _desired_machine_config(
         self, instance: Instance, env: ResolvedEnv | None, machine_id: str, volume_id: str
-    ) -> Machine:
+    ) -> MachineConfig:
+        """The current config with our fields replaced (Fly has no partial update)."""
         current = await self._fly.get_machine(instance.app, machine_id)
         base = (current.config or current.incomplete_config or MachineConfig()).to_wire()
-        config = MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
-        return await self._fly.update_machine(instance.app, machine_id, config)
-
-    async def _start_if_resting(self, app: str, machine_id: str) -> None:
-        """Start the machine once its update has settled, unless the update launched it.
-
-        An update passes through `replacing` even on a stopped machine, and a start sent
-        before it settles is refused (412), so wait it out first (bounded by the wait timeout).
-        """
-        deadline = asyncio.get_running_loop().time() + self._timings.fly_wait_timeout.total_seconds()
-        machine = await self._fly.get_machine(app, machine_id)
-        while machine.state in _SETTLING and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(_SETTLE_POLL)
-            machine = await self._fly.get_machine(app, machine_id)
-        if machine.state in ("stopped", "created", "failed", "suspended"):
-            await self._fly.start_machine(app, machine_id)
+        return MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
 
     async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
         app, spec = instance.app, instance.spec
@@ -293,19 +274,29 @@ class FlyGateway:
                 )
                 return ActionResult(machine=machine_view(machine))
             case AwaitState():
+                # A machine just created may answer 404 for a moment (Fly's eventual consistency).
+                grace = wait
                 try:
                     await self._fly.wait_for_state(
-                        app, action.machine_id, action.state, instance_id=action.instance_id, timeout=wait
+                        app,
+                        action.machine_id,
+                        action.state,
+                        instance_id=action.instance_id,
+                        timeout=wait,
+                        not_found_grace=grace,
                     )
                 except WaitTimeout as exc:
-                    current = machine_view(await self._fly.get_machine(app, action.machine_id))
-                    return ActionResult(failure=to_failure(exc), machine=current)
-                return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
+                    current = await self._fly.get_machine(app, action.machine_id, not_found_grace=grace)
+                    return ActionResult(failure=to_failure(exc), machine=machine_view(current))
+                reached = await self._fly.get_machine(app, action.machine_id, not_found_grace=grace)
+                return ActionResult(machine=machine_view(reached))
             case StartMachine():
-                # Put the desired config in place, then start: since 2026 Fly leaves a stopped
-                # machine stopped after an update, so the start is explicit.
-                await self._update(instance, env, action.machine_id, action.volume_id)
-                await self._start_if_resting(app, action.machine_id)
+                # Update puts the desired config in place; Fly (since 2026) leaves a stopped
+                # machine stopped after an update, so the client starts it once it settles.
+                config = await self._desired_machine_config(
+                    instance, env, action.machine_id, action.volume_id
+                )
+                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case StopMachine():
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
@@ -319,8 +310,10 @@ class FlyGateway:
                     logger.info(
                         "stop did not settle before the update", extra={"machine_id": action.machine_id}
                     )
-                await self._update(instance, env, action.machine_id, action.volume_id)
-                await self._start_if_resting(app, action.machine_id)
+                config = await self._desired_machine_config(
+                    instance, env, action.machine_id, action.volume_id
+                )
+                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case DestroyMachine():
