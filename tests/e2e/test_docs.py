@@ -43,7 +43,9 @@ def test_help_parsing_finds_the_flags() -> None:
 @pytest.mark.parametrize("flag", run_help_flags())
 def test_every_run_flag_is_in_the_readme_configuration_reference(flag: str) -> None:
     reference = section((REPO / "README.md").read_text(), "Configuration reference")
-    assert re.search(rf"`{re.escape(flag)}[ `=]", reference), f"{flag} is not in the README's configuration reference"
+    assert re.search(rf"`{re.escape(flag)}[ `=]", reference), (
+        f"{flag} is not in the README's configuration reference"
+    )
 
 
 def test_readme_keeps_try_it_and_test_it_first() -> None:
@@ -65,24 +67,32 @@ def lifecycle_reasons() -> set[str]:
     constants: dict[str, str] = {}
     for tree in trees.values():
         for node in tree.body:
-            target = node.target if isinstance(node, ast.AnnAssign) else (
-                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            target = (
+                node.target
+                if isinstance(node, ast.AnnAssign)
+                else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
             )
             value = getattr(node, "value", None)
-            if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            if (
+                isinstance(target, ast.Name)
+                and isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+            ):
                 constants[target.id] = value.value
     # The reason tables: conditions.py names its reasons, failures.py its Fly-failure reasons.
     reasons = {
         value
         for name, value in constants.items()
-        if REASON.match(value) and (name in _module_names(trees["conditions.py"]) or
-                                    name in _module_names(trees["failures.py"]))
+        if REASON.match(value)
+        and (name in _module_names(trees["conditions.py"]) or name in _module_names(trees["failures.py"]))
     }
     for name, tree in trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and node.name == "RestartReason":
                 reasons.update(
-                    s.value.value for s in node.body if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)
+                    s.value.value
+                    for s in node.body
+                    if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)
                 )
             if name == "failures.py" and isinstance(node, ast.Dict):
                 reasons.update(v.value for v in node.values if isinstance(v, ast.Constant))
@@ -110,8 +120,19 @@ def _module_names(tree: ast.Module) -> set[str]:
 
 def test_the_reason_scan_finds_the_known_ones() -> None:
     reasons = lifecycle_reasons()
-    expected = {"StartFailed", "MountRepaired", "Restarting", "Paused", "VolumeLost", "MachineRecovered",
-                "InsufficientCapacity", "FlyAPIError", "QuotaExceeded", "ConfigChanged", "NotStalled"}
+    expected = {
+        "StartFailed",
+        "MountRepaired",
+        "Restarting",
+        "Paused",
+        "VolumeLost",
+        "MachineRecovered",
+        "InsufficientCapacity",
+        "FlyAPIError",
+        "QuotaExceeded",
+        "ConfigChanged",
+        "NotStalled",
+    }
     assert expected <= reasons, expected - reasons
 
 

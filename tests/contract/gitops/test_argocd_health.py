@@ -46,8 +46,13 @@ def cond(type_: str, status: str, reason: str, message: str = "", generation: in
     }
 
 
-def instance(*conditions: dict[str, Any], generation: int = 2, observed: int | None = 2,
-             annotations: dict[str, str] | None = None, phase: str = "Running") -> dict[str, Any]:
+def instance(
+    *conditions: dict[str, Any],
+    generation: int = 2,
+    observed: int | None = 2,
+    annotations: dict[str, str] | None = None,
+    phase: str = "Running",
+) -> dict[str, Any]:
     by_type = {
         "Ready": cond("Ready", "Unknown", "Unknown"),
         "Reconciling": cond("Reconciling", "False", "Reconciled"),
@@ -64,8 +69,13 @@ def instance(*conditions: dict[str, Any], generation: int = 2, observed: int | N
     metadata: dict[str, Any] = {"name": "agent", "namespace": "team-a", "generation": generation}
     if annotations is not None:
         metadata["annotations"] = annotations
-    return {"apiVersion": "claw.dev/v1alpha1", "kind": "ClawInstance", "metadata": metadata,
-            "spec": {"region": "iad", "image": "registry.fly.io/claw:1"}, "status": status}
+    return {
+        "apiVersion": "claw.dev/v1alpha1",
+        "kind": "ClawInstance",
+        "metadata": metadata,
+        "spec": {"region": "iad", "image": "registry.fly.io/claw:1"},
+        "status": status,
+    }
 
 
 RUNNING = instance(cond("Ready", "True", "Running", "the machine is started"))
@@ -79,20 +89,30 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "stopped, as desired",
     ),
     "new, no status yet": (
-        {"apiVersion": "claw.dev/v1alpha1", "kind": "ClawInstance",
-         "metadata": {"name": "agent", "generation": 1}, "spec": {}},
+        {
+            "apiVersion": "claw.dev/v1alpha1",
+            "kind": "ClawInstance",
+            "metadata": {"name": "agent", "generation": 1},
+            "spec": {},
+        },
         "Progressing",
         "Waiting for the operator",
     ),
     "provisioning": (
-        instance(cond("Ready", "False", "Provisioning"), cond("Reconciling", "True", "Provisioning",
-                 "creating the volume and machine"), phase="Provisioned"),
+        instance(
+            cond("Ready", "False", "Provisioning"),
+            cond("Reconciling", "True", "Provisioning", "creating the volume and machine"),
+            phase="Provisioned",
+        ),
         "Progressing",
         "creating the volume and machine",
     ),
     "starting": (
-        instance(cond("Ready", "False", "Starting"), cond("Reconciling", "True", "Starting", "starting the machine"),
-                 phase="Starting"),
+        instance(
+            cond("Ready", "False", "Starting"),
+            cond("Reconciling", "True", "Starting", "starting the machine"),
+            phase="Starting",
+        ),
         "Progressing",
         "Starting",
     ),
@@ -103,43 +123,64 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
     ),
     "never observed": (instance(observed=None), "Progressing", "generation 2"),
     "restarting": (
-        instance(cond("Ready", "False", "Restarting"), cond("Reconciling", "True", "Restarting", "RestartRequested"),
-                 cond("Restarting", "True", "RestartRequested")),
+        instance(
+            cond("Ready", "False", "Restarting"),
+            cond("Reconciling", "True", "Restarting", "RestartRequested"),
+            cond("Restarting", "True", "RestartRequested"),
+        ),
         "Progressing",
         "Restarting",
     ),
     "repairing a mount": (
-        instance(cond("Ready", "False", "Restarting"), cond("Reconciling", "True", "RepairingMount",
-                 "machine mounts vol_1 at /data instead of /root")),
+        instance(
+            cond("Ready", "False", "Restarting"),
+            cond("Reconciling", "True", "RepairingMount", "machine mounts vol_1 at /data instead of /root"),
+        ),
         "Progressing",
         "RepairingMount",
     ),
     "destroying": (
-        instance(cond("Ready", "False", "Destroying"), cond("Reconciling", "True", "Destroying"), phase="Destroying"),
+        instance(
+            cond("Ready", "False", "Destroying"),
+            cond("Reconciling", "True", "Destroying"),
+            phase="Destroying",
+        ),
         "Progressing",
         "Destroying",
     ),
     "stalled: bad token": (
-        instance(cond("Ready", "False", "Unauthorized"), cond("Reconciling", "False", "Stalled"),
-                 cond("Stalled", "True", "Unauthorized", "401 from Fly")),
+        instance(
+            cond("Ready", "False", "Unauthorized"),
+            cond("Reconciling", "False", "Stalled"),
+            cond("Stalled", "True", "Unauthorized", "401 from Fly"),
+        ),
         "Degraded",
         "Unauthorized: 401 from Fly",
     ),
     "stalled: start timeout": (
-        instance(cond("Ready", "False", "StartFailed"), cond("Stalled", "True", "StartTimeout", "Starting for 5m"),
-                 cond("StartFailed", "True", "StartTimeout"), phase="Stopped"),
+        instance(
+            cond("Ready", "False", "StartFailed"),
+            cond("Stalled", "True", "StartTimeout", "Starting for 5m"),
+            cond("StartFailed", "True", "StartTimeout"),
+            phase="Stopped",
+        ),
         "Degraded",
         "StartTimeout",
     ),
     "stalled: secret missing": (
-        instance(cond("Ready", "False", "SecretNotFound"), cond("Stalled", "True", "SecretNotFound", "creds")),
+        instance(
+            cond("Ready", "False", "SecretNotFound"), cond("Stalled", "True", "SecretNotFound", "creds")
+        ),
         "Degraded",
         "SecretNotFound",
     ),
     "start failed, retrying": (
-        instance(cond("Ready", "False", "StartFailed", "insufficient capacity in iad"),
-                 cond("Reconciling", "True", "Starting"), cond("StartFailed", "True", "InsufficientCapacity"),
-                 phase="Stopped"),
+        instance(
+            cond("Ready", "False", "StartFailed", "insufficient capacity in iad"),
+            cond("Reconciling", "True", "Starting"),
+            cond("StartFailed", "True", "InsufficientCapacity"),
+            phase="Stopped",
+        ),
         "Degraded",
         "insufficient capacity",
     ),
@@ -149,8 +190,10 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "claw.dev/paused",
     ),
     "paused, as the operator reports it": (
-        instance(cond("Ready", "True", "Paused"), cond("Reconciling", "False", "Paused",
-                 "the claw.dev/paused annotation is set")),
+        instance(
+            cond("Ready", "True", "Paused"),
+            cond("Reconciling", "False", "Paused", "the claw.dev/paused annotation is set"),
+        ),
         "Suspended",
         "Paused",
     ),
@@ -160,8 +203,8 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "",
     ),
     "pause annotation set to false": (
-        copy.deepcopy(RUNNING) | {"metadata": {"name": "a", "generation": 2,
-                                               "annotations": {"claw.dev/paused": "false"}}},
+        copy.deepcopy(RUNNING)
+        | {"metadata": {"name": "a", "generation": 2, "annotations": {"claw.dev/paused": "false"}}},
         "Healthy",
         "",
     ),
@@ -177,7 +220,12 @@ def test_health(case: str) -> None:
 
 
 def test_every_argo_health_state_is_covered() -> None:
-    assert {expected for _, expected, _ in CASES.values()} == {"Healthy", "Progressing", "Degraded", "Suspended"}
+    assert {expected for _, expected, _ in CASES.values()} == {
+        "Healthy",
+        "Progressing",
+        "Degraded",
+        "Suspended",
+    }
 
 
 def test_the_script_can_fail() -> None:

@@ -68,7 +68,11 @@ def chart_crds(path: Path = CHART) -> list[dict[str, str]]:
 
 
 def one(objects: list[dict[str, Any]], kind: str, namespace: str | None = None) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
     assert len(found) == 1, f"expected one {kind} in {namespace or 'any namespace'}, got {len(found)}"
     return found[0]
 

@@ -81,7 +81,11 @@ def test_non_default_values_render_roles_per_namespace_and_the_service_monitor()
     }
     for namespace in ("team-a", "team-b"):
         binding = one(objects, "RoleBinding", namespace)
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": FULLNAME,
+        }
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NAMESPACE}
         ]
@@ -230,9 +234,21 @@ def test_the_operator_cli_accepts_the_default_args() -> None:
     assert args.all_namespaces is True and args.namespaces is None
     assert args.default_app is None
     assert args.log_format == "json"
-    for name in ("fly_api_url", "metrics_port", "poll_starting", "poll_running", "poll_destroying",
-                 "poll_idle", "poll_jitter", "starting_timeout", "stopped_threshold", "fly_wait_timeout"):
-        assert getattr(args, name) == getattr(defaults, name), f"the chart's default for {name} is not the CLI's"
+    for name in (
+        "fly_api_url",
+        "metrics_port",
+        "poll_starting",
+        "poll_running",
+        "poll_destroying",
+        "poll_idle",
+        "poll_jitter",
+        "starting_timeout",
+        "stopped_threshold",
+        "fly_wait_timeout",
+    ):
+        assert getattr(args, name) == getattr(defaults, name), (
+            f"the chart's default for {name} is not the CLI's"
+        )
 
 
 def test_the_operator_cli_accepts_the_non_default_args() -> None:
@@ -276,9 +292,10 @@ def test_the_service_monitor_scrapes_the_metrics_service() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "http-metrics"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    assert service["spec"]["selector"].items() <= one(objects, "Deployment")["spec"]["template"]["metadata"][
-        "labels"
-    ].items()
+    assert (
+        service["spec"]["selector"].items()
+        <= one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 # ---------------------------------------------------------------------------- the values table
@@ -288,8 +305,12 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
     keys = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and path not in ("resources", "livenessProbe", "readinessProbe",
-                                                              "podSecurityContext", "securityContext"):
+        if (
+            isinstance(value, dict)
+            and value
+            and path
+            not in ("resources", "livenessProbe", "readinessProbe", "podSecurityContext", "securityContext")
+        ):
             keys.extend(_leaves(value, f"{path}."))
         else:
             keys.append(path)

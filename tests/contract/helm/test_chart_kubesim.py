@@ -58,8 +58,11 @@ def test_the_chart_crd_installs_and_serves_clawinstances(empty_cluster: Kubectl,
     for example in ("minimal.yaml", "full.yaml", "secret-env.yaml"):
         kubectl.run("apply", "-f", str(EXAMPLES / example))
     names = kubectl.run("get", "claw", "-o", "name").stdout.split()
-    assert sorted(names) == ["clawinstance.claw.dev/full", "clawinstance.claw.dev/minimal",
-                             "clawinstance.claw.dev/with-secrets"]
+    assert sorted(names) == [
+        "clawinstance.claw.dev/full",
+        "clawinstance.claw.dev/minimal",
+        "clawinstance.claw.dev/with-secrets",
+    ]
     # The schema travels with the CRD: a region that is not three letters is refused.
     bad = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
     bad["metadata"]["name"] = "bad"

@@ -111,7 +111,14 @@ FAST = Timings(
     retry_base=timedelta(seconds=0.2),
     retry_cap=timedelta(seconds=1),
 )
-VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create", "DELETE": "delete", "WATCH": "watch"}
+VERBS = {
+    "GET": "get",
+    "PUT": "update",
+    "PATCH": "patch",
+    "POST": "create",
+    "DELETE": "delete",
+    "WATCH": "watch",
+}
 ROUTE = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/[^/]+)"
     r"(?:/namespaces/(?P<namespace>\{namespace\}))?/(?P<resource>[^/]+)"
@@ -152,7 +159,9 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[KubeSimThread, FlySimThread, Path]
         yield kube, fly, kubeconfig
 
 
-def record_lifecycle(kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, mode: str) -> dict[str, set[Permission]]:
+def record_lifecycle(
+    kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, mode: str
+) -> dict[str, set[Permission]]:
     """Run the operator (scoped as the chart's Deployment says) through a whole lifecycle.
 
     The test itself talks to kubesim in-process, so every HTTP request kubesim counts is the
@@ -160,7 +169,9 @@ def record_lifecycle(kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, m
     """
     values = {} if mode == "cluster-wide" else {"watchNamespaces": ["default"]}
     deployment = one(render(values), "Deployment")
-    args = build_parser().parse_args(["run", *deployment["spec"]["template"]["spec"]["containers"][0]["args"]])
+    args = build_parser().parse_args(
+        ["run", *deployment["spec"]["template"]["spec"]["containers"][0]["args"]]
+    )
     config = OperatorConfig(
         fly_api_url=fly.base_url,
         fly_token=TOKEN,
@@ -175,8 +186,12 @@ def record_lifecycle(kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, m
         },
     )
     kube.create(
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"},
-         "stringData": {"key": "s3cret"}}
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "default"},
+            "stringData": {"key": "s3cret"},
+        }
     )
     with OperatorThread(config, settings_hook=_fast_kopf):
         kube.create(
@@ -197,7 +212,10 @@ def record_lifecycle(kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, m
             return (obj or {}).get("status") or {}
 
         wait(lambda: status().get("phase") == "Running", "phase Running")
-        wait(lambda: "Started" in [e.get("reason") for e in kube.events(name="rbac", namespace="default")], "Event")
+        wait(
+            lambda: "Started" in [e.get("reason") for e in kube.events(name="rbac", namespace="default")],
+            "Event",
+        )
         kube.delete("claw.dev/v1alpha1", "ClawInstance", "rbac", "default")
         wait(lambda: kube.get("claw.dev/v1alpha1", "ClawInstance", "rbac", "default") is None, "deleted")
     used: dict[str, set[Permission]] = {"cluster": set(), "namespaced": set()}
@@ -215,12 +233,17 @@ def _fast_kopf(settings: Any) -> None:
 
 
 def test_route_translation() -> None:
-    assert as_permission("PUT", "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances/{name}/status") == (
+    assert as_permission(
+        "PUT", "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances/{name}/status"
+    ) == (
         ("claw.dev", "clawinstances/status", "update"),
         True,
     )
     assert as_permission("GET", "/api/v1/namespaces") == (("", "namespaces", "list"), False)
-    assert as_permission("WATCH", "/apis/claw.dev/v1alpha1/clawinstances") == (("claw.dev", "clawinstances", "watch"), False)
+    assert as_permission("WATCH", "/apis/claw.dev/v1alpha1/clawinstances") == (
+        ("claw.dev", "clawinstances", "watch"),
+        False,
+    )
     assert as_permission("POST", "/api/v1/namespaces/{namespace}/events") == (("", "events", "create"), True)
 
 

@@ -109,7 +109,9 @@ def test_no_build_tools_in_the_final_image() -> None:
             assert "apt-get" not in words and "apk" not in words and "pip" not in " ".join(words), args
             assert not any(tool in words for tool in BUILD_TOOLS), args
     copies = FINAL.all("COPY")
-    assert copies and all(c.startswith("--from=") for c in copies), "the final stage copies only from a build stage"
+    assert copies and all(c.startswith("--from=") for c in copies), (
+        "the final stage copies only from a build stage"
+    )
     # The build stage installs the package itself (no editable install, no source tree at runtime).
     build = next(s for s in STAGES if s.name == FINAL.all("COPY")[0].split()[0].removeprefix("--from="))
     assert any("pip install" in run and " ." in run and "-e " not in run for run in build.all("RUN"))
@@ -131,7 +133,11 @@ def _context_files() -> list[Path]:
         for rule in rules:
             negate = rule.startswith("!")
             pattern = rule.removeprefix("!").rstrip("/")
-            if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, pattern + "/*") or name.startswith(pattern + "/"):
+            if (
+                fnmatch.fnmatch(name, pattern)
+                or fnmatch.fnmatch(name, pattern + "/*")
+                or name.startswith(pattern + "/")
+            ):
                 included = negate
         if included:
             kept.append(Path(name))
@@ -146,7 +152,9 @@ def test_every_copied_source_is_in_the_build_context() -> None:
                 continue
             *sources, _ = copy.split()
             for source in sources:
-                assert source in context or any(f.startswith(source.rstrip("/") + "/") for f in context), source
+                assert source in context or any(f.startswith(source.rstrip("/") + "/") for f in context), (
+                    source
+                )
 
 
 @pytest.mark.timeout(180)
@@ -159,7 +167,18 @@ def test_the_build_context_builds_the_package_with_the_entrypoint(tmp_path: Path
     assert not (context / "tests").exists() and not (context / "helm").exists()
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(wheels), "."],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(wheels),
+            ".",
+        ],
         cwd=context,
         check=True,
         capture_output=True,
