@@ -28,6 +28,7 @@ from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.flysim import FlySimThread
 from claw_operator.sim.kubesim import KubeSimThread
 from tests.conftest import REPO
+from tests.contract.gitops.test_argocd_health import health
 from tests.contract.helm.chart import NON_DEFAULT, one, render
 
 Permission = tuple[str, str, str]  # (API group, resource[/subresource], verb)
@@ -212,6 +213,18 @@ def record_lifecycle(
             return (obj or {}).get("status") or {}
 
         wait(lambda: status().get("phase") == "Running", "phase Running")
+        # The same run shows Argo CD's verdict on real objects (docs/gitops/argocd-health.lua).
+        wait(lambda: argo_health(kube) == "Healthy", "Argo CD Healthy")
+        kube.patch(
+            API, "ClawInstance", "rbac", {"metadata": {"annotations": {"claw.dev/paused": "true"}}}, "default"
+        )
+        wait(lambda: reason(status(), "Reconciling") == "Paused", "Reconciling=False/Paused")
+        assert argo_health(kube) == "Suspended"
+        kube.patch(
+            API, "ClawInstance", "rbac", {"metadata": {"annotations": {"claw.dev/paused": None}}}, "default"
+        )
+        wait(lambda: reason(status(), "Reconciling") == "Reconciled", "unpaused")
+        assert argo_health(kube) == "Healthy"
         wait(
             lambda: "Started" in [e.get("reason") for e in kube.events(name="rbac", namespace="default")],
             "Event",
@@ -224,6 +237,19 @@ def record_lifecycle(
             permission, namespaced = as_permission(method, route)
             used["namespaced" if namespaced else "cluster"].add(permission)
     return used
+
+
+API = "claw.dev/v1alpha1"
+
+
+def reason(status: dict[str, Any], type_: str) -> str | None:
+    return next((c["reason"] for c in status.get("conditions", []) if c["type"] == type_), None)
+
+
+def argo_health(kube: KubeSimThread) -> str:
+    obj = kube.get(API, "ClawInstance", "rbac", "default")
+    assert obj is not None
+    return health(obj)[0]
 
 
 def _fast_kopf(settings: Any) -> None:
