@@ -12,8 +12,8 @@ from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.conditions import NO_APP_MESSAGE
 from claw_operator.lifecycle.model import CreateMachine, CreateVolume, FailureKind, Instance, StartMachine
 from tests.unit.lifecycle.builders import (
-    UID,
     MACHINE,
+    UID,
     VOLUME,
     Case,
     check,
