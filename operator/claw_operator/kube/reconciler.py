@@ -161,11 +161,13 @@ class Reconciler:
             spec = to_instance(obj, default_app=self._default_app, env=None, failures=0).spec
             env = await resolve_env(self._kube, meta["namespace"], spec)
         instance = to_instance(obj, default_app=self._default_app, env=env, failures=state.failures)
-        observed = Observation() if instance.paused else await self._observer.observe(instance)
+        # Paused, or no Fly app to look in: no Fly call at all (the decisions report why).
+        skip_fly = instance.paused or not instance.app
+        observed = Observation() if skip_fly else await self._observer.observe(instance)
         now = self._clock()
         decision = decide(instance, observed, now, self._timings)
         acted = False
-        if decision.action is not None and not instance.paused:
+        if decision.action is not None and not skip_fly:
             result = await self._executor.execute(decision.action, instance, env)
             decision = settle(instance, decision, result, self._clock(), self._timings)
             acted = True
