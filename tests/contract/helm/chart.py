@@ -8,18 +8,27 @@ expected, and the SDK offers no way to silence it.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import yaml
 
+from claw_operator.cli import build_parser
 from tests.conftest import REPO
 
 CHART = REPO / "helm" / "claw-operator"
 RELEASE = "claw"
 RELEASE_NAMESPACE = "claw-system"
 FULLNAME = "claw-claw-operator"
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The `claw-operator run` parser, whose flags the chart's Deployment passes."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser: argparse.ArgumentParser = subparsers.choices["run"]
+    return parser
 
 
 # The non-default values every test also renders: a namespace list (Roles per namespace), the
@@ -43,6 +52,11 @@ NON_DEFAULT: dict[str, Any] = {
         "flyWaitTimeout": 45,
     },
 }
+
+# `--watch-stale-after` comes with the operator's health endpoints: set it when this CLI has it
+# (the chart renders the flag only when the value is set, so either CLI accepts the defaults).
+if "--watch-stale-after" in run_parser()._option_string_actions:
+    NON_DEFAULT["watchStaleAfter"] = 900
 
 SCENARIOS: dict[str, dict[str, Any]] = {"default": {}, "non-default": NON_DEFAULT}
 

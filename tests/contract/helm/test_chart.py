@@ -4,7 +4,6 @@ with flags the real CLI accepts."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.contract.helm.chart import (
     one,
     render,
     render_files,
+    run_parser,
 )
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion: the CRD's CEL rules use
@@ -34,12 +34,6 @@ from tests.contract.helm.chart import (
 KUBE_VERSIONS = ("1.28.0", kubernetes_validate.latest_version())
 # Kinds whose schema is not a Kubernetes built-in: kubernetes-validate has none for them.
 THIRD_PARTY_KINDS = {"ServiceMonitor"}
-
-
-def run_parser() -> argparse.ArgumentParser:
-    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    parser: argparse.ArgumentParser = subparsers.choices["run"]
-    return parser
 
 
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
