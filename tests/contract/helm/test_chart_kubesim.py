@@ -14,18 +14,29 @@ with the namespaces its rendered args give, and test_chart.py parses those args 
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from claw_operator.sim.flysim import FlySimThread
 from claw_operator.sim.kubesim import KubeSimThread
-from tests.conftest import EXAMPLES
-from tests.contract.helm.chart import NON_DEFAULT, SCENARIOS, chart_crds, render
+from tests.conftest import EXAMPLES, REPO
+from tests.contract.helm.chart import NON_DEFAULT, SCENARIOS, chart_crds, one, render, run_parser
 from tests.contract.kubesim.kubectl import Kubectl, requires_kubectl
 
 pytestmark = requires_kubectl
+
+CLI = str(Path(sys.executable).parent / "claw-operator")
 
 # The kinds the chart renders that kubesim has no API for.
 NOT_SERVED_BY_KUBESIM = {
@@ -91,3 +102,86 @@ def test_the_rendered_objects_apply_where_kubesim_serves_their_kind(
     rendered = {obj["kind"] for obj in render(SCENARIOS[scenario])}
     assert refused == rendered & NOT_SERVED_BY_KUBESIM
     assert rendered - refused == set(), "a kind kubesim now serves: check its object here"
+
+
+# ---------------------------------------------------------------------------- the pod's command line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_deployments_command_line_runs_the_operator(tmp_path: Path) -> None:
+    """What the pod runs — the image's entrypoint `claw-operator run`, the rendered args, and
+    FLY_API_TOKEN from the Secret — reconciles an instance that relies on the chart's defaultApp.
+    Only what a pod gets from its environment is swapped: the kubeconfig (in-cluster there), the
+    Fly API (flysim) and short timings."""
+    port = _free_port()
+    token = "fo1_chart-command-line"
+    with (
+        KubeSimThread(crds=REPO / "crds", kubeconfig=tmp_path / "kubeconfig") as kube,
+        FlySimThread(profile="fast", seed=5, token=token) as fly,
+    ):
+        values = {
+            "watchNamespaces": ["default"],
+            "defaultApp": "claw-chart",
+            "flyApiUrl": fly.base_url,
+            "metrics": {"port": port},
+            "timings": {
+                "pollStarting": 0.5,
+                "pollRunning": 1,
+                "pollDestroying": 0.5,
+                "pollIdle": 1,
+                "pollJitter": 0.1,
+                "startingTimeout": 10,
+                "stoppedThreshold": 3,
+                "flyWaitTimeout": 2,
+            },
+        }
+        (main,) = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {**os.environ, "FLY_API_TOKEN": token}
+        env.pop("FLY_APP", None)
+        for var in main["env"]:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+        command = [CLI, "run", *main["args"], "--kubeconfig", str(tmp_path / "kubeconfig")]
+        operator = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            kube.create(yaml.safe_load((EXAMPLES / "minimal.yaml").read_text()))
+
+            def status() -> dict[str, Any]:
+                obj = kube.get("claw.dev/v1alpha1", "ClawInstance", "minimal", "default") or {}
+                return obj.get("status") or {}
+
+            deadline = time.monotonic() + 40
+            while status().get("phase") != "Running":
+                assert operator.poll() is None, (
+                    f"the operator exited: {operator.stdout and operator.stdout.read()}"
+                )
+                assert time.monotonic() < deadline, f"not Running: {status()}"
+                time.sleep(0.1)
+            assert status()["appName"] == "claw-chart"
+            if "--watch-stale-after" in run_parser()._option_string_actions:
+                # The health endpoints exist in this CLI: the chart's probes must answer 200.
+                for probe in ("livenessProbe", "readinessProbe"):
+                    path = main[probe]["httpGet"]["path"]
+                    deadline = time.monotonic() + 20
+                    while True:
+                        try:
+                            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                                break
+                        except httpx.HTTPError:
+                            pass
+                        assert time.monotonic() < deadline, f"{path} never answered 200"
+                        time.sleep(0.2)
+        finally:
+            operator.send_signal(signal.SIGTERM)
+            try:
+                operator.wait(20)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+                operator.wait(5)
