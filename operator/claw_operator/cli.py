@@ -50,6 +50,13 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--metrics-port", metavar="P", type=int, default=8080, help="port of /metrics, /healthz and /readyz"
     )
+    parser.add_argument(
+        "--watch-stale-after",
+        metavar="S",
+        type=float,
+        default=600,
+        help="/healthz fails when the watch stream owes an event for longer than this (seconds)",
+    )
     parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
     parser.add_argument(
         "--kubeconfig",
@@ -97,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             default_app=args.default_app or os.environ.get("FLY_APP") or None,
             namespaces=tuple(args.namespaces or ()),
             metrics_port=args.metrics_port,
+            watch_stale_after=args.watch_stale_after,
             log_format=args.log_format,
             timings=timings_from_seconds(
                 poll_starting=args.poll_starting,
@@ -110,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
             ),
             kubeconfig=args.kubeconfig,
         )
+        if config.watch_stale_after <= 0:
+            raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")
     except ConfigError as exc:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2

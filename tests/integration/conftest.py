@@ -68,7 +68,13 @@ class Sandbox:
 
     # ---- the operator
     def start_operator(
-        self, *, token: str = TOKEN, timings: Timings = FAST, gateway_hook: Any = None
+        self,
+        *,
+        token: str = TOKEN,
+        timings: Timings = FAST,
+        gateway_hook: Any = None,
+        metrics_port: int | None = None,
+        watch_stale_after: float = 600.0,
     ) -> OperatorThread:
         operator = OperatorThread(
             OperatorConfig(
@@ -77,7 +83,9 @@ class Sandbox:
                 default_app=APP,
                 timings=timings,
                 kubeconfig=str(self.kubeconfig),
-                metrics_port=None,
+                metrics_port=metrics_port,
+                metrics_host="127.0.0.1",
+                watch_stale_after=watch_stale_after,
                 fly_client_options={
                     "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
                     "create_resolve_attempts": 3,
