@@ -244,7 +244,30 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--tour", action="store_true", help="run a scripted walk through the lifecycle and exit"
     )
-    parser.set_defaults(command=_not_implemented("demo"))
+    parser.add_argument(
+        "--profile",
+        choices=["fast", "realistic"],
+        default="realistic",
+        help="flysim's latency profile (default: realistic, seconds per step)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where to write the kubeconfig, manifests and operator.log (default: a new temp dir)",
+    )
+    parser.add_argument(
+        "--metrics-port", metavar="P", type=int, help="serve the operator's /metrics, /healthz, /readyz"
+    )
+    parser.set_defaults(command=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from claw_operator.demo import run_demo
+
+    workdir = Path(args.workdir).resolve() if args.workdir else None
+    return run_demo(tour=args.tour, profile=args.profile, workdir=workdir, metrics_port=args.metrics_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
