@@ -33,9 +33,12 @@ def test_create_reaches_running_with_one_tagged_volume_and_machine(sandbox: Sand
     assert machine["config"]["metadata"]["claw_instance_uid"] == uid
     assert machine["config"]["mounts"][0]["volume"] == status["volumeId"]
     assert machine["config"]["mounts"][0]["path"] == "/root"
-    reasons = sandbox.event_reasons("alpha")
-    for reason in ("VolumeCreated", "MachineCreated", "Started"):
-        assert reason in reasons, reasons
+    # kopf posts Events in the background, after the status write: wait for them.
+    sandbox.wait(
+        lambda: {"VolumeCreated", "MachineCreated", "Started"} <= set(sandbox.event_reasons("alpha")),
+        timeout=5,
+        what=lambda: f"the Events (so far: {sandbox.event_reasons('alpha')})",
+    )
     obj = sandbox.get("alpha")
     assert obj is not None and "claw.dev/finalizer" in obj["metadata"]["finalizers"]
 
