@@ -45,7 +45,6 @@ crds: install ## regenerate crds/clawinstances.yaml from the models
 
 demo: install ## a guided tour of the lifecycle (kubesim + flysim + operator, < 1 min)
 	$(BIN)/claw-operator demo --tour
-	@echo "Run 'make sandbox' to keep the sandbox running and try kubectl yourself."
 
 sandbox: install ## the interactive sandbox (Ctrl-C to stop)
 	$(BIN)/claw-operator demo

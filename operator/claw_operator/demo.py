@@ -590,7 +590,7 @@ The sandbox is running. In another terminal:
     kubectl annotate clawinstance {name} claw.dev/paused-                # resume
     kubectl annotate clawinstance {name} claw.dev/reconcile-requested-at="$(date +%s)"  # reconcile now
     kubectl patch clawinstance {name} --type=merge -p '{{"spec":{{"restartedAt":"'$(date +%s)'"}}}}'
-    kubectl apply -f {REPO / "examples" / "full.yaml"}            # every field
+    kubectl apply -f {REPO / "examples" / "secret-env.yaml"}   # a Secret, and an instance using it
     kubectl delete clawinstance {name}
 
 Fly (flysim) is at {box.fly.base_url if box.fly else "?"}/v1 (any token); break things with its

@@ -14,7 +14,6 @@ watch reconnect (kopf's `server_timeout` 300 s, `inactivity_timeout` 70 s): 600 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -143,13 +142,12 @@ class HealthServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        await web.TCPSite(self._runner, self._host, self._port).start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self._port
         logger.info("serving /metrics, /healthz, /readyz", extra={"host": self._host, "port": self.port})
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await asyncio.shield(self._runner.cleanup())
+            await self._runner.cleanup()
             self._runner = None
