@@ -17,7 +17,7 @@ from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
-from claw_operator.kube.reconciler import Executor, Reconciler
+from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
 from claw_operator.kube.secretenv import ResolvedEnv
 from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
 
@@ -59,7 +59,7 @@ class _CountedExecutor:
         return result
 
 
-def _counted_events(metrics: OperatorMetrics) -> Any:
+def _counted_events(metrics: OperatorMetrics) -> EventSink:
     async def post(obj: dict[str, Any], event: EventRecord) -> None:
         metrics.observe_event(event)
         await post_event(obj, event)
