@@ -535,6 +535,8 @@ def run_demo(
     stop: threading.Event | None = None,
 ) -> int:
     """The sandbox (until Ctrl-C or `stop`) or, with `tour`, the scripted walk. Exit status."""
+    # A temporary directory goes when the demo ends well; one given, or one holding the logs
+    # of a failure, stays.
     keep = workdir is not None
     directory = workdir or Path(tempfile.mkdtemp(prefix="claw-demo-"))
     started = time.monotonic()
@@ -562,11 +564,12 @@ def run_demo(
         box.say("Stopped.")
         return 0 if not tour else 130
     except (DemoError, httpx.HTTPError, subprocess.TimeoutExpired) as exc:
+        keep = True
         print(f"claw-operator demo: {exc}", file=sys.stderr)
         print(f"(operator logs: {box.log_path})", file=sys.stderr)
         return 1
     finally:
-        if not keep and tour:
+        if not keep:
             shutil.rmtree(directory, ignore_errors=True)
 
 
