@@ -155,6 +155,25 @@ class Sandbox:
     def event_reasons(self, name: str) -> list[str]:
         return [e.get("reason", "") for e in self.events(name)]
 
+    def wait_events(self, name: str, *reasons: str, timeout: float = 5.0) -> list[str]:
+        """Wait until the object has Events with every one of `reasons`; return all its reasons.
+
+        kopf posts Events in the background, after the status write that a test usually waits
+        for: reading them at once races with the poster.
+        """
+        wanted = set(reasons)
+
+        def posted() -> list[str] | None:
+            found = self.event_reasons(name)
+            return found if wanted <= set(found) else None
+
+        found: list[str] = self.wait(
+            posted,
+            timeout,
+            lambda: f"Events {sorted(wanted)} of {name} (so far: {self.event_reasons(name)})",
+        )
+        return found
+
     def wait(
         self, predicate: Callable[[], Any], timeout: float = 20.0, what: str | Callable[[], str] = "condition"
     ) -> Any:
