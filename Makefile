@@ -43,7 +43,7 @@ unit: install ## only the pure unit tests (fast)
 crds: install ## regenerate crds/clawinstances.yaml from the models
 	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml
 
-demo: install ## the sandbox tour (kubesim + flysim + operator)
+demo: install ## a guided tour of the lifecycle (kubesim + flysim + operator, < 1 min)
 	$(BIN)/claw-operator demo --tour
 
 sandbox: install ## the interactive sandbox (Ctrl-C to stop)

@@ -50,6 +50,13 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--metrics-port", metavar="P", type=int, default=8080, help="port of /metrics, /healthz and /readyz"
     )
+    parser.add_argument(
+        "--watch-stale-after",
+        metavar="S",
+        type=float,
+        default=600,
+        help="/healthz fails when the watch stream owes an event for longer than this (seconds)",
+    )
     parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
     parser.add_argument(
         "--kubeconfig",
@@ -97,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             default_app=args.default_app or os.environ.get("FLY_APP") or None,
             namespaces=tuple(args.namespaces or ()),
             metrics_port=args.metrics_port,
+            watch_stale_after=args.watch_stale_after,
             log_format=args.log_format,
             timings=timings_from_seconds(
                 poll_starting=args.poll_starting,
@@ -110,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
             ),
             kubeconfig=args.kubeconfig,
         )
+        if config.watch_stale_after <= 0:
+            raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")
     except ConfigError as exc:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
@@ -234,7 +244,30 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--tour", action="store_true", help="run a scripted walk through the lifecycle and exit"
     )
-    parser.set_defaults(command=_not_implemented("demo"))
+    parser.add_argument(
+        "--profile",
+        choices=["fast", "realistic"],
+        default="realistic",
+        help="flysim's latency profile (default: realistic, seconds per step)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where to write the kubeconfig, manifests and operator.log (default: a new temp dir)",
+    )
+    parser.add_argument(
+        "--metrics-port", metavar="P", type=int, help="serve the operator's /metrics, /healthz, /readyz"
+    )
+    parser.set_defaults(command=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from claw_operator.demo import run_demo
+
+    workdir = Path(args.workdir).resolve() if args.workdir else None
+    return run_demo(tour=args.tour, profile=args.profile, workdir=workdir, metrics_port=args.metrics_port)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ def test_help_lists_the_subcommands() -> None:
         "--fly-api-url",
         "--fly-token-file",
         "--metrics-port",
+        "--watch-stale-after",
         "--log-format",
         "--poll-starting",
         "--poll-running",

@@ -74,6 +74,8 @@ class Sandbox:
         timings: Timings = FAST,
         gateway_hook: Any = None,
         default_app: str | None = APP,
+        metrics_port: int | None = None,
+        watch_stale_after: float = 600.0,
     ) -> OperatorThread:
         operator = OperatorThread(
             OperatorConfig(
@@ -82,7 +84,9 @@ class Sandbox:
                 default_app=default_app,
                 timings=timings,
                 kubeconfig=str(self.kubeconfig),
-                metrics_port=None,
+                metrics_port=metrics_port,
+                metrics_host="127.0.0.1",
+                watch_stale_after=watch_stale_after,
                 fly_client_options={
                     "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
                     "create_resolve_attempts": 3,
@@ -151,6 +155,25 @@ class Sandbox:
 
     def event_reasons(self, name: str) -> list[str]:
         return [e.get("reason", "") for e in self.events(name)]
+
+    def wait_events(self, name: str, *reasons: str, timeout: float = 5.0) -> list[str]:
+        """Wait until the object has Events with every one of `reasons`; return all its reasons.
+
+        kopf posts Events in the background, after the status write that a test usually waits
+        for: reading them at once races with the poster.
+        """
+        wanted = set(reasons)
+
+        def posted() -> list[str] | None:
+            found = self.event_reasons(name)
+            return found if wanted <= set(found) else None
+
+        found: list[str] = self.wait(
+            posted,
+            timeout,
+            lambda: f"Events {sorted(wanted)} of {name} (so far: {self.event_reasons(name)})",
+        )
+        return found
 
     def wait(
         self, predicate: Callable[[], Any], timeout: float = 20.0, what: str | Callable[[], str] = "condition"

@@ -32,7 +32,7 @@ def test_pause_makes_no_fly_calls_and_says_so(sandbox: Sandbox) -> None:
     status = sandbox.wait_phase("calm", "Running")
     sandbox.patch("calm", {"metadata": {"annotations": {"claw.dev/paused": "true"}}})
     sandbox.wait_condition("calm", "Reconciling", "False", "Paused")
-    assert "Paused" in sandbox.event_reasons("calm")
+    sandbox.wait_events("calm", "Paused")
     calls = _fly_calls(sandbox)
     # Meddle on Fly: a paused instance does not notice (and does not call Fly at all).
     sandbox.flyhttp.post(f"/v1/apps/{APP}/machines/{status['machineId']}/stop").raise_for_status()
@@ -167,7 +167,7 @@ def test_operator_killed_between_create_and_status_write_makes_one_machine(sandb
     status = sandbox.wait_phase("survivor", "Running", timeout=30)
     machines = sandbox.live_machines()
     assert [m["id"] for m in machines] == [status["machineId"]]
-    assert "MachineRecovered" in sandbox.event_reasons("survivor")
+    sandbox.wait_events("survivor", "MachineRecovered")
 
 
 def test_silent_success_on_create_makes_exactly_one_machine(sandbox: Sandbox) -> None:

@@ -33,9 +33,7 @@ def test_create_reaches_running_with_one_tagged_volume_and_machine(sandbox: Sand
     assert machine["config"]["metadata"]["claw_instance_uid"] == uid
     assert machine["config"]["mounts"][0]["volume"] == status["volumeId"]
     assert machine["config"]["mounts"][0]["path"] == "/root"
-    reasons = sandbox.event_reasons("alpha")
-    for reason in ("VolumeCreated", "MachineCreated", "Started"):
-        assert reason in reasons, reasons
+    sandbox.wait_events("alpha", "VolumeCreated", "MachineCreated", "Started")
     obj = sandbox.get("alpha")
     assert obj is not None and "claw.dev/finalizer" in obj["metadata"]["finalizers"]
 
@@ -68,7 +66,7 @@ def test_create_422_stops_at_once_then_a_spec_fix_runs(sandbox: Sandbox) -> None
     assert sandbox.condition("bad", "StartFailed")["reason"] == "InvalidConfig"
     stalled = sandbox.wait_condition("bad", "Stalled", "True", "InvalidConfig")
     assert sandbox.condition("bad", "Ready")["status"] == "False"
-    assert "StartFailed" in sandbox.event_reasons("bad")
+    sandbox.wait_events("bad", "StartFailed")
     assert sandbox.live_machines() == []
     # Stalled: no more creates are attempted until the spec changes.
     before = _creates(sandbox)
@@ -115,6 +113,7 @@ def test_start_timeout_stops_and_the_event_carries_the_last_error(sandbox: Sandb
     status = sandbox.wait_phase("stuck", "Stopped", timeout=30)
     sandbox.wait_condition("stuck", "Stalled", "True", "StartTimeout")
     assert sandbox.condition("stuck", "StartFailed")["reason"] == "StartTimeout"
+    sandbox.wait_events("stuck", "StartTimeout")
     events = [e for e in sandbox.events("stuck") if e.get("reason") == "StartTimeout"]
     assert events and events[0]["type"] == "Warning"
     assert status["lastStartErrorMessage"]

@@ -63,6 +63,7 @@ from claw_operator.fly.models import (
     Volume,
     WaitResult,
 )
+from claw_operator.fly.observe import FlyRequest
 from claw_operator.fly.ratelimit import GET_ACTION, FlyRateLimiter
 from claw_operator.fly.tags import OwnerTag
 
@@ -87,6 +88,25 @@ R_LEASE: Final = "/v1/apps/{app}/machines/{id}/lease"
 R_VOLUMES: Final = "/v1/apps/{app}/volumes"
 R_VOLUME: Final = "/v1/apps/{app}/volumes/{id}"
 R_VOLUME_EXTEND: Final = "/v1/apps/{app}/volumes/{id}/extend"
+
+# The operation each (method, route) performs, as reported to `FlyClientConfig.on_request`.
+_OPERATIONS: Final[Mapping[tuple[str, str], str]] = {
+    ("GET", R_MACHINES): "list_machines",
+    ("POST", R_MACHINES): "create_machine",
+    ("GET", R_MACHINE): "get_machine",
+    ("POST", R_MACHINE): "update_machine",
+    ("DELETE", R_MACHINE): "destroy_machine",
+    ("POST", R_START): "start_machine",
+    ("POST", R_STOP): "stop_machine",
+    ("GET", R_WAIT): "wait_machine",
+    ("POST", R_LEASE): "lease",  # acquire or refresh
+    ("DELETE", R_LEASE): "release_lease",
+    ("GET", R_VOLUMES): "list_volumes",
+    ("POST", R_VOLUMES): "create_volume",
+    ("GET", R_VOLUME): "get_volume",
+    ("DELETE", R_VOLUME): "delete_volume",
+    ("PUT", R_VOLUME_EXTEND): "extend_volume",
+}
 
 LEASE_NONCE_HEADER: Final = "fly-machine-lease-nonce"
 REQUEST_ID_HEADER: Final = "fly-request-id"
@@ -230,6 +250,7 @@ class FlyMachinesClient:
                     fly_request_id=None,
                     fly_error=type(error).__name__,
                 )
+                self._report(method, route, None, time.perf_counter() - started, type(error).__name__)
                 log.warning(
                     "fly %s %s failed: %s (%s)",
                     method,
@@ -243,6 +264,7 @@ class FlyMachinesClient:
         request_id = response.headers.get(REQUEST_ID_HEADER)
         fields.update(fly_status=response.status_code, fly_duration_ms=duration_ms, fly_request_id=request_id)
         if response.is_success:
+            self._report(method, route, response.status_code, time.perf_counter() - started, None)
             log.info(
                 "fly %s %s -> %d in %.1fms", method, route, response.status_code, duration_ms, extra=fields
             )
@@ -256,6 +278,7 @@ class FlyMachinesClient:
             retry_after=response.headers.get("retry-after"),
         )
         fields["fly_error"] = type(error).__name__
+        self._report(method, route, response.status_code, time.perf_counter() - started, fields["fly_error"])
         log.warning(
             "fly %s %s -> %d in %.1fms: %s",
             method,
@@ -266,6 +289,18 @@ class FlyMachinesClient:
             extra=fields,
         )
         raise error
+
+    def _report(
+        self, method: str, route: str, status: int | None, duration: float, error: str | None
+    ) -> None:
+        observer = self._config.on_request
+        if observer is None:
+            return
+        operation = _OPERATIONS.get((method, route), f"{method} {route}")
+        try:
+            observer(FlyRequest(operation, method, route, status, duration, error))
+        except Exception:  # an observer's bug must never fail a Fly call
+            log.exception("the Fly request observer failed")
 
     @staticmethod
     def _transport_error(exc: httpx.TransportError, *, method: str, route: str, mutating: bool) -> FlyError:

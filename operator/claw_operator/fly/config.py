@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from claw_operator.fly.observe import RequestObserver
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "FlyClientConfig",
@@ -95,6 +97,9 @@ class FlyClientConfig:
     create_resolve_attempts: int = 4
     create_resolve_delay: float = 0.5
     user_agent: str = "claw-operator"
+    # Called with a `FlyRequest` after every HTTP exchange (the operator's metrics); must not
+    # raise or block.
+    on_request: RequestObserver | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.token.strip():

@@ -20,7 +20,10 @@ class OperatorConfig:
     fly_token: str = field(default="", repr=False)  # never printed
     default_app: str | None = None
     namespaces: tuple[str, ...] = ()  # empty = all namespaces
-    metrics_port: int | None = 8080
+    metrics_port: int | None = 8080  # /metrics, /healthz, /readyz; None = not served
+    metrics_host: str = "0.0.0.0"
+    # Liveness fails when the watch owes an event for longer than this (see kube/health.py).
+    watch_stale_after: float = 600.0
     log_format: str = "text"
     timings: Timings = field(default_factory=Timings)
     kubeconfig: str | None = None

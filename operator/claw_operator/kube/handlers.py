@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -25,7 +26,10 @@ from claw_operator.api import (
     RECONCILE_REQUEST_ANNOTATION,
     VERSION,
 )
-from claw_operator.kube.reconciler import Reconciler
+from claw_operator.kube import metrics as m
+from claw_operator.kube.health import WatchHealth
+from claw_operator.kube.metrics import OperatorMetrics
+from claw_operator.kube.reconciler import PassOutcome, Reconciler
 
 logger = logging.getLogger("claw_operator.handlers")
 
@@ -43,8 +47,38 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
     )
 
 
-def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+def _outcome(outcome: PassOutcome) -> str:
+    if outcome.finalized:
+        return m.FINALIZED
+    if outcome.conflicted:
+        return m.CONFLICT
+    if outcome.retry:
+        return m.RETRY
+    if outcome.requeue_after is None or outcome.status is None:
+        return m.SKIPPED  # gone, deleting (the delete handler drives), or awaiting the finalizer
+    return m.SUCCESS
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    reconciler: Reconciler,
+    *,
+    metrics: OperatorMetrics | None = None,
+    health: WatchHealth | None = None,
+) -> None:
     """Register the handlers of one operator instance on `registry`."""
+
+    async def reconcile(namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
+        started = time.perf_counter()
+        try:
+            outcome = await reconciler.reconcile(namespace, name, deleting=deleting)
+        except Exception:
+            if metrics is not None:
+                metrics.observe_reconcile(m.ERROR, time.perf_counter() - started)
+            raise
+        if metrics is not None:
+            metrics.observe_reconcile(_outcome(outcome), time.perf_counter() - started)
+        return outcome
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=None)
     async def instance_loop(**kwargs: Any) -> None:
@@ -55,7 +89,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         while not stopped:
             wakeup.clear()
-            outcome = await reconciler.reconcile(namespace, name)
+            outcome = await reconcile(namespace, name)
             if outcome.requeue_after is None or outcome.finalized:
                 return
             waiter = asyncio.ensure_future(wakeup.wait())
@@ -71,6 +105,14 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def wake_on_change(**kwargs: Any) -> None:
         memo: kopf.Memo = kwargs["memo"]
+        body: kopf.Body = kwargs["body"]
+        if metrics is not None:
+            metrics.observe_watch_event(kwargs.get("type"), body)
+        if health is not None:
+            uid = body.get("metadata", {}).get("uid")
+            health.event_received(uid, body.get("metadata", {}).get("resourceVersion"))
+            if kwargs.get("type") == "DELETED" and uid:
+                health.forget(uid)
         trigger = _trigger(kwargs["body"])
         if memo.get("trigger") == trigger:
             return
@@ -80,7 +122,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def destroy(**kwargs: Any) -> None:
-        outcome = await reconciler.reconcile(kwargs["namespace"], kwargs["name"], deleting=True)
+        outcome = await reconcile(kwargs["namespace"], kwargs["name"], deleting=True)
         if outcome.finalized or outcome.requeue_after is None:
             reconciler.forget(kwargs["uid"])
             return

@@ -68,6 +68,8 @@ class PassOutcome:
     requeue_after: float | None  # seconds; None = the object is gone
     finalized: bool = False
     status: dict[str, Any] | None = None
+    retry: bool = False  # the last pass failed and backs off (metrics)
+    conflicted: bool = False  # gave up after repeated status conflicts (metrics)
 
 
 class Reconciler:
@@ -135,13 +137,15 @@ class Reconciler:
                         return PassOutcome(None)
                     obj = fresh
                     if conflicts > MAX_CONFLICT_RETRIES:
-                        return PassOutcome(1.0)
+                        return PassOutcome(1.0, conflicted=True)
                     continue
                 if decision.finalize:
                     return PassOutcome(0.0, finalized=True, status=obj.get("status"))
                 if decision.requeue_after == 0 and passes < MAX_PASSES:
                     continue
-                return PassOutcome(self._next_delay(decision), status=obj.get("status"))
+                return PassOutcome(
+                    self._next_delay(decision), status=obj.get("status"), retry=decision.retry
+                )
 
     def _next_delay(self, decision: Decision) -> float:
         if decision.requeue_after is not None and decision.requeue_after > 0:

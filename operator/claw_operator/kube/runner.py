@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from typing import Any
@@ -13,8 +14,12 @@ from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import post_event
 from claw_operator.kube.flygateway import FlyGateway
 from claw_operator.kube.handlers import configure, register
-from claw_operator.kube.kubeapi import KubeApi, load_api_client
-from claw_operator.kube.reconciler import Reconciler
+from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
+from claw_operator.kube.kubeapi import load_api_client
+from claw_operator.kube.metrics import OperatorMetrics
+from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
+from claw_operator.kube.secretenv import ResolvedEnv
+from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
 
 logger = logging.getLogger("claw_operator.runner")
 
@@ -41,6 +46,36 @@ def _login_handler(api_client: Any) -> Any:
     return login
 
 
+class _CountedExecutor:
+    """The Executor, counting restarts and mount repairs as they complete (or fail)."""
+
+    def __init__(self, executor: Executor, metrics: OperatorMetrics) -> None:
+        self._executor, self._metrics = executor, metrics
+
+    async def execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
+        result = await self._executor.execute(action, instance, env)
+        if isinstance(action, RestartMachine):
+            self._metrics.observe_restart(action.reason, succeeded=result.failure is None)
+        return result
+
+
+def _counted_events(metrics: OperatorMetrics) -> EventSink:
+    async def post(obj: dict[str, Any], event: EventRecord) -> None:
+        metrics.observe_event(event)
+        await post_event(obj, event)
+
+    return post
+
+
+async def _forward_ready(
+    kopf_ready: asyncio.Event, health: WatchHealth, ready_flag: asyncio.Event | threading.Event | None
+) -> None:
+    await kopf_ready.wait()
+    health.ready = True
+    if ready_flag is not None:
+        ready_flag.set()
+
+
 async def run_operator(
     config: OperatorConfig,
     *,
@@ -53,21 +88,29 @@ async def run_operator(
 
     `settings_hook(settings)` adjusts kopf settings; `gateway_hook(gateway)` may wrap the Fly
     gateway (the integration tests use it to force races at exact points of a pass).
+    With `config.metrics_port` set, /metrics, /healthz and /readyz are served on it.
     """
+    metrics = OperatorMetrics()
+    health = WatchHealth(config.watch_stale_after)
     api_client = load_api_client(config.kubeconfig)
-    kube = KubeApi(api_client)
-    gateway = FlyGateway.from_config(config)
+    kube = WatchedKubeApi(api_client, health)
+    # The Fly client reports each exchange to the metrics (it never imports them).
+    observed = dataclasses.replace(
+        config,
+        fly_client_options={**config.fly_client_options, "on_request": metrics.observe_fly_request},
+    )
+    gateway = FlyGateway.from_config(observed)
     edge = gateway_hook(gateway) if gateway_hook is not None else gateway
     reconciler = Reconciler(
         kube,
         edge,
-        edge,
-        post_event,
+        _CountedExecutor(edge, metrics),
+        _counted_events(metrics),
         timings=config.timings,
         default_app=config.default_app,
     )
     registry = kopf.OperatorRegistry()
-    register(registry, reconciler)
+    register(registry, reconciler, metrics=metrics, health=health)
     kopf.on.login(registry=registry)(_login_handler(api_client))
     settings = kopf.OperatorSettings()
     configure(settings)
@@ -81,7 +124,13 @@ async def run_operator(
             "default_app": config.default_app,
         },
     )
+    server: HealthServer | None = None
+    kopf_ready = asyncio.Event()
+    forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag))
     try:
+        if config.metrics_port is not None:
+            server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
+            await server.start()
         await kopf.operator(
             registry=registry,
             settings=settings,
@@ -89,10 +138,13 @@ async def run_operator(
             namespaces=list(config.namespaces),
             standalone=True,
             stop_flag=stop_flag,
-            ready_flag=ready_flag,
+            ready_flag=kopf_ready,
             memo=kopf.Memo(),
         )
     finally:
+        forward.cancel()
+        if server is not None:
+            await server.stop()
         await gateway.aclose()
         api_client.close()  # type: ignore[no-untyped-call]
 

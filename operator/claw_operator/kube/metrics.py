@@ -1,0 +1,199 @@
+"""The operator's Prometheus metrics, in a registry of its own (one per operator instance).
+
+Labels are bounded sets only: outcomes, Fly operations and HTTP statuses, phases, condition
+statuses, restart reasons, Event reasons. Never an instance name, a Fly id or a token.
+
+Instances by phase and by Ready, and time-to-Ready, come from the watch stream (what the
+cluster says), so they cover every ClawInstance the operator sees, reconciled yet or not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from claw_operator.api.status import Phase
+from claw_operator.fly.observe import FlyRequest
+from claw_operator.lifecycle.model import EventRecord, RestartReason
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Reconcile outcomes (the `outcome` label of claw_reconciles_total).
+SUCCESS = "success"  # the pass settled; the next one is at the phase's cadence
+RETRY = "retry"  # a Fly call failed; retrying with backoff
+CONFLICT = "conflict"  # status writes kept conflicting; re-read later
+FINALIZED = "finalized"  # the destroy is complete; the finalizer is released
+SKIPPED = "skipped"  # nothing to do: the object is gone, or awaits its finalizer
+ERROR = "error"  # the pass raised
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_TIME_TO_READY_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+_READY_VALUES = ("True", "False", "Unknown")
+
+
+@dataclass
+class _Seen:
+    phase: str
+    ready: str
+    ever_ready: bool  # Ready was True at some point (or the instance had started before we saw it)
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _ready_of(status: Mapping[str, Any]) -> str:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("status") or "Unknown")
+    return "Unknown"
+
+
+class _InstancesCollector(Collector):
+    """claw_instances{phase} and claw_instances_ready{ready}, computed at scrape time."""
+
+    def __init__(self, seen: Mapping[str, _Seen]) -> None:
+        self._seen = seen
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_phase = GaugeMetricFamily(
+            "claw_instances", "ClawInstances by status.phase (None: not reconciled yet)", labels=["phase"]
+        )
+        by_ready = GaugeMetricFamily(
+            "claw_instances_ready", "ClawInstances by Ready condition", labels=["ready"]
+        )
+        seen = list(self._seen.values())
+        phases = [p.value for p in Phase] + ["None"]
+        for phase in phases:
+            by_phase.add_metric([phase], sum(1 for s in seen if s.phase == phase))
+        for ready in _READY_VALUES:
+            by_ready.add_metric([ready], sum(1 for s in seen if s.ready == ready))
+        yield by_phase
+        yield by_ready
+
+
+class OperatorMetrics:
+    """Every metric of one operator instance, and the hooks that move them."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.reconciles = Counter(
+            "claw_reconciles", "Reconciles (runs of passes) by outcome", ["outcome"], registry=r
+        )
+        self.reconcile_duration = Histogram(
+            "claw_reconcile_duration_seconds",
+            "Duration of one reconcile (all its passes, Fly calls included)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fly_requests = Counter(
+            "claw_fly_requests",
+            "HTTP exchanges with the Fly Machines API by operation and status (error: no answer)",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.fly_latency = Histogram(
+            "claw_fly_request_duration_seconds",
+            "Latency of one HTTP exchange with the Fly Machines API",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_ready = Histogram(
+            "claw_instance_time_to_ready_seconds",
+            "From a ClawInstance's creation to its first Ready=True",
+            buckets=_TIME_TO_READY_BUCKETS,
+            registry=r,
+        )
+        self.restarts = Counter(
+            "claw_restarts", "Completed machine restarts by reason", ["reason"], registry=r
+        )
+        self.restart_failures = Counter(
+            "claw_restart_failures", "Failed machine restarts by reason", ["reason"], registry=r
+        )
+        self.mount_repairs = Counter(
+            "claw_mount_repairs",
+            "Machines whose mount was repaired (a restart onto the right volume)",
+            registry=r,
+        )
+        self.events = Counter(
+            "claw_events", "Kubernetes Events posted by type and reason", ["type", "reason"], registry=r
+        )
+        self.watch_last_event = Gauge(
+            "claw_watch_last_event_timestamp_seconds",
+            "When the ClawInstance watch stream last delivered an event (Unix time)",
+            registry=r,
+        )
+        self._seen: dict[str, _Seen] = {}
+        r.register(_InstancesCollector(self._seen))
+        for reason in RestartReason:
+            self.restarts.labels(reason.value)
+            self.restart_failures.labels(reason.value)
+        for outcome in (SUCCESS, RETRY, CONFLICT, FINALIZED, SKIPPED, ERROR):
+            self.reconciles.labels(outcome)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # ------------------------------------------------------------------ hooks
+
+    def observe_reconcile(self, outcome: str, seconds: float) -> None:
+        self.reconciles.labels(outcome).inc()
+        self.reconcile_duration.observe(seconds)
+
+    def observe_fly_request(self, request: FlyRequest) -> None:
+        status = str(request.status) if request.status is not None else "error"
+        self.fly_requests.labels(request.operation, status).inc()
+        self.fly_latency.labels(request.operation).observe(request.duration)
+
+    def observe_restart(self, reason: RestartReason, *, succeeded: bool) -> None:
+        if succeeded:
+            self.restarts.labels(reason.value).inc()
+            if reason is RestartReason.MOUNT_REPAIR:
+                self.mount_repairs.inc()
+        else:
+            self.restart_failures.labels(reason.value).inc()
+
+    def observe_event(self, event: EventRecord) -> None:
+        self.events.labels(event.type.value, event.reason).inc()
+
+    def observe_watch_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """One ClawInstance watch event: the phase/Ready gauges and time-to-Ready."""
+        now = self._clock()
+        self.watch_last_event.set(now)
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid")
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self._seen.pop(uid, None)
+            return
+        status = body.get("status") or {}
+        phase = str(status.get("phase") or "None")
+        ready = _ready_of(status)
+        previous = self._seen.get(uid)
+        if previous is None:
+            # First sight (a new object, or the operator's start): an instance that started
+            # before never counts towards time-to-Ready.
+            ever_ready = ready == "True" or bool(status.get("lastStartedAt"))
+            previous = self._seen[uid] = _Seen(phase, ready, ever_ready)
+        if ready == "True" and not previous.ever_ready:
+            created = _parse_time(meta.get("creationTimestamp"))
+            if created is not None:
+                self.time_to_ready.observe(max(0.0, now - created))
+            previous.ever_ready = True
+        previous.phase, previous.ready = phase, ready
