@@ -143,9 +143,7 @@ class Reconciler:
                     return PassOutcome(0.0, finalized=True, status=obj.get("status"))
                 if decision.requeue_after == 0 and passes < MAX_PASSES:
                     continue
-                return PassOutcome(
-                    self._next_delay(decision), status=obj.get("status"), retry=decision.retry
-                )
+                return PassOutcome(self._next_delay(decision), status=obj.get("status"), retry=decision.retry)
 
     def _next_delay(self, decision: Decision) -> float:
         if decision.requeue_after is not None and decision.requeue_after > 0:

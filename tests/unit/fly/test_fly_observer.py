@@ -54,4 +54,3 @@ async def test_a_failing_observer_never_fails_the_call() -> None:
     async with make_client(fly, on_request=broken) as client:
         machine = await client.get_machine(APP, "m1")
     assert machine.id == "m1"
-

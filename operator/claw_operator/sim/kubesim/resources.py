@@ -133,6 +133,33 @@ def builtin_types() -> list[ResourceType]:
             storage_override="/events",
         ),
         ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
+        # What an operator install (the Helm chart) creates. Stored and served like any object
+        # (no controller runs them: a Deployment never gets pods), so a chart can be applied.
+        ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
+        ResourceType("", "v1", "services", "service", "Service", True, ("svc",), ("all",), has_status=True),
+        ResourceType(
+            "apps",
+            "v1",
+            "deployments",
+            "deployment",
+            "Deployment",
+            True,
+            ("deploy",),
+            ("all",),
+            has_status=True,
+            tracks_generation=True,
+        ),
+        ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False),
+        ResourceType(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "clusterrolebinding",
+            "ClusterRoleBinding",
+            False,
+        ),
+        ResourceType("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True),
         # `kubectl auth can-i` and `kubectl auth whoami`: kubesim authorizes everyone.
         ResourceType(
             "authorization.k8s.io",
