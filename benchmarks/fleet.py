@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -201,7 +202,13 @@ class Bench:
 
 
 def fly_counts(stats: dict[str, Any]) -> Counter[str]:
-    return Counter({f"{r['method']} {r['route']}": r["count"] for r in stats["requests"] if r["route"].startswith("/v1/")})
+    return Counter(
+        {
+            f"{r['method']} {r['route']}": r["count"]
+            for r in stats["requests"]
+            if r["route"].startswith("/v1/")
+        }
+    )
 
 
 def fly_429s(stats: dict[str, Any]) -> int:
@@ -237,17 +244,17 @@ def manifest(index: int, namespace: str, app: str | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- the run
 
 
-async def wait_until(predicate: Any, timeout: float, tracker: Tracker | None = None, every: float = 0.5) -> bool:
+async def wait_until(
+    predicate: Any, timeout: float, tracker: Tracker | None = None, every: float = 0.5
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
             return True
         if tracker is not None:
             tracker.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tracker.changed.wait(), every)
-            except TimeoutError:
-                pass
         else:
             await asyncio.sleep(every)
     return bool(await predicate())
@@ -258,7 +265,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     kubeconfig = workdir / "kubeconfig"
     kube_log, fly_log, op_log = workdir / "kubesim.log", workdir / "flysim.log", workdir / "operator.log"
     kubesim = spawn(
-        ["kubesim", "--port", str(free_port()), "--kubeconfig", str(kubeconfig), "--crds", str(REPO / "crds")],
+        [
+            "kubesim",
+            "--port",
+            str(free_port()),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--crds",
+            str(REPO / "crds"),
+        ],
         kube_log,
     )
     flysim = spawn(
@@ -301,14 +316,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         processes.append(operator)
         connector = aiohttp.TCPConnector(limit=64)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+        ) as session:
             return await measure(args, Bench(kube_url, fly_url, session), operator)
     finally:
         for process in reversed(processes):
             stop(process)
 
 
-async def measure(args: argparse.Namespace, bench: Bench, operator: subprocess.Popen[bytes]) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace, bench: Bench, operator: subprocess.Popen[bytes]
+) -> dict[str, Any]:
     n, poll = args.n, args.poll
     interval = poll + args.jitter / 2  # the mean time between two periodic checks
     namespaces = [f"fleet-{i}" for i in range(args.namespaces)]
@@ -345,7 +364,9 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: subprocess.P
         namespace = namespaces[index % len(namespaces)]
         body = manifest(index, namespace, apps[index % len(apps)])
         async with gate:
-            status, answer = await bench.kube("POST", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}", body)
+            status, answer = await bench.kube(
+                "POST", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}", body
+            )
         if status != 201:
             raise RuntimeError(f"create failed: {status} {answer}")
         tracker.created[f"{namespace}/{body['metadata']['name']}"] = time.monotonic()
@@ -456,12 +477,18 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: subprocess.P
         "poll_jitter_s": args.jitter,
         "create_requests_s": round(created_in, 2),
         "time_to_all_ready_s": round(time_to_all_ready, 2),
-        "time_to_ready_s": {"p50": round(percentile(ttr_values, 0.5), 2), "p99": round(percentile(ttr_values, 0.99), 2)},
+        "time_to_ready_s": {
+            "p50": round(percentile(ttr_values, 0.5), 2),
+            "p99": round(percentile(ttr_values, 0.99), 2),
+        },
         "fly_intrinsic_s": {
             "p50": round(percentile(intrinsic_values, 0.5), 2),
             "p99": round(percentile(intrinsic_values, 0.99), 2),
         },
-        "overhead_ratio": {"p50": round(percentile(overhead, 0.5), 2), "p99": round(percentile(overhead, 0.99), 2)},
+        "overhead_ratio": {
+            "p50": round(percentile(overhead, 0.5), 2),
+            "p99": round(percentile(overhead, 0.99), 2),
+        },
         "fly_create_rate_bound_s": round(rate_bound, 1),
         "fly_calls_per_instance_to_ready": round(calls, 2),
         "fly_calls_per_instance_to_ready_raw": round(calls_raw, 2),
@@ -500,7 +527,9 @@ def rss_slope(result: dict[str, Any]) -> dict[str, Any] | None:
     if not others:
         return None
     other = min(others, key=lambda o: abs(o["n"] - result["n"]))
-    slope = (result["operator_rss_all_ready_mib"] - other["operator_rss_all_ready_mib"]) / (result["n"] - other["n"])
+    slope = (result["operator_rss_all_ready_mib"] - other["operator_rss_all_ready_mib"]) / (
+        result["n"] - other["n"]
+    )
     return {"other_n": other["n"], "kib_per_instance": round(1024 * slope, 1)}
 
 
@@ -510,11 +539,16 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=150, help="ClawInstances to create at once")
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument(
-        "--apps", type=int, default=1, help="Fly apps to spread them over (1: all in the operator's default app)"
+        "--apps",
+        type=int,
+        default=1,
+        help="Fly apps to spread them over (1: all in the operator's default app)",
     )
     parser.add_argument("--poll", type=float, default=8.0, help="the operator's poll interval (seconds)")
     parser.add_argument("--jitter", type=float, default=1.0, help="the operator's poll jitter (seconds)")
@@ -543,7 +577,9 @@ def main() -> int:
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
     failures = [
-        name for name in ("leaked_fly_machines", "leaked_fly_volumes", "leaked_crs", "fly_429s") if result[name]
+        name
+        for name in ("leaked_fly_machines", "leaked_fly_volumes", "leaked_crs", "fly_429s")
+        if result[name]
     ]
     if failures or not result["delete_completed"]:
         print(f"FAILED: {', '.join(failures) or 'delete did not complete'}", file=sys.stderr)

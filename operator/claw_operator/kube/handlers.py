@@ -30,6 +30,30 @@ from claw_operator.kube.reconciler import Reconciler
 logger = logging.getLogger("claw_operator.handlers")
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: every pass decides from the whole object, and no handler here asks kopf
+    for a diff (no create/update handlers). kopf's default stores one in an annotation, a
+    PATCH on every new object and every spec change, each racing the status write of the pass
+    it triggered into a 409 (and the re-decided pass into extra Fly lists)."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        # "Nothing changed since last handled": kopf then sees no create/update cause, and
+        # deletion is detected from the deletionTimestamp alone.
+        return self.build(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+class QuietWakeups(logging.Filter):
+    """kopf logs every successful event-handler call at INFO; for `wake_on_change` that is
+    one line per watch event of every instance (our own status writes included): noise that
+    costs CPU at fleet size. Its failures are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and "wake_on_change' succeeded" in record.getMessage())
+
+
 def _trigger(body: kopf.Body) -> tuple[Any, ...]:
     """The parts of an object whose change calls for a pass (status changes excluded)."""
     meta = body.get("metadata", {})
@@ -91,9 +115,7 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -
     """kopf settings: every key kopf writes lives under claw.dev; watches never go deaf."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = server_timeout
     settings.watching.client_timeout = server_timeout + 10
     settings.posting.reporting_component = "claw-operator"
@@ -101,3 +123,6 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -
     # Our own log lines carry the context; kopf's per-object logs are not posted as Events.
     settings.posting.loggers = False
     settings.peering.standalone = True
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWakeups) for f in objects_logger.filters):
+        objects_logger.addFilter(QuietWakeups())
