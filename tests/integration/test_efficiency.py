@@ -11,6 +11,9 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from claw_operator.kube.flygateway import FlyGateway
 from tests.integration.conftest import FAST, Sandbox
 
 # No periodic check while the figures of the path to Running are taken.
@@ -88,3 +91,35 @@ def test_a_volume_grown_in_the_spec_is_still_looked_at_and_extended(sandbox: San
     sandbox.wait_condition("grows", "Ready", "True", "Running")
     sandbox.patch("grows", {"spec": {"volume": {"sizeGB": 20}}})
     sandbox.wait(lambda: [v["size_gb"] for v in sandbox.volumes()] == [20], what="the volume extended")
+
+
+def test_an_instance_born_while_the_operator_watches_needs_no_recovery_lists(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing can exist on Fly for an object created after the operator started and never
+    acted on: its path to Running is the three necessary calls."""
+    monkeypatch.setattr(FlyGateway, "BORN_WATCHED_MARGIN", timedelta(seconds=-60))
+    sandbox.start_operator(timings=NO_CHECKS)
+    sandbox.create("newborn")
+    sandbox.wait_condition("newborn", "Ready", "True", "Running")
+    time.sleep(0.3)
+    assert fly_calls(sandbox) == Counter(
+        {
+            "POST /v1/apps/{app}/volumes": 1,
+            "POST /v1/apps/{app}/machines": 1,
+            "GET /v1/apps/{app}/machines/{id}/wait": 1,
+        }
+    )
+
+
+def test_an_instance_older_than_the_operator_is_looked_for_before_any_create(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created before this operator started: an earlier one may have created its machine and
+    died before writing the status, so the recovery lists come first (behaviour 8)."""
+    monkeypatch.setattr(FlyGateway, "BORN_WATCHED_MARGIN", timedelta(seconds=3600))
+    sandbox.start_operator(timings=NO_CHECKS)
+    sandbox.create("elder")
+    sandbox.wait_condition("elder", "Ready", "True", "Running")
+    calls = fly_calls(sandbox)
+    assert calls["GET /v1/apps/{app}/machines"] == 1 and calls["GET /v1/apps/{app}/volumes"] == 1

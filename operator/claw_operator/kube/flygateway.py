@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from claw_operator.fly import (
     AmbiguousCreate,
@@ -141,9 +141,17 @@ def owner_of(instance: Instance) -> OwnerTag:
 class FlyGateway:
     """Observer and Executor of the Reconciler, over one shared FlyMachinesClient."""
 
+    # How much later than this process's start an object must have been created for the
+    # process to know its whole history (clock skew between the apiserver and us, and
+    # creationTimestamp's one-second precision, stay well within it).
+    BORN_WATCHED_MARGIN: ClassVar[timedelta] = timedelta(seconds=10)
+
     def __init__(self, client: FlyMachinesClient, timings: Timings) -> None:
         self._fly = client
         self._timings = timings
+        self._started_at = datetime.now(UTC)
+        # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
+        self._sent_creates: set[str] = set()
         # Lists are per app, shared by every instance looking at the same time (listings.py).
         self._owned_machines: SharedListing[Machine] = SharedListing(self._machines_by_owner)
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
@@ -209,6 +217,24 @@ class FlyGateway:
             and size >= instance.spec.volume.size_gb
         )
 
+    def _knows_nothing_exists(self, instance: Instance) -> bool:
+        """True when this process knows, without asking Fly, that no volume or machine of the
+        instance exists: it was created after this process started (so no earlier operator
+        could have sent a create whose answer was lost), and this process has sent no create
+        for it. Then the recovery lists can only come back empty, and are skipped: a new
+        instance costs exactly its creates. Any create sent (answered or not), an operator
+        restart, or a deletion brings the lists back.
+        """
+        created = instance.created_at
+        return (
+            not instance.deleting
+            and instance.status.machine_id is None
+            and instance.status.volume_id is None
+            and created is not None
+            and created > self._started_at + self.BORN_WATCHED_MARGIN
+            and instance.uid not in self._sent_creates
+        )
+
     async def observe(self, instance: Instance) -> Observation:
         app, status = instance.app, instance.status
         machine = MachineLookup()
@@ -239,6 +265,9 @@ class FlyGateway:
                 volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
         tagged: tuple[MachineView, ...] | None = None
         tagged_failure: FlyFailure | None = None
+        if self._knows_nothing_exists(instance):
+            # As conclusive as an empty listing, and without Fly's eventual consistency.
+            return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
         if not status.machine_id or instance.deleting:
             try:
                 owned = await self._owned_machines.lookup(app, instance.uid)
@@ -307,6 +336,7 @@ class FlyGateway:
         wait = self._timings.fly_wait_timeout.total_seconds()
         match action:
             case CreateVolume():
+                self._sent_creates.add(instance.uid)
                 volume = await self._fly.create_volume(
                     app,
                     name=action.name,
@@ -323,6 +353,7 @@ class FlyGateway:
                 extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
                 return ActionResult(volume=self._seen_volume(volume_view(extended.volume)))
             case CreateMachine():
+                self._sent_creates.add(instance.uid)
                 config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
                 machine = await self._fly.create_machine(
                     app, config, owner=owner_of(instance), name=machine_name(instance), region=action.region
@@ -387,5 +418,6 @@ class FlyGateway:
             case DeleteVolume():
                 await self._fly.delete_volume(app, action.volume_id)
                 self._volume_sizes.pop(action.volume_id, None)
+                self._sent_creates.discard(instance.uid)
                 return ActionResult()
         raise AssertionError(f"unknown action {action!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -54,7 +55,7 @@ class QuietWakeups(logging.Filter):
         return not (record.levelno <= logging.INFO and "wake_on_change' succeeded" in record.getMessage())
 
 
-def _trigger(body: kopf.Body) -> tuple[Any, ...]:
+def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
     """The parts of an object whose change calls for a pass (status changes excluded)."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
@@ -82,6 +83,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
             outcome = await reconciler.reconcile(namespace, name)
             if outcome.requeue_after is None or outcome.finalized:
                 return
+            if outcome.obj is not None and memo.get("trigger") == _trigger(outcome.obj):
+                # Woken for a change this run already read (the finalizer landing as it began):
+                # another pass now would only observe Fly again.
+                wakeup.clear()
             waiter = asyncio.ensure_future(wakeup.wait())
             stopper = asyncio.ensure_future(stopped.wait())
             try:

@@ -116,6 +116,8 @@ class PassOutcome:
     requeue_after: float | None  # seconds; None = the object is gone
     finalized: bool = False
     status: dict[str, Any] | None = None
+    # The object as the run last read or wrote it: what the run has already taken into account.
+    obj: dict[str, Any] | None = None
 
 
 class Reconciler:
@@ -163,7 +165,7 @@ class Reconciler:
             # Nothing is created on Fly before our finalizer guards the object: a delete landing
             # first would otherwise remove it with nothing left to clean the Fly objects up.
             # kopf adds the finalizer on first sight; the event handler wakes us when it lands.
-            return PassOutcome(FINALIZER_WAIT)
+            return PassOutcome(FINALIZER_WAIT, obj=obj)
         state = self._state(meta["uid"])
         async with state.lock:
             conflicts = 0
@@ -192,7 +194,7 @@ class Reconciler:
                     return PassOutcome(0.0, finalized=True, status=obj.get("status"))
                 if decision.requeue_after == 0 and passes < MAX_PASSES:
                     continue
-                return PassOutcome(self._next_delay(decision), status=obj.get("status"))
+                return PassOutcome(self._next_delay(decision), status=obj.get("status"), obj=obj)
 
     def _next_delay(self, decision: Decision) -> float:
         if decision.requeue_after is not None and decision.requeue_after > 0:

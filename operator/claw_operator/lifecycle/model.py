@@ -161,6 +161,8 @@ class Instance:
     # Consecutive failed passes (kept in memory by `kube`, reset on success): the exponent of
     # the retry backoff.
     failures: int = 0
+    # metadata.creationTimestamp (None when absent or unreadable).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
