@@ -139,6 +139,9 @@ class Tracker:
 
     created: dict[str, float] = field(default_factory=dict)  # ns/name -> time
     ready: dict[str, float] = field(default_factory=dict)
+    # The same moments on the wall clock (flysim's timelines are in epoch seconds).
+    created_epoch: dict[str, float] = field(default_factory=dict)
+    ready_epoch: dict[str, float] = field(default_factory=dict)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -155,6 +158,7 @@ class Tracker:
             conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
             if conditions.get("Ready") == "True" and key not in self.ready:
                 self.ready[key] = time.monotonic()
+                self.ready_epoch[key] = time.time()
         self.changed.set()
 
 
@@ -340,7 +344,7 @@ async def measure(
 
     if not await wait_until(operator_watching, 30):
         raise RuntimeError("the operator never started watching ClawInstances")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(args.warmup)
     tracker = Tracker()
     watcher = asyncio.create_task(bench.watch(tracker))
     peak = {"rss": 0.0}
@@ -370,6 +374,7 @@ async def measure(
         if status != 201:
             raise RuntimeError(f"create failed: {status} {answer}")
         tracker.created[f"{namespace}/{body['metadata']['name']}"] = time.monotonic()
+        tracker.created_epoch[f"{namespace}/{body['metadata']['name']}"] = time.time()
 
     await asyncio.gather(*(create(i) for i in range(n)))
     created_in = time.monotonic() - started
@@ -399,15 +404,23 @@ async def measure(
     # ---- Fly-intrinsic times (flysim's own timelines)
     gate_fly = asyncio.Semaphore(32)
     intrinsic: dict[str, float] = {}
+    # Where the operator's share of each instance's time goes: before its volume create lands,
+    # between the volume and the machine create, and from `started` to Ready being visible.
+    lead: list[float] = []
+    gap: list[float] = []
+    tail: list[float] = []
 
     async def intrinsic_of(key: str) -> None:
         status = tracker.status[key]
         async with gate_fly:
             machine = await bench.fly("/_sim/timeline", machine=status["machineId"])
             volume = await bench.fly("/_sim/timeline", volume=status["volumeId"])
-        started_at = next(step["elapsed"] for step in machine if step["state"] == "started")
-        created_at = next(step["elapsed"] for step in volume if step["state"] == "created")
-        intrinsic[key] = created_at + started_at
+        started = next(step for step in machine if step["state"] == "started")
+        created = next(step for step in volume if step["state"] == "created")
+        intrinsic[key] = created["elapsed"] + started["elapsed"]
+        lead.append(created["time"] - created["elapsed"] - tracker.created_epoch[key])
+        gap.append(machine[0]["time"] - machine[0]["elapsed"] - created["time"])
+        tail.append(tracker.ready_epoch[key] - started["time"])
 
     await asyncio.gather(*(intrinsic_of(key) for key in tracker.created))
     ttr = {key: tracker.ready[key] - tracker.created[key] for key in tracker.created}
@@ -440,6 +453,7 @@ async def measure(
 
     # ---- delete all, wait for Fly to be empty
     print("  deleting all …", flush=True)
+    fly_delete_from = await bench.fly_stats()
     delete_from = time.monotonic()
 
     async def delete(key: str) -> None:
@@ -459,6 +473,7 @@ async def measure(
     emptied = await wait_until(fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0)
     time_to_empty = time.monotonic() - delete_from
     final = await bench.fly_stats()
+    delete_calls = fly_counts(final) - fly_counts(fly_delete_from)
     leaked_machines = sum(c for s, c in final["machines"].items() if s not in ("destroyed", "destroying"))
     leaked_volumes = sum(c for s, c in final["volumes"].items() if s in live_volume_states)
     final_sample = sample(operator.pid)
@@ -475,6 +490,7 @@ async def measure(
         "apps": len(apps),
         "poll_interval_s": poll,
         "poll_jitter_s": args.jitter,
+        "warmup_s": args.warmup,
         "create_requests_s": round(created_in, 2),
         "time_to_all_ready_s": round(time_to_all_ready, 2),
         "time_to_ready_s": {
@@ -484,6 +500,14 @@ async def measure(
         "fly_intrinsic_s": {
             "p50": round(percentile(intrinsic_values, 0.5), 2),
             "p99": round(percentile(intrinsic_values, 0.99), 2),
+        },
+        "operator_share_s": {
+            name: {"p50": round(percentile(values, 0.5), 2), "p99": round(percentile(values, 0.99), 2)}
+            for name, values in (
+                ("create_to_volume_create", lead),
+                ("volume_to_machine_create", gap),
+                ("started_to_ready_seen", tail),
+            )
         },
         "overhead_ratio": {
             "p50": round(percentile(overhead, 0.5), 2),
@@ -506,6 +530,8 @@ async def measure(
         "operator_rss_per_instance_kib": round(1024 * (ready_sample.rss_mib - empty.rss_mib) / n, 1),
         "delete_time_to_empty_s": round(time_to_empty, 2),
         "delete_completed": emptied,
+        "fly_calls_per_instance_to_delete": round(sum(delete_calls.values()) / n, 2),
+        "fly_calls_to_delete_by_endpoint": {k: round(v / n, 2) for k, v in sorted(delete_calls.items())},
         "leaked_fly_machines": leaked_machines,
         "leaked_fly_volumes": leaked_volumes,
         "leaked_crs": len(tracker.present),
@@ -555,6 +581,13 @@ def main() -> int:
     parser.add_argument("--steady-polls", type=int, default=3, help="poll intervals of steady state")
     parser.add_argument("--ready-timeout", type=float, default=0, help="seconds (0: from N)")
     parser.add_argument("--delete-timeout", type=float, default=0, help="seconds (0: from N)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=12.0,
+        help="seconds the operator runs before the fleet is created (an operator already running; "
+        "within its first 10 s it looks for Fly objects a previous operator may have left)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/fleet-N.json)")
     parser.add_argument("--keep-logs", type=Path, help="copy the three processes' logs into this directory")

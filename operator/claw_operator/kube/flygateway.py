@@ -70,6 +70,10 @@ from claw_operator.lifecycle.model import (
 
 logger = logging.getLogger("claw_operator.fly_gateway")
 
+# Connections to Fly (far below a pod's usual 1,024 file descriptors).
+FLEET_CONNECTIONS = 512
+FLEET_KEEPALIVE = 128
+
 _KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
     (NotFound, FailureKind.NOT_FOUND),
     (Unauthorized, FailureKind.UNAUTHORIZED),
@@ -161,7 +165,14 @@ class FlyGateway:
     @classmethod
     def from_config(cls, config: OperatorConfig) -> FlyGateway:
         wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
-        options: dict[str, Any] = {"wait_server_timeout": wait, **config.fly_client_options}
+        options: dict[str, Any] = {
+            "wait_server_timeout": wait,
+            # Every starting instance holds a connection for its wait (a long poll of seconds):
+            # a fleet starting at once must not queue its creates behind 100 of them.
+            "max_connections": FLEET_CONNECTIONS,
+            "max_keepalive_connections": FLEET_KEEPALIVE,
+            **config.fly_client_options,
+        }
         client = FlyMachinesClient(
             FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options)
         )
@@ -235,6 +246,31 @@ class FlyGateway:
             and instance.uid not in self._sent_creates
         )
 
+    async def _without_stale_attachment(
+        self, app: str, volume: VolumeLookup, machine: MachineLookup
+    ) -> VolumeLookup:
+        """The volume as the destroy must see it: not attached to a machine that is gone.
+
+        Fly updates `attached_machine_id` some time after a destroy (up to minutes [O]); read
+        as is, it names the machine just destroyed, which the destroy would then "recover" and
+        destroy again, pass after pass, until Fly catches up. One GET tells: a machine that
+        answers 404 or `destroyed` holds nothing (the volume delete may still be refused while
+        Fly detaches it, and is then retried with backoff like any failed step).
+        """
+        seen = volume.volume
+        if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:
+            return volume
+        attached = seen.attached_machine_id
+        if machine.machine is not None and machine.machine.id == attached:
+            return volume  # the machine the destroy already knows about
+        try:
+            gone = (await self._fly.get_machine(app, attached)).is_gone
+        except NotFound:
+            gone = True
+        except FlyError:
+            return volume
+        return VolumeLookup(Lookup.FOUND, replace(seen, attached_machine_id=None)) if gone else volume
+
     async def observe(self, instance: Instance) -> Observation:
         app, status = instance.app, instance.status
         machine = MachineLookup()
@@ -263,6 +299,8 @@ class FlyGateway:
                 volume = VolumeLookup(Lookup.GONE)
             except FlyError as exc:
                 volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
+        if instance.deleting:
+            volume = await self._without_stale_attachment(app, volume, machine)
         tagged: tuple[MachineView, ...] | None = None
         tagged_failure: FlyFailure | None = None
         if self._knows_nothing_exists(instance):

@@ -94,6 +94,7 @@ async def run_operator(
         )
     finally:
         await gateway.aclose()
+        kube.close()
         api_client.close()  # type: ignore[no-untyped-call]
 
 
