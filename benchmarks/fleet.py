@@ -206,13 +206,12 @@ class Bench:
 
 
 def fly_counts(stats: dict[str, Any]) -> Counter[str]:
-    return Counter(
-        {
-            f"{r['method']} {r['route']}": r["count"]
-            for r in stats["requests"]
-            if r["route"].startswith("/v1/")
-        }
-    )
+    """Requests per endpoint, whatever their status (flysim reports one row per status)."""
+    counts: Counter[str] = Counter()
+    for row in stats["requests"]:
+        if row["route"].startswith("/v1/"):
+            counts[f"{row['method']} {row['route']}"] += row["count"]
+    return counts
 
 
 def fly_429s(stats: dict[str, Any]) -> int:

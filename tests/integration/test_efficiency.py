@@ -22,13 +22,11 @@ CLAWS = "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances"
 
 
 def fly_calls(sandbox: Sandbox) -> Counter[str]:
-    return Counter(
-        {
-            f"{r['method']} {r['route']}": r["count"]
-            for r in sandbox.fly.stats()["requests"]
-            if r["route"].startswith("/v1/apps/{app}/")
-        }
-    )
+    calls: Counter[str] = Counter()
+    for row in sandbox.fly.stats()["requests"]:  # one row per (method, route, status)
+        if row["route"].startswith("/v1/apps/{app}/"):
+            calls[f"{row['method']} {row['route']}"] += row["count"]
+    return calls
 
 
 def kube_writes(sandbox: Sandbox) -> Counter[str]:
