@@ -6,9 +6,10 @@ all to be Ready; holds a steady state for a few poll intervals; deletes them all
 Fly to be empty. Prints the figures and writes them as JSON to
 `benchmarks/results/fleet-N.json`.
 
-    python benchmarks/fleet.py                 # N=150 in one app: about 3 minutes
-    python benchmarks/fleet.py --n 1000        # the target size (one app: rate-limit bound)
-    python benchmarks/fleet.py --n 1000 --apps 100
+    python benchmarks/fleet.py                        # N=200, 4 namespaces, one app each: ~3 min
+    python benchmarks/fleet.py --n 1000 --apps 1      # the target size, all in one app (~20 min:
+                                                      # Fly's 1 create/s per app is the bound)
+    python benchmarks/fleet.py --n 1000 --apps 1000   # one app per instance (KiloClaw's layout)
 
 Definitions
 - time-to-Ready of an instance: from the answer to its create (POST) to the first watch event
@@ -54,6 +55,7 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 # flysim's limits (Fly's documented ones): app-level actions such as create are 1/s, burst 3.
 FLY_APP_ACTION_RATE, FLY_APP_ACTION_BURST = 1.0, 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULT_APPS = 4
 
 
 # ------------------------------------------------------------------------------- processes
@@ -567,13 +569,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=150, help="ClawInstances to create at once")
+    parser.add_argument("--n", type=int, default=200, help="ClawInstances to create at once")
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument(
         "--apps",
         type=int,
-        default=1,
-        help="Fly apps to spread them over (1: all in the operator's default app)",
+        default=DEFAULT_APPS,
+        help="Fly apps to spread them over (default: one per namespace; 1: all in the operator's "
+        "default app, where Fly's 1 create/s per app bounds the time to all Ready)",
     )
     parser.add_argument("--poll", type=float, default=8.0, help="the operator's poll interval (seconds)")
     parser.add_argument("--jitter", type=float, default=1.0, help="the operator's poll jitter (seconds)")
@@ -604,7 +607,8 @@ def main() -> int:
     if slope is not None:
         result["operator_rss_slope_between_runs"] = slope
     report(result)
-    output = args.output or RESULTS / f"fleet-{args.n}{'' if args.apps == 1 else f'-apps{args.apps}'}.json"
+    layout = "" if args.apps == DEFAULT_APPS else f"-apps{args.apps}"
+    output = args.output or RESULTS / f"fleet-{args.n}{layout}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
