@@ -68,13 +68,18 @@ class Sandbox:
 
     # ---- the operator
     def start_operator(
-        self, *, token: str = TOKEN, timings: Timings = FAST, gateway_hook: Any = None
+        self,
+        *,
+        token: str = TOKEN,
+        timings: Timings = FAST,
+        gateway_hook: Any = None,
+        default_app: str | None = APP,
     ) -> OperatorThread:
         operator = OperatorThread(
             OperatorConfig(
                 fly_api_url=self.fly.base_url,
                 fly_token=token,
-                default_app=APP,
+                default_app=default_app,
                 timings=timings,
                 kubeconfig=str(self.kubeconfig),
                 metrics_port=None,

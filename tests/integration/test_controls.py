@@ -176,3 +176,16 @@ def test_silent_success_on_create_makes_exactly_one_machine(sandbox: Sandbox) ->
     sandbox.create("once")
     status = sandbox.wait_phase("once", "Running", timeout=30)
     assert [m["id"] for m in sandbox.live_machines()] == [status["machineId"]]
+
+
+def test_no_app_anywhere_stalls_without_calling_fly_until_one_is_configured(sandbox: Sandbox) -> None:
+    sandbox.start_operator(default_app=None)
+    sandbox.create("homeless")
+    stalled = sandbox.wait_condition("homeless", "Stalled", "True", "InvalidConfig")
+    assert "--default-app" in stalled["message"]
+    assert _fly_calls(sandbox) == 0
+    # spec.app is immutable once the object exists (CEL), so the fix is the operator's default.
+    sandbox.stop_operators()
+    sandbox.start_operator(default_app=APP)
+    sandbox.wait_phase("homeless", "Running")
+    assert sandbox.status("homeless")["appName"] == APP

@@ -217,7 +217,9 @@ class Reconciler:
             env = await resolve_env(self._kube, meta["namespace"], spec)
         instance = to_instance(obj, default_app=self._default_app, env=env, failures=state.failures)
         carried, run.carried = run.carried, None
-        if instance.paused:
+        # Paused, or no Fly app to look in: no Fly call at all (the decisions report why).
+        skip_fly = instance.paused or not instance.app
+        if skip_fly:
             observed = Observation()
         elif carried is not None:
             observed = carried
@@ -227,7 +229,7 @@ class Reconciler:
         decision = decide(instance, observed, now, self._timings)
         acted = False
         action, result = decision.action, None
-        if action is not None and not instance.paused:
+        if action is not None and not skip_fly:
             result = await self._executor.execute(action, instance, env)
             decision = settle(instance, decision, result, self._clock(), self._timings)
             acted = True

@@ -40,6 +40,9 @@ REPAIR_FAILED: Final = "RepairFailed"
 START_TIMEOUT: Final = "StartTimeout"
 SECRET_NOT_FOUND: Final = "SecretNotFound"
 UNAUTHORIZED: Final = "Unauthorized"
+INVALID_CONFIG: Final = "InvalidConfig"
+# The message of the one configuration error the decisions detect themselves.
+NO_APP_MESSAGE: Final = "no Fly app: set spec.app, or start the operator with --default-app (env FLY_APP)"
 
 # Conditions that record what happened and are carried over until changed.
 RECORDED_TYPES: Final = (STALLED, START_FAILED, MOUNT_REPAIRED, RESTARTING)

@@ -14,6 +14,8 @@ from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.conditions import (
     FALSE,
+    INVALID_CONFIG,
+    NO_APP_MESSAGE,
     NOT_RESTARTING,
     NOT_STALLED,
     PAUSED,
@@ -127,6 +129,13 @@ def _observation_succeeded(observed: Observation) -> bool:
 def _decide_live(d: Draft, observed: Observation) -> Decision:
     instance = d.instance
     status = d.status
+
+    if not instance.app:
+        # Nothing can be looked up or created without an app; kube makes no Fly call either.
+        d.record(STALLED, TRUE, INVALID_CONFIG, NO_APP_MESSAGE)
+        return d.finish()
+    if d.stalled and d.condition(STALLED).message == NO_APP_MESSAGE:
+        d.record(STALLED, FALSE, NOT_STALLED, "a Fly app is configured")
 
     if instance.secret_error is not None:
         d.record(STALLED, TRUE, SECRET_NOT_FOUND, instance.secret_error)

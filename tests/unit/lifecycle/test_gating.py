@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 
 from claw_operator.api import Phase
-from claw_operator.lifecycle.model import CreateMachine, FailureKind, Instance, StartMachine
+from claw_operator.lifecycle import volume_name
+from claw_operator.lifecycle.conditions import NO_APP_MESSAGE
+from claw_operator.lifecycle.model import CreateMachine, CreateVolume, FailureKind, Instance, StartMachine
 from tests.unit.lifecycle.builders import (
     MACHINE,
+    UID,
     VOLUME,
     Case,
     check,
@@ -153,6 +156,26 @@ CASES = [
         instance(status_=running_status(), reconcile_request="r9"),
         observed(machine("started"), volume()),
         fields={"last_handled_reconcile_at": "r9"},
+    ),
+    Case(
+        "no_app_stalls_invalid_config_without_acting",
+        instance(app=""),
+        action=None,
+        conditions={"Stalled": ("True", "InvalidConfig"), "Ready": ("False", "InvalidConfig")},
+    ),
+    Case(
+        "an_app_lifts_the_no_app_stall",
+        instance(
+            status_=status(
+                conditions=[
+                    c.model_copy(update={"message": NO_APP_MESSAGE})
+                    for c in conditions(Stalled=("True", "InvalidConfig"))
+                ],
+            ),
+        ),
+        observed=observed(tagged=(), named=()),
+        action=CreateVolume(region="iad", size_gb=10, name=volume_name(UID)),
+        conditions={"Stalled": ("False", "NotStalled")},
     ),
 ]
 
