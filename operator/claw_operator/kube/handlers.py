@@ -80,7 +80,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         while not stopped:
             wakeup.clear()
-            outcome = await reconciler.reconcile(namespace, name)
+            outcome = await reconciler.reconcile(namespace, name, last_seen=kwargs["body"])
             if outcome.requeue_after is None or outcome.finalized:
                 return
             if outcome.obj is not None and memo.get("trigger") == _trigger(outcome.obj):

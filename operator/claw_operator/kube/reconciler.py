@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -149,12 +149,25 @@ class Reconciler:
     def _state(self, uid: str) -> ObjectState:
         return self._objects.setdefault(uid, ObjectState())
 
-    async def reconcile(self, namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
+    async def reconcile(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        deleting: bool = False,
+        last_seen: Mapping[str, Any] | None = None,
+    ) -> PassOutcome:
         """Run passes until the decisions settle; return when to check again.
 
         The periodic loop calls with `deleting=False` and stops (None) once the object is being
-        deleted: from then on the delete handler alone drives the destroy.
+        deleted: from then on the delete handler alone drives the destroy. `last_seen`: the
+        object as the watch last showed it; while it has no finalizer yet the pass cannot start
+        anyway, so the apiserver is not asked (kopf's finalizer patch wakes the loop).
         """
+        if last_seen is not None and not deleting:
+            seen = last_seen.get("metadata") or {}
+            if not seen.get("deletionTimestamp") and FINALIZER not in (seen.get("finalizers") or []):
+                return PassOutcome(FINALIZER_WAIT)
         obj = await self._kube.get_instance(namespace, name)
         if obj is None:
             return PassOutcome(None)
