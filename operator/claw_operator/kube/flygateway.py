@@ -9,8 +9,9 @@ and its backoff decide when to try again).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from claw_operator.fly import (
     AmbiguousCreate,
@@ -35,7 +36,9 @@ from claw_operator.fly import (
     Volume,
     WaitTimeout,
 )
+from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.kube.config import OperatorConfig
+from claw_operator.kube.listings import SharedListing
 from claw_operator.kube.machineconfig import desired_config, machine_name, merged_config
 from claw_operator.kube.secretenv import ResolvedEnv, env_digest
 from claw_operator.lifecycle import volume_name
@@ -66,6 +69,10 @@ from claw_operator.lifecycle.model import (
 )
 
 logger = logging.getLogger("claw_operator.fly_gateway")
+
+# Connections to Fly (far below a pod's usual 1,024 file descriptors).
+FLEET_CONNECTIONS = 512
+FLEET_KEEPALIVE = 128
 
 _KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
     (NotFound, FailureKind.NOT_FOUND),
@@ -138,14 +145,34 @@ def owner_of(instance: Instance) -> OwnerTag:
 class FlyGateway:
     """Observer and Executor of the Reconciler, over one shared FlyMachinesClient."""
 
+    # How much later than this process's start an object must have been created for the
+    # process to know its whole history (clock skew between the apiserver and us, and
+    # creationTimestamp's one-second precision, stay well within it).
+    BORN_WATCHED_MARGIN: ClassVar[timedelta] = timedelta(seconds=10)
+
     def __init__(self, client: FlyMachinesClient, timings: Timings) -> None:
         self._fly = client
         self._timings = timings
+        self._started_at = datetime.now(UTC)
+        # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
+        self._sent_creates: set[str] = set()
+        # Lists are per app, shared by every instance looking at the same time (listings.py).
+        self._owned_machines: SharedListing[Machine] = SharedListing(self._machines_by_owner)
+        self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
+        # volume id -> the size Fly last reported for it (see `_volume_needs_a_look`).
+        self._volume_sizes: dict[str, int] = {}
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> FlyGateway:
         wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
-        options: dict[str, Any] = {"wait_server_timeout": wait, **config.fly_client_options}
+        options: dict[str, Any] = {
+            "wait_server_timeout": wait,
+            # Every starting instance holds a connection for its wait (a long poll of seconds):
+            # a fleet starting at once must not queue its creates behind 100 of them.
+            "max_connections": FLEET_CONNECTIONS,
+            "max_keepalive_connections": FLEET_KEEPALIVE,
+            **config.fly_client_options,
+        }
         client = FlyMachinesClient(
             FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options)
         )
@@ -155,6 +182,94 @@ class FlyGateway:
         await self._fly.aclose()
 
     # ------------------------------------------------------------------ observe
+
+    async def _machines_by_owner(self, app: str) -> dict[str, list[Machine]]:
+        """All live machines of the app, by owner UID, oldest first (`find_owned_machines`)."""
+        index: dict[str, list[Machine]] = {}
+        for machine in await self._fly.list_machines(app):
+            uid = machine.metadata.get(METADATA_UID_KEY)
+            if uid and not machine.is_gone:
+                index.setdefault(uid, []).append(machine)
+        for machines in index.values():
+            machines.sort(key=lambda m: (m.created_at or "", m.id))
+        return index
+
+    async def _volumes_by_name(self, app: str) -> dict[str, list[Volume]]:
+        """All volumes of the app that are not soft-deleted, by name (`list_volumes`)."""
+        index: dict[str, list[Volume]] = {}
+        for volume in await self._fly.list_volumes(app):
+            if volume.name:
+                index.setdefault(volume.name, []).append(volume)
+        return index
+
+    def _seen_volume(self, view: VolumeView) -> VolumeView:
+        self._volume_sizes[view.id] = view.size_gb
+        return view
+
+    def _volume_needs_a_look(self, instance: Instance, machine: MachineLookup) -> bool:
+        """False when the volume cannot have changed in a way the decisions act on.
+
+        A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
+        volume) nor shrink; it only matters again when the spec asks for more than the size
+        last seen. So a periodic check of a healthy instance is one GET (the machine), not
+        two. Without a size seen by this process (a restart), it is looked at.
+        """
+        volume_id = instance.status.volume_id
+        if instance.deleting or volume_id is None or machine.machine is None:
+            return True
+        seen = machine.machine
+        mounted = any(m.volume == volume_id for m in seen.mounts)
+        size = self._volume_sizes.get(volume_id)
+        return not (
+            machine.outcome == Lookup.FOUND
+            and seen.state == "started"
+            and mounted
+            and size is not None
+            and size >= instance.spec.volume.size_gb
+        )
+
+    def _knows_nothing_exists(self, instance: Instance) -> bool:
+        """True when this process knows, without asking Fly, that no volume or machine of the
+        instance exists: it was created after this process started (so no earlier operator
+        could have sent a create whose answer was lost), and this process has sent no create
+        for it. Then the recovery lists can only come back empty, and are skipped: a new
+        instance costs exactly its creates. Any create sent (answered or not), an operator
+        restart, or a deletion brings the lists back.
+        """
+        created = instance.created_at
+        return (
+            not instance.deleting
+            and instance.status.machine_id is None
+            and instance.status.volume_id is None
+            and created is not None
+            and created > self._started_at + self.BORN_WATCHED_MARGIN
+            and instance.uid not in self._sent_creates
+        )
+
+    async def _without_stale_attachment(
+        self, app: str, volume: VolumeLookup, machine: MachineLookup
+    ) -> VolumeLookup:
+        """The volume as the destroy must see it: not attached to a machine that is gone.
+
+        Fly updates `attached_machine_id` some time after a destroy (up to minutes [O]); read
+        as is, it names the machine just destroyed, which the destroy would then "recover" and
+        destroy again, pass after pass, until Fly catches up. One GET tells: a machine that
+        answers 404 or `destroyed` holds nothing (the volume delete may still be refused while
+        Fly detaches it, and is then retried with backoff like any failed step).
+        """
+        seen = volume.volume
+        if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:
+            return volume
+        attached = seen.attached_machine_id
+        if machine.machine is not None and machine.machine.id == attached:
+            return volume  # the machine the destroy already knows about
+        try:
+            gone = (await self._fly.get_machine(app, attached)).is_gone
+        except NotFound:
+            gone = True
+        except FlyError:
+            return volume
+        return VolumeLookup(Lookup.FOUND, replace(seen, attached_machine_id=None)) if gone else volume
 
     async def observe(self, instance: Instance) -> Observation:
         app, status = instance.app, instance.status
@@ -172,28 +287,35 @@ class FlyGateway:
             except FlyError as exc:
                 machine = MachineLookup(Lookup.ERROR, failure=to_failure(exc))
         volume = VolumeLookup()
-        if status.volume_id:
+        if status.volume_id and self._volume_needs_a_look(instance, machine):
             try:
                 got = await self._fly.get_volume(app, status.volume_id)
                 volume = (
-                    VolumeLookup(Lookup.GONE) if got.is_gone else VolumeLookup(Lookup.FOUND, volume_view(got))
+                    VolumeLookup(Lookup.GONE)
+                    if got.is_gone
+                    else VolumeLookup(Lookup.FOUND, self._seen_volume(volume_view(got)))
                 )
             except NotFound:
                 volume = VolumeLookup(Lookup.GONE)
             except FlyError as exc:
                 volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
+        if instance.deleting:
+            volume = await self._without_stale_attachment(app, volume, machine)
         tagged: tuple[MachineView, ...] | None = None
         tagged_failure: FlyFailure | None = None
+        if self._knows_nothing_exists(instance):
+            # As conclusive as an empty listing, and without Fly's eventual consistency.
+            return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
         if not status.machine_id or instance.deleting:
             try:
-                owned = await self._fly.find_owned_machines(app, owner_of(instance))
+                owned = await self._owned_machines.lookup(app, instance.uid)
                 tagged = tuple(machine_view(m) for m in owned)
             except FlyError as exc:
                 tagged_failure = to_failure(exc)
         named: tuple[VolumeView, ...] | None = None
         if not status.volume_id or instance.deleting:
             try:
-                found_volumes = await self._fly.list_volumes(app, name=volume_name(instance.uid))
+                found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
                 named = tuple(volume_view(v) for v in found_volumes)
             except FlyError as exc:
                 logger.info(
@@ -252,6 +374,7 @@ class FlyGateway:
         wait = self._timings.fly_wait_timeout.total_seconds()
         match action:
             case CreateVolume():
+                self._sent_creates.add(instance.uid)
                 volume = await self._fly.create_volume(
                     app,
                     name=action.name,
@@ -263,11 +386,12 @@ class FlyGateway:
                         memory_mb=spec.guest.memory_mb,
                     ),
                 )
-                return ActionResult(volume=volume_view(volume))
+                return ActionResult(volume=self._seen_volume(volume_view(volume)))
             case ExtendVolume():
                 extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
-                return ActionResult(volume=volume_view(extended.volume))
+                return ActionResult(volume=self._seen_volume(volume_view(extended.volume)))
             case CreateMachine():
+                self._sent_creates.add(instance.uid)
                 config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
                 machine = await self._fly.create_machine(
                     app, config, owner=owner_of(instance), name=machine_name(instance), region=action.region
@@ -277,7 +401,7 @@ class FlyGateway:
                 # A machine just created may answer 404 for a moment (Fly's eventual consistency).
                 grace = wait
                 try:
-                    await self._fly.wait_for_state(
+                    reached_state = await self._fly.wait_for_state(
                         app,
                         action.machine_id,
                         action.state,
@@ -288,6 +412,16 @@ class FlyGateway:
                 except WaitTimeout as exc:
                     current = await self._fly.get_machine(app, action.machine_id, not_found_grace=grace)
                     return ActionResult(failure=to_failure(exc), machine=machine_view(current))
+                if action.seen is not None and action.seen.id == action.machine_id:
+                    # The wait's answer (state, version) is all that changed since the machine
+                    # was seen: a GET would only repeat the rest.
+                    return ActionResult(
+                        machine=replace(
+                            action.seen,
+                            state=reached_state.state or action.state,
+                            instance_id=reached_state.version or action.seen.instance_id,
+                        )
+                    )
                 reached = await self._fly.get_machine(app, action.machine_id, not_found_grace=grace)
                 return ActionResult(machine=machine_view(reached))
             case StartMachine():
@@ -321,5 +455,7 @@ class FlyGateway:
                 return ActionResult()
             case DeleteVolume():
                 await self._fly.delete_volume(app, action.volume_id)
+                self._volume_sizes.pop(action.volume_id, None)
+                self._sent_creates.discard(instance.uid)
                 return ActionResult()
         raise AssertionError(f"unknown action {action!r}")

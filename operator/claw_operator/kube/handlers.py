@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -34,7 +35,31 @@ from claw_operator.kube.reconciler import PassOutcome, Reconciler
 logger = logging.getLogger("claw_operator.handlers")
 
 
-def _trigger(body: kopf.Body) -> tuple[Any, ...]:
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: every pass decides from the whole object, and no handler here asks kopf
+    for a diff (no create/update handlers). kopf's default stores one in an annotation, a
+    PATCH on every new object and every spec change, each racing the status write of the pass
+    it triggered into a 409 (and the re-decided pass into extra Fly lists)."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        # "Nothing changed since last handled": kopf then sees no create/update cause, and
+        # deletion is detected from the deletionTimestamp alone.
+        return self.build(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+class QuietWakeups(logging.Filter):
+    """kopf logs every successful event-handler call at INFO; for `wake_on_change` that is
+    one line per watch event of every instance (our own status writes included): noise that
+    costs CPU at fleet size. Its failures are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and "wake_on_change' succeeded" in record.getMessage())
+
+
+def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
     """The parts of an object whose change calls for a pass (status changes excluded)."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
@@ -68,10 +93,12 @@ def register(
 ) -> None:
     """Register the handlers of one operator instance on `registry`."""
 
-    async def reconcile(namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
+    async def reconcile(
+        namespace: str, name: str, *, deleting: bool = False, last_seen: Mapping[str, Any] | None = None
+    ) -> PassOutcome:
         started = time.perf_counter()
         try:
-            outcome = await reconciler.reconcile(namespace, name, deleting=deleting)
+            outcome = await reconciler.reconcile(namespace, name, deleting=deleting, last_seen=last_seen)
         except Exception:
             if metrics is not None:
                 metrics.observe_reconcile(m.ERROR, time.perf_counter() - started)
@@ -89,9 +116,13 @@ def register(
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         while not stopped:
             wakeup.clear()
-            outcome = await reconcile(namespace, name)
+            outcome = await reconcile(namespace, name, last_seen=kwargs["body"])
             if outcome.requeue_after is None or outcome.finalized:
                 return
+            if outcome.obj is not None and memo.get("trigger") == _trigger(outcome.obj):
+                # Woken for a change this run already read (the finalizer landing as it began):
+                # another pass now would only observe Fly again.
+                wakeup.clear()
             waiter = asyncio.ensure_future(wakeup.wait())
             stopper = asyncio.ensure_future(stopped.wait())
             try:
@@ -133,9 +164,7 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -
     """kopf settings: every key kopf writes lives under claw.dev; watches never go deaf."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = server_timeout
     settings.watching.client_timeout = server_timeout + 10
     settings.posting.reporting_component = "claw-operator"
@@ -143,3 +172,6 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -
     # Our own log lines carry the context; kopf's per-object logs are not posted as Events.
     settings.posting.loggers = False
     settings.peering.standalone = True
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWakeups) for f in objects_logger.filters):
+        objects_logger.addFilter(QuietWakeups())

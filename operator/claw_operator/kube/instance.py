@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from claw_operator.api import (
@@ -25,6 +26,16 @@ def reconcile_request(obj: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
+def created_at(obj: dict[str, Any]) -> datetime | None:
+    value = obj.get("metadata", {}).get("creationTimestamp")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def to_instance(
     obj: dict[str, Any], *, default_app: str | None, env: ResolvedEnv | None, failures: int
 ) -> Instance:
@@ -45,4 +56,5 @@ def to_instance(
         env_digest=env.digest if env else None,
         secret_error=env.error if env else None,
         failures=failures,
+        created_at=created_at(obj),
     )

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from claw_operator.api import GROUP, PLURAL, VERSION
+
+R = TypeVar("R")
+
+# Blocking calls in flight at once. asyncio's default executor has cpu+4 threads (6 on a
+# 2-core node): a fleet's passes would queue behind a handful of round trips to the apiserver.
+KUBE_THREADS = 32
 
 
 class StatusConflict(Exception):
@@ -31,6 +40,8 @@ class SecretLookup:
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An ApiClient for the in-cluster config, or the kubeconfig (path, or the default one)."""
     configuration = client.Configuration()
+    # One pooled connection per thread (urllib3 discards connections beyond the pool's size).
+    configuration.connection_pool_maxsize = KUBE_THREADS
     if kubeconfig is None:
         try:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -47,12 +58,19 @@ class KubeApi:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
+        self._threads = ThreadPoolExecutor(KUBE_THREADS, thread_name_prefix="kube-api")
+
+    async def _blocking(self, call: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(call, *args))
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj = cast(
                 dict[str, Any],
-                await asyncio.to_thread(
+                await self._blocking(
                     self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
                 ),
             )
@@ -77,7 +95,7 @@ class KubeApi:
             "status": status,
         }
         try:
-            updated = await asyncio.to_thread(
+            updated = await self._blocking(
                 self._custom.replace_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -94,7 +112,7 @@ class KubeApi:
 
     async def get_secret(self, namespace: str, name: str) -> SecretLookup:
         try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+            secret = await self._blocking(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return SecretLookup(None)

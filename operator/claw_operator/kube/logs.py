@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# kopf attaches its whole OperatorSettings (kilobytes of repr) and an internal flag to every
+# per-object record; neither says anything about the object.
+_KOPF_INTERNALS = frozenset({"settings", "k8s_skip"})
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in vars(record).items():
-        if key in _STANDARD or key.startswith("_"):
+        if key in _STANDARD or key in _KOPF_INTERNALS or key.startswith("_"):
             continue
         out[key[2:] if key.startswith("d_") else key] = value
     return out

@@ -146,6 +146,7 @@ async def run_operator(
         if server is not None:
             await server.stop()
         await gateway.aclose()
+        kube.close()
         api_client.close()  # type: ignore[no-untyped-call]
 
 

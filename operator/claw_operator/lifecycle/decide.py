@@ -284,7 +284,9 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         if transitions.is_starting_timed_out(d):
             transitions.starting_timeout(d, machine)
             return d.finish()
-        return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
+        return d.finish(
+            AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id, seen=machine)
+        )
     if machine.state in ("stopped", "created") and status.phase == Phase.RUNNING:
         return _stopped_sighting(d)
     if machine.state in _STARTABLE and status.phase != Phase.RUNNING:
@@ -296,7 +298,9 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         # with the Starting cadence and timeout, not something to look at again in 30 minutes.
         status.phase = Phase.STARTING
         status.starting_at = d.now
-        return d.finish(AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id))
+        return d.finish(
+            AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id, seen=machine)
+        )
     # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later.
     return d.finish()
 

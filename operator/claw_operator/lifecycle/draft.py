@@ -125,6 +125,7 @@ class Draft:
         retry: bool = False,
         finalize: bool = False,
         handled: bool = True,
+        write_can_wait: bool = False,
     ) -> Decision:
         """Freeze the pass into a Decision. `handled=False` (paused): the pass did not act on
         the reconcile request, so it is not echoed."""
@@ -166,4 +167,5 @@ class Draft:
             requeue_after=requeue_after,
             finalize=finalize,
             retry=retry,
+            write_can_wait=write_can_wait,
         )

@@ -161,6 +161,8 @@ class Instance:
     # Consecutive failed passes (kept in memory by `kube`, reset on success): the exponent of
     # the retry backoff.
     failures: int = 0
+    # metadata.creationTimestamp (None when absent or unreadable).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,9 @@ class AwaitState:
     machine_id: str
     state: str  # "started" or "stopped"
     instance_id: str | None = None
+    # The machine as this pass saw it: once the wait answers, only its state and version
+    # changed, so `kube` need not read it again. Not part of what the action *is*.
+    seen: MachineView | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -329,3 +334,8 @@ class Decision:
     # True when this pass failed in a way worth retrying (5xx, 429, timeout, capacity):
     # `kube` counts it into Instance.failures and adds jitter to `requeue_after`.
     retry: bool = False
+    # True when everything this status adds is also recoverable from Fly (a created volume,
+    # by its name), so `kube` may write it together with the next pass's status when that
+    # pass follows at once, instead of writing twice. The write still happens, conditional on
+    # the resourceVersion this pass read; if it is lost, the next read finds the volume again.
+    write_can_wait: bool = False

@@ -113,7 +113,8 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
         f"volume {volume.id} ({volume.size_gb} GB) created in {volume.region}",
     )
     d.log("create_volume", fly_app_name=d.instance.app, volume_id=volume.id, region=volume.region)
-    return d.finish(requeue_after=0)
+    # The machine create follows at once; the volume is found by its name if this is lost.
+    return d.finish(requeue_after=0, write_can_wait=True)
 
 
 def _volume_extended(d: Draft, action: ExtendVolume, result: ActionResult) -> Decision:

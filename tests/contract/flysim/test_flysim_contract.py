@@ -121,6 +121,17 @@ def _matches(template: str, path: str) -> bool:
     )
 
 
+async def test_control_api_timeline_of_a_volume(fly: FlyClient) -> None:
+    volume = await fly.create_volume("ctl")
+    timeline = (await fly.get("/_sim/timeline", params={"volume": volume["id"]})).json()
+    assert [t["state"] for t in timeline] == ["created"]
+    assert 0 <= timeline[0]["elapsed"] < 0.05 and timeline[0]["at"].endswith("Z")
+    assert (await fly.delete(f"/v1/apps/ctl/volumes/{volume['id']}")).status_code == 200
+    timeline = (await fly.get("/_sim/timeline", params={"volume": volume["id"]})).json()
+    assert [t["state"] for t in timeline] == ["created", "scheduling_destroy"]
+    assert (await fly.get("/_sim/timeline", params={"volume": "vol_nope"})).status_code == 404
+
+
 async def test_control_api_stats_timeline_capacity_and_reset(fly: FlyClient) -> None:
     machine = await fly.create_machine("ctl")
     await fly.reaches("ctl", machine["id"], "started")

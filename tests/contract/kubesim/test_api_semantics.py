@@ -632,6 +632,20 @@ async def test_request_counts_are_kept_by_route_template(api: Api, kubesim: Kube
     assert kubesim.request_counts[("WATCH", template)] == 1
 
 
+async def test_request_counts_are_served_read_only_at_kubesim_stats(api: Api, kubesim: KubeSim) -> None:
+    await api.ok("POST", CLAWS, claw("a"))
+    await api.ok("PATCH", f"{CLAWS}/a/status", {"status": {"phase": "Running"}}, MERGE)
+    stats = await api.ok("GET", "/_kubesim/stats")
+    counts = {(row["verb"], row["route"]): row["count"] for row in stats["requests"]}
+    template = "/apis/claw.dev/v1alpha1/namespaces/{namespace}/clawinstances"
+    assert counts[("POST", template)] == 1
+    assert counts[("PATCH", template + "/{name}/status")] == 1
+    status, _, _ = await api.call("POST", "/_kubesim/stats", {})
+    assert status == 405
+    # Reading the stats is not itself counted as a resource request.
+    assert dict(kubesim.request_counts) == counts
+
+
 async def test_aggregated_discovery_when_asked_for(api: Api) -> None:
     accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
     status, groups, headers = await api.call("GET", "/apis", headers={"Accept": accept})

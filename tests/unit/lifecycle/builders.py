@@ -243,6 +243,7 @@ class Case:
     requeue_after: Any = UNSET
     retry: Any = UNSET
     finalize: bool = False
+    write_can_wait: Any = UNSET
 
 
 def run(case: Case) -> Decision:
@@ -276,6 +277,8 @@ def check(case: Case, decision: Decision) -> None:
     if case.retry is not UNSET:
         assert decision.retry == case.retry
     assert decision.finalize == case.finalize
+    if case.write_can_wait is not UNSET:
+        assert decision.write_can_wait == case.write_can_wait
     check_invariants(case.instance, decision)
 
 
@@ -287,6 +290,11 @@ def check_invariants(inst: Instance, decision: Decision) -> None:
     assert decision.status.app_name == inst.app
     if inst.deleting and not inst.paused:
         assert decision.status.phase == Phase.DESTROYING
+    if decision.write_can_wait:
+        # A status whose write may wait for the next pass: that pass follows at once, it is
+        # not a deletion, and it never holds back a new machineId (written before any wait).
+        assert decision.requeue_after == 0 and not inst.deleting
+        assert decision.status.machine_id == inst.status.machine_id
 
 
 def later(seconds: float) -> datetime:

@@ -86,6 +86,9 @@ CASES = [
         fields={"volume_id": "vol7", "region": "iad"},
         logs=("create_volume",),
         requeue_after=0,
+        # Written with the machine create's status (one write less per instance): the volume
+        # is found again by its name should that write never happen.
+        write_can_wait=True,
     ),
     Case(
         "volume_create_capacity_failure_is_a_start_failure_retried",
@@ -110,6 +113,7 @@ CASES = [
         conditions={"Ready": ("False", "Starting"), "Reconciling": ("True", "Starting")},
         requeue_after=0,
         retry=False,
+        write_can_wait=False,  # the contract: machineId is written before any wait
     ),
     Case(
         "machine_create_422_stops_at_once_and_stalls",  # behaviours 1 and 7
@@ -367,3 +371,12 @@ def test_start_timeout_after_a_stuck_boot_reports_the_wait_error() -> None:
         "last start error: waiting for machine m1 to start (Fly state created): wait timed out"
         in event.message
     )
+
+
+def test_await_carries_the_machine_it_was_decided_from() -> None:
+    """`kube` answers a successful wait from this view plus the wait's state and version, with
+    no GET; what the action *is* (its equality) does not depend on it."""
+    seen = machine("created")
+    decision = run(Case("await", starting(), observed(seen, volume())))
+    assert decision.action == AWAIT
+    assert isinstance(decision.action, AwaitState) and decision.action.seen == seen

@@ -66,8 +66,11 @@ class ControlRoutes:
 
     async def timeline(self, request: web.Request) -> web.Response:
         machine_id = request.query.get("machine")
+        volume_id = request.query.get("volume")
+        if volume_id and not machine_id:
+            return web.json_response(self.sim.volume_timeline(volume_id))
         if not machine_id:
-            raise errors.bad_request("machine query parameter is required")
+            raise errors.bad_request("machine (or volume) query parameter is required")
         return web.json_response(self.sim.timeline(machine_id))
 
     async def capacity(self, request: web.Request) -> web.Response:

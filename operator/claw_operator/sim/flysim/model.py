@@ -125,7 +125,8 @@ class MachineVersion:
 
 @dataclass
 class StateChange:
-    """One entry of `/_sim/timeline`: the machine reached `state` at `at` (epoch seconds)."""
+    """One entry of `/_sim/timeline`: the machine (or volume) reached `state` at `at` (epoch
+    seconds); `instance_id` is empty for volumes."""
 
     at: float
     state: str
@@ -229,6 +230,8 @@ class Volume:
     pending: list[Timer] = field(default_factory=list)
     deleted_at: float | None = None
     snapshots: list[VolumeSnapshot] = field(default_factory=list)
+    # Its states with times, for `/_sim/timeline?volume=` (the Fly-intrinsic time of benchmarks).
+    timeline: list[StateChange] = field(default_factory=list)
 
     @property
     def soft_deleted(self) -> bool:

@@ -332,6 +332,23 @@ class FlySim:
             "rate_limited": self.limiter.rejected,
         }
 
+    def volume_timeline(self, volume_id: str) -> list[dict[str, Any]]:
+        """The volume's recorded states; `elapsed` counts from the create request."""
+        volume = self.world.volumes.get(volume_id)
+        if volume is None:
+            raise errors.FlyError(404, "not_found: volume not found")
+        return [
+            {
+                "state": change.state,
+                "at": datetime.fromtimestamp(change.at, UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "time": change.at,
+                "elapsed": round(change.at - volume.created_at, 6),
+            }
+            for change in volume.timeline
+        ]
+
     def timeline(self, machine_id: str) -> list[dict[str, Any]]:
         machine = self._machine(machine_id)
         return [

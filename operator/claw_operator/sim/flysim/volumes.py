@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import errors
-from .model import REGION_ALIASES, REGIONS, Host, Volume, VolumeSnapshot
+from .model import REGION_ALIASES, REGIONS, Host, StateChange, Volume, VolumeSnapshot
 from .world import FlyWorld
 
 MIN_VOLUME_GB = 1
@@ -110,6 +110,7 @@ class VolumeStore:
             require_unique_zone=require_unique_zone,
         )
         world.volumes[volume.id] = volume
+        volume.timeline.append(StateChange(at=now, state=state, instance_id=""))
         if state != "created":
             self._after(
                 volume, world.pacer.draw("volume_hydrate"), lambda: self._set_state(volume, "created")
@@ -186,6 +187,7 @@ class VolumeStore:
         world = self.world
         volume.state = "scheduling_destroy"
         volume.deleted_at = world.now()
+        volume.timeline.append(StateChange(at=volume.deleted_at, state=volume.state, instance_id=""))
         self._after(
             volume,
             world.pacer.draw("volume_schedule_destroy"),
@@ -248,6 +250,7 @@ class VolumeStore:
     def _set_state(self, volume: Volume, state: str) -> None:
         if not volume.soft_deleted or state in ("pending_destroy",):
             volume.state = state
+            volume.timeline.append(StateChange(at=self.world.now(), state=state, instance_id=""))
 
     def _after(self, volume: Volume, delay: float, action: Any) -> None:
         volume.pending.append(self.world.clock.call_later(delay, action))

@@ -68,6 +68,7 @@ class ApiServer:
         app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(probe, self._ok)
+        app.router.add_get("/_kubesim/stats", self._stats)
         app.router.add_get("/api", self._core_versions)
         app.router.add_get("/api/", self._core_versions)
         app.router.add_get("/apis", self._groups)
@@ -105,6 +106,14 @@ class ApiServer:
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Read-only debug view of `request_counts` (benchmarks count the operator's writes)."""
+        requests = [
+            {"verb": verb, "route": route, "count": count}
+            for (verb, route), count in sorted(self.request_counts.items())
+        ]
+        return json_response({"requests": requests})
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(discovery.version())
