@@ -14,25 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from claw_operator.fly import (
-    AmbiguousCreate,
-    Conflict,
     FlyClientConfig,
     FlyError,
     FlyMachinesClient,
-    Forbidden,
     GuestConfig,
-    InsufficientCapacity,
-    InvalidConfig,
     Machine,
     MachineConfig,
     NotFound,
     OwnerTag,
-    Precondition,
-    QuotaExceeded,
-    RateLimited,
-    Timeout,
-    Unauthorized,
-    Unavailable,
     Volume,
     WaitTimeout,
 )
@@ -74,24 +63,10 @@ logger = logging.getLogger("claw_operator.fly_gateway")
 FLEET_CONNECTIONS = 512
 FLEET_KEEPALIVE = 128
 
-_KINDS: tuple[tuple[type[FlyError], FailureKind], ...] = (
-    (NotFound, FailureKind.NOT_FOUND),
-    (Unauthorized, FailureKind.UNAUTHORIZED),
-    (Forbidden, FailureKind.FORBIDDEN),
-    (InvalidConfig, FailureKind.INVALID_CONFIG),
-    (Conflict, FailureKind.CONFLICT),
-    (Precondition, FailureKind.PRECONDITION),
-    (InsufficientCapacity, FailureKind.CAPACITY),
-    (QuotaExceeded, FailureKind.QUOTA),
-    (RateLimited, FailureKind.RATE_LIMITED),
-    (AmbiguousCreate, FailureKind.TIMEOUT),
-    (Timeout, FailureKind.TIMEOUT),
-    (Unavailable, FailureKind.UNAVAILABLE),
-)
-
 
 def to_failure(error: FlyError) -> FlyFailure:
-    kind = next((k for cls, k in _KINDS if isinstance(error, cls)), FailureKind.UNAVAILABLE)
+    # Every Fly error names its kind in the lifecycle's vocabulary (pinned by a fly unit test).
+    kind = FailureKind(error.kind)
     retry_after = getattr(error, "retry_after", None)
     return FlyFailure(
         kind=kind,
