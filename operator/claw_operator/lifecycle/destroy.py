@@ -175,11 +175,20 @@ def _clear_destroy_error(d: Draft) -> None:
 
 def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
     status = d.status
+    # The same step failing the same way again (a volume still bound while Fly detaches it,
+    # retried with backoff) updates the fields but posts no new Event: one Warning per kind of
+    # failure, not one per retry.
+    repeated = status.last_destroy_error_op == op and status.last_destroy_error_status == (
+        failure.status or 0
+    )
     status.last_destroy_error_op = op
     status.last_destroy_error_status = failure.status or 0
     status.last_destroy_error_message = failure.message
     status.last_destroy_error_at = d.now
-    d.event(EventType.WARNING, "DestroyFailed", f"destroying {op.value} {target} failed: {failure.message}")
+    if not repeated:
+        d.event(
+            EventType.WARNING, "DestroyFailed", f"destroying {op.value} {target} failed: {failure.message}"
+        )
     d.log(
         f"destroy_{op.value}_failed" if op != DestroyOp.RECOVER else "recover_bound_machine_failed",
         target=target,

@@ -145,6 +145,28 @@ CASES = [
         requeue_after=5.0,
     ),
     Case(
+        "the_same_destroy_failure_again_updates_the_fields_without_a_new_event",
+        destroying(
+            last_destroy_error_op=DestroyOp.MACHINE,
+            last_destroy_error_status=500,
+            last_destroy_error_message="internal error (request 1)",
+        ),
+        observed(machine("started"), volume()),
+        result=failed(failure(FailureKind.UNAVAILABLE, 500, "internal error (request 2)")),
+        events=(),
+        fields={"last_destroy_error_message": "internal error (request 2)", "last_destroy_error_at": T0},
+        logs=("destroy_machine_failed",),
+        retry=True,
+    ),
+    Case(
+        "a_different_destroy_failure_posts_its_event",
+        destroying(last_destroy_error_op=DestroyOp.MACHINE, last_destroy_error_status=412),
+        observed(machine("started"), volume()),
+        result=failed(failure(FailureKind.UNAVAILABLE, 500, "internal error")),
+        events=("DestroyFailed",),
+        retry=True,
+    ),
+    Case(
         "destroy_failure_without_a_response_records_status_zero",
         destroying(),
         observed(machine("started"), volume()),
