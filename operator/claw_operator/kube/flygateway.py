@@ -21,14 +21,13 @@ from claw_operator.fly import (
     Machine,
     MachineConfig,
     NotFound,
-    OwnerTag,
     Volume,
     WaitTimeout,
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.listings import SharedListing
-from claw_operator.kube.machineconfig import desired_config, machine_name, merged_config
+from claw_operator.kube.machineconfig import desired_config, merged_config, owner_of
 from claw_operator.kube.secretenv import ResolvedEnv, env_digest
 from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.model import (
@@ -111,10 +110,6 @@ def volume_view(volume: Volume) -> VolumeView:
         state=volume.state or "created",
         attached_machine_id=volume.attached_machine_id,
     )
-
-
-def owner_of(instance: Instance) -> OwnerTag:
-    return OwnerTag(uid=instance.uid, namespace=instance.namespace, name=instance.name)
 
 
 class FlyGateway:
@@ -369,7 +364,7 @@ class FlyGateway:
                 self._sent_creates.add(instance.uid)
                 config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
                 machine = await self._fly.create_machine(
-                    app, config, owner=owner_of(instance), name=machine_name(instance), region=action.region
+                    app, config, owner=owner_of(instance), region=action.region
                 )
                 return ActionResult(machine=machine_view(machine))
             case AwaitState():

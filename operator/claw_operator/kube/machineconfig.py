@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from claw_operator.lifecycle.model import META_NAME, META_NAMESPACE, META_UID, Instance
+from claw_operator.fly import OwnerTag
+from claw_operator.lifecycle.model import Instance
 
 
-def instance_metadata(instance: Instance) -> dict[str, str]:
-    """The tags that tie a Fly machine to its ClawInstance (metadata recovery lists by UID)."""
-    return {META_UID: instance.uid, META_NAMESPACE: instance.namespace, META_NAME: instance.name}
-
-
-def machine_name(instance: Instance) -> str:
-    """A readable, unique Fly machine name: `<namespace>-<name>`, cut to Fly's 63 characters."""
-    return f"{instance.namespace}-{instance.name}"[:63].rstrip("-.")
+def owner_of(instance: Instance) -> OwnerTag:
+    """The ClawInstance as a Fly owner: its metadata tags, and the UID-derived names."""
+    return OwnerTag(uid=instance.uid, namespace=instance.namespace, name=instance.name)
 
 
 def desired_config(instance: Instance, env: dict[str, str], volume_id: str) -> dict[str, Any]:
@@ -29,7 +25,7 @@ def desired_config(instance: Instance, env: dict[str, str], volume_id: str) -> d
             "memory_mb": spec.guest.memory_mb,
         },
         "mounts": [{"volume": volume_id, "path": spec.volume.mount_path}],
-        "metadata": instance_metadata(instance),
+        "metadata": owner_of(instance).metadata(),
     }
 
 
