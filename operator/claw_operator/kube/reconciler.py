@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from claw_operator.api import FINALIZER
-from claw_operator.kube.instance import is_paused, to_instance
+from claw_operator.kube.instance import to_instance
 from claw_operator.kube.kubeapi import KubeApi, StatusConflict
 from claw_operator.kube.secretenv import ResolvedEnv, resolve_env
 from claw_operator.lifecycle import cadence, decide, settle
@@ -228,11 +228,11 @@ class Reconciler:
         obj = run.obj
         meta = obj["metadata"]
         ref = f"{meta['namespace']}/{meta['name']}"
+        instance = to_instance(obj, default_app=self._default_app, env=None, failures=state.failures)
         env: ResolvedEnv | None = None
-        if not is_paused(obj) and not meta.get("deletionTimestamp"):
-            spec = to_instance(obj, default_app=self._default_app, env=None, failures=0).spec
-            env = await resolve_env(self._kube, meta["namespace"], spec)
-        instance = to_instance(obj, default_app=self._default_app, env=env, failures=state.failures)
+        if not instance.paused and not instance.deleting:
+            env = await resolve_env(self._kube, meta["namespace"], instance.spec)
+            instance = replace(instance, env_digest=env.digest, secret_error=env.error)
         carried, run.carried = run.carried, None
         # Paused, or no Fly app to look in: no Fly call at all (the decisions report why).
         skip_fly = instance.paused or not instance.app
