@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import httpx
 import yaml
 
+from claw_operator.api import GROUP, VERSION
 from claw_operator.api.crd import render_crd_yaml
 from claw_operator.fly import RateLimits, RetryPolicy
 from claw_operator.kube.config import OperatorConfig
@@ -49,7 +50,7 @@ from claw_operator.sim.kubesim import KubeSimThread
 APP = "claw-demo"
 TOKEN = "demo-token"
 NAMESPACE = "default"
-GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Short cadences so each step of the tour shows its effect within seconds (the production

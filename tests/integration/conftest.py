@@ -21,6 +21,7 @@ import httpx
 import pytest
 from kubernetes import client, config
 
+from claw_operator.api import GROUP, PLURAL, VERSION
 from claw_operator.fly import RateLimits, RetryPolicy
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.logs import JsonFormatter
@@ -32,7 +33,6 @@ from tests.conftest import REPO
 
 APP = "claw-test"
 TOKEN = "fo1_integration-secret-token"
-GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
 
 FAST = Timings(
     poll_starting=timedelta(seconds=0.5),
