@@ -82,6 +82,14 @@ class ClawInstanceStatus(WireModel):
         default=None,
         description="Set while a restart (stop, update, start) is in flight; absent otherwise.",
     )
+    restarting_instance_id: str | None = Field(
+        default=None,
+        description=(
+            "The machine version (instance_id) when the restart guard was set. A resumed restart "
+            "that finds the machine on another version with nothing left to change is complete: "
+            "it is never stopped, updated and started a second time."
+        ),
+    )
     stopped_checks: int = Field(
         default=0,
         ge=0,

@@ -406,6 +406,19 @@ class FlyGateway:
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case RestartMachine():
+                if action.resume_from is not None:
+                    current = await self._fly.get_machine(app, action.machine_id)
+                    if current.current_version != action.resume_from:
+                        # The guard's update already went in (its answer or the status write
+                        # was lost): never stop and update again; start the new version if
+                        # needed, and wait.
+                        if current.state == "starting":
+                            await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
+                        elif current.state != "started":
+                            await self._fly.start_machine_and_wait(app, action.machine_id, timeout=wait)
+                        return ActionResult(
+                            machine=machine_view(await self._fly.get_machine(app, action.machine_id))
+                        )
                 try:
                     await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
                 except WaitTimeout:

@@ -230,10 +230,15 @@ class AwaitState:
 
 @dataclass(frozen=True)
 class StartMachine:
-    """Start a stopped/created/failed machine with the desired config (update launches it)."""
+    """Start a stopped/created/failed machine with the desired config (update launches it).
+
+    `mount_repair` ("from X to Y") when the machine mounts the wrong volume or path: the
+    update that precedes the start repairs it, and the repair is reported once it started.
+    """
 
     machine_id: str
     volume_id: str
+    mount_repair: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,12 @@ class RestartMachine:
     machine_id: str
     volume_id: str
     reason: RestartReason
+    # The machine version the persisted guard recorded. When the machine no longer runs it, the
+    # update of this restart was already applied (its answer or status write was lost): only
+    # start (if needed) and wait; never stop and update a second time.
+    resume_from: str | None = None
+    # "from X to Y" when the machine mounts the wrong volume or path (reported on success).
+    mount_repair: str | None = None
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ CASES = [
         instance(
             status_=running_status(
                 restarting_at=T0,
+                restarting_instance_id="inst-1",
                 stopped_checks=4,
                 conditions=conditions(Restarting=("True", "RestartRequested")),
             )
