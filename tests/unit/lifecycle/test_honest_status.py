@@ -49,7 +49,9 @@ def stopped_status(**overrides: object) -> object:
             "phase": Phase.STOPPED,
             "machine_state": "stopped",
             "conditions": conditions(
-                Ready=("False", "Stopped"), StartFailed=("False", "Started"), Restarting=("False", "NotRestarting")
+                Ready=("False", "Stopped"),
+                StartFailed=("False", "Started"),
+                Restarting=("False", "NotRestarting"),
             ),
             **overrides,
         }
@@ -178,7 +180,9 @@ CASES = [
     # ------------------------------------------------------------ 5: paused is not current
     Case(
         "paused_spec_edit_does_not_advance_observed_generation",
-        instance(spec_=spec(image="registry.fly.io/claw:2.0"), status_=running_status(), generation=2, paused=True),
+        instance(
+            spec_=spec(image="registry.fly.io/claw:2.0"), status_=running_status(), generation=2, paused=True
+        ),
         observed(),
         action=None,
         fields={"observed_generation": 1},
