@@ -35,13 +35,12 @@ from claw_operator.lifecycle.drift import (
     restart_trigger,
 )
 from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
+from claw_operator.lifecycle.loss import check_losses
 from claw_operator.lifecycle.model import (
     AwaitState,
     CreateMachine,
-    CreateVolume,
     Decision,
     EventType,
-    ExtendVolume,
     FlyFailure,
     Instance,
     Lookup,
@@ -53,14 +52,8 @@ from claw_operator.lifecycle.model import (
     StopMachine,
     Timings,
 )
-from claw_operator.lifecycle.naming import volume_name
-from claw_operator.lifecycle.recovery import (
-    VOLUME_GONE_STATES,
-    adopt,
-    adopt_volume,
-    select_named_volume,
-    select_recovery_candidate,
-)
+from claw_operator.lifecycle.recovery import adopt, select_recovery_candidate
+from claw_operator.lifecycle.volumes import grow_volume, locate_volume, provide_volume
 
 # Machine states a desired-Running instance starts (Fly launches them on update).
 _STARTABLE = frozenset({"stopped", "created", "suspended"})
@@ -162,12 +155,10 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     # must not turn it into "retrying: spec changed".
     gated = False if instance.secret_error is not None else _apply_stall_gate(d)
 
-    if status.volume_id is not None and _volume_gone(observed):
-        _volume_lost(d)
-        return d.finish(requeue_after=0)
-    if status.machine_id is not None and _machine_gone(observed):
-        transitions.machine_lost(d)
-        return d.finish(requeue_after=0)
+    # Losses only on proof (lifecycle.loss): a single 404 waits for a second look.
+    held = check_losses(d, observed)
+    if held is not None:
+        return held
 
     if status.machine_id is None:
         return _without_machine(d, observed, gated)
@@ -190,56 +181,6 @@ def _config_blocked(d: Draft, gated: bool) -> bool:
     return gated or d.instance.secret_error is not None
 
 
-def _machine_gone(observed: Observation) -> bool:
-    """404, or a destroyed machine Fly still shows for a while (KiloClaw waited for the 404,
-    §10.8; a destroyed machine never comes back, so waiting only delays the recreate)."""
-    lookup = observed.machine
-    if lookup.outcome == Lookup.GONE:
-        return True
-    return (
-        lookup.outcome == Lookup.FOUND and lookup.machine is not None and lookup.machine.state == "destroyed"
-    )
-
-
-def _volume_gone(observed: Observation) -> bool:
-    """404, or soft-deleted: Fly lists a deleted volume for a while before purging it."""
-    lookup = observed.volume
-    if lookup.outcome == Lookup.GONE:
-        return True
-    return (
-        lookup.outcome == Lookup.FOUND
-        and lookup.volume is not None
-        and lookup.volume.state in VOLUME_GONE_STATES
-    )
-
-
-def _volume_lost(d: Draft) -> None:
-    old = d.status.volume_id
-    d.event(
-        EventType.WARNING,
-        "VolumeLost",
-        f"volume {old} is gone from Fly; a new, empty volume will be created (its data is lost)",
-    )
-    d.log("replace_lost_volume", data_loss=True, old_volume_id=old)
-    d.status.volume_id = None
-
-
-def _provide_volume(d: Draft, observed: Observation, gated: bool) -> Decision:
-    """No volume in status: adopt one named after the instance (a create whose answer was
-    lost), else create it."""
-    spec = d.instance.spec
-    region = d.status.region or spec.region
-    named = select_named_volume(observed.named_volumes, region)
-    if named is not None:
-        adopt_volume(d, named)
-        return d.finish(requeue_after=0)
-    if gated:
-        return d.finish()
-    return d.finish(
-        CreateVolume(region=region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid))
-    )
-
-
 def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
     status = d.status
     if transitions.is_starting_timed_out(d):
@@ -258,13 +199,16 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         adopt(d, listing, candidate)
         return d.finish(requeue_after=0)
     if status.volume_id is None:
-        return _provide_volume(d, observed, gated)
+        return provide_volume(d, observed, gated)
     if d.instance.spec.state == DesiredState.STOPPED:
         if status.phase != Phase.STOPPED:
             transitions.enter_stopped(d)
-        return d.finish()
+        return grow_volume(d, observed, gated) or d.finish()
     if _config_blocked(d, gated):
         return d.finish()
+    located = locate_volume(d, observed)
+    if located is not None:
+        return located
     region = status.region or d.instance.spec.region
     return d.finish(CreateMachine(volume_id=status.volume_id, region=region))
 
@@ -276,8 +220,9 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if status.region is None:
         status.region = machine.region
     if status.volume_id is None:
-        # The volume was lost: a new one first; the machine's mount is repaired afterwards.
-        return _provide_volume(d, observed, gated)
+        # The volume was lost: the one the machine mounts if it is ours, else a new one (the
+        # machine's mount is repaired afterwards).
+        return provide_volume(d, observed, gated, machine)
     volume_id = status.volume_id
 
     if status.restarting_at is not None:
@@ -294,7 +239,7 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if machine.state == "failed":
         return _failed(d, machine, gated, volume_id)
     if desired == DesiredState.STOPPED:
-        return _at_rest_desired(d, machine, gated)
+        return _at_rest_desired(d, machine, observed, gated)
 
     if status.phase == Phase.STARTING:
         if transitions.is_starting_timed_out(d):
@@ -355,13 +300,7 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         d.record(RESTARTING, TRUE, trigger.reason.value, trigger.message)
         d.event(EventType.NORMAL, "Restarting", f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
-    volume = observed.volume.volume
-    if observed.volume.outcome == Lookup.FOUND and volume is not None:
-        if instance.spec.volume.size_gb > volume.size_gb and not gated:
-            return d.finish(ExtendVolume(volume_id=volume.id, size_gb=instance.spec.volume.size_gb))
-    elif observed.volume.outcome == Lookup.ERROR:
-        return d.finish(retry=True, requeue_after=retry_delay(observed.volume.failure, instance, d.timings))
-    return d.finish()
+    return grow_volume(d, observed, gated) or d.finish()
 
 
 def _start(d: Draft, machine: MachineView, volume_id: str) -> StartMachine:
@@ -462,7 +401,7 @@ def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Deci
     return d.finish()
 
 
-def _at_rest_desired(d: Draft, machine: MachineView, gated: bool) -> Decision:
+def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
     """Desired Stopped, machine neither started nor failed."""
     status = d.status
     if machine.state in _AT_REST:
@@ -470,7 +409,8 @@ def _at_rest_desired(d: Draft, machine: MachineView, gated: bool) -> Decision:
             old = transitions.enter_stopped(d)
             if old == Phase.RUNNING:
                 d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} is stopped")
-        return d.finish()
+        # A grow asked for while Stopped is applied now (Fly extends a stopped machine's volume).
+        return grow_volume(d, observed, gated) or d.finish()
     if machine.state == "starting" and not gated:
         return d.finish(StopMachine(machine_id=machine.id))
     return d.finish()

@@ -16,6 +16,7 @@ from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.drift import mount_is_correct
 from claw_operator.lifecycle.failures import start_failed_reason
+from claw_operator.lifecycle.loss import suspect_machine_missing
 from claw_operator.lifecycle.model import (
     ActionResult,
     AwaitState,
@@ -97,6 +98,7 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
     status = d.status
     status.volume_id = volume.id
     status.region = volume.region
+    status.volume_size_gb = volume.size_gb
     if status.phase is None:
         status.phase = Phase.PROVISIONED
     d.event(
@@ -110,10 +112,29 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
 
 
 def _volume_extended(d: Draft, action: ExtendVolume, result: ActionResult) -> Decision:
+    status = d.status
+    reached = result.volume
+    if reached is not None and reached.size_gb >= action.size_gb:
+        # Idempotent: an extend whose answer was lost, retried, gets a 400 ("must be greater
+        # than the current size") although it happened. The size Fly reports is what counts.
+        status.volume_size_gb = reached.size_gb
+        if result.failure is not None:
+            d.log(
+                "extend_volume_already_applied",
+                volume_id=action.volume_id,
+                size_gb=reached.size_gb,
+                error=result.failure.message,
+            )
+        else:
+            d.log("extend_volume", volume_id=action.volume_id, size_gb=reached.size_gb)
+        return d.finish()
     if result.failure is not None:
+        if reached is not None:
+            status.volume_size_gb = reached.size_gb
         d.log("extend_volume_failed", volume_id=action.volume_id, error=result.failure.message)
         outcome = transitions.apply_failure(d, result.failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    status.volume_size_gb = action.size_gb
     d.log("extend_volume", volume_id=action.volume_id, size_gb=action.size_gb)
     return d.finish()
 
@@ -145,7 +166,7 @@ def _machine_created(d: Draft, result: ActionResult) -> Decision:
 def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> Decision:
     failure = result.failure
     if failure is not None and failure.kind == FailureKind.NOT_FOUND:
-        transitions.machine_lost(d)
+        suspect_machine_missing(d)  # lost only on proof (lifecycle.loss)
         return d.finish(requeue_after=0)
     streak = _in_failing_streak(d)
     status = d.status
@@ -193,7 +214,7 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
     failure = result.failure
     machine = result.machine
     if failure is not None and failure.kind == FailureKind.NOT_FOUND:
-        transitions.machine_lost(d)
+        suspect_machine_missing(d)  # lost only on proof (lifecycle.loss)
         return d.finish(requeue_after=0)
     if action.state != "started":
         transitions.observe_machine(d, machine)

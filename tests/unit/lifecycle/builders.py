@@ -44,6 +44,8 @@ MACHINE = "m1"
 VOLUME = "vol1"
 
 UNSET: Any = object()
+# A first 404 remembered long enough ago for a second one to prove the loss (lifecycle.loss).
+MISSING_SINCE = T0 - TIMINGS.loss_grace - timedelta(seconds=1)
 
 
 def spec(**overrides: Any) -> ClawInstanceSpec:

@@ -148,8 +148,12 @@ CASES = [
     # ------------------------------------------------------------ 4: observation never freezes
     Case(
         "missing_secret_still_reports_a_lost_machine",
-        instance(status_=running_status(), secret_error=SECRET_MISSING, env_digest=None),
-        observed(GONE, volume()),
+        instance(
+            status_=running_status(machine_missing_since=T0 - timedelta(seconds=60)),
+            secret_error=SECRET_MISSING,
+            env_digest=None,
+        ),
+        observed(GONE, volume(), tagged=()),
         events=("MachineLost",),
         conditions={"Stalled": ("True", "SecretNotFound")},
         fields={"machine_id": None},
