@@ -287,3 +287,30 @@ def test_the_machine_goes_where_the_volume_really_is(sandbox: Sandbox) -> None:
     assert status["volumeId"] == volume["id"]
     assert [m["region"] for m in sandbox.live_machines()] == ["ord"]
     assert sandbox.condition("astray", "Stalled").get("status") != "True"
+
+
+def test_status_follows_the_volume_the_machine_mounts_never_repairs_onto_a_duplicate(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.start_operator()
+    sandbox.create("loyal")
+    sandbox.wait_condition("loyal", "Ready", "True", "Running")
+    status = sandbox.status("loyal")
+    data, machine_id = status["volumeId"], status["machineId"]
+    # A duplicate named after the instance (an older operator's lost create), and a status that
+    # names it instead of the volume the machine runs on.
+    duplicate = sandbox.flyhttp.post(
+        f"/v1/apps/{APP}/volumes",
+        json={"name": volume_name(_uid(sandbox, "loyal")), "region": "iad", "size_gb": 10},
+    ).json()
+    sandbox.api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, sandbox.namespace, PLURAL, "loyal", {"status": {"volumeId": duplicate["id"]}}
+    )
+    sandbox.wait(
+        lambda: sandbox.status("loyal").get("volumeId") == data, timeout=20, what="volumeId back on the data"
+    )
+    time.sleep(1.0)
+    machine = sandbox.fly.get_machine(machine_id)
+    assert machine is not None and [m["volume"] for m in machine["config"]["mounts"]] == [data]
+    reasons = sandbox.event_reasons("loyal")
+    assert "MountRepaired" not in reasons and "Restarting" not in reasons, reasons

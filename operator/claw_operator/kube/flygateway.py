@@ -301,7 +301,12 @@ class FlyGateway:
                 tagged_failure = to_failure(exc)
         named: tuple[VolumeView, ...] | None = None
         named_failure: FlyFailure | None = None
-        if not status.volume_id or instance.deleting or volume.outcome == Lookup.GONE:
+        if (
+            not status.volume_id
+            or instance.deleting
+            or volume.outcome == Lookup.GONE
+            or self._mounts_another_volume(instance, machine)
+        ):
             try:
                 found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
                 named = tuple(volume_view(v) for v in found_volumes)
@@ -323,6 +328,17 @@ class FlyGateway:
             named_volumes=named,
             named_failure=named_failure,
         )
+
+    @staticmethod
+    def _mounts_another_volume(instance: Instance, machine: MachineLookup) -> bool:
+        """The machine mounts a volume other than status.volumeId: if it is one of the
+        instance's (named after it), status follows the mount instead of repairing it."""
+        seen = machine.machine
+        if machine.outcome != Lookup.FOUND or seen is None:
+            return False
+        path = instance.spec.volume.mount_path
+        mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
+        return mounted is not None and mounted != instance.status.volume_id
 
     def _unsettled_listing(self, instance: Instance, named: tuple[VolumeView, ...]) -> FlyFailure | None:
         """A listing by name that cannot prove "no volume" yet: it shows no live volume, and this

@@ -136,6 +136,25 @@ CASES = [
         logs=("volume_id_follows_mount",),
     ),
     Case(
+        "volume_id_follows_the_mount_onto_another_volume_of_the_instance",
+        running(),
+        observed(
+            machine("started", volume="vol2"), volume(), named=(volume(), volume("vol2", attached=MACHINE))
+        ),
+        action=None,
+        events=(),
+        fields={"volume_id": "vol2", "restarting_at": None},
+        conditions={"Restarting": ("False", "NotRestarting"), "MountRepaired": ("False", "NoRepair")},
+        logs=("volume_id_follows_mount",),
+    ),
+    Case(
+        "a_mount_on_a_foreign_volume_is_still_repaired",
+        running(),
+        observed(machine("started", volume=STRAY), volume(), named=(volume(),)),
+        fields={"volume_id": VOLUME},
+        conditions={"Restarting": ("True", "MountRepair")},
+    ),
+    Case(
         "volume_proven_lost_is_replaced_with_the_evidence",
         running(volume_missing_since=MISSING_SINCE),
         observed(machine("started", volume=STRAY), GONE, named=()),
