@@ -3,12 +3,16 @@ blip, never stuck on a retried extend, grown while Stopped, and too-large config
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from claw_operator.api import GROUP, PLURAL, VERSION
 from claw_operator.lifecycle import volume_name
-from tests.integration.conftest import APP, Sandbox
+from claw_operator.lifecycle.model import Action, ActionResult, CreateVolume, Instance
+from tests.integration.conftest import APP, FAST, Sandbox
 
 VOLUMES = "/v1/apps/*/volumes"
 VOLUME = "/v1/apps/*/volumes/*"
@@ -74,6 +78,43 @@ def test_silent_volume_create_with_a_failing_listing_makes_one_volume(sandbox: S
 
 def _fail(what: str) -> bool:
     raise AssertionError(what)
+
+
+class CrashAfterVolumeCreate:
+    """Lets the volume create reach Fly, then never returns: the pass dies before its status
+    write, as if the operator were killed right there."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._gateway, attribute)
+
+    async def observe(self, instance: Instance) -> Any:
+        return await self._gateway.observe(instance)
+
+    async def execute(self, action: Action, instance: Instance, env: Any) -> ActionResult:
+        result: ActionResult = await self._gateway.execute(action, instance, env)
+        if isinstance(action, CreateVolume):
+            await asyncio.Event().wait()  # killed: never writes the status
+        return result
+
+
+def test_operator_killed_after_a_volume_create_with_a_stale_listing_makes_one_volume(
+    sandbox: Sandbox,
+) -> None:
+    first = sandbox.start_operator(gateway_hook=CrashAfterVolumeCreate)
+    sandbox.create("reborn")
+    sandbox.wait(lambda: len(_live_volumes(sandbox)) == 1, what="the volume on Fly")
+    time.sleep(2.0)  # the instance is older than the next operator by creationTimestamp's second
+    first.stop(timeout=5)
+    sandbox.operators.remove(first)
+    assert "volumeId" not in sandbox.status("reborn")
+    # Fly's list still hides the volume for a while after the new operator starts.
+    sandbox.fault(method="GET", path=VOLUMES, mode="stale_list", count=None, window=8.0)
+    sandbox.start_operator(timings=replace(FAST, listing_settle=timedelta(seconds=10)))
+    status = sandbox.wait_phase("reborn", "Running", timeout=30)
+    assert [v["id"] for v in _live_volumes(sandbox)] == [status["volumeId"]]
 
 
 # ---------------------------------------------------------------- 2. loss only on proof

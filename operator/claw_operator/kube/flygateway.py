@@ -137,6 +137,7 @@ class FlyGateway:
         self._fly = client
         self._timings = timings
         self._started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
         # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
         self._sent_creates: set[str] = set()
         # UID -> when (monotonic) this process last sent a volume create (`_unsettled_listing`).
@@ -341,13 +342,25 @@ class FlyGateway:
         return mounted is not None and mounted != instance.status.volume_id
 
     def _unsettled_listing(self, instance: Instance, named: tuple[VolumeView, ...]) -> FlyFailure | None:
-        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and this
-        process sent a volume create for the instance less than `listing_settle` ago (its answer
-        lost: Fly's lists are eventually consistent, and may not show it for a while)."""
-        sent = self._volume_creates_sent.get(instance.uid)
-        if sent is None or any(v.state not in VOLUME_GONE_STATES for v in named):
+        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and a
+        volume create whose answer was lost may have been sent less than `listing_settle` ago
+        (Fly's lists are eventually consistent, and may not show it for a while):
+
+        - by this process (it remembers when it sent one);
+        - by an earlier operator process, for an instance older than this one (it may have died
+          between the create and the status write): until `listing_settle` after this process
+          started. A deletion does not wait for that (its listing is looked at again anyway
+          until the finalizer goes).
+        """
+        if any(v.state not in VOLUME_GONE_STATES for v in named):
             return None
-        left = self._timings.listing_settle.total_seconds() - (time.monotonic() - sent)
+        settle = self._timings.listing_settle.total_seconds()
+        left = 0.0
+        sent = self._volume_creates_sent.get(instance.uid)
+        if sent is not None:
+            left = settle - (time.monotonic() - sent)
+        if self._older_than_this_process(instance) and not instance.deleting:
+            left = max(left, settle - (time.monotonic() - self._started_monotonic))
         if left <= 0:
             return None
         return FlyFailure(
@@ -355,10 +368,16 @@ class FlyGateway:
             retryable=True,
             message=(
                 f"no volume named {volume_name(instance.uid)} listed yet, {left:.1f}s before a "
-                "listing can prove that the volume create whose answer was lost did not happen"
+                "listing can prove that no volume create whose answer was lost happened"
             ),
             retry_after=left,
         )
+
+    def _older_than_this_process(self, instance: Instance) -> bool:
+        """Created (creationTimestamp, whole seconds) at least a second before this process
+        started: an earlier operator may have acted on it."""
+        created = instance.created_at
+        return created is not None and created + timedelta(seconds=1) < self._started_at
 
     # ------------------------------------------------------------------ execute
 
