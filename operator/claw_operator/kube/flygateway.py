@@ -198,7 +198,8 @@ class FlyGateway:
         A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
         volume) nor shrink; it only matters again when the spec asks for more than the size
         last seen. So a periodic check of a healthy instance is one GET (the machine), not
-        two. Without a size seen by this process (a restart), it is looked at.
+        two. Without a size seen by this process (a restart), or with a status that does not
+        record it, it is looked at.
         """
         volume_id = instance.status.volume_id
         if instance.deleting or volume_id is None or machine.machine is None:
@@ -206,12 +207,17 @@ class FlyGateway:
         seen = machine.machine
         mounted = any(m.volume == volume_id for m in seen.mounts)
         size = self._volume_sizes.get(volume_id)
+        # The status must say so too (status.volumeSizeGB drives Ready=False/Resizing): a lost
+        # status write would otherwise leave it behind for good.
+        recorded = instance.status.volume_size_gb
         return not (
             machine.outcome == Lookup.FOUND
             and seen.state == "started"
             and mounted
             and size is not None
             and size >= instance.spec.volume.size_gb
+            and recorded is not None
+            and recorded >= instance.spec.volume.size_gb
         )
 
     def _knows_nothing_exists(self, instance: Instance) -> bool:
