@@ -34,6 +34,7 @@ from tests.unit.lifecycle.builders import (
     instance,
     machine,
     observed,
+    run,
     running,
     running_status,
     spec,
@@ -368,8 +369,6 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_volume(case: Case) -> None:
-    from tests.unit.lifecycle.builders import run
-
     check(case, run(case))
 
 
