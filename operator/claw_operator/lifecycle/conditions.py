@@ -33,6 +33,8 @@ NOT_RESTARTING: Final = "NotRestarting"
 NOT_STARTED: Final = "NotStarted"
 STARTED: Final = "Started"
 PAUSED: Final = "Paused"
+# Ready=Unknown while a 404 waits for its second look (loss only on proof).
+NOT_FOUND_ONCE: Final = "NotFoundOnce"
 RESTART_SUCCEEDED: Final = "RestartSucceeded"
 RESTART_FAILED: Final = "RestartFailed"
 MOUNT_REPAIRED_REASON: Final = "MountRepaired"
@@ -91,6 +93,20 @@ def machine_satisfies_desired(instance: Instance, status: ClawInstanceStatus) ->
     return status.phase == Phase.STOPPED and status.machine_state != "started"
 
 
+def _missing(status: ClawInstanceStatus) -> str | None:
+    gone = [
+        f"{what} {name} since {since.isoformat().replace('+00:00', 'Z')}"
+        for what, name, since in (
+            ("machine", status.machine_id, status.machine_missing_since),
+            ("volume", status.volume_id, status.volume_missing_since),
+        )
+        if since is not None
+    ]
+    if not gone:
+        return None
+    return f"Fly answered 404 for {' and '.join(gone)}; looking again before calling it lost"
+
+
 def ready(
     instance: Instance,
     status: ClawInstanceStatus,
@@ -102,6 +118,11 @@ def ready(
         return ConditionValue(FALSE, "Destroying", "the instance is being deleted")
     if status.restarting_at is not None:
         return ConditionValue(FALSE, "Restarting", "a restart is in flight")
+    missing = _missing(status)
+    if missing is not None:
+        # One 404 proves nothing (lifecycle.loss), but neither is it "Fly shows it started":
+        # until the second look, the honest answer is "don't know".
+        return ConditionValue(UNKNOWN, NOT_FOUND_ONCE, missing)
     if stalled.is_true:
         # Blocked: even a machine that runs does not run what the spec asks for (a rejected
         # config, an unresolvable Secret), or cannot be checked (a rejected token).

@@ -14,7 +14,7 @@ from claw_operator.api.conditions import RESTARTING, START_FAILED
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
-from claw_operator.lifecycle.drift import mount_is_correct
+from claw_operator.lifecycle.drift import mount_is_correct, restart_trigger
 from claw_operator.lifecycle.failures import start_failed_reason
 from claw_operator.lifecycle.loss import suspect_machine_missing
 from claw_operator.lifecycle.model import (
@@ -221,6 +221,11 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
         return d.finish()
     if failure is None and (machine is None or machine.state == "started"):
         transitions.enter_running(d, machine, log_action="machine_started")
+        volume_id = d.status.volume_id
+        if machine is not None and volume_id is not None and restart_trigger(d.instance, volume_id, machine):
+            # Started, but not as the spec now asks (a restart requested or a config changed
+            # while it booted): Ready must not stand; the next pass restarts it.
+            return d.finish(requeue_after=0)
         return d.finish()
     if machine is not None and machine.state == "failed":
         transitions.observe_machine(d, machine)
