@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 from claw_operator.fly import (
     FlyClientConfig,
@@ -571,4 +571,6 @@ class FlyGateway:
                 self._sent_creates.discard(instance.uid)
                 self._volume_creates_sent.pop(instance.uid, None)
                 return ActionResult()
-        raise AssertionError(f"unknown action {action!r}")
+            case _:
+                # Exhaustive: mypy names this match when a new Action is not executed here.
+                assert_never(action)

@@ -8,6 +8,7 @@ its own, so `kube` posts and writes only what `settle` returns.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import assert_never
 
 from claw_operator.api import Phase
 from claw_operator.api.conditions import RESTARTING, START_FAILED
@@ -49,25 +50,28 @@ def settle(
     if action is None:
         return decided
     d = Draft.resume(instance, decided, now, timings)
-    if isinstance(action, CreateVolume):
-        return _volume_created(d, result)
-    if isinstance(action, ExtendVolume):
-        return _volume_extended(d, action, result)
-    if isinstance(action, CreateMachine):
-        return _machine_created(d, result)
-    if isinstance(action, StartMachine):
-        return _machine_started(d, action, result)
-    if isinstance(action, AwaitState):
-        return _awaited(d, action, result)
-    if isinstance(action, StopMachine):
-        return _machine_stopped(d, action, result)
-    if isinstance(action, RestartMachine):
-        return _machine_restarted(d, action, result)
-    if isinstance(action, DestroyMachine):
-        return settle_destroy_machine(d, action, result)
-    if isinstance(action, DeleteVolume):
-        return settle_delete_volume(d, action, result)
-    raise TypeError(f"unknown action {action!r}")
+    # Exhaustive: mypy names this match when a new Action is added and not settled here.
+    match action:
+        case CreateVolume():
+            return _volume_created(d, result)
+        case ExtendVolume():
+            return _volume_extended(d, action, result)
+        case CreateMachine():
+            return _machine_created(d, result)
+        case StartMachine():
+            return _machine_started(d, action, result)
+        case AwaitState():
+            return _awaited(d, action, result)
+        case StopMachine():
+            return _machine_stopped(d, action, result)
+        case RestartMachine():
+            return _machine_restarted(d, action, result)
+        case DestroyMachine():
+            return settle_destroy_machine(d, action, result)
+        case DeleteVolume():
+            return settle_delete_volume(d, action, result)
+        case _:
+            assert_never(action)
 
 
 def _failed_start(d: Draft, failure: FlyFailure, what: str) -> Decision:
