@@ -12,6 +12,7 @@ from typing import assert_never
 
 from claw_operator.api import Phase
 from claw_operator.api.conditions import RESTARTING, START_FAILED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
@@ -107,7 +108,7 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
         status.phase = Phase.PROVISIONED
     d.event(
         EventType.NORMAL,
-        "VolumeCreated",
+        EventReason.VOLUME_CREATED,
         f"volume {volume.id} ({volume.size_gb} GB) created in {volume.region}",
     )
     d.log("create_volume", fly_app_name=d.instance.app, volume_id=volume.id, region=volume.region)
@@ -158,7 +159,8 @@ def _machine_created(d: Draft, result: ActionResult) -> Decision:
     transitions.observe_machine(d, machine)
     # A new machine carries the whole current spec: any restart request is satisfied.
     status.handled_restarted_at = d.instance.spec.restarted_at
-    d.event(EventType.NORMAL, "MachineCreated", f"machine {machine.id} created in {machine.region}")
+    created = f"machine {machine.id} created in {machine.region}"
+    d.event(EventType.NORMAL, EventReason.MACHINE_CREATED, created)
     d.log("create_machine", machine_id=machine.id, region=machine.region)
     if machine.state == "started":
         transitions.enter_running(d, machine, log_action=None)
@@ -233,7 +235,8 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
         return d.finish()
     if machine is not None and machine.state == "failed":
         transitions.observe_machine(d, machine)
-        outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
+        message = f"machine {machine.id} failed to start"
+        outcome = transitions.fail_start(d, None, Reason.START_FAILED, message)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     transitions.observe_machine(d, machine)
     if failure is not None and failure.kind == FailureKind.TIMEOUT:
@@ -263,7 +266,8 @@ def _machine_stopped(d: Draft, action: StopMachine, result: ActionResult) -> Dec
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     transitions.enter_stopped(d)
     d.status.machine_state = result.machine.state if result.machine is not None else "stopped"
-    d.event(EventType.NORMAL, "Stopped", f"machine {action.machine_id} stopped (spec.state is Stopped)")
+    stopped = f"machine {action.machine_id} stopped (spec.state is Stopped)"
+    d.event(EventType.NORMAL, EventReason.STOPPED, stopped)
     d.log("stop_machine", machine_id=action.machine_id)
     return d.finish()
 
