@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never
 
 from claw_operator.api import FINALIZER
+from claw_operator.edge import ResolvedEnv
 from claw_operator.kube.instance import to_instance
 from claw_operator.kube.kubeapi import KubeApi, StatusConflict
-from claw_operator.kube.secretenv import ResolvedEnv, resolve_env
+from claw_operator.kube.secretenv import resolve_env
 from claw_operator.lifecycle import cadence, decide, settle
 from claw_operator.lifecycle.model import (
     Action,

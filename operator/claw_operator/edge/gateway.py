@@ -15,8 +15,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, assert_never
 
+from claw_operator.edge.env import ResolvedEnv, env_digest
+from claw_operator.edge.listings import SharedListing
+from claw_operator.edge.machineconfig import desired_config, merged_config, owner_of
 from claw_operator.fly import (
-    FlyClientConfig,
     FlyError,
     FlyMachinesClient,
     GuestConfig,
@@ -28,10 +30,6 @@ from claw_operator.fly import (
     WaitTimeout,
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
-from claw_operator.kube.config import OperatorConfig
-from claw_operator.kube.listings import SharedListing
-from claw_operator.kube.machineconfig import desired_config, merged_config, owner_of
-from claw_operator.kube.secretenv import ResolvedEnv, env_digest
 from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.model import (
     Action,
@@ -67,9 +65,6 @@ logger = logging.getLogger("claw_operator.fly_gateway")
 # CRD lets spec.env reach (`MAX_ENV_CHARS`), leaving room for secretEnv values.
 MAX_MACHINE_CONFIG_BYTES = 256 * 1024
 
-# Connections to Fly (far below a pod's usual 1,024 file descriptors).
-FLEET_CONNECTIONS = 512
-FLEET_KEEPALIVE = 128
 
 
 def to_failure(error: FlyError) -> FlyFailure:
@@ -147,22 +142,6 @@ class FlyGateway:
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
         # volume id -> the size Fly last reported for it (see `_volume_needs_a_look`).
         self._volume_sizes: dict[str, int] = {}
-
-    @classmethod
-    def from_config(cls, config: OperatorConfig) -> FlyGateway:
-        wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
-        options: dict[str, Any] = {
-            "wait_server_timeout": wait,
-            # Every starting instance holds a connection for its wait (a long poll of seconds):
-            # a fleet starting at once must not queue its creates behind 100 of them.
-            "max_connections": FLEET_CONNECTIONS,
-            "max_keepalive_connections": FLEET_KEEPALIVE,
-            **config.fly_client_options,
-        }
-        client = FlyMachinesClient(
-            FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options)
-        )
-        return cls(client, config.timings)
 
     async def aclose(self) -> None:
         await self._fly.aclose()

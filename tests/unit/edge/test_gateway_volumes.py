@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from claw_operator.kube.flygateway import FlyGateway
+from claw_operator.edge import FlyGateway
 from claw_operator.lifecycle.model import Lookup, MachineLookup, Timings
 from tests.unit.lifecycle.builders import UID, instance, machine, running, running_status, spec, volume
 
