@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, assert_never
 
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.edge.env import ResolvedEnv, env_digest
 from claw_operator.edge.listings import SharedListing
 from claw_operator.edge.machineconfig import desired_config, merged_config, owner_of
@@ -68,8 +69,7 @@ MAX_MACHINE_CONFIG_BYTES = 256 * 1024
 
 
 def to_failure(error: FlyError) -> FlyFailure:
-    # Every Fly error names its kind in the lifecycle's vocabulary (pinned by a fly unit test).
-    kind = FailureKind(error.kind)
+    kind = error.kind
     retry_after = getattr(error, "retry_after", None)
     return FlyFailure(
         kind=kind,
@@ -80,13 +80,7 @@ def to_failure(error: FlyError) -> FlyFailure:
     )
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+_parse_time = parse_rfc3339
 
 
 def _json_size(config: dict[str, Any]) -> int:

@@ -36,6 +36,7 @@ import httpx
 import stamina
 from pydantic import ValidationError
 
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.fly.config import FlyClientConfig, auth_header_value
 from claw_operator.fly.errors import (
     AmbiguousCreate,
@@ -135,14 +136,7 @@ def _go_duration(value: float | str) -> str:
     return f"{value:g}s"
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+_parse_time = parse_rfc3339
 
 
 def _matches(metadata: Mapping[str, str], selector: Mapping[str, str]) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from claw_operator.api.status import Phase
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.fly.observe import FlyRequest
 from claw_operator.lifecycle.model import EventRecord, RestartReason
 
@@ -46,12 +46,8 @@ class _Seen:
 
 
 def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    parsed = parse_rfc3339(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 def _ready_of(status: Mapping[str, Any]) -> str:

@@ -19,31 +19,9 @@ from enum import StrEnum
 
 from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
 from claw_operator.api.reasons import EventReason, Reason
-
-# Fly metadata keys the operator stamps on every machine (volumes have no metadata on Fly,
-# so volumes are named after the instance instead). `fly_` prefixes are reserved by Fly.
-META_UID = "claw_instance_uid"
-META_NAMESPACE = "claw_namespace"
-META_NAME = "claw_name"
-
+from claw_operator.fly.errors import FailureKind as FailureKind  # the decisions speak Fly's kinds
 
 # ---------------------------------------------------------------------------- observation
-
-
-class FailureKind(StrEnum):
-    """A Fly error, classified (§7/§10 of fly-machines-api.md)."""
-
-    NOT_FOUND = "NotFound"
-    UNAUTHORIZED = "Unauthorized"
-    FORBIDDEN = "Forbidden"
-    INVALID_CONFIG = "InvalidConfig"
-    CONFLICT = "Conflict"
-    PRECONDITION = "Precondition"
-    CAPACITY = "InsufficientCapacity"
-    QUOTA = "QuotaExceeded"
-    RATE_LIMITED = "RateLimited"
-    TIMEOUT = "Timeout"
-    UNAVAILABLE = "Unavailable"
 
 
 @dataclass(frozen=True)
