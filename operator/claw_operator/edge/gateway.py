@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, assert_never
 
 from claw_operator.api.timefmt import parse_rfc3339
-from claw_operator.edge.env import ResolvedEnv, env_digest
+from claw_operator.edge.env import ResolvedEnv
 from claw_operator.edge.listings import SharedListing
-from claw_operator.edge.machineconfig import desired_config, merged_config, owner_of
+from claw_operator.edge.machineconfig import desired_config, machine_view, merged_config, owner_of
 from claw_operator.fly import (
     FlyError,
     FlyMachinesClient,
@@ -43,12 +43,10 @@ from claw_operator.lifecycle.model import (
     ExtendVolume,
     FailureKind,
     FlyFailure,
-    GuestView,
     Instance,
     Lookup,
     MachineLookup,
     MachineView,
-    Mount,
     Observation,
     RestartMachine,
     StartMachine,
@@ -85,23 +83,6 @@ _parse_time = parse_rfc3339
 
 def _json_size(config: dict[str, Any]) -> int:
     return len(json.dumps(config, separators=(",", ":")).encode())
-
-
-def machine_view(machine: Machine) -> MachineView:
-    config = machine.config or machine.incomplete_config
-    guest = config.guest if config else None
-    return MachineView(
-        id=machine.id,
-        state=machine.state or "unknown",
-        region=machine.region or "",
-        instance_id=machine.current_version,
-        image=config.image if config else None,
-        guest=GuestView(guest.cpu_kind or "shared", guest.cpus or 0, guest.memory_mb or 0) if guest else None,
-        env_digest=env_digest(dict(config.env or {})) if config else None,
-        mounts=tuple(Mount(m.volume or "", m.path or "") for m in (config.mounts or [])) if config else (),
-        metadata=machine.metadata,
-        updated_at=_parse_time(machine.updated_at),
-    )
 
 
 def volume_view(volume: Volume) -> VolumeView:

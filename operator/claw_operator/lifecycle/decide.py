@@ -349,7 +349,8 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
 def _drift_left(d: Draft, volume_id: str, machine: MachineView) -> bool:
     """A wrong mount or config still to apply (a restartedAt request is satisfied by any update)."""
     path = d.instance.spec.volume.mount_path
-    return not mount_is_correct(machine, volume_id, path) or bool(config_drift(d.instance, machine))
+    changes = config_drift(d.instance, volume_id, machine)
+    return not mount_is_correct(machine, volume_id, path) or bool(changes)
 
 
 def _restart_timed_out(d: Draft) -> bool:
