@@ -455,9 +455,9 @@ class ObjectService:
                     f"Precondition failed: {key} in precondition: {wanted}, "
                     f"{key} in object meta: {metadata.get(key)}",
                 )
-        if dry_run:
-            return stored
-        if delete_options.get("propagationPolicy") == "Orphan" or delete_options.get("orphanDependents"):
+        if (
+            delete_options.get("propagationPolicy") == "Orphan" or delete_options.get("orphanDependents")
+        ) and not dry_run:
             self._orphan_dependents_locked(metadata["uid"])
         finalizers = list(metadata.get("finalizers") or [])
         terminating_namespace = rtype.group == "" and rtype.plural == "namespaces"
@@ -481,10 +481,14 @@ class ObjectService:
                 new_metadata["generation"] = int(new_metadata.get("generation", 0)) + 1
             if terminating_namespace:
                 new["status"] = {**(new.get("status") or {}), "phase": "Terminating"}
+            if dry_run:
+                return new  # what the delete would have stored; nothing is written
             new_metadata["resourceVersion"] = self.store.next_resource_version()
             self.store.commit(MODIFIED, rtype.storage, new, stored)
             self.gc_wakeup.set()
             return new
+        if dry_run:
+            return stored  # what the delete would have removed; nothing is written
         new = copy.deepcopy(stored)
         new["metadata"]["resourceVersion"] = self.store.next_resource_version()
         self.remove_locked(rtype, new)

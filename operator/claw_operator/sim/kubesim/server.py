@@ -19,6 +19,7 @@ from . import discovery, openapi
 from . import patch as patching
 from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media_type
 from .objects import ObjectService, WriteOptions, WriteResult
+from .options import DeleteOptions, parse_delete_options, parse_dry_run
 from .protobuf import ProtobufError, decode_object
 from .resources import ResourceType
 from .selectors import combine, parse_field_selector, parse_label_selector
@@ -30,6 +31,16 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 _TRUE = ("1", "true", "True")
+# Built-ins whose registry answers DELETE with the deleted object (`ReturnDeletedObject: true`).
+RETURNS_DELETED_OBJECT = {
+    ("", "namespaces"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+}
 
 
 def _dumps(body: Any) -> str:
@@ -234,10 +245,8 @@ class ApiServer:
         if verb == "PATCH":
             return await self._patch(request, rtype, namespace, name, subresource)
         if verb == "DELETE" and not subresource:
-            options = await self._body(request, allow_empty=True) or {}
-            if "propagationPolicy" in request.query:
-                options["propagationPolicy"] = request.query["propagationPolicy"]
-            deleted = await self.objects.delete(rtype, namespace, name, options, self._dry_run(request))
+            options = await self._delete_options(request)
+            deleted = await self.objects.delete(rtype, namespace, name, options.as_dict(), options.dry_run)
             return json_response(self._deletion_result(rtype, namespace, name, deleted))
         raise method_not_allowed()
 
@@ -246,14 +255,12 @@ class ApiServer:
     def _deletion_result(
         self, rtype: ResourceType, namespace: str | None, name: str, deleted: dict[str, Any]
     ) -> dict[str, Any]:
-        """What DELETE answers: the object while it lingers (finalizers) and for custom resources,
-        namespaces and CRDs; a `Status` of Success for other built-ins gone at once, as their
-        registries do (`ReturnDeletedObject` is false for them)."""
-        returns_object = rtype.custom or rtype.plural in ("namespaces", "customresourcedefinitions")
-        still_there = self.objects.store.get(
-            rtype.storage, (namespace or "") if rtype.namespaced else "", name
-        )
-        if returns_object or still_there is not None:
+        """What DELETE answers: the object while it lingers (finalizers) and for the kinds whose
+        registries set `ReturnDeletedObject` (custom resources, CRDs, namespaces, pods, services,
+        service accounts, PVCs, PVs); a `Status` of Success for other built-ins gone at once.
+        A dry run answers what the real delete would have (the object is unchanged in store)."""
+        returns_object = rtype.custom or (rtype.group, rtype.plural) in RETURNS_DELETED_OBJECT
+        if returns_object or deleted["metadata"].get("finalizers"):
             return deleted
         return {
             "kind": "Status",
@@ -291,7 +298,11 @@ class ApiServer:
 
     @staticmethod
     def _dry_run(request: web.Request) -> bool:
-        return "All" in request.query.getall("dryRun", [])
+        return parse_dry_run(request.query.getall("dryRun", []), "CreateOptions")
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        body = await self._body(request, allow_empty=True)
+        return parse_delete_options(request.query, request.query.getall("dryRun", []), body)
 
     def _write_options(self, request: web.Request) -> WriteOptions:
         validation = request.query.get("fieldValidation", "Warn")
@@ -447,9 +458,9 @@ class ApiServer:
     async def _delete_collection(
         self, request: web.Request, rtype: ResourceType, namespace: str | None
     ) -> web.Response:
-        options = await self._body(request, allow_empty=True) or {}
+        options = await self._delete_options(request)
         deleted = await self.objects.delete_collection(
-            rtype, namespace, self._predicate(request, rtype), options, self._dry_run(request)
+            rtype, namespace, self._predicate(request, rtype), options.as_dict(), options.dry_run
         )
         return json_response(
             {
