@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import patch as patching
+from . import strategic
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .resources import ResourceRegistry, ResourceType
@@ -351,7 +352,7 @@ class ObjectService:
         subresource: str = "",
     ) -> WriteResult:
         options = options or WriteOptions()
-        if patch_type == patching.STRATEGIC and rtype.custom:
+        if patch_type == patching.STRATEGIC and strategic.root_type(rtype.group, rtype.kind) is None:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
@@ -387,7 +388,7 @@ class ObjectService:
             elif patch_type == patching.MERGE:
                 patched = patching.merge_patch(current, body)
             elif patch_type == patching.STRATEGIC:
-                patched = patching.strategic_merge_patch(current, body)
+                patched = strategic.apply(current, body, strategic.root_type(rtype.group, rtype.kind) or "")
             elif patch_type == patching.APPLY:
                 if not isinstance(body, dict):
                     raise bad_request("an apply patch must be an object")

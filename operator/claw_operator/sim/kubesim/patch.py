@@ -1,5 +1,5 @@
-"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge (approximated
-as a merge patch, for built-ins only) and server-side apply (create-or-merge, with managedFields).
+"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and server-side apply
+(create-or-merge, with managedFields); strategic merge patch is `strategic.py`.
 """
 
 from __future__ import annotations
@@ -30,21 +30,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
-
-
-def _without_directives(patch: Any) -> Any:
-    """Strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`) dropped."""
-    if isinstance(patch, dict):
-        return {k: _without_directives(v) for k, v in patch.items() if not k.startswith("$")}
-    if isinstance(patch, list):
-        return [_without_directives(item) for item in patch]
-    return patch
-
-
-def strategic_merge_patch(target: dict[str, Any], patch: Any) -> Any:
-    # Lists are replaced, not merged by key: enough for the built-ins kubesim serves, whose
-    # lists (finalizers, ownerReferences) clients send whole.
-    return merge_patch(target, _without_directives(patch))
 
 
 def json_patch(target: dict[str, Any], operations: Any) -> Any:
