@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import fieldmanager, strategic
 from . import patch as patching
-from . import strategic
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .resources import ResourceRegistry, ResourceType
@@ -56,8 +56,14 @@ def now_rfc3339() -> str:
 @dataclass
 class WriteOptions:
     dry_run: bool = False
-    field_manager: str | None = None
+    field_manager: str | None = None  # `?fieldManager=`
     field_validation: str = "Warn"  # Ignore, Warn (the server's default) or Strict
+    user_agent_manager: str = "kubesim"  # the manager when no fieldManager is given
+    force: bool = False  # server-side apply takes conflicting fields
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or self.user_agent_manager
 
 
 @dataclass
@@ -158,8 +164,26 @@ class ObjectService:
         async with self.store.lock:
             return self.create_locked(rtype, namespace, body, options or WriteOptions())
 
+    def _write(
+        self, rtype: ResourceType, options: WriteOptions, subresource: str = "", applied: Any = None
+    ) -> fieldmanager.Write:
+        return fieldmanager.Write(
+            manager=options.manager,
+            operation="Update" if applied is None else "Apply",
+            api_version=rtype.api_version,
+            subresource=subresource,
+            applied=applied,
+            force=options.force,
+            now=now_rfc3339(),
+        )
+
     def create_locked(
-        self, rtype: ResourceType, namespace: str | None, body: Any, options: WriteOptions
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Any,
+        options: WriteOptions,
+        write: fieldmanager.Write | None = None,
     ) -> WriteResult:
         obj = rtype.accept(self._check_type(rtype, body))
         metadata = obj["metadata"]
@@ -176,7 +200,7 @@ class ObjectService:
         else:
             metadata.pop("namespace", None)
             namespace = ""
-        for key in _SERVER_OWNED_METADATA:
+        for key in (*_SERVER_OWNED_METADATA, "managedFields"):
             metadata.pop(key, None)
         bucket_storage = rtype.storage
         if not metadata.get("name"):
@@ -219,6 +243,7 @@ class ObjectService:
         if rtype.has_status:
             obj.pop("status", None)  # the status subresource owns it
         warnings = self._admit(rtype, obj, None, options)
+        fieldmanager.track(rtype, None, obj, write or self._write(rtype, options))
         if options.dry_run:
             obj["metadata"]["resourceVersion"] = str(self.store.resource_version)
             return WriteResult(rtype.present(obj), created=True, warnings=warnings)
@@ -275,6 +300,7 @@ class ObjectService:
         new: dict[str, Any],
         options: WriteOptions,
         subresource: str = "",
+        write: fieldmanager.Write | None = None,
     ) -> WriteResult:
         """Store `new` (storage form) over `old`, with the apiserver's update rules."""
         name = old["metadata"]["name"]
@@ -324,7 +350,12 @@ class ObjectService:
                             }
                         ],
                     )
+        write = write or self._write(rtype, options, subresource)
+        if write.operation == "Apply":
+            # Conflicts come first, as the apiserver's field manager runs before validation.
+            fieldmanager.track(rtype, old, copy.deepcopy(result), write)
         warnings = self._admit(rtype, result, old, options)
+        fieldmanager.track(rtype, old, result, write)
         if rtype.tracks_generation and _spec_part(rtype, result) != _spec_part(rtype, old):
             result["metadata"]["generation"] = int(old["metadata"].get("generation", 0)) + 1
         if _comparable(result) == _comparable(old):
@@ -361,6 +392,19 @@ class ObjectService:
             )
         if patch_type == patching.APPLY and not options.field_manager:
             raise bad_request("PATCH, fieldManager is required for apply requests")
+        if options.force and patch_type != patching.APPLY:
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": "Forbidden: may not be specified for non-apply patch",
+                        "field": "force",
+                    }
+                ],
+            )
         async with self.store.lock:
             stored = self.store.get(rtype.storage, (namespace or "") if rtype.namespaced else "", name)
             if stored is None:
@@ -372,17 +416,10 @@ class ObjectService:
                     raise bad_request("the name of the object does not match the name on the URL")
                 created = copy.deepcopy(body)
                 created.setdefault("metadata", {})["name"] = name
-                patching.record_manager(
-                    created,
-                    options.field_manager or "",
-                    "Apply",
-                    body,
-                    rtype.api_version,
-                    now_rfc3339(),
-                    subresource,
-                )
-                return self.create_locked(rtype, namespace, created, options)
+                applying = self._write(rtype, options, subresource, applied=body)
+                return self.create_locked(rtype, namespace, created, options, applying)
             current = rtype.present(stored)
+            write: fieldmanager.Write | None = None
             if patch_type == patching.JSON_PATCH:
                 patched = patching.json_patch(current, body)
             elif patch_type == patching.MERGE:
@@ -392,23 +429,8 @@ class ObjectService:
             elif patch_type == patching.APPLY:
                 if not isinstance(body, dict):
                     raise bad_request("an apply patch must be an object")
-                manager = options.field_manager or ""
-                # A fresh copy: removals reach into subtrees the merge shared with the stored object.
-                patched = copy.deepcopy(patching.apply_merge(current, body))
-                dropped = patching.managed_fields(
-                    current, manager, subresource, mine=True
-                ) - patching.leaf_paths(patching.fields_v1(body))
-                others = patching.managed_fields(current, manager, subresource, mine=False)
-                patching.remove_unapplied(patched, dropped, others)
-                patching.record_manager(
-                    patched,
-                    options.field_manager or "",
-                    "Apply",
-                    body,
-                    rtype.api_version,
-                    now_rfc3339(),
-                    subresource,
-                )
+                write = self._write(rtype, options, subresource, applied=body)
+                patched = fieldmanager.apply_configuration(rtype, current, write)
             else:
                 raise ApiError(
                     415,
@@ -421,7 +443,7 @@ class ObjectService:
             patched = self._check_type(rtype, patched)
             if patched["metadata"].get("name") != name:
                 raise bad_request("metadata.name cannot be changed by a patch")
-            return self.update_locked(rtype, stored, rtype.accept(patched), options, subresource)
+            return self.update_locked(rtype, stored, rtype.accept(patched), options, subresource, write)
 
     # --- delete ------------------------------------------------------------------------------------
 

@@ -51,6 +51,12 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(text=_dumps(body), status=status, content_type=JSON)
 
 
+def _manager_from_user_agent(user_agent: str) -> str:
+    """The apiserver's manager for a write without `fieldManager`: the User-Agent up to its first
+    "/" (`kubectl`, `OpenAPI-Generator`, `kopf`), at most 128 characters."""
+    return user_agent.split("/", 1)[0][:128]
+
+
 def _warning_header(text: str) -> str:
     return "299 - " + json.dumps(text)
 
@@ -312,6 +318,8 @@ class ApiServer:
             dry_run=self._dry_run(request),
             field_manager=request.query.get("fieldManager"),
             field_validation=validation,
+            user_agent_manager=_manager_from_user_agent(request.headers.get("User-Agent", "")),
+            force=request.query.get("force") in _TRUE,
         )
 
     @staticmethod

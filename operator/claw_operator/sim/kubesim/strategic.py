@@ -151,7 +151,7 @@ def _merges(shape: Shape) -> bool:
 
 
 def _merge_key(shape: Shape) -> str | None:
-    return shape[1].get("mergeKey") if shape[0] == "list" else None  # type: ignore[no-any-return]
+    return shape[1].get("mergeKey") if shape[0] == "list" else None
 
 
 def _identity(item: Any, merge_key: str | None) -> str:
