@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import fieldmanager, strategic
+from . import defaults, fieldmanager, strategic
 from . import patch as patching
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
@@ -150,13 +150,44 @@ class ObjectService:
         names_conflict = (
             self.registry.names_conflict(obj) if rtype.plural == "customresourcedefinitions" else None
         )
-        prepare_builtin(rtype, obj, old, names_conflict)
+        prepare_builtin(rtype, obj, old, names_conflict, self._allocate)
         if rtype.custom:
             admitted = admit_custom(rtype, obj, old, options.field_validation)
             obj.clear()
             obj.update(admitted.obj)
             return admitted.warnings
         return []
+
+    def _allocate(self, what: str) -> Any:
+        """A free Service ClusterIP ("clusterIP") or NodePort ("nodePort"), as the allocators give."""
+        services = self.store.list("/services")
+        if what == "nodePort":
+            used_ports = {
+                port.get("nodePort")
+                for svc in services
+                for port in (svc.get("spec") or {}).get("ports") or []
+            }
+            port = next((p for p in defaults.NODE_PORTS if p not in used_ports), None)
+            if port is None:
+                raise invalid(
+                    "Service",
+                    "",
+                    "",
+                    [{"reason": "FieldValueInvalid", "message": "range is full", "field": "spec.ports"}],
+                )
+            return port
+        used = {(svc.get("spec") or {}).get("clusterIP") for svc in services}
+        for address in defaults.SERVICE_CIDR.hosts():
+            if int(address) - int(defaults.SERVICE_CIDR.network_address) < 10:
+                continue  # the first addresses are the apiserver's and DNS's
+            if str(address) not in used:
+                return str(address)
+        raise invalid(
+            "Service",
+            "",
+            "",
+            [{"reason": "FieldValueInvalid", "message": "range is full", "field": "spec.clusterIP"}],
+        )
 
     async def create(
         self, rtype: ResourceType, namespace: str | None, body: Any, options: WriteOptions | None = None
