@@ -241,6 +241,16 @@ def builtin_types() -> list[ResourceType]:
             review=True,
         ),
         ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "",
+            "SelfSubjectRulesReview",
+            False,
+            verbs=("create",),
+            review=True,
+        ),
+        ResourceType(
             "authentication.k8s.io",
             "v1",
             "selfsubjectreviews",

@@ -17,7 +17,14 @@ from aiohttp import web
 
 from . import discovery, openapi
 from . import patch as patching
-from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media_type
+from .errors import (
+    ApiError,
+    bad_request,
+    gone,
+    method_not_allowed,
+    status_details,
+    unsupported_media_type,
+)
 from .objects import ObjectService, WriteOptions, WriteResult
 from .options import DeleteOptions, parse_delete_options, parse_dry_run
 from .protobuf import ProtobufError, decode_object
@@ -273,12 +280,9 @@ class ApiServer:
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {
-                "name": name,
-                "group": rtype.group,
-                "kind": rtype.plural,
-                "uid": deleted["metadata"]["uid"],
-            },
+            "details": status_details(
+                {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": deleted["metadata"]["uid"]}
+            ),
         }
 
     async def _body(self, request: web.Request, *, allow_empty: bool = False) -> Any:
@@ -435,6 +439,13 @@ class ApiServer:
             spec = body.get("spec", {}) if isinstance(body, dict) else {}
         if rtype.kind == "SelfSubjectAccessReview":
             status: dict[str, Any] = {"allowed": True, "reason": "kubesim authorizes every request"}
+        elif rtype.kind == "SelfSubjectRulesReview":
+            # What an allow-all authorizer answers: every verb on everything, and complete.
+            status = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
         else:
             status = {
                 "userInfo": {
