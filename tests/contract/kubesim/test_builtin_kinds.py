@@ -107,6 +107,8 @@ def test_kubectl_applies_gets_and_prunes_every_common_kind(kubectl: Kubectl, tmp
     assert applied.count(" created") == len(manifests()), applied
     pod = kubectl.json("get", "pod", "pod")
     assert pod["status"]["phase"] == "Pending"
+    pending = kubectl.run("get", "pods", "--field-selector=status.phase=Pending", "-o", "name").stdout
+    assert pending.split() == ["pod/pod"]
     assert {line.split()[0] for line in kubectl.run("get", "all").stdout.splitlines() if "/" in line} >= {
         "pod/pod",
         "replicationcontroller/rc",
