@@ -309,3 +309,31 @@ def test_deployments_get_the_apiservers_defaults(kubectl: Kubectl) -> None:
     assert "status" in live
     # Re-applying the same manifest changes nothing: the defaults are not a difference.
     assert "unchanged" in kubectl.run("apply", "-f", "-", stdin=json.dumps(deployment)).stdout
+
+
+@requires_kubectl
+def test_kubectl_scale_and_the_scale_subresource(kubectl: Kubectl, api_client: client.ApiClient) -> None:
+    workload = {"selector": {"matchLabels": LABELS}, "template": TEMPLATE}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": workload,
+    }
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(deployment))
+    assert "deployment.apps/web scaled" in kubectl.run("scale", "deployment", "web", "--replicas=3").stdout
+    assert kubectl.json("get", "deployment", "web")["spec"]["replicas"] == 3
+    scale = kubectl.json("get", "deployment", "web", "--subresource=scale")
+    assert (scale["kind"], scale["spec"]["replicas"], scale["status"]["selector"]) == ("Scale", 3, "app=demo")
+
+    apps = client.AppsV1Api(api_client)
+    patched = apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 5}})
+    assert patched.spec.replicas == 5
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 5
+    # A stale resourceVersion in the Scale conflicts, as for the object itself.
+    stale = client.V1Scale(
+        metadata=client.V1ObjectMeta(name="web", resource_version="1"), spec=client.V1ScaleSpec(replicas=1)
+    )
+    with pytest.raises(ApiException) as refused:
+        apps.replace_namespaced_deployment_scale("web", "default", stale)
+    assert refused.value.status == 409

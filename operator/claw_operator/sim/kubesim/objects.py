@@ -18,6 +18,7 @@ from typing import Any
 
 from . import defaults, fieldmanager, strategic
 from . import patch as patching
+from . import scale as scaling
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .resources import ResourceRegistry, ResourceType
@@ -475,6 +476,33 @@ class ObjectService:
             if patched["metadata"].get("name") != name:
                 raise bad_request("metadata.name cannot be changed by a patch")
             return self.update_locked(rtype, stored, rtype.accept(patched), options, subresource, write)
+
+    # --- the scale subresource ----------------------------------------------------------------
+
+    def get_scale(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        return scaling.to_scale(rtype.present(self._stored(rtype, namespace, name)))
+
+    async def write_scale(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        options: WriteOptions,
+        patch_type: str | None = None,
+    ) -> WriteResult:
+        """PUT (patch_type None) or PATCH a Scale: the object's spec.replicas changes."""
+        async with self.store.lock:
+            stored = self._stored(rtype, namespace, name)
+            current = rtype.present(stored)
+            wanted = body
+            if patch_type is not None:
+                wanted = scaling.patched_scale(scaling.to_scale(current), patch_type, body)
+            replicas = scaling.replicas_from(wanted, stored, rtype.plural, rtype.group)
+            new = copy.deepcopy(current)
+            new.setdefault("spec", {})["replicas"] = replicas
+            result = self.update_locked(rtype, stored, rtype.accept(new), options, "scale")
+            return WriteResult(scaling.to_scale(result.obj), warnings=result.warnings)
 
     # --- delete ------------------------------------------------------------------------------------
 

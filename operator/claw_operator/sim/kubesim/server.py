@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import discovery, openapi
 from . import patch as patching
+from . import scale as scaling
 from .errors import (
     ApiError,
     bad_request,
@@ -226,7 +227,10 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if namespace is not None and not rtype.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if subresource and (subresource != "status" or not rtype.has_status):
+        scalable = (rtype.group, rtype.plural) in scaling.SCALABLE
+        if subresource and not (
+            (subresource == "status" and rtype.has_status) or (subresource == "scale" and scalable)
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = request.method
         route = rtype.url("{namespace}" if namespace else None, "{name}" if name else None)
@@ -247,6 +251,8 @@ class ApiServer:
             raise method_not_allowed()
         if rtype.namespaced and namespace is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if subresource == "scale":
+            return await self._scale(request, rtype, namespace, name)
         if verb == "GET":
             return self._render_one(request, rtype, self.objects.get(rtype, namespace, name))
         if verb == "PUT":
@@ -473,6 +479,26 @@ class ApiServer:
             options.field_validation = "Strict"  # server-side apply validates strictly by default
         result = await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)
         return self._write_response(result, 201 if result.created else 200)
+
+    async def _scale(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str
+    ) -> web.Response:
+        if request.method == "GET":
+            return json_response(self.objects.get_scale(rtype, namespace, name))
+        if request.method not in ("PUT", "PATCH"):
+            raise method_not_allowed()
+        patch_type = None
+        if request.method == "PATCH":
+            patch_type = request.content_type
+            if patch_type not in patching.PATCH_TYPES or patch_type == patching.APPLY:
+                raise unsupported_media_type(
+                    patch_type, [patching.JSON_PATCH, patching.MERGE, patching.STRATEGIC]
+                )
+        body = await self._body(request)
+        result = await self.objects.write_scale(
+            rtype, namespace, name, body, self._write_options(request), patch_type
+        )
+        return self._write_response(result)
 
     async def _delete_collection(
         self, request: web.Request, rtype: ResourceType, namespace: str | None

@@ -47,6 +47,7 @@ def field_shape(meta: dict[str, Any] | None) -> Shape:
 
 
 def _fields(shape: Shape) -> dict[str, Any]:
+    # An unknown type (e.g. "$Scale") has no lists to merge by key: objects merge, the rest replaces.
     return typemeta.TYPES.get(shape[1], {}) if shape[0] == "struct" else {}
 
 
