@@ -70,7 +70,23 @@ def _from_meta(meta: dict[str, Any] | None) -> Shape:
     return item
 
 
+_SCHEMA_SHAPES: dict[int, tuple[Any, Shape]] = {}  # id(schema node) -> (the node, its shape)
+
+
 def _from_schema(node: Any) -> Shape:
+    """The shape of a CRD schema node, memoized: every write of a custom resource walks it."""
+    cached = _SCHEMA_SHAPES.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    shape = _shape_of_schema(node)
+    if isinstance(node, dict):
+        if len(_SCHEMA_SHAPES) > 100_000:
+            _SCHEMA_SHAPES.clear()
+        _SCHEMA_SHAPES[id(node)] = (node, shape)
+    return shape
+
+
+def _shape_of_schema(node: Any) -> Shape:
     if not isinstance(node, dict) or node.get("x-kubernetes-map-type") == "atomic":
         return LEAF
     kind = node.get("type")
