@@ -337,3 +337,58 @@ def test_kubectl_scale_and_the_scale_subresource(kubectl: Kubectl, api_client: c
     with pytest.raises(ApiException) as refused:
         apps.replace_namespaced_deployment_scale("web", "default", stale)
     assert refused.value.status == 409
+
+
+@requires_kubectl
+def test_typed_create_commands_send_protobuf_that_kubesim_decodes(kubectl: Kubectl) -> None:
+    for command in (
+        ("deployment", "web", "--image=nginx:1.27", "--port=80", "--replicas=0"),
+        ("job", "once", "--image=busybox:1.36"),
+        ("cronjob", "tick", "--image=busybox:1.36", "--schedule=*/5 * * * *", "--", "echo", "hi"),
+        ("service", "nodeport", "svc", "--tcp=80:8080"),
+        ("serviceaccount", "robot"),
+        ("role", "reader", "--verb=get", "--resource=pods"),
+        ("rolebinding", "reads", "--role=reader", "--serviceaccount=default:robot"),
+        ("ingress", "ing", "--rule=example.com/api=svc:80"),
+    ):
+        assert " created" in kubectl.run("create", *command).stdout, command
+    web = kubectl.json("get", "deployment", "web")["spec"]
+    assert web["replicas"] == 0  # a pointer's zero is kept, not taken for "unset"
+    container = web["template"]["spec"]["containers"][0]
+    assert (container["name"], container["image"], container["ports"]) == (
+        "nginx",
+        "nginx:1.27",
+        [{"containerPort": 80, "protocol": "TCP"}],
+    )
+    assert "hostNetwork" not in web["template"]["spec"]  # protobuf's empty fields are left out
+    port = kubectl.json("get", "service", "svc")["spec"]["ports"][0]
+    assert (port["port"], port["targetPort"], port["protocol"]) == (80, 8080, "TCP")
+    tick = kubectl.json("get", "cronjob", "tick")["spec"]
+    assert tick["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+    rule = kubectl.json("get", "ingress", "ing")["spec"]["rules"][0]
+    assert rule["host"] == "example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "svc", "port": {"number": 80}}
+    binding = kubectl.json("get", "rolebinding", "reads")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "robot", "namespace": "default"}]
+
+
+def test_protobuf_that_is_not_understood_is_refused(kubesim_thread: KubeSimThread) -> None:
+    import httpx
+
+    def field(number: int, payload: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    type_meta = field(1, b"v1") + field(2, b"ConfigMap")
+    metadata = field(1, field(1, b"c"))
+    unknown = bytes([99 << 3 & 0x7F | 0x80, 99 >> 4, 1])  # field 99, a varint: not in ConfigMap
+    for raw in (metadata + unknown, metadata):
+        body = b"k8s\x00" + field(1, type_meta) + field(2, raw)
+        answer = httpx.post(
+            f"{kubesim_thread.base_url}/api/v1/namespaces/default/configmaps",
+            content=body,
+            headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+        )
+        if raw is metadata:
+            assert answer.status_code == 201, answer.text
+        else:
+            assert answer.status_code == 415, answer.text

@@ -85,8 +85,7 @@ def test_a_second_applier_conflicts_until_it_forces(kubectl: Kubectl) -> None:
     apply(kubectl, claw(image="i:1"), "bob")
     shared = managers(kubectl.json("get", "claw", "a", "--show-managed-fields"))
     assert (
-        "f:image" in shared[("alice", "Apply")]["f:spec"]
-        and "f:image" in shared[("bob", "Apply")]["f:spec"]
+        "f:image" in shared[("alice", "Apply")]["f:spec"] and "f:image" in shared[("bob", "Apply")]["f:spec"]
     )
 
     apply(kubectl, claw(image="i:2"), "bob", "--force-conflicts")
