@@ -136,3 +136,13 @@ def test_delete_options_kubesim_cannot_honour_are_refused(
     unknown = httpx.request("DELETE", url, json={"dryrun": ["All"]})
     assert unknown.status_code == 400 and 'unknown field \\"dryrun\\"' in unknown.text
     assert names(kubesim_thread) == {"a"}
+
+
+def test_an_unknown_dry_run_value_is_refused_on_every_write(kubesim_thread: KubeSimThread) -> None:
+    url = f"{kubesim_thread.base_url}/api/v1/namespaces/default/configmaps"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    refused = httpx.post(url, json=body, params={"dryRun": "Yes"})
+    assert refused.status_code == 422 and 'supported values: \\"All\\"' in refused.text
+    assert kubesim_thread.get("v1", "ConfigMap", "c", "default") is None
+    assert httpx.post(url, json=body, params={"dryRun": "All"}).status_code == 201
+    assert kubesim_thread.get("v1", "ConfigMap", "c", "default") is None
