@@ -54,12 +54,14 @@ def main() -> int:
     if args.check:
         if pinned and all(p == digest for p in pinned):
             return 0
-        print(f"docs/krew/claw.yaml: sha256 is stale (archive: {digest}); run python docs/krew/archive.py")
+        sys.stderr.write(
+            f"docs/krew/claw.yaml: sha256 is stale ({digest}); run python docs/krew/archive.py\n"
+        )
         return 1
     ARCHIVE.parent.mkdir(exist_ok=True)
     ARCHIVE.write_bytes(archive_bytes())
     MANIFEST.write_text(re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {digest}", text))
-    print(f"{ARCHIVE.relative_to(REPO)}  sha256 {digest}")
+    sys.stdout.write(f"{ARCHIVE.relative_to(REPO)}  sha256 {digest}\n")
     return 0
 
 

@@ -92,6 +92,7 @@ async def run_operator(
     """
     metrics = OperatorMetrics()
     health = WatchHealth(config.watch_stale_after)
+    metrics.track_watch_health(health.silent_for)
     api_client = load_api_client(config.kubeconfig)
     kube = WatchedKubeApi(api_client, health)
     # The Fly client reports each exchange to the metrics (it never imports them).
