@@ -194,8 +194,8 @@ class OperatorMetrics:
             self.restart_failures.labels(reason.value)
         for outcome in (SUCCESS, RETRY, CONFLICT, FINALIZED, SKIPPED, ERROR):
             self.reconciles.labels(outcome)
-        for reason in WARNING_EVENT_REASONS:
-            self.events.labels("Warning", reason)
+        for warning in WARNING_EVENT_REASONS:
+            self.events.labels("Warning", warning)
 
     def track_watch_health(self, owed_for: Callable[[], float | None]) -> None:
         """Report `owed_for()` (seconds, None = nothing owed) at each scrape."""
