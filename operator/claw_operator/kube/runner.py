@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import kopf
+import yaml
+from kubernetes.config import ConfigException
 
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import post_event
@@ -17,6 +19,7 @@ from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
+from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
 from claw_operator.kube.secretenv import ResolvedEnv
 from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
@@ -93,7 +96,10 @@ async def run_operator(
     metrics = OperatorMetrics()
     health = WatchHealth(config.watch_stale_after)
     metrics.track_watch_health(health.silent_for)
-    api_client = load_api_client(config.kubeconfig)
+    try:
+        api_client = load_api_client(config.kubeconfig)
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
+        raise describe_kubeconfig_error(exc, config.kubeconfig) from exc
     kube = WatchedKubeApi(api_client, health)
     # The Fly client reports each exchange to the metrics (it never imports them).
     observed = dataclasses.replace(
@@ -132,6 +138,8 @@ async def run_operator(
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
             await server.start()
+        if not await check_startup(api_client, config, stop_flag):
+            return  # stopped while waiting for the apiserver or Fly
         await kopf.operator(
             registry=registry,
             settings=settings,

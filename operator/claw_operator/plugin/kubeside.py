@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -62,14 +63,13 @@ class Cluster:
     def connect(cls, kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
         try:
             api_client = load_api_client(kubeconfig, context=context)
-        except config.ConfigException as exc:
+        except (config.ConfigException, OSError, yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            detail = " ".join(str(exc).split())  # one line, whatever the parser said
             raise PluginError(
                 ExitCode.CONFIG,
-                f"no usable kubeconfig ({where}): {exc}; set KUBECONFIG or pass --kubeconfig PATH",
+                f"no usable kubeconfig ({where}): {detail}; set KUBECONFIG or pass --kubeconfig PATH",
             ) from exc
-        except OSError as exc:
-            raise PluginError(ExitCode.CONFIG, f"cannot read the kubeconfig: {exc}") from exc
         if namespace is None:
             namespace = _kubeconfig_namespace(kubeconfig, context)
         if namespace is None and kubeconfig is None and context is None and IN_CLUSTER_NAMESPACE.exists():
