@@ -107,7 +107,7 @@ async def _check_fly(config: OperatorConfig) -> None:
     )
     app = config.default_app or PROBE_APP
     try:
-        await fly.list_machines(app)
+        await fly.get_app(app)
     except (Unauthorized, Forbidden) as exc:
         if isinstance(exc, Forbidden) and config.default_app is None:
             return  # a token that may not read the probe app may still run the real ones
