@@ -41,6 +41,7 @@ START_TIMEOUT: Final = "StartTimeout"
 SECRET_NOT_FOUND: Final = "SecretNotFound"
 UNAUTHORIZED: Final = "Unauthorized"
 INVALID_CONFIG: Final = "InvalidConfig"
+RESIZING: Final = "Resizing"
 # The message of the one configuration error the decisions detect themselves.
 NO_APP_MESSAGE: Final = "no Fly app: set spec.app, or start the operator with --default-app (env FLY_APP)"
 
@@ -69,6 +70,19 @@ DEFAULTS: Final = {
 }
 
 
+def volume_grow_pending(instance: Instance, status: ClawInstanceStatus) -> str | None:
+    """Why the volume is not the size the spec asks for (None: it is, or its size is unknown).
+
+    Never a silent Ready=True with the wrong size: a grow Fly has not applied yet (refused,
+    retried, or not tried) keeps Ready=False with reason Resizing.
+    """
+    size = status.volume_size_gb
+    want = instance.spec.volume.size_gb
+    if status.volume_id is None or size is None or size >= want:
+        return None
+    return f"the volume is {size} GB; growing it to spec.volume.sizeGB {want} GB"
+
+
 def machine_satisfies_desired(instance: Instance, status: ClawInstanceStatus) -> bool:
     """The machine is in the desired power state, as last observed and recorded."""
     if instance.spec.state == DesiredState.RUNNING:
@@ -95,6 +109,9 @@ def ready(
             return ConditionValue(FALSE, "StartFailed", start_failed.message)
         return ConditionValue(FALSE, stalled.reason, stalled.message)
     if machine_satisfies_desired(instance, status):
+        pending = volume_grow_pending(instance, status)
+        if pending is not None:
+            return ConditionValue(FALSE, RESIZING, pending)
         if instance.spec.state == DesiredState.RUNNING:
             return ConditionValue(TRUE, "Running", "the machine is started")
         return ConditionValue(TRUE, "Stopped", "the machine is stopped, as desired")
@@ -129,6 +146,9 @@ def reconciling(
             return ConditionValue(TRUE, "RepairingMount", restarting.message)
         return ConditionValue(TRUE, "Restarting", restarting.message)
     if machine_satisfies_desired(instance, status):
+        pending = volume_grow_pending(instance, status)
+        if pending is not None:
+            return ConditionValue(TRUE, RESIZING, pending)
         return ConditionValue(FALSE, RECONCILED, "")
     if status.volume_id is None or (
         status.machine_id is None and instance.spec.state == DesiredState.RUNNING
