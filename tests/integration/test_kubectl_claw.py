@@ -294,3 +294,24 @@ def test_help_on_every_verb_and_kubectl_completes_through_the_plugin(sandbox: Sa
     assert complete("inspect", "")[:-1] == ["alpha", "beta"]
     assert complete("inspect", "-o", "")[:-1] == ["yaml", "json"]
     assert "--fly-token-secret" in complete("inspect", "--fly")
+
+
+def test_a_cluster_without_the_crd_is_named_with_exit_code_4(tmp_path: Path) -> None:
+    from claw_operator.sim.kubesim import KubeSimThread
+
+    kubeconfig = tmp_path / "bare.kubeconfig"
+    with KubeSimThread(kubeconfig=kubeconfig):
+        env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        env["KUBECONFIG"] = str(kubeconfig)
+        for verb in (["get", "-A"], ["inspect", "web"]):
+            result = subprocess.run(
+                [str(KUBECTL), "claw", *verb],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 4, (verb, result.stderr)
+            assert "the ClawInstance CRD (clawinstances.claw.dev) is not installed" in result.stderr
+            assert "Traceback" not in result.stderr
