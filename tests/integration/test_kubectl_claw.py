@@ -161,6 +161,11 @@ def test_unknown_name_fails_with_a_clear_error_and_exit_code_3(sandbox: Sandbox)
         assert result.stdout == ""
     result = claw(sandbox, "get", "nope")
     assert result.returncode == 3
+    sandbox.create("known")  # like kubectl: the rows found are shown, the command still fails
+    result = claw(sandbox, "get", "known", "nope")
+    assert result.returncode == 3
+    assert [line.split()[1] for line in result.stdout.splitlines()[1:]] == ["known"]
+    assert 'clawinstance "nope" not found' in result.stderr
 
 
 def test_unusable_kubeconfig_and_bad_usage_have_their_own_exit_codes(

@@ -21,9 +21,10 @@ import yaml
 from claw_operator import __version__
 from claw_operator.api import PAUSED_ANNOTATION, RECONCILE_REQUEST_ANNOTATION
 from claw_operator.fly import DEFAULT_BASE_URL
+from claw_operator.kube.instance import to_instance
 from claw_operator.plugin import flyside
 from claw_operator.plugin.errors import EXIT_CODES_HELP, ExitCode, PluginError
-from claw_operator.plugin.kubeside import Cluster
+from claw_operator.plugin.kubeside import Cluster, parse_time
 from claw_operator.plugin.render import render_inspect, table
 from claw_operator.plugin.report import age, build_report, condition
 
@@ -119,8 +120,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def _row(
     obj: dict[str, Any], machines: dict[str, Any] | str | None, now: datetime, app: str
 ) -> dict[str, Any]:
-    from claw_operator.kube.instance import to_instance
-
     metadata, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ready = condition(obj, "Ready")
     row: dict[str, Any] = {
@@ -136,7 +135,7 @@ def _row(
         "image": spec.get("image"),
         "drift": None,
         "paused": str(metadata.get("annotations", {}).get(PAUSED_ANNOTATION, "")).lower() == "true",
-        "age": age(_parse(metadata.get("creationTimestamp")), now),
+        "age": age(parse_time(metadata.get("creationTimestamp")), now),
     }
     machine_id = status.get("machineId")
     if machines is None:
@@ -154,25 +153,19 @@ def _row(
     return row
 
 
-def _parse(value: Any) -> datetime | None:
-    from claw_operator.plugin.kubeside import parse_time
-
-    return parse_time(value)
-
-
 def cmd_get(args: argparse.Namespace) -> int:
     cluster = _connect(args)
     namespace = None if args.all_namespaces else (args.namespace or cluster.namespace)
     items = cluster.list_instances(namespace)
+    missing: set[str] = set()
     if args.names:
         wanted = set(args.names)
         missing = wanted - {o["metadata"]["name"] for o in items}
         items = [o for o in items if o["metadata"]["name"] in wanted]
-        if missing:
-            for name in sorted(missing):
-                print(f'{PROG}: clawinstance "{name}" not found', file=sys.stderr)
-            if not items:
-                return ExitCode.NOT_FOUND
+        for name in sorted(missing):
+            print(f'{PROG}: clawinstance "{name}" not found', file=sys.stderr)
+        if not items:
+            return ExitCode.NOT_FOUND
     access = fly_access(args, cluster)
     default_app = _default_app(args)
     apps = sorted({a for a in (_app_of(o, default_app) for o in items) if a})
@@ -189,9 +182,11 @@ def cmd_get(args: argparse.Namespace) -> int:
         _row(o, by_app.get(_app_of(o, default_app)) if access.token else None, now, _app_of(o, default_app))
         for o in items
     ]
+    # Like kubectl: the rows found are shown, and a name not found still fails the command.
+    done = ExitCode.NOT_FOUND if missing else ExitCode.OK
     if args.output:
         print(_dump(rows, args.output))
-        return ExitCode.OK
+        return done
     if not rows:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
         print(f"No clawinstances found in {where}.", file=sys.stderr)
@@ -202,7 +197,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     keys += ["drift", "paused", "image", "age"]
     values = [[("yes" if r[k] else "no") if k == "paused" else r[k] for k in keys] for r in rows]
     print("\n".join(table(headers, values)))
-    return ExitCode.OK
+    return done
 
 
 def _patch_verb(args: argparse.Namespace, body: dict[str, Any], done: str) -> int:
