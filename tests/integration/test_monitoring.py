@@ -129,3 +129,42 @@ def test_fly_5xx_holds_the_fly_errors_alert_for_the_failing_operation(sandbox: S
     operations = {dict(labels)["operation"] for labels in holding["ClawFlyAPIErrors"]}
     assert operations == {"create_machine"}
     assert not re.search("ClawFlyRateLimited|ClawReconcileErrors", str(set(holding)))
+
+
+def test_a_failing_destroy_holds_the_destroy_blocked_alert(sandbox: Sandbox) -> None:
+    port = _free_port()
+    sandbox.start_operator(metrics_port=port)
+    sandbox.create("sticky")
+    sandbox.wait_condition("sticky", "Ready", "True")
+    sandbox.fault(method="DELETE", path="/v1/apps/*/volumes/*", mode="error", status=500, count=None)
+    sandbox.delete("sticky")
+    sandbox.wait(
+        lambda: sandbox.status("sticky").get("lastDestroyErrorMessage"), what="a failed destroy step"
+    )
+    holding = Recorder(port).record(2).holding()
+    assert "ClawDestroyBlocked" in holding, holding
+
+
+def test_fly_429s_hold_the_rate_limited_alert(sandbox: Sandbox) -> None:
+    port = _free_port()
+    sandbox.start_operator(metrics_port=port)
+    sandbox.create("throttled")
+    sandbox.wait_condition("throttled", "Ready", "True")
+    recorder = Recorder(port)
+    recorder.scrape()
+    sandbox.fault(method="GET", path="/v1/apps/*/machines/*", mode="error", status=429, count=None)
+    # rate() divides by the whole 5 minutes: more than 30 429s must be in the window (~3/s here).
+    holding = recorder.record(15).holding()
+    assert "ClawFlyRateLimited" in holding, holding
+
+
+def test_an_operator_no_longer_scraped_holds_the_operator_down_alert(sandbox: Sandbox) -> None:
+    port = _free_port()
+    sandbox.start_operator(metrics_port=port)
+    recorder = Recorder(port).record(1)
+    sandbox.stop_operators()
+    evaluator = Evaluator(recorder.store)
+    expr = _alerts()["ClawOperatorDown"]
+    assert not evaluator.instant(expr, recorder.last)  # scraped a moment ago
+    assert not evaluator.instant(expr, recorder.last + 9 * 60)
+    assert evaluator.instant(expr, recorder.last + 11 * 60)  # ten minutes without a sample
