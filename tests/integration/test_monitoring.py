@@ -168,3 +168,26 @@ def test_an_operator_no_longer_scraped_holds_the_operator_down_alert(sandbox: Sa
     assert not evaluator.instant(expr, recorder.last)  # scraped a moment ago
     assert not evaluator.instant(expr, recorder.last + 9 * 60)
     assert evaluator.instant(expr, recorder.last + 11 * 60)  # ten minutes without a sample
+
+
+class RaisingObserver:
+    """The Fly edge with a bug: every observation raises (not a Fly error: a pass that raises)."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._gateway, attribute)
+
+    async def observe(self, instance: Any) -> Any:
+        raise RuntimeError("a bug in the pass")
+
+
+def test_passes_that_raise_hold_the_reconcile_errors_alert(sandbox: Sandbox) -> None:
+    port = _free_port()
+    sandbox.start_operator(metrics_port=port, gateway_hook=RaisingObserver)
+    recorder = Recorder(port)
+    recorder.scrape()
+    sandbox.create("buggy")
+    holding = recorder.record(4).holding()
+    assert "ClawReconcileErrors" in holding, holding
