@@ -128,6 +128,20 @@ def test_the_chart_ships_the_rules_with_runbook_links() -> None:
     )
 
 
+def test_the_not_ready_delay_is_a_value() -> None:
+    def not_ready_for(values: dict[str, Any]) -> str:
+        (rule,) = [o for o in render(values) if o["kind"] == "PrometheusRule"]
+        alerts = [
+            r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "ClawInstancesNotReady"
+        ]
+        return str(alerts[0]["for"])
+
+    assert not_ready_for({"prometheusRule": {"enabled": True}}) == "15m"
+    assert not_ready_for({"prometheusRule": {"enabled": True, "notReadyFor": "1h"}}) == "1h"
+    with pytest.raises(Exception, match="notReadyFor"):
+        render({"prometheusRule": {"enabled": True, "notReadyFor": "soon"}})
+
+
 def test_the_chart_ships_the_dashboard_for_grafana_s_sidecar() -> None:
     objects = render(MONITORING)
     (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
