@@ -11,7 +11,7 @@ from claw_operator.api import (
     ClawInstanceSpec,
     ClawInstanceStatus,
 )
-from claw_operator.kube.secretenv import ResolvedEnv
+from claw_operator.edge import ResolvedEnv
 from claw_operator.lifecycle.model import Instance
 
 

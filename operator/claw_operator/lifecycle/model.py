@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
+from claw_operator.api.reasons import EventReason, Reason
 
 # Fly metadata keys the operator stamps on every machine (volumes have no metadata on Fly,
 # so volumes are named after the instance instead). `fly_` prefixes are reserved by Fly.
@@ -201,9 +202,14 @@ class Timings:
 
 
 class RestartReason(StrEnum):
-    REQUESTED = "RestartRequested"  # spec.restartedAt changed
-    CONFIG_CHANGED = "ConfigChanged"  # image, guest, env or secretEnv changed
-    MOUNT_REPAIR = "MountRepair"  # the machine mounts the wrong volume or path
+    REQUESTED = Reason.RESTART_REQUESTED.value  # spec.restartedAt changed
+    CONFIG_CHANGED = Reason.CONFIG_CHANGED.value  # image, guest, env or secretEnv changed
+    MOUNT_REPAIR = Reason.MOUNT_REPAIR.value  # the machine mounts the wrong volume or path
+
+    @property
+    def condition_reason(self) -> Reason:
+        """The Restarting condition's reason while this restart is in flight."""
+        return Reason(self.value)
 
 
 @dataclass(frozen=True)
@@ -329,7 +335,7 @@ class EventRecord:
     """A Kubernetes Event to post on the ClawInstance (reason = the contract's word)."""
 
     type: EventType
-    reason: str  # VolumeCreated, MachineCreated, Started, StartFailed, StartTimeout, ...
+    reason: EventReason
     message: str
 
 

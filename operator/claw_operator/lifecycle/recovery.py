@@ -12,6 +12,7 @@ from datetime import UTC
 from typing import Final
 
 from claw_operator.api import Phase
+from claw_operator.api.reasons import EventReason
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.model import EventType, MachineView, VolumeView
@@ -128,7 +129,7 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
         status.stopped_checks = 0
     d.event(
         EventType.NORMAL,
-        "MachineRecovered",
+        EventReason.MACHINE_RECOVERED,
         f"recovered machine {candidate.id} ({candidate.state}) by its instance UID tag",
     )
     d.log(

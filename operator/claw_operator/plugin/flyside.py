@@ -1,9 +1,9 @@
 """The Fly side of one ClawInstance, as the plugin shows it, seen through the operator's own edge.
 
-Every Fly-specific import of the plugin is here, in a few small functions: when the Fly edge
-moves (the planned `edge/` package), only this module is re-pointed. The views are the very
-ones the operator decides from (`machine_view`, `volume_view`), so what `kubectl claw inspect`
-calls drift is exactly what the operator will act on.
+Every Fly-specific import of the plugin is here, in a few small functions over the Fly edge
+(`claw_operator.edge`): the views are the very ones the operator decides from (`machine_view`,
+`volume_view`, `env_digest`), so what `kubectl claw inspect` calls drift is exactly what the
+operator will act on.
 
 Read-only: GETs only, a short retry budget (a person is waiting), and nothing of the machine's
 env (secretEnv values live there) ever leaves this module.
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from claw_operator.edge import env_digest
+from claw_operator.edge.gateway import machine_view, volume_view
 from claw_operator.fly import (
     FlyClientConfig,
     FlyError,
@@ -26,8 +28,6 @@ from claw_operator.fly import (
     RetryPolicy,
     Volume,
 )
-from claw_operator.kube.flygateway import machine_view, volume_view
-from claw_operator.kube.secretenv import env_digest
 from claw_operator.lifecycle.drift import mount_is_correct, restart_trigger
 from claw_operator.lifecycle.model import Instance, MachineView, VolumeView
 
