@@ -124,10 +124,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_format)
+    from claw_operator.kube.preflight import StartupError
+
     try:
         asyncio.run(run_operator(config))
     except KeyboardInterrupt:
         return 130
+    except StartupError as exc:
+        print(f"claw-operator run: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -46,6 +46,7 @@ from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.flysim import FlySimThread
 from claw_operator.sim.flysim.profiles import resolve_profile
 from claw_operator.sim.kubesim import KubeSimThread
+from claw_operator.tourtimeline import Recording, TimelineRecorder, draw_timeline
 
 APP = "claw-demo"
 TOKEN = "demo-token"
@@ -226,6 +227,10 @@ class DemoSandbox:
         obj: dict[str, Any] | None = self.kube.get(f"{GROUP}/{VERSION}", "ClawInstance", name, NAMESPACE)
         return obj
 
+    def instances(self) -> list[dict[str, Any]]:
+        assert self.kube is not None
+        return list(self.kube.list(f"{GROUP}/{VERSION}", "ClawInstance", NAMESPACE))
+
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         obj = self.instance(name) or {}
         for cond in (obj.get("status") or {}).get("conditions", []):
@@ -301,12 +306,15 @@ def _indent(text: str) -> str:
 class Tour:
     TOTAL = 5
 
-    def __init__(self, box: DemoSandbox) -> None:
+    def __init__(self, box: DemoSandbox, recorder: TimelineRecorder | None = None) -> None:
         self.box = box
         self.manifest = box.workdir / "minimal.yaml"
         self._clock = time.monotonic()
+        self._recorder = recorder
 
     def step(self, number: int, title: str, story: str) -> None:
+        if self._recorder is not None:
+            self._recorder.mark(f"{number}. {title}")
         elapsed = time.monotonic() - self._clock
         self.box.say()
         self.box.say(f"━━ Step {number}/{self.TOTAL}: {title}  (t+{elapsed:.0f}s)")
@@ -498,6 +506,27 @@ class Tour:
             raise DemoError(f"Fly objects left behind: {owned or volumes}")
 
 
+def _draw_tour(box: DemoSandbox, recording: Recording, workdir: Path | None) -> Path | None:
+    """The tour's timeline picture (in the kept workdir, else the temp dir); its path, printed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        box.say("(pip install 'claw-operator[plots]' for a timeline picture of the tour)")
+        return None
+    assert box.fly is not None
+    fly_states: dict[str, list[dict[str, Any]]] = {}
+    for name in recording.names():
+        for machine_id in recording.machine_ids(name):
+            try:
+                fly_states[machine_id] = box.fly.timeline(machine_id)
+            except Exception:  # a machine flysim no longer knows: drawn without its states
+                fly_states[machine_id] = []
+    where = workdir or Path(tempfile.gettempdir())
+    path = draw_timeline(recording, fly_states, where / f"claw-tour-{datetime.now(UTC):%Y%m%dT%H%M%S}.png")
+    box.say(f"Timeline of the tour (phases, conditions, Fly's machine states): {path}")
+    return path
+
+
 def _events_section(output: str) -> str:
     """The `Events:` block that ends `kubectl describe`."""
     lines = output.splitlines()
@@ -553,9 +582,14 @@ def run_demo(
             if metrics_port is not None:
                 box.say(f"            http://127.0.0.1:{metrics_port}/metrics  /healthz  /readyz")
             if tour:
-                Tour(box).run()
+                recorder = TimelineRecorder(lambda: box.instances()).start()
+                try:
+                    Tour(box, recorder).run()
+                finally:
+                    recording = recorder.stop()
                 box.say()
                 box.say(f"Tour complete in {time.monotonic() - started:.0f}s.")
+                _draw_tour(box, recording, directory if keep else None)
                 box.say("Try it yourself: `make sandbox` (or `claw-operator demo`) keeps everything running.")
                 return 0
             _sandbox(box, stop)

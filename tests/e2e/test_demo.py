@@ -75,6 +75,13 @@ def test_the_tour_shows_each_steps_condition_and_event(tmp_path: Path) -> None:
     # The operator's own logs went to the file, not the terminal.
     assert (tmp_path / "operator.log").read_text()
     assert "fly GET" not in output
+    # It ends with a picture of the whole tour, kept in the workdir, and says where.
+    picture = re.search(
+        r"Timeline of the tour \(phases, conditions, Fly's machine states\): (\S+\.png)", output
+    )
+    assert picture, output[-600:]
+    assert Path(picture.group(1)).parent == tmp_path
+    assert Path(picture.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.timeout(120)

@@ -5,6 +5,7 @@ Kubernetes API.
 """
 
 from claw_operator.edge.env import ResolvedEnv, env_digest
-from claw_operator.edge.gateway import FlyGateway
+from claw_operator.edge.gateway import FlyGateway, to_failure, volume_view
+from claw_operator.edge.machineconfig import machine_view
 
-__all__ = ["FlyGateway", "ResolvedEnv", "env_digest"]
+__all__ = ["FlyGateway", "ResolvedEnv", "env_digest", "machine_view", "to_failure", "volume_view"]

@@ -80,6 +80,7 @@ _M = TypeVar("_M")
 
 # Route templates: logged and reported instead of concrete URLs (bounded cardinality, and the
 # same names flysim's /_sim/stats uses).
+R_APP: Final = "/v1/apps/{app}"
 R_MACHINES: Final = "/v1/apps/{app}/machines"
 R_MACHINE: Final = "/v1/apps/{app}/machines/{id}"
 R_START: Final = "/v1/apps/{app}/machines/{id}/start"
@@ -92,6 +93,7 @@ R_VOLUME_EXTEND: Final = "/v1/apps/{app}/volumes/{id}/extend"
 
 # The operation each (method, route) performs, as reported to `FlyClientConfig.on_request`.
 _OPERATIONS: Final[Mapping[tuple[str, str], str]] = {
+    ("GET", R_APP): "get_app",
     ("GET", R_MACHINES): "list_machines",
     ("POST", R_MACHINES): "create_machine",
     ("GET", R_MACHINE): "get_machine",
@@ -379,6 +381,17 @@ class FlyMachinesClient:
                 route=route,
                 body=response.text,
             ) from exc
+
+    # --- apps --------------------------------------------------------------------------------
+
+    async def get_app(self, app: str) -> dict[str, Any]:
+        """GET one app (`NotFound` when the token sees no such app, `Unauthorized` when Fly refuses
+        the token): the cheapest question that tells whether Fly takes the token."""
+        response = await self._call(_Retry.SAFE, "GET", R_APP, action="get_app", app=app)
+        body = self._json(response, route=R_APP)
+        if not isinstance(body, dict):
+            raise UnexpectedResponse("app is not a JSON object", method="GET", route=R_APP)
+        return body
 
     # --- machines: reads ---------------------------------------------------------------------
 

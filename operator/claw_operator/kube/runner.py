@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+import yaml
+from kubernetes.config import ConfigException
 
 from claw_operator.edge import FlyGateway, ResolvedEnv
 from claw_operator.fly import FlyClientConfig, FlyMachinesClient
@@ -18,6 +20,7 @@ from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
+from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
 from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
 
@@ -116,7 +119,11 @@ async def run_operator(
     """
     metrics = OperatorMetrics()
     health = WatchHealth(config.watch_stale_after)
-    api_client = load_api_client(config.kubeconfig)
+    metrics.track_watch_health(health.silent_for)
+    try:
+        api_client = load_api_client(config.kubeconfig)
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
+        raise describe_kubeconfig_error(exc, config.kubeconfig) from exc
     kube = WatchedKubeApi(api_client, health)
     # The Fly client reports each exchange to the metrics (it never imports them).
     gateway = FlyGateway(fly_client(config, on_request=metrics.observe_fly_request), config.timings)
@@ -151,6 +158,8 @@ async def run_operator(
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
             await server.start()
+        if not await check_startup(api_client, config, stop_flag):
+            return  # stopped while waiting for the apiserver or Fly
         await kopf.operator(
             registry=registry,
             settings=settings,
