@@ -141,39 +141,41 @@ def _recover_pending_volume(d: Draft, observed: Observation) -> None:
         d.log("recover_volume_by_name", volume_id=leftover.id, reason="destroy")
 
 
-def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
-    status = d.status
+def _step_failed(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> Decision | None:
+    """What every destroy step's result shares: a failure is recorded and retried (404 counts
+    as done); success is logged and clears the last destroy error."""
     failure = result.failure
     if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, DestroyOp.MACHINE, failure, action.machine_id)
-    d.log(
-        "destroy_machine_ok" if failure is None else "destroy_machine_already_gone",
-        machine_id=action.machine_id,
-    )
+        return _failed(d, op, failure, target)
+    outcome = "ok" if failure is None else "already_gone"
+    d.log(f"destroy_{op.value}_{outcome}", **{f"{op.value}_id": target})
+    _clear_destroy_error(d)
+    return None
+
+
+def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
+    failed = _step_failed(d, DestroyOp.MACHINE, action.machine_id, result)
+    if failed is not None:
+        return failed
+    status = d.status
     if status.pending_destroy_machine_id == action.machine_id:
         status.pending_destroy_machine_id = None
     if status.machine_id == action.machine_id:
         status.machine_id = None
         status.machine_state = None
         status.instance_id = None
-    _clear_destroy_error(d)
     return d.finish(requeue_after=0)
 
 
 def settle_delete_volume(d: Draft, action: DeleteVolume, result: ActionResult) -> Decision:
+    failed = _step_failed(d, DestroyOp.VOLUME, action.volume_id, result)
+    if failed is not None:
+        return failed
     status = d.status
-    failure = result.failure
-    if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, DestroyOp.VOLUME, failure, action.volume_id)
-    d.log(
-        "destroy_volume_ok" if failure is None else "destroy_volume_already_gone",
-        volume_id=action.volume_id,
-    )
     if status.pending_destroy_volume_id == action.volume_id:
         status.pending_destroy_volume_id = None
     if status.volume_id == action.volume_id:
         status.volume_id = None
-    _clear_destroy_error(d)
     # Finalized by the next pass, which first lists by tag for a machine never recorded.
     return d.finish(requeue_after=0)
 
