@@ -59,6 +59,7 @@ def in_flight(
             **{
                 "restarting_at": GUARD_SET,
                 "restarting_instance_id": "inst-1",
+                "restarting_for": restarted_at,
                 "conditions": conds,
                 **status_overrides,
             }
@@ -244,6 +245,19 @@ CASES = [
             "instance_id": "inst-2",
         },
         logs=("restart_already_applied",),
+    ),
+    Case(
+        "resumed_restart_already_applied_does_not_swallow_a_newer_request",
+        instance(
+            spec_=spec(restartedAt="r3"),
+            status_=in_flight("RestartRequested", restarted_at="r2").status,
+            generation=3,
+        ),
+        observed(machine("started", instance_id="inst-2"), volume()),
+        action=None,
+        events=("Restarted",),
+        fields={"handled_restarted_at": "r2", "restarting_at": None},
+        requeue_after=0,
     ),
     Case(
         "resumed_restart_on_a_new_version_still_booting_only_waits",
