@@ -18,7 +18,13 @@ from typing import Any, ClassVar, assert_never
 from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.edge.env import ResolvedEnv
 from claw_operator.edge.listings import SharedListing
-from claw_operator.edge.machineconfig import desired_config, machine_view, merged_config, owner_of
+from claw_operator.edge.machineconfig import (
+    config_applied,
+    desired_config,
+    machine_view,
+    merged_config,
+    owner_of,
+)
 from claw_operator.fly import (
     FlyError,
     FlyMachinesClient,
@@ -407,12 +413,24 @@ class FlyGateway:
         )
 
     async def _desired_machine_config(
-        self, instance: Instance, env: ResolvedEnv | None, machine_id: str, volume_id: str
-    ) -> MachineConfig:
-        """The current config with our fields replaced (Fly has no partial update)."""
+        self,
+        instance: Instance,
+        env: ResolvedEnv | None,
+        machine_id: str,
+        volume_id: str,
+        *,
+        force: bool = False,
+    ) -> MachineConfig | None:
+        """The current config with our fields replaced (Fly has no partial update); None when
+        the machine already has exactly that config (an update would only repeat itself),
+        unless `force`: a restart always updates, so the machine's version records it."""
         current = await self._fly.get_machine(instance.app, machine_id)
         base = (current.config or current.incomplete_config or MachineConfig()).to_wire()
-        return MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
+        desired = self._config(instance, env, volume_id)
+        if not force and config_applied(base, desired):
+            return None
+        merged = merged_config(base, desired)
+        return MachineConfig.model_validate(merged)
 
     async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
         app, spec = instance.app, instance.spec
@@ -480,10 +498,14 @@ class FlyGateway:
             case StartMachine():
                 # Update puts the desired config in place; Fly (since 2026) leaves a stopped
                 # machine stopped after an update, so the client starts it once it settles.
-                config = await self._desired_machine_config(
+                update = await self._desired_machine_config(
                     instance, env, action.machine_id, action.volume_id
                 )
-                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
+                if update is None:
+                    # Already updated (say, by a restart whose start failed): only start it.
+                    await self._fly.start_machine_and_wait(app, action.machine_id, timeout=wait)
+                else:
+                    await self._fly.update_and_start(app, action.machine_id, update, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case StopMachine():
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
@@ -510,10 +532,11 @@ class FlyGateway:
                     logger.info(
                         "stop did not settle before the update", extra={"machine_id": action.machine_id}
                     )
-                config = await self._desired_machine_config(
-                    instance, env, action.machine_id, action.volume_id
+                forced = await self._desired_machine_config(
+                    instance, env, action.machine_id, action.volume_id, force=True
                 )
-                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
+                assert forced is not None
+                await self._fly.update_and_start(app, action.machine_id, forced, timeout=wait)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case DestroyMachine():
