@@ -32,7 +32,7 @@ from claw_operator.fly import (
 )
 from claw_operator.fly.leases import MachineLeases
 from claw_operator.sim.flysim import FAST, FlySim
-from claw_operator.sim.flysim.testing import FlySimFactory
+from tests.fixtures.flysim import FlySimFactory
 
 from .fly_contract_support import APP, TOKEN, ClientFactory, started_machine
 
