@@ -2,7 +2,8 @@
 
 What each call sends, and how an ambiguous create is resolved. How a request is sent, retried
 (per call: `Retry.SAFE` or `Retry.UNSENT`) and read is `fly/transport.py`; the machine leases,
-which the operator does not use, are `fly/leases.py`.
+which the operator does not use, are `fly/leases.py`. "§N" is a section of
+`docs/reference/fly-machines-api.md`.
 """
 
 from __future__ import annotations
