@@ -186,21 +186,24 @@ class Tour:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         restarts_before = box.event_reasons("minimal").count("Restarted")
         patch = f'{{"spec":{{"restartedAt":"{stamp}"}}}}'
-        console.kubectl("patch", "clawinstance", "minimal", "--type=merge", "-p", patch)
-        box.wait_condition("minimal", "Restarting", "True", "RestartRequested", timeout=30)
-        console.kubectl(
-            "get",
-            "clawinstance",
-            "minimal",
-            "-o",
+        restarting = (
             'jsonpath=Restarting={.status.conditions[?(@.type=="Restarting")].status}'
-            ' ({.status.conditions[?(@.type=="Restarting")].reason}){"\\n"}',
+            ' ({.status.conditions[?(@.type=="Restarting")].reason}){"\\n"}'
         )
-        box.wait(
-            lambda: box.event_reasons("minimal").count("Restarted") > restarts_before,
-            90,
-            "minimal: Event Restarted",
-        )
+        # A fast restart is over before a `kubectl get` starts: watch the condition instead.
+        with console.watching("get", "clawinstance", "minimal", "-o", restarting) as seen:
+            box.wait(lambda: seen, 30, "kubectl's watch")
+            console.kubectl("patch", "clawinstance", "minimal", "--type=merge", "-p", patch)
+            box.wait(
+                lambda: box.event_reasons("minimal").count("Restarted") > restarts_before,
+                90,
+                "minimal: Event Restarted",
+            )
+            box.wait(
+                lambda: any("=True" in line for line in seen) and "=False" in seen[-1],
+                30,
+                "kubectl's watch to show the restart",
+            )
         box.wait_condition("minimal", "Ready", "True", timeout=30)
         self.show("minimal")
 
