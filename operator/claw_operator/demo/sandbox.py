@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -37,6 +37,7 @@ log = logging.getLogger("claw_operator.sandbox")
 REPO = Path(__file__).resolve().parents[3]
 
 KopfSettingsHook = Callable[[Any], None]
+_T = TypeVar("_T")
 
 
 class SandboxError(Exception):
@@ -53,6 +54,12 @@ def crds_directory(workdir: Path) -> Path:
     crds.mkdir(parents=True, exist_ok=True)
     (crds / "clawinstances.yaml").write_text(render_crd_yaml())
     return crds
+
+
+def _running(part: _T | None) -> _T:
+    if part is None:
+        raise SandboxError("the sandbox is not running")
+    return part
 
 
 class Sandbox:
@@ -180,22 +187,16 @@ class Sandbox:
 
     @property
     def kube(self) -> KubeSimThread:
-        if self._kube is None:
-            raise SandboxError("the sandbox is not running")
-        return self._kube
+        return _running(self._kube)
 
     @property
     def fly(self) -> FlySimThread:
-        if self._fly is None:
-            raise SandboxError("the sandbox is not running")
-        return self._fly
+        return _running(self._fly)
 
     @property
     def flyhttp(self) -> httpx.Client:
         """A client of flysim's HTTP API, with the sandbox's token."""
-        if self._flyhttp is None:
-            raise SandboxError("the sandbox is not running")
-        return self._flyhttp
+        return _running(self._flyhttp)
 
     # ------------------------------------------------------------------ ClawInstances
 
