@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install tools lint test unit crds crds-check demo sandbox bench clean
+.PHONY: help install tools lint test unit crds crds-check demo sandbox bench monitoring clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ unit: install ## only the pure unit tests (fast)
 
 crds: install ## regenerate crds/clawinstances.yaml from the models
 	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml
+
+monitoring: install ## regenerate the Grafana dashboard JSON and the krew archive's sha256
+	$(BIN)/python docs/monitoring/dashboard.py
+	$(BIN)/python docs/krew/archive.py
 
 demo: install ## a guided tour of the lifecycle (kubesim + flysim + operator, < 1 min)
 	$(BIN)/claw-operator demo --tour

@@ -45,6 +45,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+import plots
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
@@ -350,9 +352,13 @@ async def measure(
     watcher = asyncio.create_task(bench.watch(tracker))
     peak = {"rss": 0.0}
 
+    process_series: list[tuple[float, float, float]] = []  # (monotonic t, CPU seconds, RSS MiB)
+
     async def sampler() -> None:
         while True:
-            peak["rss"] = max(peak["rss"], sample(operator.pid).rss_mib)
+            now = sample(operator.pid)
+            peak["rss"] = max(peak["rss"], now.rss_mib)
+            process_series.append((time.monotonic(), now.cpu_seconds, now.rss_mib))
             await asyncio.sleep(0.5)
 
     sampling = asyncio.create_task(sampler())
@@ -473,6 +479,7 @@ async def measure(
 
     emptied = await wait_until(fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0)
     time_to_empty = time.monotonic() - delete_from
+    deleted_at = time.monotonic()
     final = await bench.fly_stats()
     delete_calls = fly_counts(final) - fly_counts(fly_delete_from)
     leaked_machines = sum(c for s, c in final["machines"].items() if s not in ("destroyed", "destroying"))
@@ -538,6 +545,29 @@ async def measure(
         "leaked_crs": len(tracker.present),
         "fly_429s": fly_429s(final),
         "fly_rate_limited_total": final["rate_limited"],
+        # The raw material of the pictures (benchmarks/plots.py), times since the creates.
+        "series": {
+            "n": n,
+            "time_to_ready_s": [round(v, 3) for v in ttr_values],
+            "fly_intrinsic_s": [round(v, 3) for v in intrinsic_values],
+            "ready_at_s": sorted(round(at - started, 3) for at in tracker.ready.values()),
+            "phases": [
+                ["ramp to Ready", 0.0, round(all_ready_at - started, 2)],
+                ["steady", round(steady_from - started, 2), round(steady_from - started + steady_seconds, 2)],
+                ["delete", round(delete_from - started, 2), round(deleted_at - started, 2)],
+            ],
+            "fly_calls_by_phase": {
+                "ramp to Ready": {k: round(v / n, 3) for k, v in sorted(adjusted.items()) if v},
+                "steady (per interval)": {
+                    k: round(v / n / (steady_seconds / interval), 3) for k, v in sorted(steady_calls.items())
+                },
+                "delete": {k: round(v / n, 3) for k, v in sorted(delete_calls.items())},
+            },
+            "process": [
+                [round(t - started, 2), round(cpu, 1), round(rss, 1)]
+                for t, cpu, rss in plots.cpu_percent(process_series)
+            ],
+        },
     }
 
 
@@ -562,7 +592,8 @@ def rss_slope(result: dict[str, Any]) -> dict[str, Any] | None:
 
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
-        print(f"{key:45s} {json.dumps(value)}")
+        if key != "series":
+            print(f"{key:45s} {json.dumps(value)}")
 
 
 def main() -> int:
@@ -612,6 +643,14 @@ def main() -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+    picture = plots.draw_run(
+        plots.timeline_from_series(
+            f"fleet: {args.n} ClawInstances, {result['apps']} Fly app(s), flysim realistic, Fly's limits",
+            result["series"],
+        ),
+        output.with_suffix(".png"),
+    )
+    print(f"drew {picture.relative_to(REPO) if picture.is_relative_to(REPO) else picture}")
     failures = [
         name
         for name in ("leaked_fly_machines", "leaked_fly_volumes", "leaked_crs", "fly_429s")

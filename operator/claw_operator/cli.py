@@ -128,10 +128,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_format)
+    from claw_operator.kube.preflight import StartupError
+
     try:
         asyncio.run(run_operator(config))
     except KeyboardInterrupt:
         return 130
+    except StartupError as exc:
+        print(f"claw-operator run: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -202,6 +207,11 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--kubeconfig", default="kubesim.kubeconfig", help="where to write the kubeconfig")
     parser.add_argument("--crds", help="apply every CRD in this directory at start")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate (made with openssl, carried in the kubeconfig)",
+    )
 
     def serve_kubesim(args: argparse.Namespace) -> int:
         import asyncio
@@ -210,11 +220,12 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
         try:
             from claw_operator.sim.kubesim import KubeSim
+            from claw_operator.sim.kubesim.tls import TlsUnavailable
         except ModuleNotFoundError as missing:
             return _no_sandbox("kubesim", missing)
 
         async def serve() -> None:
-            sim = KubeSim()
+            sim = KubeSim(tls=args.tls)
             base_url = await sim.start(args.host, args.port)
             try:
                 if args.crds:
@@ -238,6 +249,9 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             asyncio.run(serve())
         except OSError as exc:  # e.g. the port is taken
             print(f"claw-operator kubesim: {exc}", file=sys.stderr)
+            return 1
+        except TlsUnavailable as exc:
+            print(f"claw-operator kubesim: --tls: {exc}", file=sys.stderr)
             return 1
         print("kubesim stopped", file=sys.stderr)
         return 0

@@ -57,6 +57,33 @@ def test_run_timing_defaults_are_kiloclaws() -> None:
     )
 
 
+def test_kubesim_tls_serves_https_that_kubectl_verifies(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    server = subprocess.Popen(
+        [*CLI, "kubesim", "--tls", "--port", "0", "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # "export KUBECONFIG=..." once it serves
+        assert line.startswith("export KUBECONFIG="), line
+        assert "certificate-authority-data" in kubeconfig.read_text()
+        got = subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), "get", "namespaces", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert got.returncode == 0, got.stderr
+        assert "namespace/default" in got.stdout
+        assert "https://" in kubeconfig.read_text()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 # A Python without the `[sandbox]` extra: cel-python (kubesim's CEL rules) cannot be imported.
 WITHOUT_SANDBOX = """
 import sys

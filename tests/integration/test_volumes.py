@@ -3,12 +3,16 @@ blip, never stuck on a retried extend, grown while Stopped, and too-large config
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from claw_operator.api import GROUP, PLURAL, VERSION
 from claw_operator.lifecycle import volume_name
-from tests.integration.conftest import APP, Sandbox
+from claw_operator.lifecycle.model import Action, ActionResult, CreateVolume, Instance
+from tests.integration.conftest import APP, FAST, Sandbox
 
 VOLUMES = "/v1/apps/*/volumes"
 VOLUME = "/v1/apps/*/volumes/*"
@@ -74,6 +78,43 @@ def test_silent_volume_create_with_a_failing_listing_makes_one_volume(sandbox: S
 
 def _fail(what: str) -> bool:
     raise AssertionError(what)
+
+
+class CrashAfterVolumeCreate:
+    """Lets the volume create reach Fly, then never returns: the pass dies before its status
+    write, as if the operator were killed right there."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._gateway, attribute)
+
+    async def observe(self, instance: Instance) -> Any:
+        return await self._gateway.observe(instance)
+
+    async def execute(self, action: Action, instance: Instance, env: Any) -> ActionResult:
+        result: ActionResult = await self._gateway.execute(action, instance, env)
+        if isinstance(action, CreateVolume):
+            await asyncio.Event().wait()  # killed: never writes the status
+        return result
+
+
+def test_operator_killed_after_a_volume_create_with_a_stale_listing_makes_one_volume(
+    sandbox: Sandbox,
+) -> None:
+    first = sandbox.start_operator(gateway_hook=CrashAfterVolumeCreate)
+    sandbox.create("reborn")
+    sandbox.wait(lambda: len(_live_volumes(sandbox)) == 1, what="the volume on Fly")
+    time.sleep(2.0)  # the instance is older than the next operator by creationTimestamp's second
+    first.stop(timeout=5)
+    sandbox.operators.remove(first)
+    assert "volumeId" not in sandbox.status("reborn")
+    # Fly's list still hides the volume for a while after the new operator starts.
+    sandbox.fault(method="GET", path=VOLUMES, mode="stale_list", count=None, window=8.0)
+    sandbox.start_operator(timings=replace(FAST, listing_settle=timedelta(seconds=10)))
+    status = sandbox.wait_phase("reborn", "Running", timeout=30)
+    assert [v["id"] for v in _live_volumes(sandbox)] == [status["volumeId"]]
 
 
 # ---------------------------------------------------------------- 2. loss only on proof
@@ -287,3 +328,30 @@ def test_the_machine_goes_where_the_volume_really_is(sandbox: Sandbox) -> None:
     assert status["volumeId"] == volume["id"]
     assert [m["region"] for m in sandbox.live_machines()] == ["ord"]
     assert sandbox.condition("astray", "Stalled").get("status") != "True"
+
+
+def test_status_follows_the_volume_the_machine_mounts_never_repairs_onto_a_duplicate(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.start_operator()
+    sandbox.create("loyal")
+    sandbox.wait_condition("loyal", "Ready", "True", "Running")
+    status = sandbox.status("loyal")
+    data, machine_id = status["volumeId"], status["machineId"]
+    # A duplicate named after the instance (an older operator's lost create), and a status that
+    # names it instead of the volume the machine runs on.
+    duplicate = sandbox.flyhttp.post(
+        f"/v1/apps/{APP}/volumes",
+        json={"name": volume_name(_uid(sandbox, "loyal")), "region": "iad", "size_gb": 10},
+    ).json()
+    sandbox.api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, sandbox.namespace, PLURAL, "loyal", {"status": {"volumeId": duplicate["id"]}}
+    )
+    sandbox.wait(
+        lambda: sandbox.status("loyal").get("volumeId") == data, timeout=20, what="volumeId back on the data"
+    )
+    time.sleep(1.0)
+    machine = sandbox.fly.get_machine(machine_id)
+    assert machine is not None and [m["volume"] for m in machine["config"]["mounts"]] == [data]
+    reasons = sandbox.event_reasons("loyal")
+    assert "MountRepaired" not in reasons and "Restarting" not in reasons, reasons

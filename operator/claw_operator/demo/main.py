@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,6 +28,7 @@ from claw_operator.demo.tour import Tour, example_manifest
 from claw_operator.fly import RateLimits, RetryPolicy
 from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.flysim.profiles import resolve_profile
+from claw_operator.tourtimeline import Recording, TimelineRecorder, draw_timeline
 
 __all__ = ["run_demo"]
 
@@ -123,9 +124,14 @@ def run_demo(
                 if metrics_port is not None:
                     console.say(f"            http://127.0.0.1:{metrics_port}/metrics  /healthz  /readyz")
                 if tour:
-                    Tour(box, console).run()
+                    recorder = TimelineRecorder(box.instances).start()
+                    try:
+                        Tour(box, console, recorder).run()
+                    finally:
+                        recording = recorder.stop()
                     console.say()
                     console.say(f"Tour complete in {time.monotonic() - started:.0f}s.")
+                    _draw_tour(box, console, recording, directory if keep else None)
                     console.say(
                         "Try it yourself: `make sandbox` (or `claw-operator demo`) keeps everything running."
                     )
@@ -147,6 +153,26 @@ def run_demo(
             box.log_handler.close()
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _draw_tour(box: Sandbox, console: Console, recording: Recording, workdir: Path | None) -> Path | None:
+    """The tour's timeline picture (in the kept workdir, else the temp dir); its path, printed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        console.say("(pip install 'claw-operator[plots]' for a timeline picture of the tour)")
+        return None
+    fly_states: dict[str, list[dict[str, Any]]] = {}
+    for name in recording.names():
+        for machine_id in recording.machine_ids(name):
+            try:
+                fly_states[machine_id] = box.fly.timeline(machine_id)
+            except Exception:  # a machine flysim no longer knows: drawn without its states
+                fly_states[machine_id] = []
+    where = workdir or Path(tempfile.gettempdir())
+    path = draw_timeline(recording, fly_states, where / f"claw-tour-{datetime.now(UTC):%Y%m%dT%H%M%S}.png")
+    console.say(f"Timeline of the tour (phases, conditions, Fly's machine states): {path}")
+    return path
 
 
 def _keep_running(box: Sandbox, console: Console, log_path: Path, stop: threading.Event | None) -> None:

@@ -205,6 +205,10 @@ class Sandbox:
         obj: dict[str, Any] | None = self.kube.get(f"{GROUP}/{VERSION}", "ClawInstance", name, self.namespace)
         return obj
 
+    def instances(self) -> list[dict[str, Any]]:
+        """Every ClawInstance of the namespace, as the apiserver holds them."""
+        return list(self.kube.list(f"{GROUP}/{VERSION}", "ClawInstance", self.namespace))
+
     def status(self, name: str) -> dict[str, Any]:
         return (self.get(name) or {}).get("status") or {}
 

@@ -19,6 +19,7 @@ import httpx
 
 from claw_operator.demo.console import Console, indent
 from claw_operator.demo.sandbox import REPO, Sandbox, SandboxError
+from claw_operator.tourtimeline import TimelineRecorder
 
 __all__ = ["Tour", "example_manifest"]
 
@@ -44,13 +45,16 @@ def example_manifest() -> str:
 class Tour:
     TOTAL = 5
 
-    def __init__(self, box: Sandbox, console: Console) -> None:
+    def __init__(self, box: Sandbox, console: Console, recorder: TimelineRecorder | None = None) -> None:
         self.box = box
         self.console = console
         self.manifest = box.workdir / "minimal.yaml"
         self._clock = time.monotonic()
+        self._recorder = recorder
 
     def step(self, number: int, title: str, story: str) -> None:
+        if self._recorder is not None:
+            self._recorder.mark(f"{number}. {title}")
         elapsed = time.monotonic() - self._clock
         self.console.say()
         self.console.say(f"━━ Step {number}/{self.TOTAL}: {title}  (t+{elapsed:.0f}s)")

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import httpx
 
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.fly.config import FlyClientConfig
 from claw_operator.fly.errors import (
     AmbiguousCreate,
@@ -46,6 +47,7 @@ from claw_operator.fly.models import (
 from claw_operator.fly.ratelimit import GET_ACTION, FlyRateLimiter
 from claw_operator.fly.tags import OwnerTag
 from claw_operator.fly.transport import (
+    R_APP,
     R_MACHINE,
     R_MACHINES,
     R_START,
@@ -88,14 +90,7 @@ def _go_duration(value: float | str) -> str:
     return f"{value:g}s"
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+_parse_time = parse_rfc3339
 
 
 def _matches(metadata: Mapping[str, str], selector: Mapping[str, str]) -> bool:
@@ -149,6 +144,17 @@ class FlyMachinesClient:
 
     def __repr__(self) -> str:
         return f"FlyMachinesClient(base_url={self._config.base_url!r})"
+
+    # --- apps --------------------------------------------------------------------------------
+
+    async def get_app(self, app: str) -> dict[str, Any]:
+        """GET one app (`NotFound` when the token sees no such app, `Unauthorized` when Fly refuses
+        the token): the cheapest question that tells whether Fly takes the token."""
+        response = await self._call(_Retry.SAFE, "GET", R_APP, action="get_app", app=app)
+        body = self._json(response, route=R_APP)
+        if not isinstance(body, dict):
+            raise UnexpectedResponse("app is not a JSON object", method="GET", route=R_APP)
+        return body
 
     # --- machines: reads ---------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ _T = TypeVar("_T")
 
 # Route templates: logged and reported instead of concrete URLs (bounded cardinality, and the
 # same names flysim's /_sim/stats uses).
+R_APP: Final = "/v1/apps/{app}"
 R_MACHINES: Final = "/v1/apps/{app}/machines"
 R_MACHINE: Final = "/v1/apps/{app}/machines/{id}"
 R_START: Final = "/v1/apps/{app}/machines/{id}/start"
@@ -82,6 +83,7 @@ R_VOLUME_EXTEND: Final = "/v1/apps/{app}/volumes/{id}/extend"
 
 # The operation each route and method performs, as reported to `FlyClientConfig.on_request`.
 OPERATIONS: Final[Mapping[str, Mapping[str, str]]] = {
+    R_APP: {"GET": "get_app"},
     R_MACHINES: {"GET": "list_machines", "POST": "create_machine"},
     R_MACHINE: {"GET": "get_machine", "POST": "update_machine", "DELETE": "destroy_machine"},
     R_START: {"POST": "start_machine"},

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from claw_operator.api.reasons import EventReason
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay
@@ -92,12 +93,20 @@ def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
         return None
     lookup = observed.volume
     seen = lookup.volume
+    named = observed.named_volumes
+    mount_path = d.instance.spec.volume.mount_path
+    mounts = {mounted_volume(m, mount_path) for m in _instance_machines(observed)} - {None}
+    mounted_ours = [v for v in live_volumes(named) if v.id in mounts]
+    if volume_id not in mounts and mounted_ours:
+        # The machine mounts another volume of this instance (named after it): that one holds
+        # the data, and status.volumeId names the volume the machine mounts — never "repair"
+        # the machine onto the other one.
+        _follow_mount(d, volume_id, mounted_ours[0])
+        return None
     if lookup.outcome == Lookup.FOUND and seen is not None and seen.state not in VOLUME_GONE_STATES:
         status.volume_size_gb = seen.size_gb
         _volume_found_again(d, "read")
         return None
-    mount_path = d.instance.spec.volume.mount_path
-    mounts = {mounted_volume(m, mount_path) for m in _instance_machines(observed)} - {None}
     if volume_id in mounts:
         # Bound to a machine of ours: Fly would refuse to delete it, so it exists.
         _volume_found_again(d, "mounted")
@@ -107,14 +116,6 @@ def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
         _volume_lost(d, f"Fly shows it {seen.state}")
         return _Hold(0)
     if lookup.outcome != Lookup.GONE:
-        return None
-
-    named = observed.named_volumes
-    mounted_ours = [v for v in live_volumes(named) if v.id in mounts]
-    if mounted_ours:
-        # The machine mounts another volume of this instance: that one holds the data, and
-        # status.volumeId names the volume the machine mounts.
-        _follow_mount(d, volume_id, mounted_ours[0])
         return None
 
     since = status.volume_missing_since
@@ -169,7 +170,7 @@ def _volume_lost(d: Draft, evidence: str) -> None:
     )
     d.event(
         EventType.WARNING,
-        "VolumeLost",
+        EventReason.VOLUME_LOST,
         f"volume {old} is gone from Fly ({evidence}); a new, empty volume will be created: {consequence}",
     )
     d.log("replace_lost_volume", data_loss=held_data, old_volume_id=old, evidence=evidence)

@@ -12,6 +12,8 @@ from datetime import UTC
 from typing import Final
 
 from claw_operator.api import Phase
+from claw_operator.api.reasons import EventReason
+from claw_operator.fly.models import DESTROYED_MACHINE_STATES, DESTROYED_VOLUME_STATES
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.model import EventType, MachineView, VolumeView
@@ -28,12 +30,10 @@ RECOVERY_PRIORITY: Final = {
     "failed": 7,
 }
 UNKNOWN_STATE_PRIORITY: Final = 99
-# Machines on their way out are never adopted (nor destroyed again).
-GONE_STATES: Final = frozenset({"destroyed", "destroying"})
-# A deleted volume Fly still shows (and lists) until it is purged.
-VOLUME_GONE_STATES: Final = frozenset(
-    {"scheduling_destroy", "pending_destroy", "waiting_for_detach", "fork_cleanup", "destroying", "destroyed"}
-)
+# Machines on their way out are never adopted (nor destroyed again); a deleted volume Fly still
+# shows (and lists) until it is purged. One definition, the Fly client's.
+GONE_STATES: Final = DESTROYED_MACHINE_STATES
+VOLUME_GONE_STATES: Final = DESTROYED_VOLUME_STATES
 
 
 def live_machines(machines: Sequence[MachineView]) -> list[MachineView]:
@@ -128,7 +128,7 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
         status.stopped_checks = 0
     d.event(
         EventType.NORMAL,
-        "MachineRecovered",
+        EventReason.MACHINE_RECOVERED,
         f"recovered machine {candidate.id} ({candidate.state}) by its instance UID tag",
     )
     d.log(

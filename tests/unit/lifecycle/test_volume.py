@@ -34,6 +34,7 @@ from tests.unit.lifecycle.builders import (
     instance,
     machine,
     observed,
+    run,
     running,
     running_status,
     spec,
@@ -134,6 +135,25 @@ CASES = [
         events=(),
         fields={"volume_id": "vol2", "volume_missing_since": None},
         logs=("volume_id_follows_mount",),
+    ),
+    Case(
+        "volume_id_follows_the_mount_onto_another_volume_of_the_instance",
+        running(),
+        observed(
+            machine("started", volume="vol2"), volume(), named=(volume(), volume("vol2", attached=MACHINE))
+        ),
+        action=None,
+        events=(),
+        fields={"volume_id": "vol2", "restarting_at": None},
+        conditions={"Restarting": ("False", "NotRestarting"), "MountRepaired": ("False", "NoRepair")},
+        logs=("volume_id_follows_mount",),
+    ),
+    Case(
+        "a_mount_on_a_foreign_volume_is_still_repaired",
+        running(),
+        observed(machine("started", volume=STRAY), volume(), named=(volume(),)),
+        fields={"volume_id": VOLUME},
+        conditions={"Restarting": ("True", "MountRepair")},
     ),
     Case(
         "volume_proven_lost_is_replaced_with_the_evidence",
@@ -349,8 +369,6 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_volume(case: Case) -> None:
-    from tests.unit.lifecycle.builders import run
-
     check(case, run(case))
 
 

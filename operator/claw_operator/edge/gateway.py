@@ -13,10 +13,13 @@ import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
+from claw_operator.api.timefmt import parse_rfc3339
+from claw_operator.edge.env import ResolvedEnv
+from claw_operator.edge.listings import SharedListing
+from claw_operator.edge.machineconfig import desired_config, machine_view, merged_config, owner_of
 from claw_operator.fly import (
-    FlyClientConfig,
     FlyError,
     FlyMachinesClient,
     GuestConfig,
@@ -28,10 +31,6 @@ from claw_operator.fly import (
     WaitTimeout,
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
-from claw_operator.kube.config import OperatorConfig
-from claw_operator.kube.listings import SharedListing
-from claw_operator.kube.machineconfig import desired_config, merged_config, owner_of
-from claw_operator.kube.secretenv import ResolvedEnv, env_digest
 from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.model import (
     Action,
@@ -44,12 +43,10 @@ from claw_operator.lifecycle.model import (
     ExtendVolume,
     FailureKind,
     FlyFailure,
-    GuestView,
     Instance,
     Lookup,
     MachineLookup,
     MachineView,
-    Mount,
     Observation,
     RestartMachine,
     StartMachine,
@@ -67,14 +64,10 @@ logger = logging.getLogger("claw_operator.fly_gateway")
 # CRD lets spec.env reach (`MAX_ENV_CHARS`), leaving room for secretEnv values.
 MAX_MACHINE_CONFIG_BYTES = 256 * 1024
 
-# Connections to Fly (far below a pod's usual 1,024 file descriptors).
-FLEET_CONNECTIONS = 512
-FLEET_KEEPALIVE = 128
 
 
 def to_failure(error: FlyError) -> FlyFailure:
-    # Every Fly error names its kind in the lifecycle's vocabulary (pinned by a fly unit test).
-    kind = FailureKind(error.kind)
+    kind = error.kind
     retry_after = getattr(error, "retry_after", None)
     return FlyFailure(
         kind=kind,
@@ -85,34 +78,11 @@ def to_failure(error: FlyError) -> FlyFailure:
     )
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+_parse_time = parse_rfc3339
 
 
 def _json_size(config: dict[str, Any]) -> int:
     return len(json.dumps(config, separators=(",", ":")).encode())
-
-
-def machine_view(machine: Machine) -> MachineView:
-    config = machine.config or machine.incomplete_config
-    guest = config.guest if config else None
-    return MachineView(
-        id=machine.id,
-        state=machine.state or "unknown",
-        region=machine.region or "",
-        instance_id=machine.current_version,
-        image=config.image if config else None,
-        guest=GuestView(guest.cpu_kind or "shared", guest.cpus or 0, guest.memory_mb or 0) if guest else None,
-        env_digest=env_digest(dict(config.env or {})) if config else None,
-        mounts=tuple(Mount(m.volume or "", m.path or "") for m in (config.mounts or [])) if config else (),
-        metadata=machine.metadata,
-        updated_at=_parse_time(machine.updated_at),
-    )
 
 
 def volume_view(volume: Volume) -> VolumeView:
@@ -137,6 +107,7 @@ class FlyGateway:
         self._fly = client
         self._timings = timings
         self._started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
         # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
         self._sent_creates: set[str] = set()
         # UID -> when (monotonic) this process last sent a volume create (`_unsettled_listing`).
@@ -146,22 +117,6 @@ class FlyGateway:
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
         # volume id -> the size Fly last reported for it (see `_volume_needs_a_look`).
         self._volume_sizes: dict[str, int] = {}
-
-    @classmethod
-    def from_config(cls, config: OperatorConfig) -> FlyGateway:
-        wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
-        options: dict[str, Any] = {
-            "wait_server_timeout": wait,
-            # Every starting instance holds a connection for its wait (a long poll of seconds):
-            # a fleet starting at once must not queue its creates behind 100 of them.
-            "max_connections": FLEET_CONNECTIONS,
-            "max_keepalive_connections": FLEET_KEEPALIVE,
-            **config.fly_client_options,
-        }
-        client = FlyMachinesClient(
-            FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options)
-        )
-        return cls(client, config.timings)
 
     async def aclose(self) -> None:
         await self._fly.aclose()
@@ -197,7 +152,8 @@ class FlyGateway:
         A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
         volume) nor shrink; it only matters again when the spec asks for more than the size
         last seen. So a periodic check of a healthy instance is one GET (the machine), not
-        two. Without a size seen by this process (a restart), it is looked at.
+        two. Without a size seen by this process (a restart), or with a status that does not
+        record it, it is looked at.
         """
         volume_id = instance.status.volume_id
         if instance.deleting or volume_id is None or machine.machine is None:
@@ -205,12 +161,17 @@ class FlyGateway:
         seen = machine.machine
         mounted = any(m.volume == volume_id for m in seen.mounts)
         size = self._volume_sizes.get(volume_id)
+        # The status must say so too (status.volumeSizeGB drives Ready=False/Resizing): a lost
+        # status write would otherwise leave it behind for good.
+        recorded = instance.status.volume_size_gb
         return not (
             machine.outcome == Lookup.FOUND
             and seen.state == "started"
             and mounted
             and size is not None
             and size >= instance.spec.volume.size_gb
+            and recorded is not None
+            and recorded >= instance.spec.volume.size_gb
         )
 
     def _knows_nothing_exists(self, instance: Instance) -> bool:
@@ -301,7 +262,12 @@ class FlyGateway:
                 tagged_failure = to_failure(exc)
         named: tuple[VolumeView, ...] | None = None
         named_failure: FlyFailure | None = None
-        if not status.volume_id or instance.deleting or volume.outcome == Lookup.GONE:
+        if (
+            not status.volume_id
+            or instance.deleting
+            or volume.outcome == Lookup.GONE
+            or self._mounts_another_volume(instance, machine)
+        ):
             try:
                 found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
                 named = tuple(volume_view(v) for v in found_volumes)
@@ -324,14 +290,37 @@ class FlyGateway:
             named_failure=named_failure,
         )
 
+    @staticmethod
+    def _mounts_another_volume(instance: Instance, machine: MachineLookup) -> bool:
+        """The machine mounts a volume other than status.volumeId: if it is one of the
+        instance's (named after it), status follows the mount instead of repairing it."""
+        seen = machine.machine
+        if machine.outcome != Lookup.FOUND or seen is None:
+            return False
+        path = instance.spec.volume.mount_path
+        mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
+        return mounted is not None and mounted != instance.status.volume_id
+
     def _unsettled_listing(self, instance: Instance, named: tuple[VolumeView, ...]) -> FlyFailure | None:
-        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and this
-        process sent a volume create for the instance less than `listing_settle` ago (its answer
-        lost: Fly's lists are eventually consistent, and may not show it for a while)."""
-        sent = self._volume_creates_sent.get(instance.uid)
-        if sent is None or any(v.state not in VOLUME_GONE_STATES for v in named):
+        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and a
+        volume create whose answer was lost may have been sent less than `listing_settle` ago
+        (Fly's lists are eventually consistent, and may not show it for a while):
+
+        - by this process (it remembers when it sent one);
+        - by an earlier operator process, for an instance older than this one (it may have died
+          between the create and the status write): until `listing_settle` after this process
+          started. A deletion does not wait for that (its listing is looked at again anyway
+          until the finalizer goes).
+        """
+        if any(v.state not in VOLUME_GONE_STATES for v in named):
             return None
-        left = self._timings.listing_settle.total_seconds() - (time.monotonic() - sent)
+        settle = self._timings.listing_settle.total_seconds()
+        left = 0.0
+        sent = self._volume_creates_sent.get(instance.uid)
+        if sent is not None:
+            left = settle - (time.monotonic() - sent)
+        if self._older_than_this_process(instance) and not instance.deleting:
+            left = max(left, settle - (time.monotonic() - self._started_monotonic))
         if left <= 0:
             return None
         return FlyFailure(
@@ -339,10 +328,16 @@ class FlyGateway:
             retryable=True,
             message=(
                 f"no volume named {volume_name(instance.uid)} listed yet, {left:.1f}s before a "
-                "listing can prove that the volume create whose answer was lost did not happen"
+                "listing can prove that no volume create whose answer was lost happened"
             ),
             retry_after=left,
         )
+
+    def _older_than_this_process(self, instance: Instance) -> bool:
+        """Created (creationTimestamp, whole seconds) at least a second before this process
+        started: an earlier operator may have acted on it."""
+        created = instance.created_at
+        return created is not None and created + timedelta(seconds=1) < self._started_at
 
     # ------------------------------------------------------------------ execute
 
@@ -530,4 +525,6 @@ class FlyGateway:
                 self._sent_creates.discard(instance.uid)
                 self._volume_creates_sent.pop(instance.uid, None)
                 return ActionResult()
-        raise AssertionError(f"unknown action {action!r}")
+            case _:
+                # Exhaustive: mypy names this match when a new Action is not executed here.
+                assert_never(action)
