@@ -123,7 +123,7 @@ def test_secret_env_reaches_the_machine_and_its_change_restarts_it(sandbox: Sand
 
 def test_bad_token_stalls_without_crashing_or_leaking_the_token(sandbox: Sandbox) -> None:
     bad = "fo1_wrong-token-do-not-log"
-    operator = sandbox.start_operator(fly_token=bad)
+    operator = sandbox.start_operator(token=bad)
     sandbox.create("locked")
     sandbox.wait_condition("locked", "Stalled", "True", "Unauthorized")
     time.sleep(1.0)

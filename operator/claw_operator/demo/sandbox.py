@@ -119,15 +119,17 @@ class Sandbox:
             self.stop()
             raise
 
-    def start_operator(self, *, gateway_hook: Any = None, **config: Any) -> OperatorThread:
-        """An operator against this sandbox, started and ready. `config` replaces fields of its
-        `OperatorConfig` (`fly_token`, `default_app`, `timings`, `metrics_port`, …);
-        `gateway_hook` may wrap its Fly gateway (see `run_operator`)."""
+    def start_operator(
+        self, *, token: str | None = None, gateway_hook: Any = None, **config: Any
+    ) -> OperatorThread:
+        """An operator against this sandbox, started and ready: with the sandbox's Fly token
+        unless `token` is given; `config` replaces fields of its `OperatorConfig` (`default_app`,
+        `timings`, `metrics_port`, …); `gateway_hook` may wrap its Fly gateway (`run_operator`)."""
         operator = OperatorThread(
             dataclasses.replace(
                 OperatorConfig(
                     fly_api_url=self.fly.base_url,
-                    fly_token=self.token,
+                    fly_token=self.token if token is None else token,
                     default_app=self.app,
                     timings=self.timings,
                     kubeconfig=str(self.kubeconfig),
