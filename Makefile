@@ -16,10 +16,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
 	touch $(STAMP)
 
-install: $(STAMP) tools ## create .venv and install the package (editable) with dev tools
+install: $(STAMP) tools ## create .venv and install the package (editable) with dev tools and the sandbox
 
 tools: ## install the system tools the tests use (kubectl) when missing
 	@command -v kubectl >/dev/null 2>&1 || { \

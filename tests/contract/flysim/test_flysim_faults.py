@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from claw_operator.sim.flysim import FlySim, ManualClock
-from claw_operator.sim.flysim.testing import FlySimFactory
+from tests.fixtures.flysim import FlySimFactory
 
 from .conftest import ContractChecker, FlyClient
 
