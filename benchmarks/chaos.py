@@ -176,6 +176,7 @@ class Tracked:
     doomed_at: float | None = None
     restart: RestartRequest | None = None
     actions: list[str] = field(default_factory=list)
+    edits_while_paused: list[str] = field(default_factory=list)
 
     @property
     def reserved(self) -> bool:
@@ -552,7 +553,8 @@ class ChaosRun:
     async def random_killer(self) -> None:
         while True:
             await asyncio.sleep(self.rng.expovariate(1.0 / self.args.kill_every))
-            await self.kill("random")
+            if time.monotonic() - self.operator.started_at >= self.args.min_life:
+                await self.kill("random")
 
     def targeted_kills(self) -> None:
         """Kill where a crash hurts most, seen in flysim's state: a restart stopped but not
@@ -748,8 +750,13 @@ class ChaosRun:
             inst = rng.choice(candidates)
             done = await self.do(kind, inst)
             if done:
-                self.actions[kind] += 1
-                inst.actions.append(f"{iso(now_epoch())} {kind}")
+                self.record(inst, kind)
+
+    def record(self, inst: Tracked, kind: str) -> None:
+        self.actions[kind] += 1
+        inst.actions.append(f"{iso(now_epoch())} {kind}")
+        if inst.paused and kind not in ("pause", "unpause"):
+            inst.edits_while_paused.append(kind)
 
     async def do(self, kind: str, inst: Tracked) -> bool:
         match kind:
@@ -785,6 +792,10 @@ class ChaosRun:
                 inst.paused = True
                 ok = await self.patch(inst, {"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})
                 self.spawn(self.unpause_later(inst, self.rng.uniform(4, 15)))
+                if ok and self.rng.random() < 0.6:
+                    # An edit while paused: nothing may be applied, so the status may not claim
+                    # that generation either (issue 11, 5).
+                    self.spawn(self.edit_later(inst, self.rng.choice(("image", "volume_grow")), 1.0))
                 return ok
             case "delete_and_replace":
                 await self.delete(inst)
@@ -792,15 +803,45 @@ class ChaosRun:
                 return True
         return False
 
+    async def edit_later(self, inst: Tracked, kind: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if inst.paused and not inst.reserved and await self.do(kind, inst):
+            self.record(inst, kind)
+
     async def unpause_later(self, inst: Tracked, seconds: float) -> None:
         await asyncio.sleep(seconds)
         await self.unpause(inst)
 
     async def unpause(self, inst: Tracked) -> None:
-        if inst.paused and inst.doomed_at is None:
-            inst.paused = False
-            await self.patch(inst, {"metadata": {"annotations": {PAUSED_ANNOTATION: None}}})
-            self.actions["unpause"] += 1
+        if not inst.paused or inst.doomed_at is not None:
+            return
+        code, obj = await self.c.kube("GET", f"{API}/namespaces/{inst.namespace}/{PLURAL}/{inst.name}")
+        obj = obj if code == 200 and isinstance(obj, dict) else {}
+        status = obj.get("status") or {}
+        generation = (obj.get("metadata") or {}).get("generation")
+        if inst.edits_while_paused and generation and status.get("observedGeneration") == generation:
+            self.violate(
+                "paused_claims_current",
+                inst.key,
+                {
+                    "edits_while_paused": inst.edits_while_paused,
+                    "generation": generation,
+                    "observedGeneration": status.get("observedGeneration"),
+                    "ready": next(
+                        (
+                            f"{c.get('status')}/{c.get('reason')}"
+                            for c in status.get("conditions") or []
+                            if c.get("type") == "Ready"
+                        ),
+                        None,
+                    ),
+                },
+                dedupe=generation,
+            )
+        inst.paused = False
+        inst.edits_while_paused = []
+        await self.patch(inst, {"metadata": {"annotations": {PAUSED_ANNOTATION: None}}})
+        self.actions["unpause"] += 1
 
     # -- convergence ---------------------------------------------------------------------------
 
@@ -827,6 +868,13 @@ class ChaosRun:
             for v in self.volumes_by_name().get(volume_name(inst.uid), [])
             if v["state"] in LIVE_VOLUME_STATES
         ]
+        if not live and inst.desired == "Stopped" and not self.machines_by_uid().get(inst.uid):
+            # Stopped before its first machine was made: the volume alone is the whole instance.
+            if [v["id"] for v in named] != [status.get("volumeId")]:
+                out.append("status_volume_mismatch")
+            elif named[0]["size_gb"] < inst.size_gb:
+                out.append(f"volume_not_grown:{named[0]['size_gb']}<{inst.size_gb}")
+            return out
         if len(live) != 1:
             out.append(f"machines:{len(live)}")
             return out
@@ -934,13 +982,19 @@ class ChaosRun:
             inst = self.instances[key]
             problems = last.get(key) or self.problems(inst)
             evidence = {"problems": problems, "status": self.status_brief(inst)}
+            stalled = any(p.startswith("stalled:") for p in problems)
             rest = sorted(
-                (p for p in problems if not p.startswith(("stalled:", "status_volume_mismatch"))),
+                (
+                    p
+                    for p in problems
+                    if not p.startswith(("stalled:", "status_volume_mismatch"))
+                    and not (stalled and p.startswith("not_ready:"))  # what the stall says
+                ),
                 key=lambda p: (
                     PROBLEM_ORDER.index(p.split(":")[0]) if p.split(":")[0] in PROBLEM_ORDER else 99
                 ),
             )
-            if any(p.startswith("stalled:") for p in problems):
+            if stalled:
                 self.violate("stalled_without_cause", key, evidence, dedupe="stalled")
             if "status_volume_mismatch" in problems:
                 self.violate("status_volume_mismatch", key, evidence, dedupe="volume")
@@ -1076,7 +1130,8 @@ class ChaosRun:
         await asyncio.gather(*(one(i) for i in self.instances.values() if i.doomed_at is None))
         while time.monotonic() - started < self.args.delete_timeout:
             await asyncio.sleep(1.0)
-            if not self.objects and not self.live_leftovers():
+            machines, volumes = self.live_leftovers()
+            if not self.objects and not machines and not volumes:
                 break
         self.durations["delete_s"] = round(time.monotonic() - started, 1)
         machines, volumes = self.live_leftovers()
