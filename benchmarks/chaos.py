@@ -27,7 +27,8 @@ the spec applied, no `Stalled`). After the delete: no machine, volume or ClawIns
     python benchmarks/chaos.py --seeds 1 --n 30 --chaos 40    # a quick look
     python benchmarks/chaos.py --first-seed 7 --seeds 1 --keep-logs /tmp/chaos-logs
 
-Writes `benchmarks/results/chaos.json` (or `--output`) and exits 1 when any invariant broke.
+Writes `benchmarks/results/chaos.json` (or `--output`); exits 1 when any invariant broke, 2 when
+the harness itself failed (its figures are then not to be trusted).
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ class ChaosRun:
         self.restart_checks: list[dict[str, Any]] = []
         self.delete_started = 0.0
         self.unconverged: list[str] = []
+        self.harness_errors: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -480,7 +482,7 @@ class ChaosRun:
         """No room for a new or restarted machine in `region` for a while (412/409 capacity)."""
         if region in self.capacity_restore:
             return
-        current = await self.c.sim("GET", "/_sim/capacity")
+        current = await self.c.sim("POST", "/_sim/capacity", {})  # no region: only reads
         hosts = current["regions"].get(region, {}).get("hosts") or []
         if not hosts:
             return
@@ -628,8 +630,12 @@ class ChaosRun:
                 await asyncio.sleep(self.args.sample_every)
                 continue
             self.samples += 1
-            self.check_moment()
-            self.targeted_kills()
+            try:
+                self.check_moment()
+                self.targeted_kills()
+            except Exception as error:  # a harness bug must be loud, never silence the checks
+                print(f"  (sampler: {type(error).__name__}: {error})", flush=True)
+                self.harness_errors.append(f"sampler: {type(error).__name__}: {error}")
             await asyncio.sleep(self.args.sample_every)
 
     def check_moment(self) -> None:
@@ -748,7 +754,11 @@ class ChaosRun:
             if not candidates:
                 continue
             inst = rng.choice(candidates)
-            done = await self.do(kind, inst)
+            try:
+                done = await self.do(kind, inst)
+            except aiohttp.ClientError as error:
+                print(f"  ({kind} {inst.key}: {error})", flush=True)
+                continue
             if done:
                 self.record(inst, kind)
 
@@ -1207,7 +1217,11 @@ class ChaosRun:
 
         async def injector() -> None:
             while True:
-                await self.inject(self.rng.choices(kinds, weights)[0])
+                kind = self.rng.choices(kinds, weights)[0]
+                try:
+                    await self.inject(kind)
+                except aiohttp.ClientError as error:
+                    print(f"  (inject {kind}: {error})", flush=True)
                 await asyncio.sleep(self.rng.expovariate(1.0 / args.fault_every))
 
         chaos = [
@@ -1217,6 +1231,8 @@ class ChaosRun:
         ]
         await asyncio.sleep(args.chaos)
         for task in chaos:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                self.harness_errors.append(f"chaos task: {task.exception()!r}")
             task.cancel()
         await asyncio.gather(*chaos, return_exceptions=True)
         self.durations["chaos_s"] = round(time.monotonic() - started, 1)
@@ -1290,6 +1306,7 @@ class ChaosRun:
             "operator_lives": self.operator.lives,
             "operator_log_warnings": sum(1 for r in records if r.get("level") in ("warning", "error")),
             "events_by_reason": await self.event_reasons(),
+            "harness_errors": self.harness_errors,
             "violations_by_kind": dict(sorted(kinds.items())),
             "violations": [v.to_json() for v in self.violations],
         }
@@ -1401,6 +1418,9 @@ def summary(report: dict[str, Any]) -> None:
     print(f"faults by kind (injected): {json.dumps(totals['faults_injected'])}")
     print(f"kills by moment: {json.dumps(totals['kills_by_why'])}")
     print(f"user actions: {json.dumps(totals['user_actions'])}")
+    for seed in seeds:
+        for error in seed["harness_errors"]:
+            print(f"HARNESS ERROR (seed {seed['seed']}): {error}")
     if not totals["violations_by_kind"]:
         print("violations: none")
         return
@@ -1500,6 +1520,8 @@ def main() -> int:
     summary(report)
     shown = output.relative_to(REPO) if output.is_relative_to(REPO) else output
     print(f"total {report['duration_s']}s; wrote {shown}")
+    if any(seed["harness_errors"] for seed in seeds):
+        return 2  # the checks themselves broke: the figures cannot be trusted
     return 1 if report["totals"]["violations"] else 0
 
 
