@@ -303,26 +303,34 @@ class ChaosRun:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def violate(self, kind: str, instance: str, evidence: dict[str, Any], dedupe: Any = None) -> None:
+    def violate(
+        self, kind: str, instance: str, evidence: dict[str, Any], dedupe: Any = None, at: float | None = None
+    ) -> None:
         key = (kind, instance, dedupe)
         if dedupe is not None and key in self._seen_violation_keys:
             return
         self._seen_violation_keys.add(key)
-        at = now_epoch()
+        at = at or now_epoch()
         evidence = {"phase": self.phase, **evidence}
         self.violations.append(Violation(kind, instance, at, evidence))
         print(f"  ! {kind} {instance}: {json.dumps(evidence, default=str)[:300]}", flush=True)
 
-    def faults_near(self, epoch: float, before: float = 20.0, after: float = 5.0) -> list[str]:
+    def faults_near(
+        self, epoch: float, before: float = 20.0, after: float = 5.0, about: str | None = None
+    ) -> list[str]:
+        """The faults injected around `epoch` (offsets in seconds), the 12 nearest to it; only
+        those on paths containing `about` (e.g. "volumes") when given."""
+        near = [
+            entry
+            for entry in self.fault_log
+            if epoch - before <= entry["at"] <= epoch + after and (about is None or about in entry["path"])
+        ]
+        nearest = sorted(sorted(near, key=lambda e: abs(e["at"] - epoch))[:12], key=lambda e: e["at"])
         return [
-            f"{f['at_offset']:+.1f}s {f['kind']} {f['method']} {f['path']}"
-            + (f" x{f['count']}" if f.get("count") else "")
-            for f in (
-                {**entry, "at_offset": entry["at"] - epoch}
-                for entry in self.fault_log
-                if epoch - before <= entry["at"] <= epoch + after
-            )
-        ][:12]
+            f"{e['at'] - epoch:+.1f}s {e['kind']} {e['method']} {e['path']}"
+            + (f" x{e['count']}" if e["count"] else "")
+            for e in nearest
+        ]
 
     # -- kube ----------------------------------------------------------------------------------
 
@@ -659,7 +667,9 @@ class ChaosRun:
                             {"id": m["id"], "state": m["state"], "created_at": iso(m["created_at"])}
                             for m in live
                         ],
-                        "faults_before": self.faults_near(max(m["created_at"] for m in live)),
+                        "faults_before": self.faults_near(
+                            max(m["created_at"] for m in live), about="machines"
+                        ),
                     },
                     dedupe=tuple(ids),
                 )
@@ -680,7 +690,7 @@ class ChaosRun:
                             for v in named
                         ],
                         "faults_around_second_create": self.faults_near(
-                            sorted(v["created_at"] for v in named)[1]
+                            sorted(v["created_at"] for v in named)[1], about="volumes"
                         ),
                     },
                     dedupe=tuple(ids),
@@ -771,11 +781,16 @@ class ChaosRun:
     async def do(self, kind: str, inst: Tracked) -> bool:
         match kind:
             case "image":
-                inst.image = f"{IMAGE}:v{len(inst.actions) + 1}"
-                return await self.patch(inst, {"spec": {"image": inst.image}})
+                image = f"{IMAGE}:v{len(inst.actions) + 1}"
+                if not await self.patch(inst, {"spec": {"image": image}}):
+                    return False
+                inst.image = image
+                return True
             case "volume_grow":
+                if not await self.patch(inst, {"spec": {"volume": {"sizeGB": inst.size_gb + 1}}}):
+                    return False
                 inst.size_gb += 1
-                return await self.patch(inst, {"spec": {"volume": {"sizeGB": inst.size_gb}}})
+                return True
             case "restart":
                 # Only a settled, running instance: the restart is then the one thing to happen.
                 if inst.desired != "Running" or inst.paused or not self.ready(inst) or inst.uid is None:
@@ -796,8 +811,10 @@ class ChaosRun:
                 wanted = "Stopped" if kind == "stop" else "Running"
                 if inst.desired == wanted:
                     return False
+                if not await self.patch(inst, {"spec": {"state": wanted}}):
+                    return False
                 inst.desired = wanted
-                return await self.patch(inst, {"spec": {"state": wanted}})
+                return True
             case "pause":
                 inst.paused = True
                 ok = await self.patch(inst, {"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})
@@ -983,7 +1000,7 @@ class ChaosRun:
                 and time.monotonic() - lifted > 20
             ):
                 break
-            if time.monotonic() - last_report > 20:
+            if pending and time.monotonic() - last_report > 20:
                 last_report = time.monotonic()
                 print(f"  … {len(pending)} not converged after {time.monotonic() - lifted:.0f}s", flush=True)
         self.durations["converge_s"] = round(time.monotonic() - lifted, 1)
@@ -1038,7 +1055,12 @@ class ChaosRun:
                 "killed_in_window": request.killed_in_window,
             }
             self.restart_checks.append(check)
-            evidence = {**check, "stop_steps": stops, "version_steps": versions}
+            evidence = {
+                **check,
+                "stop_steps": stops,
+                "version_steps": versions,
+                "faults_after_request": self.faults_near(request.at, before=0, after=40, about="machines"),
+            }
             if len(stops) > 1 or len(versions) > 1:
                 events = await self.events_of(inst)
                 self.violate(
@@ -1100,6 +1122,7 @@ class ChaosRun:
                         "still_on_fly": still_there,
                     },
                     dedupe=(event.get("reason"), message[:80]),
+                    at=event_time(event),
                 )
 
     async def check_destroyed_events(self) -> None:
@@ -1164,7 +1187,7 @@ class ChaosRun:
                     k: volume.get(k)
                     for k in ("id", "app", "name", "state", "attached_machine_id", "created_at")
                 }
-                | {"faults_around_create": self.faults_near(volume["created_at"])},
+                | {"faults_around_create": self.faults_near(volume["created_at"], about="volumes")},
                 dedupe=volume["id"],
             )
         for key, obj in sorted(self.objects.items()):
@@ -1193,9 +1216,10 @@ class ChaosRun:
         try:
             return await self._run(tasks)
         finally:
-            for task in tasks:
+            # Pending unpauses, capacity restores and operator restarts die with the run.
+            for task in [*tasks, *self.background]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self.background, return_exceptions=True)
 
     async def _run(self, tasks: list[asyncio.Task[Any]]) -> dict[str, Any]:
         args = self.args
@@ -1310,6 +1334,19 @@ class ChaosRun:
             "violations_by_kind": dict(sorted(kinds.items())),
             "violations": [v.to_json() for v in self.violations],
         }
+
+
+def event_time(event: dict[str, Any]) -> float | None:
+    for stamp in (
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        (event.get("metadata") or {}).get("creationTimestamp"),
+    ):
+        if stamp:
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def _log_time(record: dict[str, Any]) -> str:
@@ -1465,7 +1502,7 @@ def main() -> int:
     parser.add_argument(
         "--quiet",
         type=float,
-        default=60.0,
+        default=45.0,
         help="stop waiting when the unconverged did not move for this long",
     )
     parser.add_argument("--delete-timeout", type=float, default=150.0)
