@@ -1174,7 +1174,10 @@ class ChaosRun:
             self.violate(
                 "leaked_machine",
                 owner.key if owner else f"uid {uid}",
-                {k: machine.get(k) for k in ("id", "app", "state", "volume_id")},
+                {k: machine.get(k) for k in ("id", "app", "state", "volume_id")}
+                | {"created_at": iso(machine["created_at"])}
+                | self.owner_fate(owner)
+                | {"faults_around_create": self.faults_near(machine["created_at"], about="machines")},
                 dedupe=machine["id"],
             )
         owners = {volume_name(uid): inst for uid, inst in self.by_uid.items()}
@@ -1183,10 +1186,9 @@ class ChaosRun:
             self.violate(
                 "leaked_volume",
                 owner.key if owner else volume["name"],
-                {
-                    k: volume.get(k)
-                    for k in ("id", "app", "name", "state", "attached_machine_id", "created_at")
-                }
+                {k: volume.get(k) for k in ("id", "app", "name", "state", "attached_machine_id")}
+                | {"created_at": iso(volume["created_at"])}
+                | self.owner_fate(owner)
                 | {"faults_around_create": self.faults_near(volume["created_at"], about="volumes")},
                 dedupe=volume["id"],
             )
@@ -1201,6 +1203,15 @@ class ChaosRun:
                 },
                 dedupe=key,
             )
+
+    def owner_fate(self, owner: Tracked | None) -> dict[str, Any]:
+        if owner is None:
+            return {"owner": "unknown"}
+        return {
+            "owner_deleted_at": iso(owner.doomed_at) if owner.doomed_at else None,
+            "deleted_during_chaos": owner.doomed_at is not None and owner.doomed_at < self.delete_started,
+            "harness_actions": owner.actions[-6:],
+        }
 
     def live_leftovers(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         machines = [m for m in self.world["machines"] if m["state"] not in GONE_MACHINE_STATES]
