@@ -840,13 +840,19 @@ class ChaosRun:
         await self.unpause(inst)
 
     async def unpause(self, inst: Tracked) -> None:
-        if not inst.paused or inst.doomed_at is not None:
+        # A deleted instance is unpaused too: a paused deletion waits, as the user meant it to.
+        if not inst.paused or (inst.doomed_at is not None and inst.key not in self.objects):
             return
         code, obj = await self.c.kube("GET", f"{API}/namespaces/{inst.namespace}/{PLURAL}/{inst.name}")
         obj = obj if code == 200 and isinstance(obj, dict) else {}
         status = obj.get("status") or {}
         generation = (obj.get("metadata") or {}).get("generation")
-        if inst.edits_while_paused and generation and status.get("observedGeneration") == generation:
+        if (
+            inst.edits_while_paused
+            and inst.doomed_at is None
+            and generation
+            and status.get("observedGeneration") == generation
+        ):
             self.violate(
                 "paused_claims_current",
                 inst.key,
@@ -1029,27 +1035,42 @@ class ChaosRun:
                 self.violate("not_converged:" + rest[0].split(":")[0], key, evidence, dedupe="converge")
 
     async def check_restarts(self) -> None:
+        """Each `restartedAt` ran exactly once, on flysim's timeline of the instance's machines:
+        the running machine interrupted once (started -> stopping/replacing/...) and booted to
+        `started` once. More new versions than one with a single restart is a repeated update
+        (a Fly mutation done again after it succeeded), reported apart."""
         machines = self.machines_by_uid()
         for inst in self.instances.values():
             request = inst.restart
             if request is None or inst.uid is None or inst.doomed_at is not None:
                 continue
+            interruptions: list[str] = []
+            boots: list[str] = []
             stops: list[str] = []
             versions: list[str] = []
             for machine in machines.get(inst.uid, []):
                 timeline = await self.c.sim("GET", "/_sim/timeline", machine=machine["id"])
                 seen = {request.version}
+                previous = None
                 for step in timeline:
-                    if step["time"] <= request.at:
-                        continue
-                    if step["state"] == "stopping":
-                        stops.append(f"{machine['id']} stopping at {step['at']}")
-                    if step.get("instance_id") and step["instance_id"] not in seen:
-                        seen.add(step["instance_id"])
-                        versions.append(f"{machine['id']} version {step['instance_id']} at {step['at']}")
+                    state = step["state"]
+                    if step["time"] > request.at:
+                        moment = f"{machine['id']} {previous}->{state} at {step['at']}"
+                        if previous == "started" and state != "started":
+                            interruptions.append(moment)
+                        if state == "started" and previous != "started":
+                            boots.append(moment)
+                        if state == "stopping":
+                            stops.append(moment)
+                        if step.get("instance_id") and step["instance_id"] not in seen:
+                            seen.add(step["instance_id"])
+                            versions.append(f"{machine['id']} version {step['instance_id']} at {step['at']}")
+                    previous = state
             check = {
                 "instance": inst.key,
                 "requested": request.value,
+                "interruptions": len(interruptions),
+                "boots": len(boots),
                 "stops": len(stops),
                 "new_versions": len(versions),
                 "killed_in_window": request.killed_in_window,
@@ -1057,22 +1078,25 @@ class ChaosRun:
             self.restart_checks.append(check)
             evidence = {
                 **check,
-                "stop_steps": stops,
+                "interruption_steps": interruptions,
+                "boot_steps": boots,
                 "version_steps": versions,
                 "faults_after_request": self.faults_near(request.at, before=0, after=40, about="machines"),
             }
-            if len(stops) > 1 or len(versions) > 1:
+            if len(interruptions) > 1 or len(boots) > 1:
                 events = await self.events_of(inst)
                 self.violate(
                     "restart_repeated", inst.key, {**evidence, "events": events}, dedupe=request.value
                 )
-            elif not stops and not versions:
+            elif not interruptions:
                 self.violate(
                     "restart_missing",
                     inst.key,
                     {**evidence, "status": self.status_brief(inst)},
                     dedupe=request.value,
                 )
+            elif len(versions) > 1:
+                self.violate("restart_repeated_update", inst.key, evidence, dedupe=request.value)
 
     async def events_of(self, inst: Tracked) -> list[str]:
         status, body = await self.c.kube(
