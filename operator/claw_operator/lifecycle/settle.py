@@ -293,7 +293,8 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             status.handled_restarted_at = d.instance.spec.restarted_at
         transitions.restart_failed(d, action.reason, failure.message)
         if failure.kind == FailureKind.NOT_FOUND:
-            transitions.machine_lost(d)
+            # Lost only on proof (lifecycle.loss): one 404 mid-restart is looked at again.
+            suspect_machine_missing(d)
             return d.finish(requeue_after=0)
         _report_real_state(d, result.machine)
         _not_ready_while_the_change_waits(d, action, result.machine)

@@ -314,12 +314,13 @@ CASES = [
         conditions={"MountRepaired": ("False", "RepairFailed"), "Restarting": ("False", "RestartFailed")},
     ),
     Case(
-        "restart_of_a_vanished_machine_is_a_lost_machine",
+        "restart_of_a_vanished_machine_is_a_suspected_loss_not_a_lost_machine",  # loss on proof
         in_flight("ConfigChanged"),
         observed(machine("started"), volume()),
         result=failed(failure(FailureKind.NOT_FOUND, 404)),
-        events=("RestartFailed", "MachineLost"),
-        fields={"machine_id": None, "restarting_at": None},
+        events=("RestartFailed",),
+        fields={"machine_id": MACHINE, "restarting_at": None, "machine_missing_since": T0},
+        conditions={"Ready": ("Unknown", "NotFoundOnce")},
         requeue_after=0,
     ),
 ]
