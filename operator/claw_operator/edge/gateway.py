@@ -205,11 +205,12 @@ class FlyGateway:
     ) -> VolumeLookup:
         """The volume as the destroy must see it: not attached to a machine that is gone.
 
-        Fly updates `attached_machine_id` some time after a destroy (up to minutes [O]); read
-        as is, it names the machine just destroyed, which the destroy would then "recover" and
-        destroy again, pass after pass, until Fly catches up. One GET tells: a machine that
-        answers 404 or `destroyed` holds nothing (the volume delete may still be refused while
-        Fly detaches it, and is then retried with backoff like any failed step).
+        Fly updates `attached_machine_id` some time after a destroy (docs/reference/
+        fly-machines-api.md §3); read as is, it names the machine just destroyed, which the
+        destroy would then "recover" and destroy again, pass after pass, until Fly catches up.
+        One GET tells: a machine that answers 404 or `destroyed` holds nothing (the volume
+        delete may still be refused while Fly detaches it, and is then retried with backoff like
+        any failed step).
         """
         seen = volume.volume
         if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:

@@ -1,4 +1,5 @@
-"""Metadata recovery: find the machine of an instance whose machineId was lost (KiloClaw §5.4).
+"""Metadata recovery: find the machine of an instance whose machineId was lost (KiloClaw §5.4
+in docs/reference/kiloclaw-lifecycle.md).
 
 A machine create whose answer never arrived (timeout, 5xx, a crash before the status write)
 may still have landed. Every machine carries the instance UID in its metadata, so listing by
