@@ -331,10 +331,9 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
             transitions.restart_succeeded(
                 d, machine, reason, recorded.message, mount_repair=None, served=status.restarting_for
             )
-            # A request made since is the next pass's restart (Ready must not stand meanwhile).
-            requested = d.instance.spec.restarted_at
-            pending = requested is not None and requested != status.handled_restarted_at
-            return d.finish(requeue_after=0) if pending else d.finish()
+            # The next pass follows at once: a request made since is its restart, a grow its
+            # extend (this rare pass, after a lost write, decides nothing else).
+            return d.finish(requeue_after=0)
         if machine.state == "failed":
             transitions.restart_failed(d, reason, f"machine {machine.id} failed after the restart's update")
             return None

@@ -245,6 +245,7 @@ CASES = [
             "instance_id": "inst-2",
         },
         logs=("restart_already_applied",),
+        requeue_after=0,
     ),
     Case(
         "resumed_restart_already_applied_does_not_swallow_a_newer_request",
