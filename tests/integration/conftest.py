@@ -45,6 +45,8 @@ FAST = Timings(
     fly_wait_timeout=timedelta(seconds=2),
     retry_base=timedelta(seconds=0.2),
     retry_cap=timedelta(seconds=1),
+    loss_grace=timedelta(seconds=0.5),
+    listing_settle=timedelta(seconds=1.5),
 )
 
 
@@ -91,6 +93,7 @@ class Sandbox:
                     "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
                     "create_resolve_attempts": 3,
                     "create_resolve_delay": 0.1,
+                    "volume_resolve_timeout": 0.5,
                     # Every test instance shares one app: Fly's per-app list limit (1/s) would
                     # pace the whole suite. The limiter itself is pinned by the client's tests.
                     "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),

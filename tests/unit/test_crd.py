@@ -165,6 +165,9 @@ BAD_MANIFESTS = [
     ("deletion_policy_unknown", "spec.deletionPolicy", "Retain", "spec.deletionPolicy"),
     ("env_fly_key", "spec.env", {"FLY_X": "1"}, "spec.env"),
     ("env_bad_key", "spec.env", {"1BAD": "1"}, "spec.env"),
+    # 8 MiB of env was accepted once (256 values of 32 Ki): Fly answers 413 to such configs.
+    ("env_too_large", "spec.env", {f"V{i}": "x" * 32768 for i in range(256)}, "spec.env"),
+    ("env_over_the_cap", "spec.env", {f"V{i}": "x" * 30000 for i in range(5)}, "spec.env"),
     ("image_missing", "spec.image", _DELETE, "spec.image"),
     ("image_empty", "spec.image", "", "spec.image"),
     ("region_missing", "spec.region", _DELETE, "spec.region"),
@@ -194,6 +197,11 @@ def test_bad_manifest_is_rejected_naming_the_field(
     assert causes, f"{case} was accepted"
     assert any(c.field == field for c in causes), [str(c) for c in causes]
     assert all(str(c).startswith(c.field) for c in causes)
+
+
+def test_env_up_to_the_cap_is_accepted(crd_schema: dict[str, Any]) -> None:
+    env = {f"V{i}": "x" * 32000 for i in range(4)}  # 128,008 of 131,072 characters
+    assert validate(crd_schema, _with("spec.env", env)) == []
 
 
 def test_env_and_secret_env_may_not_share_a_name(crd_schema: dict[str, Any]) -> None:

@@ -22,6 +22,10 @@ SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
 MOUNT_PATH_PATTERN: Final = r"^/[^\x00]*$"
 RESERVED_ENV_PREFIX: Final = "FLY_"
+# The total size of spec.env (names plus values, in characters). Fly answers 413 to machine
+# configs far above it and documents no limit; the operator also checks the rendered config
+# (secretEnv values included) before sending it.
+MAX_ENV_CHARS: Final = 128 * 1024
 
 _ENV_NAME_RE: Final = re.compile(ENV_NAME_PATTERN)
 
@@ -144,6 +148,7 @@ class SecretEnvVar(WireModel):
 _ENV_RULE: Final = (
     "self.all(k, k.matches('" + ENV_NAME_PATTERN + "') && !k.startsWith('" + RESERVED_ENV_PREFIX + "'))"
 )
+_ENV_SIZE_RULE: Final = f"self.map(k, size(k) + size(self[k])).sum() <= {MAX_ENV_CHARS}"
 _SECRET_ENV_DISJOINT_RULE: Final = (
     "!has(self.env) || !has(self.secretEnv) || self.secretEnv.all(e, !(e.name in self.env))"
 )
@@ -204,14 +209,20 @@ class ClawInstanceSpec(WireModel):
         default_factory=dict,
         description=(
             "Plain environment variables. Names match `[A-Za-z_][A-Za-z0-9_]*` and must not "
-            "start with `FLY_`. Changing them restarts the machine."
+            f"start with `FLY_`; names and values together at most {MAX_ENV_CHARS} characters. "
+            "Changing them restarts the machine."
         ),
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": _ENV_RULE,
                     "message": "env names must match [A-Za-z_][A-Za-z0-9_]* and must not start with FLY_",
-                }
+                },
+                {
+                    "rule": _ENV_SIZE_RULE,
+                    "message": f"env is too large: its names and values together must stay within "
+                    f"{MAX_ENV_CHARS} characters (Fly refuses larger machine configs)",
+                },
             ]
         },
     )

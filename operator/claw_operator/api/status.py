@@ -41,7 +41,34 @@ class ClawInstanceStatus(WireModel):
         default=None,
         description="Fly Machine id; written as soon as Fly returns it, before any wait.",
     )
-    volume_id: str | None = Field(default=None, description="Fly Volume id.")
+    volume_id: str | None = Field(
+        default=None, description="Fly Volume id: the volume the machine mounts (or will mount)."
+    )
+    volume_size_gb: int | None = Field(
+        default=None,
+        ge=0,
+        alias="volumeSizeGB",
+        description="The volume's size in GB as Fly last reported it; below spec.volume.sizeGB "
+        "while a grow is pending (Ready=False, reason Resizing).",
+    )
+    volume_missing_since: Timestamp | None = Field(
+        default=None,
+        description="When a read of the volume first answered 404. The volume is declared lost "
+        "only if a read at least the loss grace period later answers 404 too and a listing by "
+        "name does not show it; cleared when it is seen again.",
+    )
+    machine_missing_since: Timestamp | None = Field(
+        default=None,
+        description="When a read of the machine first answered 404 (same rule as "
+        "volumeMissingSince, with a listing by the instance UID tag).",
+    )
+    lost_volume_id: str | None = Field(
+        default=None,
+        description="The last volume Fly proved lost (replaced by a new, empty one).",
+    )
+    last_volume_loss_at: Timestamp | None = Field(
+        default=None, description="When the volume lostVolumeId was declared lost and replaced."
+    )
     machine_state: str | None = Field(
         default=None, description="Last observed Fly machine state (started, stopped, ...)."
     )
@@ -78,9 +105,22 @@ class ClawInstanceStatus(WireModel):
     pending_destroy_volume_id: str | None = Field(
         default=None, description="Volume still to be destroyed (two-phase destroy bookkeeping)."
     )
+    destroyed_at: Timestamp | None = Field(
+        default=None,
+        description="When the destroy completed (machine and volume gone); the finalizer is "
+        "being released. Keeps a repeated last pass from reporting the deletion twice.",
+    )
     restarting_at: Timestamp | None = Field(
         default=None,
         description="Set while a restart (stop, update, start) is in flight; absent otherwise.",
+    )
+    restarting_instance_id: str | None = Field(
+        default=None,
+        description=(
+            "The machine version (instance_id) when the restart guard was set. A resumed restart "
+            "that finds the machine on another version with nothing left to change is complete: "
+            "it is never stopped, updated and started a second time."
+        ),
     )
     stopped_checks: int = Field(
         default=0,

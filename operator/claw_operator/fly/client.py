@@ -1056,10 +1056,13 @@ class FlyMachinesClient:
         )
         not_before = sent_at - _VOLUME_RESOLVE_SKEW
         delay = self._config.create_resolve_delay
-        for attempt in range(self._config.create_resolve_attempts):
-            if attempt:
-                await asyncio.sleep(delay)
+        deadline = time.monotonic() + self._config.volume_resolve_timeout
+        looks = 0
+        while looks == 0 or time.monotonic() < deadline:
+            if looks:
+                await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
                 delay = min(delay * 2, self._config.retry.wait_max)
+            looks += 1
             try:
                 volumes = await self.list_volumes(app, name=name)
             except FlyError as exc:
@@ -1082,7 +1085,8 @@ class FlyMachinesClient:
                 return volume
         raise AmbiguousCreate(
             f"volume create may or may not have happened ({cause.message}); no volume {name!r} "
-            f"is visible in {region} yet. Look for it again before creating.",
+            f"is visible in {region} after {looks} looks in {self._config.volume_resolve_timeout:g}s. "
+            "Look for it again before creating.",
             cause=cause,
             status=cause.status,
             request_id=cause.request_id,

@@ -96,6 +96,10 @@ class FlyClientConfig:
     # between looks (Fly's list is eventually consistent).
     create_resolve_attempts: int = 4
     create_resolve_delay: float = 0.5
+    # A volume create is resolved by time, not by a few tries: volume names are not unique, so
+    # nothing on Fly stops a second create, and its list may miss a new volume for a while.
+    # The looks go on (the pause doubling up to `retry.wait_max`) until this many seconds.
+    volume_resolve_timeout: float = 30.0
     user_agent: str = "claw-operator"
     # Called with a `FlyRequest` after every HTTP exchange (the operator's metrics); must not
     # raise or block.

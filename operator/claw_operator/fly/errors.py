@@ -419,7 +419,7 @@ def classify(
         message = f"HTTP {status}"
 
     effective = status
-    if status not in (400, 401, 403, 404, 408, 409, 412, 422, 429) and status < 500:
+    if status not in (400, 401, 403, 404, 408, 409, 412, 413, 422, 429) and status < 500:
         # An odd status (e.g. 410, 425): let flyd's gRPC prefix say what it is.
         prefix = message.split(":", 1)[0].strip().lower()
         effective = _PREFIX_STATUS.get(prefix, status)
@@ -435,6 +435,9 @@ def classify(
 
     if effective == 400:
         return InvalidConfig(message, **common)
+    if effective == 413:
+        # Request too large: the same body can never succeed (issue 18).
+        return InvalidConfig(f"request too large: {message}", **common)
     if effective == 401:
         return Unauthorized(message, **common)
     if effective == 403:

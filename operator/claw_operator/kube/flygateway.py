@@ -8,7 +8,9 @@ and its backoff decide when to try again).
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -18,6 +20,7 @@ from claw_operator.fly import (
     FlyError,
     FlyMachinesClient,
     GuestConfig,
+    InvalidConfig,
     Machine,
     MachineConfig,
     NotFound,
@@ -55,8 +58,14 @@ from claw_operator.lifecycle.model import (
     VolumeLookup,
     VolumeView,
 )
+from claw_operator.lifecycle.recovery import VOLUME_GONE_STATES
 
 logger = logging.getLogger("claw_operator.fly_gateway")
+
+# The largest machine config (JSON) the operator sends. Fly documents no request-size limit, but
+# answers 413 to configs far larger (an 8 MiB env); this stays well below, and above what the
+# CRD lets spec.env reach (`MAX_ENV_CHARS`), leaving room for secretEnv values.
+MAX_MACHINE_CONFIG_BYTES = 256 * 1024
 
 # Connections to Fly (far below a pod's usual 1,024 file descriptors).
 FLEET_CONNECTIONS = 512
@@ -83,6 +92,10 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _json_size(config: dict[str, Any]) -> int:
+    return len(json.dumps(config, separators=(",", ":")).encode())
 
 
 def machine_view(machine: Machine) -> MachineView:
@@ -124,8 +137,11 @@ class FlyGateway:
         self._fly = client
         self._timings = timings
         self._started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
         # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
         self._sent_creates: set[str] = set()
+        # UID -> when (monotonic) this process last sent a volume create (`_unsettled_listing`).
+        self._volume_creates_sent: dict[str, float] = {}
         # Lists are per app, shared by every instance looking at the same time (listings.py).
         self._owned_machines: SharedListing[Machine] = SharedListing(self._machines_by_owner)
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
@@ -182,7 +198,8 @@ class FlyGateway:
         A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
         volume) nor shrink; it only matters again when the spec asks for more than the size
         last seen. So a periodic check of a healthy instance is one GET (the machine), not
-        two. Without a size seen by this process (a restart), it is looked at.
+        two. Without a size seen by this process (a restart), or with a status that does not
+        record it, it is looked at.
         """
         volume_id = instance.status.volume_id
         if instance.deleting or volume_id is None or machine.machine is None:
@@ -190,12 +207,17 @@ class FlyGateway:
         seen = machine.machine
         mounted = any(m.volume == volume_id for m in seen.mounts)
         size = self._volume_sizes.get(volume_id)
+        # The status must say so too (status.volumeSizeGB drives Ready=False/Resizing): a lost
+        # status write would otherwise leave it behind for good.
+        recorded = instance.status.volume_size_gb
         return not (
             machine.outcome == Lookup.FOUND
             and seen.state == "started"
             and mounted
             and size is not None
             and size >= instance.spec.volume.size_gb
+            and recorded is not None
+            and recorded >= instance.spec.volume.size_gb
         )
 
     def _knows_nothing_exists(self, instance: Instance) -> bool:
@@ -276,29 +298,92 @@ class FlyGateway:
         if self._knows_nothing_exists(instance):
             # As conclusive as an empty listing, and without Fly's eventual consistency.
             return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
-        if not status.machine_id or instance.deleting:
+        # The listings also answer a 404 on the recorded object: a loss needs a listing without
+        # it (lifecycle.loss).
+        if not status.machine_id or instance.deleting or machine.outcome == Lookup.GONE:
             try:
                 owned = await self._owned_machines.lookup(app, instance.uid)
                 tagged = tuple(machine_view(m) for m in owned)
             except FlyError as exc:
                 tagged_failure = to_failure(exc)
         named: tuple[VolumeView, ...] | None = None
-        if not status.volume_id or instance.deleting:
+        named_failure: FlyFailure | None = None
+        if (
+            not status.volume_id
+            or instance.deleting
+            or volume.outcome == Lookup.GONE
+            or self._mounts_another_volume(instance, machine)
+        ):
             try:
                 found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
                 named = tuple(volume_view(v) for v in found_volumes)
             except FlyError as exc:
+                named_failure = to_failure(exc)
                 logger.info(
                     "listing volumes by name failed",
                     extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
                 )
+            else:
+                named_failure = self._unsettled_listing(instance, named)
+                if named_failure is not None:
+                    named = None
         return Observation(
             machine=machine,
             volume=volume,
             tagged_machines=tagged,
             tagged_failure=tagged_failure,
             named_volumes=named,
+            named_failure=named_failure,
         )
+
+    @staticmethod
+    def _mounts_another_volume(instance: Instance, machine: MachineLookup) -> bool:
+        """The machine mounts a volume other than status.volumeId: if it is one of the
+        instance's (named after it), status follows the mount instead of repairing it."""
+        seen = machine.machine
+        if machine.outcome != Lookup.FOUND or seen is None:
+            return False
+        path = instance.spec.volume.mount_path
+        mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
+        return mounted is not None and mounted != instance.status.volume_id
+
+    def _unsettled_listing(self, instance: Instance, named: tuple[VolumeView, ...]) -> FlyFailure | None:
+        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and a
+        volume create whose answer was lost may have been sent less than `listing_settle` ago
+        (Fly's lists are eventually consistent, and may not show it for a while):
+
+        - by this process (it remembers when it sent one);
+        - by an earlier operator process, for an instance older than this one (it may have died
+          between the create and the status write): until `listing_settle` after this process
+          started. A deletion does not wait for that (its listing is looked at again anyway
+          until the finalizer goes).
+        """
+        if any(v.state not in VOLUME_GONE_STATES for v in named):
+            return None
+        settle = self._timings.listing_settle.total_seconds()
+        left = 0.0
+        sent = self._volume_creates_sent.get(instance.uid)
+        if sent is not None:
+            left = settle - (time.monotonic() - sent)
+        if self._older_than_this_process(instance) and not instance.deleting:
+            left = max(left, settle - (time.monotonic() - self._started_monotonic))
+        if left <= 0:
+            return None
+        return FlyFailure(
+            kind=FailureKind.UNAVAILABLE,
+            retryable=True,
+            message=(
+                f"no volume named {volume_name(instance.uid)} listed yet, {left:.1f}s before a "
+                "listing can prove that no volume create whose answer was lost happened"
+            ),
+            retry_after=left,
+        )
+
+    def _older_than_this_process(self, instance: Instance) -> bool:
+        """Created (creationTimestamp, whole seconds) at least a second before this process
+        started: an earlier operator may have acted on it."""
+        created = instance.created_at
+        return created is not None and created + timedelta(seconds=1) < self._started_at
 
     # ------------------------------------------------------------------ execute
 
@@ -307,6 +392,10 @@ class FlyGateway:
             return await self._execute(action, instance, env)
         except FlyError as exc:
             failure = to_failure(exc)
+            if exc.status == 413 and isinstance(action, CreateMachine | StartMachine | RestartMachine):
+                failure = replace(
+                    failure, message=self._too_large_message(instance, env, action.volume_id, exc)
+                )
             logger.warning(
                 "fly action failed",
                 extra={
@@ -327,9 +416,41 @@ class FlyGateway:
         except FlyError:
             return None
 
+    async def _best_effort_volume(self, app: str, volume_id: str) -> VolumeView | None:
+        try:
+            return self._seen_volume(volume_view(await self._fly.get_volume(app, volume_id)))
+        except FlyError:
+            return None
+
     def _config(self, instance: Instance, env: ResolvedEnv | None, volume_id: str) -> dict[str, Any]:
-        values = env.values if env and env.values is not None else dict(instance.spec.env)
-        return desired_config(instance, values, volume_id)
+        """The desired machine config; `InvalidConfig` (Stalled, no Fly call) when it is larger
+        than Fly accepts — only spec.env and secretEnv values can make it so."""
+        config = desired_config(instance, self._env_values(instance, env), volume_id)
+        size = _json_size(config)
+        if size > MAX_MACHINE_CONFIG_BYTES:
+            raise InvalidConfig(
+                f"the machine config is too large: {size} bytes rendered, over the "
+                f"{MAX_MACHINE_CONFIG_BYTES}-byte limit; its env (spec.env and secretEnv values) is "
+                f"{self._env_size(instance, env)} bytes: make it smaller"
+            )
+        return config
+
+    @staticmethod
+    def _env_values(instance: Instance, env: ResolvedEnv | None) -> dict[str, str]:
+        return env.values if env and env.values is not None else dict(instance.spec.env)
+
+    def _env_size(self, instance: Instance, env: ResolvedEnv | None) -> int:
+        return sum(len(k.encode()) + len(v.encode()) for k, v in self._env_values(instance, env).items())
+
+    def _too_large_message(
+        self, instance: Instance, env: ResolvedEnv | None, volume_id: str, exc: FlyError
+    ) -> str:
+        size = _json_size(desired_config(instance, self._env_values(instance, env), volume_id))
+        return (
+            f"Fly refused the machine config as too large (HTTP 413): {size} bytes rendered, of "
+            f"which env (spec.env and secretEnv values) {self._env_size(instance, env)} bytes: "
+            f"make it smaller ({exc.message})"
+        )
 
     async def _desired_machine_config(
         self, instance: Instance, env: ResolvedEnv | None, machine_id: str, volume_id: str
@@ -345,6 +466,7 @@ class FlyGateway:
         match action:
             case CreateVolume():
                 self._sent_creates.add(instance.uid)
+                self._volume_creates_sent[instance.uid] = time.monotonic()
                 volume = await self._fly.create_volume(
                     app,
                     name=action.name,
@@ -358,7 +480,14 @@ class FlyGateway:
                 )
                 return ActionResult(volume=self._seen_volume(volume_view(volume)))
             case ExtendVolume():
-                extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
+                try:
+                    extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
+                except FlyError as exc:
+                    # An extend that happened but whose answer was lost is retried, and the retry
+                    # refused (400: not larger than the current size): the size tells.
+                    return ActionResult(
+                        failure=to_failure(exc), volume=await self._best_effort_volume(app, action.volume_id)
+                    )
                 return ActionResult(volume=self._seen_volume(volume_view(extended.volume)))
             case CreateMachine():
                 self._sent_creates.add(instance.uid)
@@ -406,6 +535,19 @@ class FlyGateway:
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case RestartMachine():
+                if action.resume_from is not None:
+                    current = await self._fly.get_machine(app, action.machine_id)
+                    if current.current_version != action.resume_from:
+                        # The guard's update already went in (its answer or the status write
+                        # was lost): never stop and update again; start the new version if
+                        # needed, and wait.
+                        if current.state == "starting":
+                            await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
+                        elif current.state != "started":
+                            await self._fly.start_machine_and_wait(app, action.machine_id, timeout=wait)
+                        return ActionResult(
+                            machine=machine_view(await self._fly.get_machine(app, action.machine_id))
+                        )
                 try:
                     await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
                 except WaitTimeout:
@@ -427,5 +569,6 @@ class FlyGateway:
                 await self._fly.delete_volume(app, action.volume_id)
                 self._volume_sizes.pop(action.volume_id, None)
                 self._sent_creates.discard(instance.uid)
+                self._volume_creates_sent.pop(instance.uid, None)
                 return ActionResult()
         raise AssertionError(f"unknown action {action!r}")

@@ -185,11 +185,15 @@ class Reconciler:
         async with state.lock:
             conflicts = 0
             passes = 0
+            # Events this run posted: a pass thrown away by a 409 after its Fly action already
+            # posted them, and the re-decided pass that finds the result (a restart's new
+            # version, say) tells the same story; it is told once.
+            posted: set[tuple[str, str, str]] = set()
             run = _Run(obj=obj, persisted=obj.get("status") or {})
             while True:
                 passes += 1
                 try:
-                    decision = await self._one_pass(run, state, last=passes >= MAX_PASSES)
+                    decision = await self._one_pass(run, state, posted, last=passes >= MAX_PASSES)
                     obj = run.obj
                 except StatusConflict:
                     conflicts += 1
@@ -219,11 +223,22 @@ class Reconciler:
             # Retries spread out (±25 %) so a fleet hit by the same outage does not return in step.
             return base * (0.75 + 0.5 * self._rng.random()) if decision.retry else base
         phase = decision.status.phase
-        interval = cadence(phase, self._timings).total_seconds() if phase else 0.0
+        # No phase yet (stalled before anything was created: no app, a missing Secret) is
+        # the idle cadence too; a spec change or a reconcile request wakes the loop anyway.
+        interval = cadence(phase, self._timings).total_seconds()
         jitter = self._timings.poll_jitter.total_seconds() * self._rng.random()
         return max(interval + jitter, 0.05)
 
-    async def _one_pass(self, run: _Run, state: ObjectState, *, last: bool) -> Decision:
+    async def _post(self, obj: dict[str, Any], event: EventRecord, posted: set[tuple[str, str, str]]) -> None:
+        key = (event.type.value, event.reason, event.message)
+        if key in posted:
+            return
+        posted.add(key)
+        await self._events(obj, event)
+
+    async def _one_pass(
+        self, run: _Run, state: ObjectState, posted: set[tuple[str, str, str]], *, last: bool
+    ) -> Decision:
         """One pass over `run.obj`; updates `run`. `last`: no pass follows in this run."""
         obj = run.obj
         meta = obj["metadata"]
@@ -265,7 +280,7 @@ class Reconciler:
                     # The Fly action happened whatever becomes of this status: say so once.
                     # The re-decided pass finds its result by tag or name (no event of its own).
                     for event in decision.events:
-                        await self._events(obj, event)
+                        await self._post(obj, event, posted)
                 raise
             run.persisted = obj.get("status") or {}
         elif new_status != (obj.get("status") or {}):
@@ -282,5 +297,5 @@ class Reconciler:
                 },
             )
         for event in decision.events:
-            await self._events(obj, event)
+            await self._post(obj, event, posted)
         return decision

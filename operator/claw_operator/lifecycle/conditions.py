@@ -33,6 +33,8 @@ NOT_RESTARTING: Final = "NotRestarting"
 NOT_STARTED: Final = "NotStarted"
 STARTED: Final = "Started"
 PAUSED: Final = "Paused"
+# Ready=Unknown while a 404 waits for its second look (loss only on proof).
+NOT_FOUND_ONCE: Final = "NotFoundOnce"
 RESTART_SUCCEEDED: Final = "RestartSucceeded"
 RESTART_FAILED: Final = "RestartFailed"
 MOUNT_REPAIRED_REASON: Final = "MountRepaired"
@@ -41,6 +43,7 @@ START_TIMEOUT: Final = "StartTimeout"
 SECRET_NOT_FOUND: Final = "SecretNotFound"
 UNAUTHORIZED: Final = "Unauthorized"
 INVALID_CONFIG: Final = "InvalidConfig"
+RESIZING: Final = "Resizing"
 # The message of the one configuration error the decisions detect themselves.
 NO_APP_MESSAGE: Final = "no Fly app: set spec.app, or start the operator with --default-app (env FLY_APP)"
 
@@ -69,12 +72,39 @@ DEFAULTS: Final = {
 }
 
 
+def volume_grow_pending(instance: Instance, status: ClawInstanceStatus) -> str | None:
+    """Why the volume is not the size the spec asks for (None: it is, or its size is unknown).
+
+    Never a silent Ready=True with the wrong size: a grow Fly has not applied yet (refused,
+    retried, or not tried) keeps Ready=False with reason Resizing.
+    """
+    size = status.volume_size_gb
+    want = instance.spec.volume.size_gb
+    if status.volume_id is None or size is None or size >= want:
+        return None
+    return f"the volume is {size} GB; growing it to spec.volume.sizeGB {want} GB"
+
+
 def machine_satisfies_desired(instance: Instance, status: ClawInstanceStatus) -> bool:
     """The machine is in the desired power state, as last observed and recorded."""
     if instance.spec.state == DesiredState.RUNNING:
         return status.phase == Phase.RUNNING and status.machine_state == "started"
     # Desired Stopped: nothing running (no machine at all counts as stopped).
     return status.phase == Phase.STOPPED and status.machine_state != "started"
+
+
+def _missing(status: ClawInstanceStatus) -> str | None:
+    gone = [
+        f"{what} {name} since {since.isoformat().replace('+00:00', 'Z')}"
+        for what, name, since in (
+            ("machine", status.machine_id, status.machine_missing_since),
+            ("volume", status.volume_id, status.volume_missing_since),
+        )
+        if since is not None
+    ]
+    if not gone:
+        return None
+    return f"Fly answered 404 for {' and '.join(gone)}; looking again before calling it lost"
 
 
 def ready(
@@ -88,6 +118,11 @@ def ready(
         return ConditionValue(FALSE, "Destroying", "the instance is being deleted")
     if status.restarting_at is not None:
         return ConditionValue(FALSE, "Restarting", "a restart is in flight")
+    missing = _missing(status)
+    if missing is not None:
+        # One 404 proves nothing (lifecycle.loss), but neither is it "Fly shows it started":
+        # until the second look, the honest answer is "don't know".
+        return ConditionValue(UNKNOWN, NOT_FOUND_ONCE, missing)
     if stalled.is_true:
         # Blocked: even a machine that runs does not run what the spec asks for (a rejected
         # config, an unresolvable Secret), or cannot be checked (a rejected token).
@@ -95,6 +130,9 @@ def ready(
             return ConditionValue(FALSE, "StartFailed", start_failed.message)
         return ConditionValue(FALSE, stalled.reason, stalled.message)
     if machine_satisfies_desired(instance, status):
+        pending = volume_grow_pending(instance, status)
+        if pending is not None:
+            return ConditionValue(FALSE, RESIZING, pending)
         if instance.spec.state == DesiredState.RUNNING:
             return ConditionValue(TRUE, "Running", "the machine is started")
         return ConditionValue(TRUE, "Stopped", "the machine is stopped, as desired")
@@ -129,6 +167,9 @@ def reconciling(
             return ConditionValue(TRUE, "RepairingMount", restarting.message)
         return ConditionValue(TRUE, "Restarting", restarting.message)
     if machine_satisfies_desired(instance, status):
+        pending = volume_grow_pending(instance, status)
+        if pending is not None:
+            return ConditionValue(TRUE, RESIZING, pending)
         return ConditionValue(FALSE, RECONCILED, "")
     if status.volume_id is None or (
         status.machine_id is None and instance.spec.state == DesiredState.RUNNING

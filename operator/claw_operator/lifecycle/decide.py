@@ -27,15 +27,20 @@ from claw_operator.lifecycle.conditions import (
 )
 from claw_operator.lifecycle.destroy import decide_destroy
 from claw_operator.lifecycle.draft import Draft
-from claw_operator.lifecycle.drift import mount_repair_message, restart_trigger
+from claw_operator.lifecycle.drift import (
+    config_drift,
+    mount_is_correct,
+    mount_repair_message,
+    mount_repair_needed,
+    restart_trigger,
+)
 from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
+from claw_operator.lifecycle.loss import check_losses
 from claw_operator.lifecycle.model import (
     AwaitState,
     CreateMachine,
-    CreateVolume,
     Decision,
     EventType,
-    ExtendVolume,
     FlyFailure,
     Instance,
     Lookup,
@@ -47,14 +52,8 @@ from claw_operator.lifecycle.model import (
     StopMachine,
     Timings,
 )
-from claw_operator.lifecycle.naming import volume_name
-from claw_operator.lifecycle.recovery import (
-    VOLUME_GONE_STATES,
-    adopt,
-    adopt_volume,
-    select_named_volume,
-    select_recovery_candidate,
-)
+from claw_operator.lifecycle.recovery import adopt, select_recovery_candidate
+from claw_operator.lifecycle.volumes import grow_volume, locate_volume, provide_volume
 
 # Machine states a desired-Running instance starts (Fly launches them on update).
 _STARTABLE = frozenset({"stopped", "created", "suspended"})
@@ -138,9 +137,10 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
         d.record(STALLED, FALSE, NOT_STALLED, "a Fly app is configured")
 
     if instance.secret_error is not None:
+        # Blocks what needs the machine config (create, start, restart), never observation:
+        # what Fly shows is still reported, and a lost machine is still noticed.
         d.record(STALLED, TRUE, SECRET_NOT_FOUND, instance.secret_error)
-        return d.finish()
-    if d.stalled and d.condition(STALLED).reason == SECRET_NOT_FOUND:
+    elif d.stalled and d.condition(STALLED).reason == SECRET_NOT_FOUND:
         d.record(STALLED, FALSE, NOT_STALLED, "the Secret is available")
 
     auth = _auth_failure(observed)
@@ -151,14 +151,14 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED and _observation_succeeded(observed):
         d.record(STALLED, FALSE, NOT_STALLED, "Fly accepts the token again")
 
-    gated = _apply_stall_gate(d)
+    # A missing Secret is a stall of its own (recorded above): the gate of terminal failures
+    # must not turn it into "retrying: spec changed".
+    gated = False if instance.secret_error is not None else _apply_stall_gate(d)
 
-    if status.volume_id is not None and _volume_gone(observed):
-        _volume_lost(d)
-        return d.finish(requeue_after=0)
-    if status.machine_id is not None and _machine_gone(observed):
-        transitions.machine_lost(d)
-        return d.finish(requeue_after=0)
+    # Losses only on proof (lifecycle.loss): a single 404 waits for a second look.
+    held = check_losses(d, observed)
+    if held is not None:
+        return held
 
     if status.machine_id is None:
         return _without_machine(d, observed, gated)
@@ -175,54 +175,10 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     return _with_machine(d, lookup.machine, observed, gated)
 
 
-def _machine_gone(observed: Observation) -> bool:
-    """404, or a destroyed machine Fly still shows for a while (KiloClaw waited for the 404,
-    §10.8; a destroyed machine never comes back, so waiting only delays the recreate)."""
-    lookup = observed.machine
-    if lookup.outcome == Lookup.GONE:
-        return True
-    return (
-        lookup.outcome == Lookup.FOUND and lookup.machine is not None and lookup.machine.state == "destroyed"
-    )
-
-
-def _volume_gone(observed: Observation) -> bool:
-    """404, or soft-deleted: Fly lists a deleted volume for a while before purging it."""
-    lookup = observed.volume
-    if lookup.outcome == Lookup.GONE:
-        return True
-    return (
-        lookup.outcome == Lookup.FOUND
-        and lookup.volume is not None
-        and lookup.volume.state in VOLUME_GONE_STATES
-    )
-
-
-def _volume_lost(d: Draft) -> None:
-    old = d.status.volume_id
-    d.event(
-        EventType.WARNING,
-        "VolumeLost",
-        f"volume {old} is gone from Fly; a new, empty volume will be created (its data is lost)",
-    )
-    d.log("replace_lost_volume", data_loss=True, old_volume_id=old)
-    d.status.volume_id = None
-
-
-def _provide_volume(d: Draft, observed: Observation, gated: bool) -> Decision:
-    """No volume in status: adopt one named after the instance (a create whose answer was
-    lost), else create it."""
-    spec = d.instance.spec
-    region = d.status.region or spec.region
-    named = select_named_volume(observed.named_volumes, region)
-    if named is not None:
-        adopt_volume(d, named)
-        return d.finish(requeue_after=0)
-    if gated:
-        return d.finish()
-    return d.finish(
-        CreateVolume(region=region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid))
-    )
+def _config_blocked(d: Draft, gated: bool) -> bool:
+    """True when an action that renders the machine config (create, start, restart) must wait:
+    Stalled for this generation, or a Secret of secretEnv is missing."""
+    return gated or d.instance.secret_error is not None
 
 
 def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
@@ -243,13 +199,16 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         adopt(d, listing, candidate)
         return d.finish(requeue_after=0)
     if status.volume_id is None:
-        return _provide_volume(d, observed, gated)
+        return provide_volume(d, observed, gated)
     if d.instance.spec.state == DesiredState.STOPPED:
         if status.phase != Phase.STOPPED:
             transitions.enter_stopped(d)
+        return grow_volume(d, observed, gated) or d.finish()
+    if _config_blocked(d, gated):
         return d.finish()
-    if gated:
-        return d.finish()
+    located = locate_volume(d, observed)
+    if located is not None:
+        return located
     region = status.region or d.instance.spec.region
     return d.finish(CreateMachine(volume_id=status.volume_id, region=region))
 
@@ -261,38 +220,53 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if status.region is None:
         status.region = machine.region
     if status.volume_id is None:
-        # The volume was lost: a new one first; the machine's mount is repaired afterwards.
-        return _provide_volume(d, observed, gated)
+        # The volume was lost: the one the machine mounts if it is ours, else a new one (the
+        # machine's mount is repaired afterwards).
+        return provide_volume(d, observed, gated, machine)
     volume_id = status.volume_id
 
     if status.restarting_at is not None:
         if desired == DesiredState.RUNNING:
-            # Resume the restart the guard announced (also after an operator restart). While
-            # it is in flight a stopped machine is never counted or marked (behaviour 6).
-            return d.finish(None if gated else _restart_action(d, machine, volume_id))
-        status.restarting_at = None
-        d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled: spec.state is Stopped")
+            resumed = _resume_restart(d, machine, volume_id, gated)
+            if resumed is not None:
+                return resumed
+        else:
+            status.restarting_at = None
+            d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled: spec.state is Stopped")
 
     if machine.state == "started":
         return _started(d, machine, observed, gated, volume_id)
     if machine.state == "failed":
         return _failed(d, machine, gated, volume_id)
     if desired == DesiredState.STOPPED:
-        return _at_rest_desired(d, machine, gated)
+        return _at_rest_desired(d, machine, observed, gated)
 
     if status.phase == Phase.STARTING:
         if transitions.is_starting_timed_out(d):
             transitions.starting_timeout(d, machine)
             return d.finish()
+        if machine.state == "stopped" and not _config_blocked(d, gated):
+            # Our start never took (its answer was lost, or it timed out before it was sent):
+            # send it again; the clock of this start keeps running (startingAt is kept).
+            return d.finish(_start(d, machine, volume_id))
         return d.finish(
             AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id, seen=machine)
         )
     if machine.state in ("stopped", "created") and status.phase == Phase.RUNNING:
-        return _stopped_sighting(d)
-    if machine.state in _STARTABLE and status.phase != Phase.RUNNING:
-        if gated:
+        pending = restart_trigger(d.instance, volume_id, machine)
+        if pending is None:
+            return _stopped_sighting(d)
+        # A change is waiting (a requested restart, a new config, a wrong mount) and Fly shows
+        # the machine stopped already: starting it with the desired config applies it now,
+        # instead of after the stopped-check threshold.
+        if _config_blocked(d, gated):
             return d.finish()
-        return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
+        d.log("start_for_pending_change", reason=pending.reason.value, change=pending.message)
+        return d.finish(_start(d, machine, volume_id))
+    if machine.state in _STARTABLE and status.phase != Phase.RUNNING:
+        if _config_blocked(d, gated):
+            return d.finish()
+        return d.finish(_start(d, machine, volume_id))
     if machine.state == "starting" and status.phase != Phase.RUNNING:
         # Booting already (a start whose answer was lost, or one made outside): it is a start,
         # with the Starting cadence and timeout, not something to look at again in 30 minutes.
@@ -316,21 +290,74 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         return d.finish(None if gated else StopMachine(machine_id=machine.id))
     trigger = restart_trigger(instance, volume_id, machine)
     if trigger is not None:
-        if gated:
+        if _config_blocked(d, gated):
             return d.finish()
         # The guard is persisted before the restart begins, so no check in between (nor a
-        # restarted operator) reads the stopped machine as a crash.
+        # restarted operator) reads the stopped machine as a crash. With it, the version the
+        # machine runs: a resumed restart that finds another one has already been applied.
         status.restarting_at = d.now
+        status.restarting_instance_id = machine.instance_id
         d.record(RESTARTING, TRUE, trigger.reason.value, trigger.message)
         d.event(EventType.NORMAL, "Restarting", f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
-    volume = observed.volume.volume
-    if observed.volume.outcome == Lookup.FOUND and volume is not None:
-        if instance.spec.volume.size_gb > volume.size_gb and not gated:
-            return d.finish(ExtendVolume(volume_id=volume.id, size_gb=instance.spec.volume.size_gb))
-    elif observed.volume.outcome == Lookup.ERROR:
-        return d.finish(retry=True, requeue_after=retry_delay(observed.volume.failure, instance, d.timings))
-    return d.finish()
+    return grow_volume(d, observed, gated) or d.finish()
+
+
+def _start(d: Draft, machine: MachineView, volume_id: str) -> StartMachine:
+    """Start with the desired config; the update before the start also repairs a wrong mount."""
+    repair = mount_repair_needed(machine, volume_id, d.instance.spec.volume.mount_path)
+    return StartMachine(machine_id=machine.id, volume_id=volume_id, mount_repair=repair)
+
+
+def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool) -> Decision | None:
+    """The guard says a restart is in flight (persisted; also after an operator restart or a
+    lost status write). While it is, a stopped machine is never counted or marked (behaviour 6).
+
+    Idempotent: when the machine runs another version than the guard recorded and nothing is
+    left to change, the restart's update already happened — it is finished (or only waited
+    for), never stopped, updated and started again. None: the guard is gone, decide on.
+    """
+    status = d.status
+    recorded = d.condition(RESTARTING)
+    reason = (_restart_reason(recorded.reason) if recorded.is_true else None) or RestartReason.REQUESTED
+    guard = status.restarting_instance_id
+    applied = guard is not None and machine.instance_id is not None and machine.instance_id != guard
+    if applied and not _drift_left(d, volume_id, machine):
+        if machine.state == "started":
+            d.log("restart_already_applied", reason=reason.value, instance_id=machine.instance_id)
+            transitions.restart_succeeded(d, machine, reason, recorded.message, mount_repair=None)
+            return d.finish()
+        if machine.state == "failed":
+            transitions.restart_failed(d, reason, f"machine {machine.id} failed after the restart's update")
+            return None
+        if _restart_timed_out(d):
+            transitions.restart_failed(d, reason, "the restarted machine did not reach started in time")
+            return None
+        # Updated, not started yet: only start (if needed) and wait.
+        return d.finish(
+            None
+            if _config_blocked(d, gated)
+            else RestartMachine(machine_id=machine.id, volume_id=volume_id, reason=reason, resume_from=guard)
+        )
+    if _config_blocked(d, gated):
+        return d.finish()
+    if (applied or guard is None) and machine.instance_id is not None:
+        # A new version with changes still to apply (the spec moved on), or a guard written
+        # before versions were recorded: record the version this restart starts from first.
+        status.restarting_instance_id = machine.instance_id
+        return d.finish(requeue_after=0)
+    return d.finish(_restart_action(d, machine, volume_id))
+
+
+def _drift_left(d: Draft, volume_id: str, machine: MachineView) -> bool:
+    """A wrong mount or config still to apply (a restartedAt request is satisfied by any update)."""
+    path = d.instance.spec.volume.mount_path
+    return not mount_is_correct(machine, volume_id, path) or bool(config_drift(d.instance, machine))
+
+
+def _restart_timed_out(d: Draft) -> bool:
+    started = d.status.restarting_at
+    return started is not None and d.now - started > d.timings.starting_timeout
 
 
 def _restart_action(d: Draft, machine: MachineView, volume_id: str) -> RestartMachine:
@@ -346,7 +373,8 @@ def _restart_action(d: Draft, machine: MachineView, volume_id: str) -> RestartMa
         path = d.instance.spec.volume.mount_path
         d.record(RESTARTING, TRUE, reason.value, mount_repair_message(machine, volume_id, path))
     d.log("restart_machine", reason=reason.value)
-    return RestartMachine(machine_id=machine.id, volume_id=volume_id, reason=reason)
+    repair = mount_repair_needed(machine, volume_id, d.instance.spec.volume.mount_path)
+    return RestartMachine(machine_id=machine.id, volume_id=volume_id, reason=reason, mount_repair=repair)
 
 
 def _restart_reason(value: str) -> RestartReason | None:
@@ -368,12 +396,12 @@ def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Deci
         old = transitions.enter_stopped(d)
         d.log("sync_status_failed", old_state=old.value if old else None, fly_state=machine.state)
         d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} failed")
-    if d.instance.spec.state == DesiredState.RUNNING and not gated:
-        return d.finish(StartMachine(machine_id=machine.id, volume_id=volume_id))
+    if d.instance.spec.state == DesiredState.RUNNING and not _config_blocked(d, gated):
+        return d.finish(_start(d, machine, volume_id))
     return d.finish()
 
 
-def _at_rest_desired(d: Draft, machine: MachineView, gated: bool) -> Decision:
+def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
     """Desired Stopped, machine neither started nor failed."""
     status = d.status
     if machine.state in _AT_REST:
@@ -381,7 +409,8 @@ def _at_rest_desired(d: Draft, machine: MachineView, gated: bool) -> Decision:
             old = transitions.enter_stopped(d)
             if old == Phase.RUNNING:
                 d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} is stopped")
-        return d.finish()
+        # A grow asked for while Stopped is applied now (Fly extends a stopped machine's volume).
+        return grow_volume(d, observed, gated) or d.finish()
     if machine.state == "starting" and not gated:
         return d.finish(StopMachine(machine_id=machine.id))
     return d.finish()

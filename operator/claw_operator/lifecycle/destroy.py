@@ -29,6 +29,12 @@ from claw_operator.lifecycle.model import (
 )
 from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
 
+# The destroy's last look found no listing of the volumes to go on (none was taken).
+_NOT_LISTED: Final = FlyFailure(
+    kind=FailureKind.UNAVAILABLE,
+    retryable=True,
+    message="the volumes named after the instance were not listed",
+)
 # KiloClaw refuses to act on an attached_machine_id that is not a plain Fly id.
 _MACHINE_ID: Final = re.compile(r"^[a-z0-9]+$")
 
@@ -72,8 +78,16 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
     if observed.tagged_failure is not None:
         # Without a conclusive listing a machine created but never recorded could be leaked.
         return _failed(d, DestroyOp.RECOVER, observed.tagged_failure, "-")
-    d.event(EventType.NORMAL, "Destroyed", "the machine and the volume are destroyed")
-    d.log("destroy_complete")
+    if observed.named_volumes is None:
+        # Likewise a volume whose create answer was lost: inconclusive is not empty.
+        failure = observed.named_failure or _NOT_LISTED
+        return _failed(d, DestroyOp.RECOVER, failure, "-")
+    if status.destroyed_at is None:
+        # Written with this pass, before the Event is posted: a repeated last pass (the
+        # finalizer removal lost, an operator restart) finalizes without a second Event.
+        status.destroyed_at = d.now
+        d.event(EventType.NORMAL, "Destroyed", "the machine and the volume are destroyed")
+        d.log("destroy_complete")
     return d.finish(finalize=True)
 
 

@@ -127,14 +127,21 @@ class Draft:
         handled: bool = True,
         write_can_wait: bool = False,
     ) -> Decision:
-        """Freeze the pass into a Decision. `handled=False` (paused): the pass did not act on
-        the reconcile request, so it is not echoed."""
+        """Freeze the pass into a Decision. `handled=False` (paused): the pass acted neither on
+        the spec nor on the reconcile request, so neither observedGeneration nor the request
+        moves."""
         instance = self.instance
         status = self.status
         status.app_name = instance.app
         if status.region is None:
             status.region = instance.spec.region
-        status.observed_generation = instance.generation
+        if status.restarting_at is None:
+            # The guard's recorded version lives and dies with the guard.
+            status.restarting_instance_id = None
+        # Only a pass that acted on this generation may say so (kstatus/Flux read "Current"
+        # from it): a paused pass leaves observedGeneration, and the conditions', as they were.
+        generation = instance.generation if handled else instance.status.observed_generation
+        status.observed_generation = generation
         if handled and instance.reconcile_request is not None:
             status.last_handled_reconcile_at = instance.reconcile_request
 
@@ -154,7 +161,7 @@ class Draft:
                 value.status,
                 value.reason,
                 value.message,
-                generation=instance.generation,
+                generation=generation,
                 now=self.now,
             )
         order = {type_: index for index, type_ in enumerate(CONDITION_TYPES)}

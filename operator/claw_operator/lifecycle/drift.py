@@ -29,6 +29,13 @@ def mount_repair_message(machine: MachineView, volume_id: str, path: str) -> str
     return f"from {describe_mounts(machine)} to {volume_id}:{path}"
 
 
+def mount_repair_needed(machine: MachineView, volume_id: str, path: str) -> str | None:
+    """The repair ("from X to Y") an update of this machine would make, or None when none."""
+    if mount_is_correct(machine, volume_id, path):
+        return None
+    return mount_repair_message(machine, volume_id, path)
+
+
 def config_drift(instance: Instance, machine: MachineView) -> list[str]:
     """What differs between the spec and the machine's config; unknown (None) fields never drift.
 

@@ -127,7 +127,14 @@ class Observation:
     `named_volumes` are the volumes named `volume_name(uid)` (volumes carry no metadata, so
     the name is their tag): listed when status has no volumeId, and while deleting, so a
     volume whose create answer was lost is adopted, or destroyed, instead of leaked. None when
-    not listed (the decisions then rely on status alone).
+    not listed (the decisions then rely on status alone). A listing that failed, or that
+    cannot be trusted yet (empty although this process sent a create for that name moments
+    ago, within Fly's list consistency window), is also None, with `named_failure` saying
+    why: "don't know", never "none" — no volume is created, and no finalizer released, on it.
+
+    Both listings are also taken when the GET of the recorded machine (volume) answered 404:
+    a loss is proven only by a second 404 a grace period later *and* a listing that does not
+    show the object (see `lifecycle.loss`).
     """
 
     machine: MachineLookup = MachineLookup()
@@ -135,6 +142,7 @@ class Observation:
     tagged_machines: tuple[MachineView, ...] | None = None
     tagged_failure: FlyFailure | None = None
     named_volumes: tuple[VolumeView, ...] | None = None
+    named_failure: FlyFailure | None = None
 
 
 # ---------------------------------------------------------------------------- the instance
@@ -180,6 +188,13 @@ class Timings:
     # Retryable errors: capped, jittered exponential backoff (base * 2**attempt, ≤ cap).
     retry_base: timedelta = timedelta(seconds=5)
     retry_cap: timedelta = timedelta(seconds=300)
+    # A machine or volume GET answering 404 is "lost" only when a second read at least this
+    # much later answers 404 too, and a successful listing does not show it (Fly answers 404
+    # for objects that exist while its API settles).
+    loss_grace: timedelta = timedelta(seconds=30)
+    # An empty volume listing taken less than this after this process sent a create for that
+    # name proves nothing (Fly's lists are eventually consistent): no second create on it.
+    listing_settle: timedelta = timedelta(seconds=30)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -230,10 +245,15 @@ class AwaitState:
 
 @dataclass(frozen=True)
 class StartMachine:
-    """Start a stopped/created/failed machine with the desired config (update launches it)."""
+    """Start a stopped/created/failed machine with the desired config (update launches it).
+
+    `mount_repair` ("from X to Y") when the machine mounts the wrong volume or path: the
+    update that precedes the start repairs it, and the repair is reported once it started.
+    """
 
     machine_id: str
     volume_id: str
+    mount_repair: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +272,12 @@ class RestartMachine:
     machine_id: str
     volume_id: str
     reason: RestartReason
+    # The machine version the persisted guard recorded. When the machine no longer runs it, the
+    # update of this restart was already applied (its answer or status write was lost): only
+    # start (if needed) and wait; never stop and update a second time.
+    resume_from: str | None = None
+    # "from X to Y" when the machine mounts the wrong volume or path (reported on success).
+    mount_repair: str | None = None
 
 
 @dataclass(frozen=True)

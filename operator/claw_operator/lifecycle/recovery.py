@@ -44,18 +44,42 @@ def live_volumes(volumes: Sequence[VolumeView] | None) -> list[VolumeView]:
     return [v for v in volumes or () if v.state not in VOLUME_GONE_STATES]
 
 
-def select_named_volume(volumes: Sequence[VolumeView] | None, region: str) -> VolumeView | None:
-    """The volume to adopt among those named after the instance: free and in our region first."""
+def select_named_volume(
+    volumes: Sequence[VolumeView] | None,
+    region: str,
+    *,
+    mounted: str | None = None,
+    machine_id: str | None = None,
+) -> VolumeView | None:
+    """The volume to adopt among those named after the instance.
+
+    The one our machine mounts first (it holds the data), then one attached to our machine,
+    then a free one, in our region first; one attached to another machine is the last resort.
+    """
     live = live_volumes(volumes)
     if not live:
         return None
-    return min(live, key=lambda v: (v.attached_machine_id is not None, v.region != region))
+
+    def rank(v: VolumeView) -> tuple[int, bool]:
+        if mounted is not None and v.id == mounted:
+            order = 0
+        elif machine_id is not None and v.attached_machine_id == machine_id:
+            order = 1
+        elif v.attached_machine_id is None:
+            order = 2
+        else:
+            order = 3
+        return (order, v.region != region)
+
+    return min(live, key=rank)
 
 
 def adopt_volume(d: Draft, volume: VolumeView) -> None:
     """A volume whose create answer was lost (found by its name) becomes the instance's volume."""
     d.status.volume_id = volume.id
     d.status.region = volume.region
+    d.status.volume_size_gb = volume.size_gb
+    d.status.volume_missing_since = None
     d.log("recover_volume_by_name", volume_id=volume.id, region=volume.region)
 
 

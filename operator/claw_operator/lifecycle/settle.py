@@ -10,19 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from claw_operator.api import Phase
-from claw_operator.api.conditions import MOUNT_REPAIRED, RESTARTING, START_FAILED
+from claw_operator.api.conditions import RESTARTING, START_FAILED
 from claw_operator.lifecycle import transitions
-from claw_operator.lifecycle.conditions import (
-    FALSE,
-    MOUNT_REPAIRED_REASON,
-    REPAIR_FAILED,
-    RESTART_FAILED,
-    RESTART_SUCCEEDED,
-    TRUE,
-)
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.drift import mount_is_correct, restart_trigger
 from claw_operator.lifecycle.failures import start_failed_reason
+from claw_operator.lifecycle.loss import suspect_machine_missing
 from claw_operator.lifecycle.model import (
     ActionResult,
     AwaitState,
@@ -38,7 +32,6 @@ from claw_operator.lifecycle.model import (
     Instance,
     MachineView,
     RestartMachine,
-    RestartReason,
     StartMachine,
     StopMachine,
     Timings,
@@ -105,6 +98,7 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
     status = d.status
     status.volume_id = volume.id
     status.region = volume.region
+    status.volume_size_gb = volume.size_gb
     if status.phase is None:
         status.phase = Phase.PROVISIONED
     d.event(
@@ -118,10 +112,29 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
 
 
 def _volume_extended(d: Draft, action: ExtendVolume, result: ActionResult) -> Decision:
+    status = d.status
+    reached = result.volume
+    if reached is not None and reached.size_gb >= action.size_gb:
+        # Idempotent: an extend whose answer was lost, retried, gets a 400 ("must be greater
+        # than the current size") although it happened. The size Fly reports is what counts.
+        status.volume_size_gb = reached.size_gb
+        if result.failure is not None:
+            d.log(
+                "extend_volume_already_applied",
+                volume_id=action.volume_id,
+                size_gb=reached.size_gb,
+                error=result.failure.message,
+            )
+        else:
+            d.log("extend_volume", volume_id=action.volume_id, size_gb=reached.size_gb)
+        return d.finish()
     if result.failure is not None:
+        if reached is not None:
+            status.volume_size_gb = reached.size_gb
         d.log("extend_volume_failed", volume_id=action.volume_id, error=result.failure.message)
         outcome = transitions.apply_failure(d, result.failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
+    status.volume_size_gb = action.size_gb
     d.log("extend_volume", volume_id=action.volume_id, size_gb=action.size_gb)
     return d.finish()
 
@@ -153,14 +166,29 @@ def _machine_created(d: Draft, result: ActionResult) -> Decision:
 def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> Decision:
     failure = result.failure
     if failure is not None and failure.kind == FailureKind.NOT_FOUND:
-        transitions.machine_lost(d)
+        suspect_machine_missing(d)  # lost only on proof (lifecycle.loss)
         return d.finish(requeue_after=0)
-    if failure is not None:
-        transitions.observe_machine(d, result.machine)
-        return _failed_start(d, failure, f"starting machine {action.machine_id} failed")
     streak = _in_failing_streak(d)
     status = d.status
     transitions.observe_machine(d, result.machine)
+    if failure is not None and failure.kind != FailureKind.TIMEOUT:
+        return _failed_start(d, failure, f"starting machine {action.machine_id} failed")
+    _report_mount_repair(d, action, result.machine)
+    if failure is not None:
+        # The start did not finish within --fly-wait-timeout: slow is not failed. The start
+        # stays in flight (same startingAt); only --starting-timeout may end it.
+        state = f" (Fly state {result.machine.state})" if result.machine is not None else ""
+        status.last_start_error_message = f"starting machine {action.machine_id}{state}: {failure.message}"
+        status.last_start_error_at = d.now
+        d.log("start_machine_slow", machine_id=action.machine_id, error=failure.message)
+        if result.machine is not None and result.machine.state == "started":
+            transitions.enter_running(d, result.machine, log_action=None)
+            return d.finish()
+        _enter_starting(d)
+        if transitions.is_starting_timed_out(d):
+            transitions.starting_timeout(d, result.machine)
+            return d.finish()
+        return d.finish(retry=streak)
     # The start applied the desired config: any restart request is satisfied.
     status.handled_restarted_at = d.instance.spec.restarted_at
     d.log("start_machine", machine_id=action.machine_id)
@@ -171,17 +199,33 @@ def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> De
     return d.finish(requeue_after=0, retry=streak)
 
 
+def _report_mount_repair(d: Draft, action: StartMachine, machine: MachineView | None) -> None:
+    """The update before the start re-pointed a wrong mount: report it like any repair, once
+    the machine Fly shows mounts our volume (or, with no answer, once the update went in)."""
+    if action.mount_repair is None:
+        return
+    path = d.instance.spec.volume.mount_path
+    if machine is not None and not mount_is_correct(machine, action.volume_id, path):
+        return
+    transitions.mount_repaired(d, action.mount_repair)
+
+
 def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
     failure = result.failure
     machine = result.machine
     if failure is not None and failure.kind == FailureKind.NOT_FOUND:
-        transitions.machine_lost(d)
+        suspect_machine_missing(d)  # lost only on proof (lifecycle.loss)
         return d.finish(requeue_after=0)
     if action.state != "started":
         transitions.observe_machine(d, machine)
         return d.finish()
     if failure is None and (machine is None or machine.state == "started"):
         transitions.enter_running(d, machine, log_action="machine_started")
+        volume_id = d.status.volume_id
+        if machine is not None and volume_id is not None and restart_trigger(d.instance, volume_id, machine):
+            # Started, but not as the spec now asks (a restart requested or a config changed
+            # while it booted): Ready must not stand; the next pass restarts it.
+            return d.finish(requeue_after=0)
         return d.finish()
     if machine is not None and machine.state == "failed":
         transitions.observe_machine(d, machine)
@@ -223,20 +267,22 @@ def _machine_stopped(d: Draft, action: StopMachine, result: ActionResult) -> Dec
 def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -> Decision:
     status = d.status
     failure = result.failure
-    mount_repair = action.reason == RestartReason.MOUNT_REPAIR
     announced = d.condition(RESTARTING).message
-    version_before = status.instance_id
-    status.restarting_at = None
+    version_before = status.restarting_instance_id or status.instance_id
     if failure is not None:
-        if _update_applied(version_before, result.machine):
+        applied = _update_applied(version_before, result.machine)
+        if applied and failure.kind == FailureKind.TIMEOUT and _booting(result.machine):
+            # The update is in and the machine is on its way up, only slower than the wait:
+            # slow is not failed. The guard stays; the next pass finds the new version and
+            # waits for it (never a second stop/update/start).
+            transitions.observe_machine(d, result.machine)
+            d.log("restart_still_starting", machine_id=action.machine_id, error=failure.message)
+            return d.finish(retry=False, requeue_after=d.timings.poll_starting.total_seconds())
+        if applied:
             # The machine runs a new version (only the final wait failed): the requested
             # restart happened, and redoing it would restart the machine a second time.
             status.handled_restarted_at = d.instance.spec.restarted_at
-        d.record(RESTARTING, FALSE, RESTART_FAILED, failure.message)
-        if mount_repair:
-            d.record(MOUNT_REPAIRED, FALSE, REPAIR_FAILED, f"{announced}: {failure.message}")
-        d.event(EventType.WARNING, "RestartFailed", f"{action.reason.value}: {failure.message}")
-        d.log("restart_failed", reason=action.reason.value, error=failure.message)
+        transitions.restart_failed(d, action.reason, failure.message)
         if failure.kind == FailureKind.NOT_FOUND:
             transitions.machine_lost(d)
             return d.finish(requeue_after=0)
@@ -244,16 +290,14 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 
-    d.record(RESTARTING, FALSE, RESTART_SUCCEEDED, f"{action.reason.value}: {announced}")
-    status.handled_restarted_at = d.instance.spec.restarted_at
-    transitions.enter_running(d, result.machine, log_action=None)
-    status.last_started_at = d.now
-    d.event(EventType.NORMAL, "Restarted", f"machine {action.machine_id} restarted ({action.reason.value})")
-    if mount_repair:
-        d.record(MOUNT_REPAIRED, TRUE, MOUNT_REPAIRED_REASON, announced)
-        d.event(EventType.NORMAL, "MountRepaired", f"machine {action.machine_id} mount repaired {announced}")
-        d.log("repair_mount", machine_id=action.machine_id, volume_id=action.volume_id, repaired=announced)
+    transitions.restart_succeeded(
+        d, result.machine, action.reason, announced, mount_repair=action.mount_repair
+    )
     return d.finish()
+
+
+def _booting(machine: MachineView | None) -> bool:
+    return machine is not None and machine.state in ("starting", "created", "started")
 
 
 def _update_applied(version_before: str | None, machine: MachineView | None) -> bool:

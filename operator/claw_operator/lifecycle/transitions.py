@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from claw_operator.api import Phase
-from claw_operator.api.conditions import RESTARTING, STALLED, START_FAILED
+from claw_operator.api.conditions import MOUNT_REPAIRED, RESTARTING, STALLED, START_FAILED
 from claw_operator.lifecycle.conditions import (
     FALSE,
+    MOUNT_REPAIRED_REASON,
     NOT_STALLED,
+    REPAIR_FAILED,
     RESTART_FAILED,
+    RESTART_SUCCEEDED,
     SECRET_NOT_FOUND,
     START_TIMEOUT,
     STARTED,
@@ -23,7 +26,7 @@ from claw_operator.lifecycle.conditions import (
 )
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay, stall_reason
-from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView
+from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView, RestartReason
 
 # Stalls a successful start disproves (the ones about the environment are not: a running
 # machine says nothing about a missing Secret, and a token may still be revoked).
@@ -161,6 +164,47 @@ def starting_timeout(d: Draft, machine: MachineView | None, *, error: FlyFailure
     )
 
 
+def restart_succeeded(
+    d: Draft, machine: MachineView | None, reason: RestartReason, announced: str, *, mount_repair: str | None
+) -> None:
+    """The restart reached a started machine on its new version: the guard goes, and the
+    Restarted Event (plus MountRepaired when the restart fixed a mount) is posted."""
+    status = d.status
+    status.restarting_at = None
+    status.restarting_instance_id = None
+    d.record(RESTARTING, FALSE, RESTART_SUCCEEDED, f"{reason.value}: {announced}")
+    status.handled_restarted_at = d.instance.spec.restarted_at
+    enter_running(d, machine, log_action=None)
+    status.last_started_at = d.now
+    d.event(EventType.NORMAL, "Restarted", f"machine {status.machine_id} restarted ({reason.value})")
+    repaired = mount_repair if mount_repair is not None else (
+        announced if reason == RestartReason.MOUNT_REPAIR else None
+    )
+    if repaired is not None:
+        mount_repaired(d, repaired)
+
+
+def restart_failed(d: Draft, reason: RestartReason, message: str) -> None:
+    """The restart in flight failed: the guard goes, and the real state is decided afresh."""
+    status = d.status
+    announced = d.condition(RESTARTING).message
+    status.restarting_at = None
+    status.restarting_instance_id = None
+    d.record(RESTARTING, FALSE, RESTART_FAILED, message)
+    if reason == RestartReason.MOUNT_REPAIR:
+        d.record(MOUNT_REPAIRED, FALSE, REPAIR_FAILED, f"{announced}: {message}")
+    d.event(EventType.WARNING, "RestartFailed", f"{reason.value}: {message}")
+    d.log("restart_failed", reason=reason.value, error=message)
+
+
+def mount_repaired(d: Draft, repaired: str) -> None:
+    """The one report of a repaired mount, whichever path repaired it (contract behaviour 4)."""
+    machine_id = d.status.machine_id
+    d.record(MOUNT_REPAIRED, TRUE, MOUNT_REPAIRED_REASON, repaired)
+    d.event(EventType.NORMAL, "MountRepaired", f"machine {machine_id} mount repaired {repaired}")
+    d.log("repair_mount", repaired=repaired)
+
+
 def machine_lost(d: Draft) -> None:
     """The machine is gone from Fly (404): forget it; it is recreated on the existing volume."""
     status = d.status
@@ -184,6 +228,7 @@ def machine_lost(d: Draft) -> None:
         enter_stopped(d)
     if status.restarting_at is not None:
         status.restarting_at = None
+        status.restarting_instance_id = None
         d.record(RESTARTING, FALSE, RESTART_FAILED, "the machine was lost during the restart")
 
 

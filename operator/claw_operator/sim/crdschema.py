@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import celpy
+from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 from jsonschema import Draft7Validator
@@ -144,10 +145,19 @@ def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[Cause]:
     return [_schema_cause(error) for error in errors]
 
 
+def _list_sum(values: Any) -> Any:
+    """Kubernetes' CEL list library `sum()` (cel-python has no list library)."""
+    return celtypes.IntType(sum(int(value) for value in values))
+
+
+# The Kubernetes CEL extensions the CRD's rules use.
+_KUBERNETES_FUNCTIONS: dict[str, Any] = {"sum": _list_sum}
+
+
 def _program(rule: str) -> Any:
     program = _PROGRAM_CACHE.get(rule)
     if program is None:
-        program = _CEL_ENV.program(_CEL_ENV.compile(rule))
+        program = _CEL_ENV.program(_CEL_ENV.compile(rule), functions=_KUBERNETES_FUNCTIONS)
         _PROGRAM_CACHE[rule] = program
     return program
 

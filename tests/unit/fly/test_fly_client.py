@@ -503,6 +503,34 @@ async def test_ambiguous_volume_create_is_resolved_by_name(
     assert len(fly.calls("POST", path)) == 1
 
 
+async def test_ambiguous_volume_create_keeps_looking_until_its_time_is_up(fly: ScriptedFly) -> None:
+    """Bounded by time, not by a few tries: a list that shows the volume only after more looks
+    than `create_resolve_attempts` still resolves the create (issue 18)."""
+    path = f"/v1/apps/{APP}/volumes"
+    fly.on("POST", path, reply(408, {}))
+    now = "2999-01-01T00:00:00Z"
+    found = [{"id": "vol_ours", "name": "v", "region": "iad", "state": "created", "created_at": now}]
+    fly.on("GET", path, *[reply(200, [])] * 8, reply(200, found))
+    async with make_client(fly, create_resolve_attempts=2, volume_resolve_timeout=5.0) as client:
+        volume = await client.create_volume(APP, name="v", regions=["iad"])
+    assert volume.id == "vol_ours"
+    assert len(fly.calls("GET", path)) == 9
+    assert len(fly.calls("POST", path)) == 1
+
+
+async def test_ambiguous_volume_create_not_found_in_time_raises_and_never_resends(fly: ScriptedFly) -> None:
+    path = f"/v1/apps/{APP}/volumes"
+    fly.on("POST", path, reply(503, {}), reply(200, {"id": "vol_dup", "name": "v", "region": "iad"}))
+    fly.on("GET", path, reply(200, []))
+    async with make_client(fly, volume_resolve_timeout=0.2) as client:
+        with pytest.raises(AmbiguousCreate) as raised:
+            await client.create_volume(APP, name="v", regions=["iad"])
+    assert raised.value.retryable and raised.value.ambiguous
+    assert len(fly.calls("POST", path)) == 1
+    looks = fly.times[1:]
+    assert len(looks) >= 2 and looks[-1] - looks[0] >= 0.1
+
+
 async def test_lease_context_acquires_and_releases(fly: ScriptedFly, client: FlyMachinesClient) -> None:
     lease_path = f"{MACHINE}/lease"
     fly.on(

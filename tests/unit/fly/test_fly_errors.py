@@ -45,6 +45,15 @@ CASES = [
     Case("foreign app", 403, '{"error":"unauthorized"}', Forbidden, False),
     Case("gone machine", 404, '{"error":"not_found: machine not found"}', NotFound, False),
     Case("bad json body", 400, '{"error":"json: cannot unmarshal string"}', InvalidConfig, False, "POST"),
+    # A body too large never succeeds: terminal, not "Fly having trouble" (issue 18).
+    Case(
+        "request too large",
+        413,
+        "<html><title>413 Request Entity Too Large</title></html>",
+        InvalidConfig,
+        False,
+        "POST",
+    ),
     Case(
         "wait timeout out of range",
         400,

@@ -44,6 +44,8 @@ MACHINE = "m1"
 VOLUME = "vol1"
 
 UNSET: Any = object()
+# A first 404 remembered long enough ago for a second one to prove the loss (lifecycle.loss).
+MISSING_SINCE = T0 - TIMINGS.loss_grace - timedelta(seconds=1)
 
 
 def spec(**overrides: Any) -> ClawInstanceSpec:
@@ -285,8 +287,10 @@ def check(case: Case, decision: Decision) -> None:
 def check_invariants(inst: Instance, decision: Decision) -> None:
     """What every completed pass guarantees, whatever the case."""
     assert [c.type for c in decision.status.conditions] == list(CONDITION_TYPES)
-    assert all(c.observed_generation == inst.generation for c in decision.status.conditions)
-    assert decision.status.observed_generation == inst.generation
+    # A paused pass acts on nothing: it never claims the generation it was not applied to.
+    acted = inst.status.observed_generation if inst.paused else inst.generation
+    assert all(c.observed_generation == acted for c in decision.status.conditions)
+    assert decision.status.observed_generation == acted
     assert decision.status.app_name == inst.app
     if inst.deleting and not inst.paused:
         assert decision.status.phase == Phase.DESTROYING

@@ -22,6 +22,7 @@ from claw_operator.lifecycle.model import (
 from tests.unit.lifecycle.builders import (
     GONE,
     MACHINE,
+    MISSING_SINCE,
     T0,
     TIMINGS,
     VOLUME,
@@ -113,6 +114,7 @@ CASES = [
         instance(
             status_=running_status(
                 restarting_at=T0,
+                restarting_instance_id="inst-1",
                 stopped_checks=4,
                 conditions=conditions(Restarting=("True", "RestartRequested")),
             )
@@ -176,17 +178,17 @@ CASES = [
     ),
     Case(
         "behaviour_10_a_gone_machine_is_recreated_on_the_existing_volume",
-        running(),
-        observed(GONE, volume()),
+        running(machine_missing_since=MISSING_SINCE),
+        observed(GONE, volume(), tagged=()),
         events=("MachineLost",),
-        fields={"volume_id": VOLUME, "machine_id": None},
+        fields={"volume_id": VOLUME, "machine_id": None, "machine_missing_since": None},
     ),
     Case(
         "behaviour_10_a_lost_volume_is_recreated_empty",
-        instance(spec_=spec(), status_=running_status()),
-        observed(machine("started"), GONE),
+        instance(spec_=spec(), status_=running_status(volume_missing_since=MISSING_SINCE)),
+        observed(machine("started", volume="vol-stray"), GONE, named=()),
         events=("VolumeLost",),
-        fields={"volume_id": None},
+        fields={"volume_id": None, "lost_volume_id": VOLUME, "last_volume_loss_at": T0},
     ),
 ]
 

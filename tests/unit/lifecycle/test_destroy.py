@@ -204,9 +204,10 @@ CASES = [
         destroying(
             machine_id=None, volume_id=None, pending_destroy_machine_id=None, pending_destroy_volume_id=None
         ),
-        observed(tagged=()),
+        observed(tagged=(), named=()),
         action=None,
         events=("Destroyed",),
+        fields={"destroyed_at": T0},
         logs=("destroy_complete",),
         finalize=True,
     ),
@@ -244,7 +245,7 @@ CASES = [
         destroying(
             machine_id=None, volume_id=None, pending_destroy_machine_id=None, pending_destroy_volume_id=None
         ),
-        observed(GONE, GONE, tagged=()),
+        observed(GONE, GONE, tagged=(), named=()),
         action=None,
         finalize=True,
     ),

@@ -22,6 +22,7 @@ from claw_operator.lifecycle.model import (
 from tests.unit.lifecycle.builders import (
     GONE,
     MACHINE,
+    MISSING_SINCE,
     T0,
     TIMINGS,
     UID,
@@ -70,7 +71,7 @@ CASES = [
     Case(
         "provisioning_creates_volume_after_an_empty_listing",
         instance(),
-        observed(tagged=()),
+        observed(tagged=(), named=()),
         action=CreateVolume(region="iad", size_gb=10, name="claw_5f3a9c1e0b7d4e2a9c118d6f"),
         conditions={
             "Ready": ("False", "Provisioning"),
@@ -239,8 +240,8 @@ CASES = [
     ),
     Case(
         "starting_machine_404_is_cleared",
-        starting(),
-        observed(GONE),
+        starting(machine_missing_since=MISSING_SINCE),
+        observed(GONE, tagged=()),
         phase=Phase.STOPPED,
         events=("MachineLost",),
         fields={"machine_id": None, "starting_at": None},
@@ -341,8 +342,8 @@ CASES = [
     ),
     Case(
         "machine_404_is_cleared_and_recreated",
-        running(),
-        observed(GONE, volume()),
+        running(machine_missing_since=MISSING_SINCE),
+        observed(GONE, volume(), tagged=()),
         action=None,
         phase=Phase.STOPPED,
         events=("MachineLost",),
@@ -375,8 +376,8 @@ CASES = [
     # ------------------------------------------------------------------ the volume
     Case(
         "volume_404_is_replaced_empty",
-        running(),
-        observed(machine("started"), GONE),
+        running(volume_missing_since=MISSING_SINCE),
+        observed(machine("started", volume="vol-stray"), GONE, named=()),
         action=None,
         events=("VolumeLost",),
         fields={"volume_id": None, "machine_id": MACHINE},
@@ -386,14 +387,14 @@ CASES = [
     Case(
         "soft_deleted_volume_is_lost",
         running(),
-        observed(machine("started"), replace(volume(), state="pending_destroy")),
+        observed(machine("started", volume="vol-stray"), replace(volume(), state="pending_destroy")),
         events=("VolumeLost",),
         fields={"volume_id": None},
     ),
     Case(
         "lost_volume_is_recreated_first",
         running(volume_id=None),
-        observed(machine("started")),
+        observed(machine("started"), named=()),
         action=CreateVolume(region="iad", size_gb=10, name="claw_" + UID.replace("-", "").lower()[:24]),
     ),
     Case(

@@ -16,6 +16,7 @@ from claw_operator.lifecycle.model import (
     Mount,
     RestartMachine,
     RestartReason,
+    StartMachine,
 )
 from tests.unit.lifecycle.builders import (
     MACHINE,
@@ -54,7 +55,14 @@ def in_flight(
     )
     return instance(
         spec_=spec(restartedAt=restarted_at) if restarted_at else spec(),
-        status_=running_status(restarting_at=GUARD_SET, conditions=conds, **status_overrides),
+        status_=running_status(
+            **{
+                "restarting_at": GUARD_SET,
+                "restarting_instance_id": "inst-1",
+                "conditions": conds,
+                **status_overrides,
+            }
+        ),
         generation=generation,
     )
 
@@ -166,7 +174,12 @@ CASES = [
         "mount_repair_succeeds",  # behaviour 4
         in_flight("MountRepair"),
         observed(WRONG_MOUNT, volume()),
-        decided=RestartMachine(machine_id=MACHINE, volume_id=VOLUME, reason=RestartReason.MOUNT_REPAIR),
+        decided=RestartMachine(
+            machine_id=MACHINE,
+            volume_id=VOLUME,
+            reason=RestartReason.MOUNT_REPAIR,
+            mount_repair="from vol-other:/data to vol1:/root",
+        ),
         result=ok(machine("started")),
         events=("Restarted", "MountRepaired"),
         conditions={
@@ -198,16 +211,77 @@ CASES = [
         retry=True,
     ),
     Case(
-        "restart_whose_final_wait_timed_out_is_not_redone",
+        "restart_whose_final_wait_timed_out_keeps_the_guard_and_is_not_redone",  # slow is not failed
         in_flight("RestartRequested", restarted_at="r2", instance_id="inst-1"),
         observed(machine("started"), volume()),
         result=failed(
             failure(FailureKind.TIMEOUT, 408, "wait timed out"), machine("starting", instance_id="inst-2")
         ),
         phase=Phase.RUNNING,
+        events=(),
+        conditions={"Restarting": ("True", "RestartRequested"), "Ready": ("False", "Restarting")},
+        fields={"restarting_at": GUARD_SET, "machine_state": "starting", "instance_id": "inst-2"},
+        logs=("restart_machine", "restart_still_starting"),
+        retry=False,
+    ),
+    # ------------------------------------------------------------------ idempotent resume
+    Case(
+        "resumed_restart_on_a_new_started_version_is_a_success_without_any_fly_call",
+        in_flight("RestartRequested", restarted_at="r2"),
+        observed(machine("started", instance_id="inst-2"), volume()),
+        action=None,
+        phase=Phase.RUNNING,
+        events=("Restarted",),
+        conditions={
+            "Restarting": ("False", "RestartSucceeded"),
+            "Ready": ("True", "Running"),
+            "Reconciling": ("False", "Reconciled"),
+        },
+        fields={
+            "restarting_at": None,
+            "restarting_instance_id": None,
+            "handled_restarted_at": "r2",
+            "instance_id": "inst-2",
+        },
+        logs=("restart_already_applied",),
+    ),
+    Case(
+        "resumed_restart_on_a_new_version_still_booting_only_waits",
+        in_flight("ConfigChanged"),
+        observed(machine("starting", instance_id="inst-2"), volume()),
+        action=RestartMachine(
+            machine_id=MACHINE, volume_id=VOLUME, reason=RestartReason.CONFIG_CHANGED, resume_from="inst-1"
+        ),
+        conditions={"Restarting": ("True", "ConfigChanged")},
+    ),
+    Case(
+        "resumed_restart_on_a_new_version_with_drift_left_records_that_version_first",
+        instance(
+            spec_=spec(image="registry.fly.io/claw:3.0"),
+            status_=in_flight("ConfigChanged").status,
+            generation=3,
+        ),
+        observed(machine("started", instance_id="inst-2"), volume()),
+        action=None,
+        fields={"restarting_instance_id": "inst-2", "restarting_at": GUARD_SET},
+        requeue_after=0,
+    ),
+    Case(
+        "resumed_restart_whose_new_version_failed_is_a_failed_restart_then_a_start",
+        in_flight("RestartRequested", restarted_at="r2"),
+        observed(machine("failed", instance_id="inst-2"), volume()),
+        action=StartMachine(machine_id=MACHINE, volume_id=VOLUME),
+        events=("RestartFailed", "Stopped"),
         conditions={"Restarting": ("False", "RestartFailed")},
-        fields={"handled_restarted_at": "r2", "machine_state": "starting", "instance_id": "inst-2"},
-        retry=True,
+        fields={"restarting_at": None},
+    ),
+    Case(
+        "resumed_restart_never_booting_gives_up_after_the_starting_timeout",
+        in_flight("RestartRequested", restarted_at="r2", restarting_at=T0 - timedelta(seconds=400)),
+        observed(machine("starting", instance_id="inst-2"), volume()),
+        events=("RestartFailed",),
+        conditions={"Restarting": ("False", "RestartFailed")},
+        fields={"restarting_at": None},
     ),
     Case(
         "restart_rejected_as_invalid_stalls",

@@ -75,12 +75,13 @@ class FakeFly:
             vol = self.volumes.get(status.volume_id)
             volume = VolumeLookup(Lookup.FOUND, vol) if vol else VolumeLookup(Lookup.GONE)
         tagged = None
-        if status.machine_id is None:
+        # Like the gateway: a 404 on the recorded object brings its listing (proof of loss).
+        if status.machine_id is None or machine.outcome == Lookup.GONE:
             tagged = tuple(
                 m for m in self.machines.values() if m.metadata.get("claw_instance_uid") == inst.uid
             )
         named = None
-        if status.volume_id is None or inst.deleting:
+        if status.volume_id is None or inst.deleting or volume.outcome == Lookup.GONE:
             wanted = volume_name(inst.uid)
             named = tuple(v for v in self.volumes.values() if self.volume_names.get(v.id) == wanted)
         return Observation(machine=machine, volume=volume, tagged_machines=tagged, named_volumes=named)
@@ -264,6 +265,9 @@ def test_machine_destroyed_behind_our_back_is_recreated_on_the_volume() -> None:
     world.reconcile()
     volume_id = world.inst.status.volume_id
     world.fly.machines.clear()
+    world.reconcile()  # the first 404: looked at again after the grace period
+    assert world.inst.status.machine_missing_since is not None and "MachineLost" not in world.events()
+    world.now += TIMINGS.loss_grace
     world.reconcile()
     assert world.inst.status.phase == Phase.RUNNING
     (m,) = world.fly.machines.values()
@@ -356,10 +360,12 @@ def test_a_404_flicker_after_create_never_duplicates_the_machine() -> None:
         if world.inst.status.phase == Phase.RUNNING:
             break
         world.reconcile()
+        world.now += TIMINGS.loss_grace
     assert world.inst.status.phase == Phase.RUNNING
     assert len(world.fly.machines) == 1
     assert world.fly.calls.count("CreateMachine") == 1
-    assert "MachineRecovered" in world.events()
+    # The next read contradicts the 404: no loss was reported, nothing had to be recovered.
+    assert "MachineLost" not in world.events() and world.inst.status.machine_missing_since is None
 
 
 def test_an_operator_killed_between_create_and_status_write_leaves_one_machine() -> None:

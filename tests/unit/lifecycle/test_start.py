@@ -20,6 +20,7 @@ from claw_operator.lifecycle.model import (
 from tests.unit.lifecycle.builders import (
     GONE,
     MACHINE,
+    MISSING_SINCE,
     T0,
     TIMINGS,
     VOLUME,
@@ -78,7 +79,7 @@ CASES = [
     Case(
         "volume_created_is_provisioned",
         instance(),
-        observed(tagged=()),
+        observed(tagged=(), named=()),
         decided=CreateVolume(region="iad", size_gb=10, name=NAME),
         result=ok(volume_=volume("vol7")),
         phase=Phase.PROVISIONED,
@@ -93,7 +94,7 @@ CASES = [
     Case(
         "volume_create_capacity_failure_is_a_start_failure_retried",
         instance(),
-        observed(tagged=()),
+        observed(tagged=(), named=()),
         result=failed(failure(FailureKind.CAPACITY, 412, "insufficient resources")),
         phase=Phase.STOPPED,
         events=("StartFailed",),
@@ -235,13 +236,14 @@ CASES = [
         retry=True,
     ),
     Case(
-        "await_404_is_a_lost_machine",
+        "await_404_is_a_suspected_loss_read_again",
         starting(),
         observed(machine("created"), volume()),
         result=failed(failure(FailureKind.NOT_FOUND, 404)),
-        phase=Phase.STOPPED,
-        events=("MachineLost",),
-        fields={"machine_id": None},
+        phase=Phase.STARTING,
+        events=(),
+        fields={"machine_id": MACHINE, "machine_missing_since": T0},
+        logs=("machine_not_found_once",),
         requeue_after=0,
     ),
     Case(
@@ -278,12 +280,12 @@ CASES = [
         retry=True,
     ),
     Case(
-        "start_machine_404_is_a_lost_machine",
+        "start_machine_404_is_a_suspected_loss_read_again",
         stopped(),
         observed(machine("stopped"), volume()),
         result=failed(failure(FailureKind.NOT_FOUND, 404)),
-        events=("MachineLost",),
-        fields={"machine_id": None},
+        events=(),
+        fields={"machine_id": MACHINE, "machine_missing_since": T0},
         requeue_after=0,
     ),
     Case(
@@ -323,8 +325,8 @@ CASES = [
     ),
     Case(
         "lost_machine_settled_on_start_leaves_the_volume",
-        stopped(),
-        observed(GONE, volume()),
+        stopped(machine_missing_since=MISSING_SINCE),
+        observed(GONE, volume(), tagged=()),
         action=None,
         fields={"volume_id": VOLUME, "machine_id": None},
     ),

@@ -1,0 +1,238 @@
+"""Loss only on proof: when a machine or a volume the status names is really gone from Fly.
+
+Fly's API answers 404 for objects that exist while it settles, and a volume holds the user's
+data: one 404 taken as "lost" replaced a volume full of data with an empty one (issue 18). So a
+recorded object is lost only when
+
+1. a read answered 404 (or Fly shows it destroyed / soft-deleted: an explicit answer, taken
+   as proof at once);
+2. a second read, at least `Timings.loss_grace` after the first, answers 404 too — the first
+   404 is remembered in `status.machineMissingSince` / `status.volumeMissingSince`, so the
+   proof survives an operator restart and a dropped status write only delays it; and
+3. a successful listing (machines by the UID tag, volumes by name) does not show it.
+
+A volume that a machine of the instance mounts is never lost: Fly refuses to delete a bound
+volume, so such a 404 is Fly's, not the volume's. A read that finds the object again clears
+the suspicion without any Warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.draft import Draft
+from claw_operator.lifecycle.failures import retry_delay
+from claw_operator.lifecycle.model import (
+    Decision,
+    EventType,
+    Lookup,
+    MachineView,
+    Observation,
+    VolumeView,
+)
+from claw_operator.lifecycle.recovery import GONE_STATES, VOLUME_GONE_STATES, live_machines, live_volumes
+
+
+def _seconds_left(d: Draft, since: datetime) -> float:
+    return max((d.timings.loss_grace - (d.now - since)).total_seconds(), 0.0)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """The pass stops here: look again after `requeue_after` seconds (0: at once)."""
+
+    requeue_after: float
+    retry: bool = False
+
+
+def check_losses(d: Draft, observed: Observation) -> Decision | None:
+    """The pass's Decision when a loss is suspected (wait, look again) or proven (report it);
+    None when nothing the status names is missing, and the pass goes on.
+
+    Both objects are checked in the same pass, so a machine and its volume destroyed together
+    are proven lost after one grace period, not two.
+    """
+    holds = [hold for hold in (_check_volume(d, observed), _check_machine(d, observed)) if hold is not None]
+    if not holds:
+        return None
+    return d.finish(
+        requeue_after=min(hold.requeue_after for hold in holds), retry=any(hold.retry for hold in holds)
+    )
+
+
+# ---------------------------------------------------------------------------- volumes
+
+
+def mounted_volume(machine: MachineView | None, mount_path: str) -> str | None:
+    """The volume `machine` mounts at `mount_path` (None: no machine, or nothing there)."""
+    if machine is None:
+        return None
+    return next((m.volume for m in machine.mounts if m.path == mount_path and m.volume), None)
+
+
+def _instance_machines(observed: Observation) -> list[MachineView]:
+    machines: list[MachineView] = []
+    if observed.machine.outcome == Lookup.FOUND and observed.machine.machine is not None:
+        machines.append(observed.machine.machine)
+    machines.extend(live_machines(observed.tagged_machines or ()))
+    return [m for m in machines if m.state not in GONE_STATES]
+
+
+def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
+    status = d.status
+    volume_id = status.volume_id
+    if volume_id is None:
+        status.volume_missing_since = None
+        return None
+    lookup = observed.volume
+    seen = lookup.volume
+    named = observed.named_volumes
+    mount_path = d.instance.spec.volume.mount_path
+    mounts = {mounted_volume(m, mount_path) for m in _instance_machines(observed)} - {None}
+    mounted_ours = [v for v in live_volumes(named) if v.id in mounts]
+    if volume_id not in mounts and mounted_ours:
+        # The machine mounts another volume of this instance (named after it): that one holds
+        # the data, and status.volumeId names the volume the machine mounts — never "repair"
+        # the machine onto the other one.
+        _follow_mount(d, volume_id, mounted_ours[0])
+        return None
+    if lookup.outcome == Lookup.FOUND and seen is not None and seen.state not in VOLUME_GONE_STATES:
+        status.volume_size_gb = seen.size_gb
+        _volume_found_again(d, "read")
+        return None
+    if volume_id in mounts:
+        # Bound to a machine of ours: Fly would refuse to delete it, so it exists.
+        _volume_found_again(d, "mounted")
+        return None
+    if lookup.outcome == Lookup.FOUND and seen is not None:
+        # Fly says so itself (soft-deleted): no flicker produces that answer.
+        _volume_lost(d, f"Fly shows it {seen.state}")
+        return _Hold(0)
+    if lookup.outcome != Lookup.GONE:
+        return None
+
+    since = status.volume_missing_since
+    if since is None:
+        status.volume_missing_since = d.now
+        d.log("volume_not_found_once", volume_id=volume_id)
+        return _Hold(d.timings.loss_grace.total_seconds())
+    left = _seconds_left(d, since)
+    if left > 0:
+        return _Hold(left)
+    if named is None:
+        # No conclusive listing: the loss is not proven. Look again (with backoff on failures).
+        return _Hold(retry_delay(observed.named_failure, d.instance, d.timings), retry=True)
+    if any(v.id == volume_id for v in live_volumes(named)):
+        _volume_found_again(d, "listed")
+        return None
+    evidence = (
+        f"404 on GET since {_stamp(since)} and again at {_stamp(d.now)}; "
+        f"not among the {len(live_volumes(named))} live volume(s) listed under its name"
+    )
+    _volume_lost(d, evidence)
+    return _Hold(0)
+
+
+def _volume_found_again(d: Draft, how: str) -> None:
+    status = d.status
+    if status.volume_missing_since is not None:
+        d.log("volume_not_found_contradicted", volume_id=status.volume_id, seen=how)
+        status.volume_missing_since = None
+
+
+def _follow_mount(d: Draft, old: str, mounted: VolumeView) -> None:
+    status = d.status
+    d.log("volume_id_follows_mount", old_volume_id=old, volume_id=mounted.id)
+    status.volume_id = mounted.id
+    status.region = mounted.region
+    status.volume_size_gb = mounted.size_gb
+    status.volume_missing_since = None
+
+
+def _volume_lost(d: Draft, evidence: str) -> None:
+    """Proven gone: report it (with the evidence), record it, and have a new volume made.
+
+    KiloClaw's `replace_lost_volume` logs `data_loss`: a volume that held data (the machine
+    once started on it) is a loss of the user's data, one that never did is not.
+    """
+    status = d.status
+    old = status.volume_id
+    held_data = status.last_started_at is not None
+    consequence = (
+        "the data it held is lost" if held_data else "it held no data yet (the machine never started)"
+    )
+    d.event(
+        EventType.WARNING,
+        "VolumeLost",
+        f"volume {old} is gone from Fly ({evidence}); a new, empty volume will be created: {consequence}",
+    )
+    d.log("replace_lost_volume", data_loss=held_data, old_volume_id=old, evidence=evidence)
+    status.lost_volume_id = old
+    status.last_volume_loss_at = d.now
+    status.volume_id = None
+    status.volume_size_gb = None
+    status.volume_missing_since = None
+
+
+# ---------------------------------------------------------------------------- machines
+
+
+def suspect_machine_missing(d: Draft) -> None:
+    """A call on the machine answered 404: remember it; the next pass reads it again and only
+    a second 404 after the grace period (and a listing without it) makes it lost."""
+    status = d.status
+    if status.machine_missing_since is None:
+        status.machine_missing_since = d.now
+        d.log("machine_not_found_once", machine_id=status.machine_id)
+
+
+def _check_machine(d: Draft, observed: Observation) -> _Hold | None:
+    status = d.status
+    machine_id = status.machine_id
+    if machine_id is None:
+        status.machine_missing_since = None
+        return None
+    lookup = observed.machine
+    seen = lookup.machine
+    if lookup.outcome == Lookup.FOUND and seen is not None:
+        if seen.state == "destroyed":
+            # Fly says so itself; a destroyed machine never comes back.
+            _machine_lost(d)
+            return _Hold(0)
+        _machine_found_again(d, "read")
+        return None
+    if lookup.outcome != Lookup.GONE:
+        return None
+    since = status.machine_missing_since
+    if since is None:
+        suspect_machine_missing(d)
+        return _Hold(d.timings.loss_grace.total_seconds())
+    left = _seconds_left(d, since)
+    if left > 0:
+        return _Hold(left)
+    listing = observed.tagged_machines
+    if listing is None:
+        return _Hold(retry_delay(observed.tagged_failure, d.instance, d.timings), retry=True)
+    if any(m.id == machine_id for m in live_machines(listing)):
+        _machine_found_again(d, "listed")
+        return None
+    _machine_lost(d)
+    return _Hold(0)
+
+
+def _machine_found_again(d: Draft, how: str) -> None:
+    status = d.status
+    if status.machine_missing_since is not None:
+        d.log("machine_not_found_contradicted", machine_id=status.machine_id, seen=how)
+        status.machine_missing_since = None
+
+
+def _machine_lost(d: Draft) -> None:
+    d.status.machine_missing_since = None
+    transitions.machine_lost(d)

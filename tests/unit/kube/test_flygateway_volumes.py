@@ -1,0 +1,68 @@
+"""The gateway's volume rules that need no Fly: when an empty listing by name proves nothing yet,
+and when the volume must be read although a started machine mounts it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from claw_operator.kube.flygateway import FlyGateway
+from claw_operator.lifecycle.model import Lookup, MachineLookup, Timings
+from tests.unit.lifecycle.builders import UID, instance, machine, running, running_status, spec, volume
+
+TIMINGS = Timings(listing_settle=timedelta(seconds=30))
+
+
+def gateway() -> FlyGateway:
+    return FlyGateway(client=Any, timings=TIMINGS)  # type: ignore[arg-type]  # no call is made
+
+
+def born(seconds_before_start: float, gw: FlyGateway, **overrides: Any) -> Any:
+    return instance(created_at=gw._started_at - timedelta(seconds=seconds_before_start), **overrides)
+
+
+def test_an_empty_listing_right_after_our_own_create_proves_nothing() -> None:
+    gw = gateway()
+    inst = born(-60, gw)  # created after this process started
+    assert gw._unsettled_listing(inst, ()) is None
+    gw._volume_creates_sent[UID] = time.monotonic()
+    unsettled = gw._unsettled_listing(inst, ())
+    assert unsettled is not None and unsettled.retryable
+    assert unsettled.retry_after is not None and 29 < unsettled.retry_after <= 30
+    # A live volume listed is conclusive at once (it is adopted).
+    assert gw._unsettled_listing(inst, (volume(),)) is None
+    # Once the settle time has passed, empty means none.
+    gw._volume_creates_sent[UID] = time.monotonic() - 31
+    assert gw._unsettled_listing(inst, ()) is None
+
+
+def test_after_a_restart_an_older_instance_waits_for_the_list_to_settle() -> None:
+    gw = gateway()
+    older = born(5, gw)
+    assert gw._unsettled_listing(older, ()) is not None
+    # Not a deletion (its listing is looked at again until the finalizer goes) ...
+    assert gw._unsettled_listing(replace(older, deleting=True), ()) is None
+    # ... and not once the process has run for the settle time.
+    gw._started_monotonic -= 31
+    assert gw._unsettled_listing(older, ()) is None
+
+
+def test_an_instance_created_within_a_second_of_the_start_is_not_older() -> None:
+    gw = gateway()
+    assert gw._unsettled_listing(born(0.5, gw), ()) is None
+    assert gw._unsettled_listing(instance(created_at=datetime(2020, 1, 1, tzinfo=UTC)), ()) is not None
+
+
+def test_the_volume_is_read_while_the_status_size_is_behind_the_spec() -> None:
+    gw = gateway()
+    started = MachineLookup(Lookup.FOUND, machine("started"))
+    gw._volume_sizes["vol1"] = 20
+    grown = spec(volume={"sizeGB": 20})
+    assert not gw._volume_needs_a_look(
+        instance(spec_=grown, status_=running_status(volume_size_gb=20)), started
+    )
+    # The extend's status write was lost: the status still says 10, so look (and record 20).
+    assert gw._volume_needs_a_look(instance(spec_=grown, status_=running_status(volume_size_gb=10)), started)
+    assert gw._volume_needs_a_look(running(), started)  # no size recorded yet
