@@ -60,6 +60,7 @@ from claw_operator.lifecycle.model import (
     VolumeLookup,
     VolumeView,
 )
+from claw_operator.lifecycle.recovery import VOLUME_GONE_STATES
 
 T_START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TIMINGS = Timings()
@@ -408,6 +409,8 @@ class GatewayMemory:
     started_at: datetime
     sent_creates: set[str] = field(default_factory=set)
     volume_sizes: dict[str, int] = field(default_factory=dict)
+    # UID -> when this process last sent a volume create (`_unsettled_listing`).
+    volume_creates_sent: dict[str, datetime] = field(default_factory=dict)
 
 
 BORN_WATCHED_MARGIN = timedelta(seconds=10)
@@ -420,12 +423,48 @@ def _volume_needs_a_look(inst: Instance, machine: MachineLookup, mem: GatewayMem
     seen = machine.machine
     mounted = any(m.volume == volume_id for m in seen.mounts)
     size = mem.volume_sizes.get(volume_id)
+    recorded = inst.status.volume_size_gb
     return not (
         machine.outcome == Lookup.FOUND
         and seen.state == "started"
         and mounted
         and size is not None
         and size >= inst.spec.volume.size_gb
+        and recorded is not None
+        and recorded >= inst.spec.volume.size_gb
+    )
+
+
+def _mounts_another_volume(inst: Instance, machine: MachineLookup) -> bool:
+    seen = machine.machine
+    if machine.outcome != Lookup.FOUND or seen is None:
+        return False
+    path = inst.spec.volume.mount_path
+    mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
+    return mounted is not None and mounted != inst.status.volume_id
+
+
+def _unsettled_listing(
+    inst: Instance, named: tuple[VolumeView, ...], mem: GatewayMemory, now: datetime
+) -> FlyFailure | None:
+    """An empty listing by name that cannot prove "no volume" yet (`listing_settle`)."""
+    if any(v.state not in VOLUME_GONE_STATES for v in named):
+        return None
+    settle_s = TIMINGS.listing_settle.total_seconds()
+    left = 0.0
+    sent = mem.volume_creates_sent.get(inst.uid)
+    if sent is not None:
+        left = settle_s - (now - sent).total_seconds()
+    older = inst.created_at is not None and inst.created_at + timedelta(seconds=1) < mem.started_at
+    if older and not inst.deleting:
+        left = max(left, settle_s - (now - mem.started_at).total_seconds())
+    if left <= 0:
+        return None
+    return FlyFailure(
+        kind=FailureKind.UNAVAILABLE,
+        retryable=True,
+        message=f"no volume named {volume_name(inst.uid)} listed yet, {left:.1f}s before a listing proves it",
+        retry_after=left,
     )
 
 
@@ -472,21 +511,34 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
         return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
     tagged: tuple[MachineView, ...] | None = None
     tagged_failure: FlyFailure | None = None
-    if not status.machine_id or inst.deleting:
+    if not status.machine_id or inst.deleting or machine.outcome == Lookup.GONE:
         try:
             tagged = tuple(m.view() for m in world.list_machines(inst.uid))
         except FlyError as exc:
             tagged_failure = exc.failure
     named: tuple[VolumeView, ...] | None = None
-    if not status.volume_id or inst.deleting:
-        with contextlib.suppress(FlyError):  # flygateway only logs a failed volume listing
+    named_failure: FlyFailure | None = None
+    if (
+        not status.volume_id
+        or inst.deleting
+        or volume.outcome == Lookup.GONE
+        or _mounts_another_volume(inst, machine)
+    ):
+        try:
             named = tuple(v.view() for v in world.list_volumes(volume_name(inst.uid)))
+        except FlyError as exc:
+            named_failure = exc.failure
+        else:
+            named_failure = _unsettled_listing(inst, named, mem, world.now)
+            if named_failure is not None:
+                named = None
     return Observation(
         machine=machine,
         volume=volume,
         tagged_machines=tagged,
         tagged_failure=tagged_failure,
         named_volumes=named,
+        named_failure=named_failure,
     )
 
 
@@ -522,6 +574,13 @@ def execute(world: FlyWorld, action: Action, inst: Instance, mem: GatewayMemory)
     try:
         return Executed(_execute(world, action, inst, mem, fault), fault)
     except FlyError as exc:
+        if isinstance(action, ExtendVolume):
+            # flygateway: the size after a refused extend tells whether it happened.
+            volume: VolumeView | None = None
+            with contextlib.suppress(FlyError):
+                volume = world.get_volume(action.volume_id).view()
+                mem.volume_sizes[volume.id] = volume.size_gb
+            return Executed(ActionResult(failure=exc.failure, volume=volume), fault)
         machine: MachineView | None = None
         machine_id = getattr(action, "machine_id", None)
         if machine_id:
@@ -546,6 +605,7 @@ def _execute(
     match action:
         case CreateVolume():
             mem.sent_creates.add(inst.uid)
+            mem.volume_creates_sent[inst.uid] = world.now
             _before(fault)
             vol = FlyVolume(world.new_id("vol"), action.name, action.region, action.size_gb, world.now)
             world.volumes[vol.id] = vol
@@ -634,6 +694,19 @@ def _execute(
             m = world.get_machine(action.machine_id)
             if not m.live:
                 raise FlyError(NOT_FOUND)
+            if action.resume_from is not None and m.version != action.resume_from:
+                # The guard's update already went in: start the new version if needed, and wait.
+                if m.state != "started":
+                    world.start(m)
+                    if not world.wait(m, ("started",), wait):
+                        raise FlyError(
+                            fly_failure(
+                                FailureKind.TIMEOUT, 408, f"machine {m.id} did not reach started in time"
+                            )
+                        )
+                if fault == Fault.SILENT:
+                    raise FlyError(TIMEOUT)
+                return ActionResult(machine=world.get_machine(m.id).view())
             world.stop(m)  # stop_machine_and_wait (a stop that does not settle is tolerated)
             if fault == Fault.MIDWAY:
                 raise FlyError(UNAVAILABLE)
@@ -669,6 +742,7 @@ def _execute(
             world.record("delete_volume", vol.id)
             mem.volume_sizes.pop(vol.id, None)
             mem.sent_creates.discard(inst.uid)
+            mem.volume_creates_sent.pop(inst.uid, None)
             if fault == Fault.SILENT:
                 # The client repeats the DELETE, gets 404: delete_volume returns "already gone".
                 return ActionResult()
