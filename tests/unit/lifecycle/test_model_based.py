@@ -73,13 +73,16 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     # Still broken on main (a86c048): NEW findings of this suite, each pinned by a strict xfail.
     "ready_truthful": "NEW: Ready=True/Reconciled after a failed restart or config change (retried later)",
     "status_tracks_fly": "NEW: a pass waiting for a volume 404's proof does not record the machine's state",
-    "converges": "NEW: recovery adopts the volume a re-pointed mount names, even someone else's",
+    "volume_is_the_instances": "NEW: recovery adopts the volume a re-pointed mount names (someone else's)",
+    "restart_not_skipped": "NEW: resuming a restart whose write was lost marks a later request handled",
+    "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)
 
 INVARIANTS: Final = (
     "one_machine_one_volume",
     "restart_once",
+    "restart_not_skipped",
     "ready_truthful",
     "ready_needs_volume_size",
     "mount_repaired_truthful",
@@ -89,6 +92,7 @@ INVARIANTS: Final = (
     "observed_generation_applied",
     "finalizer_only_when_empty",
     "volume_kept",
+    "volume_is_the_instances",
     "lost_only_when_gone",
     "converges",
 )
@@ -244,6 +248,15 @@ class ClawModel(RuleBasedStateMachine):
         if rec.conflicted or rec.crashed:
             return
         status = rec.decision.status
+        handled = status.handled_restarted_at
+        if handled != inst.status.handled_restarted_at and handled in self.requests:
+            m = self.world.machines.get(status.machine_id or "")
+            served = m is not None and m.last_boot_seq > self.requests[handled].boots_at_request
+            self.check(
+                "restart_not_skipped",
+                served,
+                f"restartedAt {handled} marked handled, machine {status.machine_id} not relaunched since",
+            )
         self._check_ready(rec)
         self._check_recorded_conditions(rec)
         self._check_tracks_fly(rec)
@@ -254,6 +267,12 @@ class ClawModel(RuleBasedStateMachine):
                 (status.observed_generation or 0) <= read,
                 f"paused pass advanced observedGeneration {read} -> {status.observed_generation}",
             )
+        foreign = self.world.volumes.get(status.volume_id or "")
+        self.check(
+            "volume_is_the_instances",
+            foreign is None or foreign.name == VOLUME_NAME,
+            f"status.volumeId {status.volume_id} names volume {foreign.name if foreign else '-'}",
+        )
         live = self._live_precious()
         if not inst.deleting and len(live) == 1 and status.volume_id is not None:
             self.check(
@@ -694,6 +713,9 @@ class ClawModel(RuleBasedStateMachine):
             return f"Ready={conds[READY]} Stalled={conds[STALLED]} phase={status.phase}"
         if conds[STALLED] is not None and conds[STALLED][0] == "True":
             return f"Stalled={conds[STALLED]}"
+        foreign = self.world.volumes.get(status.volume_id or "")
+        if foreign is not None and foreign.name != VOLUME_NAME and "volume_is_the_instances" in self.gated:
+            return None  # a known defect, reported by its own invariant while it is gated
         if len(volumes) != 1 or status.volume_id != volumes[0].id:
             return f"status.volumeId {status.volume_id}, Fly volumes {[v.id for v in volumes]}"
         if (
@@ -709,7 +731,10 @@ class ClawModel(RuleBasedStateMachine):
                 return f"machine {m.state}, phase {status.phase}"
             if drift(m, inst, status.volume_id):
                 return f"machine differs from spec: {drift(m, inst, status.volume_id)} (mounts {m.mounts})"
-            if status.handled_restarted_at != stored.spec.restarted_at or not self._served(m, inst):
+            skipped_known = "restart_not_skipped" in self.gated
+            if status.handled_restarted_at != stored.spec.restarted_at or (
+                not skipped_known and not self._served(m, inst)
+            ):
                 return f"restart {stored.spec.restarted_at} not done (handled {status.handled_restarted_at})"
         else:
             if any(m.state in ("started", "starting") for m in machines) or status.phase != Phase.STOPPED:

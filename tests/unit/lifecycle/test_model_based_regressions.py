@@ -311,7 +311,7 @@ def test_ready_is_not_claimed_for_an_older_spec_after_a_recovered_create() -> No
 @xfail("NEW: a lost status recovers the volume from a mount that points at someone else's volume")
 def test_recovery_never_adopts_a_volume_that_is_not_the_instances() -> None:
     s = Replay()
-    with breaks("converges"):
+    with breaks("volume_is_the_instances"):
         s.one_pass()
         s.pass_then_crash()
         s.mount_repointed()
@@ -347,6 +347,19 @@ def test_a_volume_404_does_not_freeze_the_machine_state() -> None:
         s.volume_deleted_out_of_band()  # ...so it can be deleted
         s.machine_exits(state="stopped")
         s.reconcile()  # volume: first 404 (wait 30 s for the proof); machine: stopped, status: started
+
+
+@xfail("NEW: resuming a restart whose status write was lost marks a newer restartedAt handled")
+def test_a_restart_requested_during_a_lost_restart_write_still_runs() -> None:
+    s = Replay()
+    with breaks("restart_not_skipped"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.one_pass()  # the guard, with the machine's version
+        s.annotate_something_else()
+        s.one_pass()  # the restart runs on Fly; its status write gets a 409
+        s.request_restart()  # a second request, after that restart
+        s.calm_then_converge()  # the resume sees the new version: "done", and handles both
 
 
 # ---------------------------------------------------------------------------- the invariants can fail
