@@ -362,6 +362,17 @@ def test_a_restart_requested_during_a_lost_restart_write_still_runs() -> None:
         s.calm_then_converge()  # the resume sees the new version: "done", and handles both
 
 
+@xfail("NEW: a grow is never applied while Stopped when Fly shows the machine `failed`")
+def test_a_stopped_instance_with_a_failed_machine_grows_its_volume() -> None:
+    s = Replay()
+    with breaks("grow_not_idle"):
+        s.calm_then_converge()
+        s.grow_volume(by=1)
+        s.machine_exits(state="failed")
+        s.set_state(state=DesiredState.STOPPED)
+        s.calm_then_converge()  # Ready=False (Resizing) for good: decide's `failed` branch never grows
+
+
 # ---------------------------------------------------------------------------- the invariants can fail
 
 
