@@ -187,7 +187,7 @@ def test_a_failed_volume_listing_never_creates_a_second_volume() -> None:
     """Found on main before the fixes (e4b35ca):
     issue 18 item 1: a silently created volume + a failed listing = a second volume."""
     s = Replay()
-    with breaks("one_machine_one_volume"):
+    with breaks("one_live_volume"):
         s.fault(pair=("CreateVolume", "silent"))
         s.one_pass()
         s.fault(pair=("list_volumes", "error"))
@@ -198,7 +198,7 @@ def test_a_stale_volume_listing_never_creates_a_second_volume() -> None:
     """Found on main before the fixes (e4b35ca):
     issue 18 item 1: a silently created volume + a stale listing = a second volume."""
     s = Replay()
-    with breaks("one_machine_one_volume"):
+    with breaks("one_live_volume"):
         s.fault(pair=("CreateVolume", "silent"))
         s.one_pass()
         s.fault(pair=("list_volumes", "stale"))
@@ -209,7 +209,7 @@ def test_a_lost_status_and_a_failed_listing_never_create_a_second_volume() -> No
     """Found on main before the fixes (e4b35ca):
     issue 18 item 1 (as shrunk): status lost by a crash, the machine gone, a failed listing."""
     s = Replay()
-    with breaks("one_machine_one_volume"):
+    with breaks("one_live_volume"):
         s.one_pass()  # the volume (its status write waits for the next pass)
         s.pass_then_crash()  # the machine; the operator dies before writing either
         s.fault(pair=("list_volumes", "error"))
@@ -373,6 +373,16 @@ def test_a_stopped_instance_with_a_failed_machine_grows_its_volume() -> None:
         s.calm_then_converge()  # Ready=False (Resizing) for good: decide's `failed` branch never grows
 
 
+@xfail("NEW: a machine create whose answer was lost + a listing that does not show it yet")
+def test_a_stale_machine_listing_never_creates_a_second_machine() -> None:
+    s = Replay()
+    with breaks("one_live_machine"):
+        s.fault(pair=("CreateMachine", "silent"))  # the machine exists; its answer was lost
+        s.reconcile()
+        s.fault(pair=("list_machines", "stale"))  # Fly's list does not show it yet
+        s.reconcile()  # "no machine": a second create (the volume path waits listing_settle)
+
+
 # ---------------------------------------------------------------------------- the invariants can fail
 
 
@@ -398,7 +408,7 @@ def test_a_second_machine_is_caught() -> None:
     (machine,) = s.model.world.tagged(flyworld.UID)
     twin = dataclasses.replace(machine, id="m999")
     s.model.world.machines[twin.id] = twin
-    with pytest.raises(InvariantViolation, match="one_machine_one_volume"):
+    with pytest.raises(InvariantViolation, match="one_live_machine"):
         s.model.at_most_one_of_each()
 
 
