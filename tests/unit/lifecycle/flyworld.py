@@ -68,8 +68,9 @@ APP = "claw-app"
 UID = "5f3a9c1e-0b7d-4e2a-9c11-8d6f2b4a7e90"
 META_UID = "claw_instance_uid"
 REST_STATES = frozenset({"stopped", "created", "failed", "suspended"})
-# How long Fly's listings may miss an object created (or changed) moments ago.
-STALE_WINDOW = timedelta(seconds=60)
+# How long Fly's listings may miss an object created moments ago: the operator's own assumption
+# (Timings.listing_settle). A longer window in reality would bring duplicate volumes back.
+STALE_WINDOW = Timings().listing_settle
 
 # ---------------------------------------------------------------------------- failures
 

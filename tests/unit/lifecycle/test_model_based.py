@@ -199,6 +199,8 @@ class ClawModel(RuleBasedStateMachine):
         self.precious: set[str] = set()
         # Mount repairs made on Fly and not reported yet, by generation.
         self.unreported: dict[int, list[str]] = {}
+        # Repairs made by a start or restart not over yet (whatever the generation).
+        self.carried_repairs = 0
         self.counter = 0
         self.violations: list[str] = []
         FIGURES["runs"] += 1
@@ -246,6 +248,7 @@ class ClawModel(RuleBasedStateMachine):
     def _check_pass(self, rec: PassRecord) -> None:
         FIGURES["passes"] += 1
         inst = rec.instance
+        self.carried_repairs += len(rec.repairs)
         self._check_mutations(rec)
         self._check_events(rec)
         if rec.finalized:
@@ -454,14 +457,15 @@ class ClawModel(RuleBasedStateMachine):
         inst = rec.instance
         status = rec.decision.status
         gen = inst.generation
-        # MountRepaired: True exactly when a mount was repaired in this generation.
+        # MountRepaired: True exactly when a mount was repaired in this generation (or by the
+        # restart in flight when it began, reported when that restart is over).
         repaired = _cond(status.conditions, MOUNT_REPAIRED)
         repairs_now = [mid for g, mid in rec.repairs if g == gen]
         if repaired is not None and repaired[0] == "True":
             began = self.op.generation_began.get(gen, 0)
             self.check(
                 "mount_repaired_truthful",
-                len(self.world.repairs) > began,
+                len(self.world.repairs) > began or self.carried_repairs > 0,
                 "MountRepaired=True but no mount was repaired in this generation",
             )
         # A repair is reported once the start or restart that made it is over (started, no
@@ -470,6 +474,8 @@ class ClawModel(RuleBasedStateMachine):
         if repairs_now:
             self.unreported.setdefault(gen, []).extend(repairs_now)
         settled = status.restarting_at is None and status.phase == Phase.RUNNING
+        if settled:
+            self.carried_repairs = 0
         if self.unreported.get(gen) and settled and not inst.deleting and not inst.paused:
             self.check(
                 "mount_repaired_truthful",
