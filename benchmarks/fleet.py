@@ -30,9 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,8 +42,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
+import plots
+from processes import REPO, RESULTS, free_port, sample, spawn, stop, wait_for_line
+
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
 REGIONS = ("iad", "ord", "ams", "fra")
 FLY_TOKEN = "bench-token"
@@ -54,74 +52,7 @@ MIN_CALLS = 3  # create volume, create machine, one wait
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 # flysim's limits (Fly's documented ones): app-level actions such as create are 1/s, burst 3.
 FLY_APP_ACTION_RATE, FLY_APP_ACTION_BURST = 1.0, 3
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_APPS = 4
-
-
-# ------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "claw_operator.cli", *args],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        start_new_session=True,
-    )
-
-
-async def wait_for_line(log: Path, prefix: str, process: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{log.name}: exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{log.name}: no line starting with {prefix!r}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
-@dataclass
-class ProcSample:
-    rss_mib: float
-    peak_rss_mib: float
-    cpu_seconds: float
-
-
-def sample(pid: int) -> ProcSample:
-    fields: dict[str, str] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    parts = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
-    return ProcSample(
-        rss_mib=int(fields["VmRSS"].split()[0]) / 1024,
-        peak_rss_mib=int(fields["VmHWM"].split()[0]) / 1024,
-        cpu_seconds=cpu,
-    )
 
 
 # ------------------------------------------------------------------------------- the clients
@@ -350,9 +281,13 @@ async def measure(
     watcher = asyncio.create_task(bench.watch(tracker))
     peak = {"rss": 0.0}
 
+    process_series: list[tuple[float, float, float]] = []  # (monotonic t, CPU seconds, RSS MiB)
+
     async def sampler() -> None:
         while True:
-            peak["rss"] = max(peak["rss"], sample(operator.pid).rss_mib)
+            now = sample(operator.pid)
+            peak["rss"] = max(peak["rss"], now.rss_mib)
+            process_series.append((time.monotonic(), now.cpu_seconds, now.rss_mib))
             await asyncio.sleep(0.5)
 
     sampling = asyncio.create_task(sampler())
@@ -473,6 +408,7 @@ async def measure(
 
     emptied = await wait_until(fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0)
     time_to_empty = time.monotonic() - delete_from
+    deleted_at = time.monotonic()
     final = await bench.fly_stats()
     delete_calls = fly_counts(final) - fly_counts(fly_delete_from)
     leaked_machines = sum(c for s, c in final["machines"].items() if s not in ("destroyed", "destroying"))
@@ -538,6 +474,29 @@ async def measure(
         "leaked_crs": len(tracker.present),
         "fly_429s": fly_429s(final),
         "fly_rate_limited_total": final["rate_limited"],
+        # The raw material of the pictures (benchmarks/plots.py), times since the creates.
+        "series": {
+            "n": n,
+            "time_to_ready_s": [round(v, 3) for v in ttr_values],
+            "fly_intrinsic_s": [round(v, 3) for v in intrinsic_values],
+            "ready_at_s": sorted(round(at - started, 3) for at in tracker.ready.values()),
+            "phases": [
+                ["ramp to Ready", 0.0, round(all_ready_at - started, 2)],
+                ["steady", round(steady_from - started, 2), round(steady_from - started + steady_seconds, 2)],
+                ["delete", round(delete_from - started, 2), round(deleted_at - started, 2)],
+            ],
+            "fly_calls_by_phase": {
+                "ramp to Ready": {k: round(v / n, 3) for k, v in sorted(adjusted.items()) if v},
+                "steady (per interval)": {
+                    k: round(v / n / (steady_seconds / interval), 3) for k, v in sorted(steady_calls.items())
+                },
+                "delete": {k: round(v / n, 3) for k, v in sorted(delete_calls.items())},
+            },
+            "process": [
+                [round(t - started, 2), round(cpu, 1), round(rss, 1)]
+                for t, cpu, rss in plots.cpu_percent(process_series)
+            ],
+        },
     }
 
 
@@ -562,7 +521,8 @@ def rss_slope(result: dict[str, Any]) -> dict[str, Any] | None:
 
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
-        print(f"{key:45s} {json.dumps(value)}")
+        if key != "series":
+            print(f"{key:45s} {json.dumps(value)}")
 
 
 def main() -> int:
@@ -612,6 +572,14 @@ def main() -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+    picture = plots.draw_run(
+        plots.timeline_from_series(
+            f"fleet: {args.n} ClawInstances, {result['apps']} Fly app(s), flysim realistic, Fly's limits",
+            result["series"],
+        ),
+        output.with_suffix(".png"),
+    )
+    print(f"drew {picture.relative_to(REPO) if picture.is_relative_to(REPO) else picture}")
     failures = [
         name
         for name in ("leaked_fly_machines", "leaked_fly_volumes", "leaked_crs", "fly_429s")

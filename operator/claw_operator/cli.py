@@ -11,12 +11,16 @@ from claw_operator import __version__
 Command = Callable[[argparse.Namespace], int]
 
 
-def _not_implemented(name: str) -> Command:
-    def command(args: argparse.Namespace) -> int:
-        print(f"claw-operator {name}: not implemented yet", file=sys.stderr)
-        return 2
-
-    return command
+def _no_sandbox(command: str, missing: ModuleNotFoundError) -> int:
+    """The simulators' dependencies are an extra: say how to get them (exit status 2)."""
+    if (missing.name or "").startswith("claw_operator"):
+        raise missing  # our own module missing is a broken install, not a missing extra
+    print(
+        f"claw-operator {command}: needs the sandbox extra (no module {missing.name!r}): "
+        "pip install 'claw-operator[sandbox]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,10 +128,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_format)
+    from claw_operator.kube.preflight import StartupError
+
     try:
         asyncio.run(run_operator(config))
     except KeyboardInterrupt:
         return 130
+    except StartupError as exc:
+        print(f"claw-operator run: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -156,7 +165,10 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         import asyncio
         import signal
 
-        from claw_operator.sim.flysim import FlySim
+        try:
+            from claw_operator.sim.flysim import FlySim
+        except ModuleNotFoundError as missing:
+            return _no_sandbox("flysim", missing)
 
         async def run() -> None:
             sim = FlySim(
@@ -195,16 +207,25 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--kubeconfig", default="kubesim.kubeconfig", help="where to write the kubeconfig")
     parser.add_argument("--crds", help="apply every CRD in this directory at start")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate (made with openssl, carried in the kubeconfig)",
+    )
 
     def serve_kubesim(args: argparse.Namespace) -> int:
         import asyncio
         import signal
         from pathlib import Path
 
-        from claw_operator.sim.kubesim import KubeSim
+        try:
+            from claw_operator.sim.kubesim import KubeSim
+            from claw_operator.sim.kubesim.tls import TlsUnavailable
+        except ModuleNotFoundError as missing:
+            return _no_sandbox("kubesim", missing)
 
         async def serve() -> None:
-            sim = KubeSim()
+            sim = KubeSim(tls=args.tls)
             base_url = await sim.start(args.host, args.port)
             try:
                 if args.crds:
@@ -228,6 +249,9 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             asyncio.run(serve())
         except OSError as exc:  # e.g. the port is taken
             print(f"claw-operator kubesim: {exc}", file=sys.stderr)
+            return 1
+        except TlsUnavailable as exc:
+            print(f"claw-operator kubesim: --tls: {exc}", file=sys.stderr)
             return 1
         print("kubesim stopped", file=sys.stderr)
         return 0
@@ -264,7 +288,10 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from claw_operator.demo import run_demo
+    try:
+        from claw_operator.demo import run_demo
+    except ModuleNotFoundError as missing:
+        return _no_sandbox("demo", missing)
 
     workdir = Path(args.workdir).resolve() if args.workdir else None
     return run_demo(tour=args.tour, profile=args.profile, workdir=workdir, metrics_port=args.metrics_port)

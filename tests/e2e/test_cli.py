@@ -55,3 +55,61 @@ def test_run_timing_defaults_are_kiloclaws() -> None:
         5,
         60,
     )
+
+
+def test_kubesim_tls_serves_https_that_kubectl_verifies(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    server = subprocess.Popen(
+        [*CLI, "kubesim", "--tls", "--port", "0", "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # "export KUBECONFIG=..." once it serves
+        assert line.startswith("export KUBECONFIG="), line
+        assert "certificate-authority-data" in kubeconfig.read_text()
+        got = subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), "get", "namespaces", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert got.returncode == 0, got.stderr
+        assert "namespace/default" in got.stdout
+        assert "https://" in kubeconfig.read_text()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+# A Python without the `[sandbox]` extra: cel-python (kubesim's CEL rules) cannot be imported.
+WITHOUT_SANDBOX = """
+import sys
+sys.modules["celpy"] = None
+from claw_operator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["kubesim", "demo"])
+def test_the_simulators_say_how_to_install_the_sandbox_extra_when_it_is_missing(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SANDBOX, command], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"claw-operator {command}: needs the sandbox extra (no module 'celpy'): "
+        "pip install 'claw-operator[sandbox]'"
+    ]
+
+
+def test_the_operator_never_imports_the_simulators_dependencies() -> None:
+    # jsonpatch is not blocked: kopf itself depends on it.
+    probe = (
+        "import sys\n"
+        "for name in ('celpy', 'jsonschema'): sys.modules[name] = None\n"
+        "import claw_operator.cli, claw_operator.kube.runner, claw_operator.kube.handlers\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)

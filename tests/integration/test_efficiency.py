@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from claw_operator.kube.flygateway import FlyGateway
+from claw_operator.edge import FlyGateway
 from tests.integration.conftest import FAST, Sandbox
 
 # No periodic check while the figures of the path to Running are taken.

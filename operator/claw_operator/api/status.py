@@ -122,6 +122,13 @@ class ClawInstanceStatus(WireModel):
             "it is never stopped, updated and started a second time."
         ),
     )
+    restarting_for: str | None = Field(
+        default=None,
+        description=(
+            "The spec.restartedAt value the restart in flight serves (written with the guard): a "
+            "restart found already applied marks that request handled, not a newer one."
+        ),
+    )
     stopped_checks: int = Field(
         default=0,
         ge=0,

@@ -3,8 +3,8 @@
 Fly reuses statuses for unrelated causes (a 412 is a volume still claimed, a start refused while
 the machine settles, or a destroy of a running machine; a 409 is a held lease or a host out of
 memory), so the status alone cannot tell the caller what to do. `classify` reads both, following
-`fly-machines-api.md` §1/§7/§10, and falls back to the gRPC-style message prefix flyd puts in
-front of its messages when the status says nothing useful.
+`docs/reference/fly-machines-api.md` §1/§7/§10, and falls back to the gRPC-style message prefix
+flyd puts in front of its messages when the status says nothing useful.
 
 Every error carries:
 
@@ -54,13 +54,29 @@ _MUTATING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BODY_EXCERPT: Final = 500
 
 
+class FailureKind(StrEnum):
+    """What kind of failure a Fly error is: the one vocabulary the client raises and the
+    decisions (`lifecycle`) act on."""
+
+    NOT_FOUND = "NotFound"
+    UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
+    INVALID_CONFIG = "InvalidConfig"
+    CONFLICT = "Conflict"
+    PRECONDITION = "Precondition"
+    CAPACITY = "InsufficientCapacity"
+    QUOTA = "QuotaExceeded"
+    RATE_LIMITED = "RateLimited"
+    TIMEOUT = "Timeout"
+    UNAVAILABLE = "Unavailable"
+
+
 class FlyError(Exception):
     """Base of every error raised by `claw_operator.fly`."""
 
     default_retryable: ClassVar[bool] = False
-    # The class's name among the eleven kinds of issue 4 / `lifecycle.model.FailureKind`
-    # (subclasses report their parent's kind), so `kube` can map any error with one lookup.
-    kind: ClassVar[str] = "Unavailable"
+    # Subclasses report their parent's kind, so the edge maps any error with one lookup.
+    kind: ClassVar[FailureKind] = FailureKind.UNAVAILABLE
 
     def __init__(
         self,
@@ -105,25 +121,25 @@ class FlyError(Exception):
 class NotFound(FlyError):
     """404: the app, machine, volume or lease does not exist (or is not visible yet)."""
 
-    kind = "NotFound"
+    kind = FailureKind.NOT_FOUND
 
 
 class Unauthorized(FlyError):
     """401: the token is missing, malformed or unknown."""
 
-    kind = "Unauthorized"
+    kind = FailureKind.UNAUTHORIZED
 
 
 class Forbidden(FlyError):
     """403: the token cannot access this app (e.g. an app name owned by another org)."""
 
-    kind = "Forbidden"
+    kind = FailureKind.FORBIDDEN
 
 
 class InvalidConfig(FlyError):
     """400 (or an unmatched 422): the request itself is wrong; sending it again cannot help."""
 
-    kind = "InvalidConfig"
+    kind = FailureKind.INVALID_CONFIG
 
 
 class ConflictReason(StrEnum):
@@ -144,7 +160,7 @@ class Conflict(FlyError):
     """409: someone else holds the lease, the version moved, an update is in progress, a name is
     taken. Lease/concurrent-update/busy are retryable with backoff; the rest need a fresh read."""
 
-    kind = "Conflict"
+    kind = FailureKind.CONFLICT
 
     def __init__(self, message: str, *, reason: ConflictReason, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", reason in _CONFLICT_RETRYABLE)
@@ -179,7 +195,7 @@ class Precondition(FlyError):
     """412 (`failed_precondition`): the target is not in a state that allows the call. Whether
     waiting helps depends on the reason, hence `reason`."""
 
-    kind = "Precondition"
+    kind = FailureKind.PRECONDITION
 
     def __init__(self, message: str, *, reason: PreconditionReason, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", reason in _PRECONDITION_RETRYABLE)
@@ -197,7 +213,7 @@ class InsufficientCapacity(FlyError):
     """No room for the request where it was asked for. Not retryable as is: pick another region,
     another host (fork the volume) or a smaller size."""
 
-    kind = "InsufficientCapacity"
+    kind = FailureKind.CAPACITY
 
     def __init__(self, message: str, *, scope: CapacityScope, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -207,13 +223,13 @@ class InsufficientCapacity(FlyError):
 class QuotaExceeded(FlyError):
     """422 or `over the allowed quota`: an org/app limit. Terminal until the quota changes."""
 
-    kind = "QuotaExceeded"
+    kind = FailureKind.QUOTA
 
 
 class RateLimited(FlyError):
     """429. `retry_after` is the server's Retry-After in seconds when it sent one."""
 
-    kind = "RateLimited"
+    kind = FailureKind.RATE_LIMITED
 
     default_retryable = True
 
@@ -226,7 +242,7 @@ class Timeout(FlyError):
     """408/504 or the client's own read timeout. For a mutating call the change may have been
     applied anyway (`ambiguous`), which flyctl calls a "silent success"."""
 
-    kind = "Timeout"
+    kind = FailureKind.TIMEOUT
 
     default_retryable = True
 
@@ -244,7 +260,7 @@ class WaitTimeout(Timeout):
 class Unavailable(FlyError):
     """5xx (HTML proxy pages included) or a network failure: Fly is having trouble."""
 
-    kind = "Unavailable"
+    kind = FailureKind.UNAVAILABLE
 
     default_retryable = True
 

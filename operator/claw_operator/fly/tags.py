@@ -17,10 +17,10 @@ __all__ = [
     "METADATA_NAME_KEY",
     "METADATA_UID_KEY",
     "OwnerTag",
+    "volume_name",
 ]
 
 METADATA_UID_KEY: Final = "claw_instance_uid"
-# The same keys as `claw_operator.lifecycle.model` (META_UID / META_NAMESPACE / META_NAME).
 METADATA_NAMESPACE_KEY: Final = "claw_namespace"
 METADATA_NAME_KEY: Final = "claw_name"
 
@@ -28,6 +28,17 @@ METADATA_NAME_KEY: Final = "claw_name"
 _VOLUME_UID_CHARS: Final = 24
 _NOT_VOLUME_CHAR: Final = re.compile(r"[^a-z0-9_]")
 _NOT_MACHINE_CHAR: Final = re.compile(r"[^a-z0-9-]")
+
+
+def volume_name(uid: str) -> str:
+    """The Fly volume name of a ClawInstance: `claw_` + 24 characters of its UID (no dashes,
+    lowercase), within Fly's volume-name rules (`[a-z0-9_]`, at most 30 chars).
+
+    Volumes carry no metadata on Fly, so the name is how a volume whose create answer was lost
+    is found again (list volumes by name) instead of a second one being created.
+    """
+    compact = _NOT_VOLUME_CHAR.sub("_", uid.replace("-", "").lower())
+    return "claw_" + compact[:_VOLUME_UID_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +71,5 @@ class OwnerTag:
         return "claw-" + _NOT_MACHINE_CHAR.sub("", self.uid.lower())
 
     def volume_name(self) -> str:
-        """A stable volume name from the UID, within Fly's volume-name rules (`[a-z0-9_]`, at
-        most 30 chars): `claw_` + 24 characters of the UID, the same as
-        `lifecycle.naming.volume_name`."""
-        compact = _NOT_VOLUME_CHAR.sub("_", self.uid.replace("-", "").lower())
-        return "claw_" + compact[:_VOLUME_UID_CHARS]
+        """The volume name of this owner (`volume_name`)."""
+        return volume_name(self.uid)

@@ -30,7 +30,7 @@ from claw_operator.api import (
 from claw_operator.kube import metrics as m
 from claw_operator.kube.health import WatchHealth
 from claw_operator.kube.metrics import OperatorMetrics
-from claw_operator.kube.reconciler import PassOutcome, Reconciler
+from claw_operator.kube.reconciler import FINALIZER_WAIT, PassOutcome, Reconciler
 
 logger = logging.getLogger("claw_operator.handlers")
 
@@ -72,6 +72,11 @@ def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _awaits_finalizer(body: Mapping[str, Any]) -> bool:
+    meta = body.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and FINALIZER not in (meta.get("finalizers") or [])
+
+
 def _outcome(outcome: PassOutcome) -> str:
     if outcome.finalized:
         return m.FINALIZED
@@ -96,9 +101,14 @@ def register(
     async def reconcile(
         namespace: str, name: str, *, deleting: bool = False, last_seen: Mapping[str, Any] | None = None
     ) -> PassOutcome:
+        """A run of passes, counted. `last_seen`: the object as the watch last showed it; while
+        kopf has not added our finalizer yet no pass can start, so the apiserver is not even
+        asked (kopf's finalizer patch comes back through the watch and wakes the loop)."""
+        if last_seen is not None and not deleting and _awaits_finalizer(last_seen):
+            return PassOutcome(FINALIZER_WAIT)
         started = time.perf_counter()
         try:
-            outcome = await reconciler.reconcile(namespace, name, deleting=deleting, last_seen=last_seen)
+            outcome = await reconciler.reconcile(namespace, name, deleting=deleting)
         except Exception:
             if metrics is not None:
                 metrics.observe_reconcile(m.ERROR, time.perf_counter() - started)

@@ -11,7 +11,8 @@ from claw_operator.api import (
     ClawInstanceSpec,
     ClawInstanceStatus,
 )
-from claw_operator.kube.secretenv import ResolvedEnv
+from claw_operator.api.timefmt import parse_rfc3339
+from claw_operator.edge import ResolvedEnv
 from claw_operator.lifecycle.model import Instance
 
 
@@ -27,13 +28,7 @@ def reconcile_request(obj: dict[str, Any]) -> str | None:
 
 
 def created_at(obj: dict[str, Any]) -> datetime | None:
-    value = obj.get("metadata", {}).get("creationTimestamp")
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339(obj.get("metadata", {}).get("creationTimestamp"))
 
 
 def to_instance(

@@ -37,18 +37,23 @@ class SecretLookup:
     data: dict[str, str] | None  # decoded values; None when the Secret does not exist
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """An ApiClient for the in-cluster config, or the kubeconfig (path, or the default one)."""
+def load_api_client(kubeconfig: str | None = None, *, context: str | None = None) -> client.ApiClient:
+    """An ApiClient for the in-cluster config, or the kubeconfig (path, or the default one).
+
+    `context` names a kubeconfig context (kubectl's `--context`); naming one skips in-cluster.
+    """
     configuration = client.Configuration()
     # One pooled connection per thread (urllib3 discards connections beyond the pool's size).
     configuration.connection_pool_maxsize = KUBE_THREADS
-    if kubeconfig is None:
+    if kubeconfig is None and context is None:
         try:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
         except config.ConfigException:
             pass
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=configuration
+    )
     return client.ApiClient(configuration)
 
 

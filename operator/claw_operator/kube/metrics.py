@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from claw_operator.api.conditions import CONDITION_TYPES
 from claw_operator.api.status import Phase
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.fly.observe import FlyRequest
 from claw_operator.lifecycle.model import EventRecord, RestartReason
 
@@ -36,6 +37,19 @@ ERROR = "error"  # the pass raised
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _TIME_TO_READY_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 _READY_VALUES = ("True", "False", "Unknown")
+# The contract's Warning Events (clawinstance-api.md), exported at 0 from the start: a counter
+# that first appears at 1 has no increase() and no rate(), so an alert on the first
+# StartFailed or CrashLoopBackOff would never fire.
+WARNING_EVENT_REASONS = (
+    "StartFailed",
+    "StartTimeout",
+    "RestartFailed",
+    "MachineLost",
+    "VolumeLost",
+    "CrashLoopBackOff",
+    "Unhealthy",
+    "DestroyFailed",
+)
 
 
 @dataclass
@@ -43,15 +57,13 @@ class _Seen:
     phase: str
     ready: str
     ever_ready: bool  # Ready was True at some point (or the instance had started before we saw it)
+    conditions: dict[str, str] = field(default_factory=dict)  # type -> status
+    destroy_failing: bool = False  # being deleted, and its last destroy step failed
 
 
 def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    parsed = parse_rfc3339(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 def _ready_of(status: Mapping[str, Any]) -> str:
@@ -61,8 +73,17 @@ def _ready_of(status: Mapping[str, Any]) -> str:
     return "Unknown"
 
 
+def _conditions_of(status: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(cond.get("type")): str(cond.get("status") or "Unknown")
+        for cond in status.get("conditions") or []
+        if cond.get("type") in CONDITION_TYPES
+    }
+
+
 class _InstancesCollector(Collector):
-    """claw_instances{phase} and claw_instances_ready{ready}, computed at scrape time."""
+    """claw_instances{phase}, claw_instances_ready{ready}, claw_instances_condition{condition,status}
+    and claw_instances_destroy_failing, computed at scrape time."""
 
     def __init__(self, seen: Mapping[str, _Seen]) -> None:
         self._seen = seen
@@ -74,14 +95,30 @@ class _InstancesCollector(Collector):
         by_ready = GaugeMetricFamily(
             "claw_instances_ready", "ClawInstances by Ready condition", labels=["ready"]
         )
+        by_condition = GaugeMetricFamily(
+            "claw_instances_condition",
+            "ClawInstances by condition type and status (a condition not written yet counts as Unknown)",
+            labels=["condition", "status"],
+        )
+        destroy_failing = GaugeMetricFamily(
+            "claw_instances_destroy_failing",
+            "ClawInstances being deleted whose last destroy step failed (their finalizer holds them)",
+        )
         seen = list(self._seen.values())
         phases = [p.value for p in Phase] + ["None"]
         for phase in phases:
             by_phase.add_metric([phase], sum(1 for s in seen if s.phase == phase))
         for ready in _READY_VALUES:
             by_ready.add_metric([ready], sum(1 for s in seen if s.ready == ready))
+        for type_ in CONDITION_TYPES:
+            for value in _READY_VALUES:
+                count = sum(1 for s in seen if s.conditions.get(type_, "Unknown") == value)
+                by_condition.add_metric([type_, value], count)
+        destroy_failing.add_metric([], sum(1 for s in seen if s.destroy_failing))
         yield by_phase
         yield by_ready
+        yield by_condition
+        yield destroy_failing
 
 
 class OperatorMetrics:
@@ -138,6 +175,14 @@ class OperatorMetrics:
             "When the ClawInstance watch stream last delivered an event (Unix time)",
             registry=r,
         )
+        self.watch_owed_event = Gauge(
+            "claw_watch_owed_event_seconds",
+            "How long the watch stream has owed an event the operator caused (0: owes none); "
+            "/healthz fails past --watch-stale-after",
+            registry=r,
+        )
+        # The operator process itself: CPU seconds, resident memory, open file descriptors.
+        ProcessCollector(registry=r)
         self._seen: dict[str, _Seen] = {}
         r.register(_InstancesCollector(self._seen))
         for reason in RestartReason:
@@ -145,6 +190,12 @@ class OperatorMetrics:
             self.restart_failures.labels(reason.value)
         for outcome in (SUCCESS, RETRY, CONFLICT, FINALIZED, SKIPPED, ERROR):
             self.reconciles.labels(outcome)
+        for warning in WARNING_EVENT_REASONS:
+            self.events.labels("Warning", warning)
+
+    def track_watch_health(self, owed_for: Callable[[], float | None]) -> None:
+        """Report `owed_for()` (seconds, None = nothing owed) at each scrape."""
+        self.watch_owed_event.set_function(lambda: owed_for() or 0.0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -197,3 +248,7 @@ class OperatorMetrics:
                 self.time_to_ready.observe(max(0.0, now - created))
             previous.ever_ready = True
         previous.phase, previous.ready = phase, ready
+        previous.conditions = _conditions_of(status)
+        previous.destroy_failing = bool(meta.get("deletionTimestamp")) and bool(
+            status.get("lastDestroyErrorMessage")
+        )

@@ -13,28 +13,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from claw_operator.api import FINALIZER
+from claw_operator.edge import ResolvedEnv
 from claw_operator.kube.instance import to_instance
 from claw_operator.kube.kubeapi import KubeApi, StatusConflict
-from claw_operator.kube.secretenv import ResolvedEnv, resolve_env
+from claw_operator.kube.secretenv import resolve_env
 from claw_operator.lifecycle import cadence, decide, settle
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
+    AwaitState,
     CreateMachine,
     CreateVolume,
     Decision,
+    DeleteVolume,
+    DestroyMachine,
     EventRecord,
+    ExtendVolume,
     Instance,
     Lookup,
     MachineLookup,
     Observation,
+    RestartMachine,
     StartMachine,
+    StopMachine,
     Timings,
     VolumeLookup,
 )
@@ -68,13 +75,96 @@ class ObjectState:
 
 
 @dataclass
-class _Run:
-    """What one run of passes carries from a pass to the next (all under the object's lock)."""
+class PassScope:
+    """Everything one pass reads, learns and decides (Cluster API's per-reconcile scope). The
+    steps of `docs/design.md` fill it in order; each field says when it is set."""
 
-    obj: dict[str, Any]  # the object as read, with the status the passes decided so far
-    persisted: dict[str, Any]  # the status the apiserver holds (as of obj's resourceVersion)
-    # What the next pass would observe, known from this pass's own result (see `carry_over`).
-    carried: Observation | None = None
+    # Before the pass: the object as last read, its status being what this run decided so far.
+    obj: dict[str, Any]
+    # No further pass follows in this run (the run's pass budget is spent).
+    last: bool
+    # 1. read: the instance as the decisions see it, and its rendered env (values in memory
+    # only; None while paused or deleting, when no config is rendered).
+    instance: Instance | None = None
+    env: ResolvedEnv | None = None
+    # 2. observe: what Fly shows (empty when paused or without a Fly app: no Fly call at all).
+    observed: Observation = field(default_factory=Observation)
+    # 3. decide, then 5. settle: the pass's one Decision.
+    decision: Decision | None = None
+    # 4. act: the action executed and what it gave (both None when nothing was done).
+    action: Action | None = None
+    result: ActionResult | None = None
+
+    @property
+    def skips_fly(self) -> bool:
+        """Paused, or no Fly app to look in: the pass makes no Fly call (the decisions say why)."""
+        instance = self.instance
+        return instance is None or instance.paused or not instance.app
+
+    @property
+    def follows(self) -> bool:
+        """A next pass follows at once, in this run."""
+        instance, decision = self.instance, self.decision
+        return (
+            decision is not None
+            and instance is not None
+            and decision.requeue_after == 0
+            and not self.last
+            and not instance.deleting
+            and not instance.paused
+        )
+
+
+class StatusWriter:
+    """Step 6 for a run of passes: one status write per pass, a PUT of the status subresource
+    carrying the resourceVersion the pass read (409 → `StatusConflict`, and the caller re-reads
+    and re-decides); the pass's Events after it.
+
+    It owns the three ways a status reaches the apiserver: written now; carried into the next
+    pass's write when the decision allows it (`Decision.write_can_wait`: a created volume, found
+    again by its name if that write never happens); or not at all when nothing changed. It also
+    remembers which Events the run posted, so a pass thrown away by a 409 after its Fly action
+    (which posts them: the action happened) and the re-decided pass that finds the result tell
+    the story once.
+    """
+
+    def __init__(self, kube: KubeApi, events: EventSink, obj: dict[str, Any]) -> None:
+        self._kube = kube
+        self._events = events
+        self._posted: set[tuple[str, str, str]] = set()
+        self.restart_from(obj)
+
+    def restart_from(self, obj: dict[str, Any]) -> None:
+        """After a conflict: the object as read again (Events posted so far stay posted)."""
+        self.persisted: dict[str, Any] = obj.get("status") or {}
+
+    async def write(self, scope: PassScope) -> dict[str, Any]:
+        """Write the pass's status (or hold it for the next pass); return the object as it now
+        stands. Raises StatusConflict, after posting the Events of an action that was made."""
+        assert scope.decision is not None
+        obj = scope.obj
+        new_status = scope.decision.status.to_wire()
+        if new_status == self.persisted:
+            return {**obj, "status": new_status} if new_status != (obj.get("status") or {}) else obj
+        if scope.decision.write_can_wait and scope.follows:
+            # Written with the next pass's status, still conditional on this read's version.
+            return {**obj, "status": new_status}
+        try:
+            obj = await self._kube.replace_status(obj, new_status)
+        except StatusConflict:
+            if scope.result is not None:
+                # The Fly action happened whatever becomes of this status: say so once.
+                await self.post(obj, scope.decision.events)
+            raise
+        self.persisted = obj.get("status") or {}
+        return obj
+
+    async def post(self, obj: dict[str, Any], events: Sequence[EventRecord]) -> None:
+        for event in events:
+            key = (event.type.value, event.reason, event.message)
+            if key not in self._posted:
+                self._posted.add(key)
+                await self._events(obj, event)
 
 
 def carry_over(
@@ -106,7 +196,21 @@ def carry_over(
                 tagged_failure=None,
                 named_volumes=None,
             )
-    return None
+        case (
+            CreateVolume()
+            | CreateMachine()
+            | StartMachine()
+            | ExtendVolume()
+            | AwaitState()
+            | StopMachine()
+            | RestartMachine()
+            | DestroyMachine()
+            | DeleteVolume()
+        ):
+            # Observed afresh: what the next pass needs is not all in Fly's answer.
+            return None
+        case _:
+            assert_never(action)
 
 
 @dataclass(frozen=True)
@@ -151,25 +255,12 @@ class Reconciler:
     def _state(self, uid: str) -> ObjectState:
         return self._objects.setdefault(uid, ObjectState())
 
-    async def reconcile(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        deleting: bool = False,
-        last_seen: Mapping[str, Any] | None = None,
-    ) -> PassOutcome:
+    async def reconcile(self, namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
         """Run passes until the decisions settle; return when to check again.
 
         The periodic loop calls with `deleting=False` and stops (None) once the object is being
-        deleted: from then on the delete handler alone drives the destroy. `last_seen`: the
-        object as the watch last showed it; while it has no finalizer yet the pass cannot start
-        anyway, so the apiserver is not asked (kopf's finalizer patch wakes the loop).
+        deleted: from then on the delete handler alone drives the destroy.
         """
-        if last_seen is not None and not deleting:
-            seen = last_seen.get("metadata") or {}
-            if not seen.get("deletionTimestamp") and FINALIZER not in (seen.get("finalizers") or []):
-                return PassOutcome(FINALIZER_WAIT)
         obj = await self._kube.get_instance(namespace, name)
         if obj is None:
             return PassOutcome(None)
@@ -185,16 +276,13 @@ class Reconciler:
         async with state.lock:
             conflicts = 0
             passes = 0
-            # Events this run posted: a pass thrown away by a 409 after its Fly action already
-            # posted them, and the re-decided pass that finds the result (a restart's new
-            # version, say) tells the same story; it is told once.
-            posted: set[tuple[str, str, str]] = set()
-            run = _Run(obj=obj, persisted=obj.get("status") or {})
+            writer = StatusWriter(self._kube, self._events, obj)
+            carried: Observation | None = None
             while True:
                 passes += 1
+                scope = PassScope(obj=obj, last=passes >= MAX_PASSES)
                 try:
-                    decision = await self._one_pass(run, state, posted, last=passes >= MAX_PASSES)
-                    obj = run.obj
+                    decision = await self._one_pass(scope, state, writer, carried)
                 except StatusConflict:
                     conflicts += 1
                     logger.info(
@@ -204,11 +292,15 @@ class Reconciler:
                     fresh = await self._kube.get_instance(namespace, name)
                     if fresh is None or (fresh["metadata"].get("deletionTimestamp") and not deleting):
                         return PassOutcome(None)
-                    obj = fresh
-                    run = _Run(obj=obj, persisted=obj.get("status") or {})
+                    obj, carried = fresh, None
+                    writer.restart_from(obj)
                     if conflicts > MAX_CONFLICT_RETRIES:
                         return PassOutcome(1.0, conflicted=True)
                     continue
+                obj = scope.obj
+                carried = None
+                if scope.follows:
+                    carried = carry_over(scope.observed, scope.action, scope.result, decision)
                 if decision.finalize:
                     return PassOutcome(0.0, finalized=True, status=obj.get("status"))
                 if decision.requeue_after == 0 and passes < MAX_PASSES:
@@ -229,64 +321,34 @@ class Reconciler:
         jitter = self._timings.poll_jitter.total_seconds() * self._rng.random()
         return max(interval + jitter, 0.05)
 
-    async def _post(self, obj: dict[str, Any], event: EventRecord, posted: set[tuple[str, str, str]]) -> None:
-        key = (event.type.value, event.reason, event.message)
-        if key in posted:
-            return
-        posted.add(key)
-        await self._events(obj, event)
-
     async def _one_pass(
-        self, run: _Run, state: ObjectState, posted: set[tuple[str, str, str]], *, last: bool
+        self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
     ) -> Decision:
-        """One pass over `run.obj`; updates `run`. `last`: no pass follows in this run."""
-        obj = run.obj
-        meta = obj["metadata"]
-        ref = f"{meta['namespace']}/{meta['name']}"
-        instance = to_instance(obj, default_app=self._default_app, env=None, failures=state.failures)
-        env: ResolvedEnv | None = None
+        """One pass, the six steps of docs/design.md; fills `scope` (its `obj` ends as the
+        object after the write). `carried`: what the previous pass already knows the next
+        observation would be (`carry_over`)."""
+        # 1. read: the object (already in scope) as the decisions see it, and its env.
+        meta = scope.obj["metadata"]
+        instance = to_instance(scope.obj, default_app=self._default_app, env=None, failures=state.failures)
         if not instance.paused and not instance.deleting:
-            env = await resolve_env(self._kube, meta["namespace"], instance.spec)
-            instance = replace(instance, env_digest=env.digest, secret_error=env.error)
-        carried, run.carried = run.carried, None
-        # Paused, or no Fly app to look in: no Fly call at all (the decisions report why).
-        skip_fly = instance.paused or not instance.app
-        if skip_fly:
-            observed = Observation()
-        elif carried is not None:
-            observed = carried
-        else:
-            observed = await self._observer.observe(instance)
-        now = self._clock()
-        decision = decide(instance, observed, now, self._timings)
-        acted = False
-        action, result = decision.action, None
-        if action is not None and not skip_fly:
-            result = await self._executor.execute(action, instance, env)
-            decision = settle(instance, decision, result, self._clock(), self._timings)
-            acted = True
-        new_status = decision.status.to_wire()
-        follows = decision.requeue_after == 0 and not last and not instance.deleting and not instance.paused
-        if follows:
-            run.carried = carry_over(observed, action, result, decision)
-        if new_status != run.persisted and decision.write_can_wait and follows:
-            # Written with the next pass's status, still conditional on this read's version.
-            obj = {**obj, "status": new_status}
-        elif new_status != run.persisted:
-            try:
-                obj = await self._kube.replace_status(obj, new_status)
-            except StatusConflict:
-                if acted:
-                    # The Fly action happened whatever becomes of this status: say so once.
-                    # The re-decided pass finds its result by tag or name (no event of its own).
-                    for event in decision.events:
-                        await self._post(obj, event, posted)
-                raise
-            run.persisted = obj.get("status") or {}
-        elif new_status != (obj.get("status") or {}):
-            obj = {**obj, "status": new_status}
-        run.obj = obj
+            scope.env = await resolve_env(self._kube, meta["namespace"], instance.spec)
+            instance = replace(instance, env_digest=scope.env.digest, secret_error=scope.env.error)
+        scope.instance = instance
+        # 2. observe.
+        if not scope.skips_fly:
+            scope.observed = carried if carried is not None else await self._observer.observe(instance)
+        # 3. decide.
+        decision = decide(instance, scope.observed, self._clock(), self._timings)
+        # 4. act (at most one Fly mutation) and 5. settle.
+        if decision.action is not None and not scope.skips_fly:
+            scope.action = decision.action
+            scope.result = await self._executor.execute(decision.action, instance, scope.env)
+            decision = settle(instance, decision, scope.result, self._clock(), self._timings)
+        scope.decision = decision
+        # 6. write once (conditional), then the logs and Events of the pass.
+        scope.obj = await writer.write(scope)
         state.failures = state.failures + 1 if decision.retry else 0
+        ref = f"{meta['namespace']}/{meta['name']}"
         for record in decision.logs:
             logger.info(
                 record.action,
@@ -296,6 +358,5 @@ class Reconciler:
                     **{f"d_{k}": v for k, v in record.details.items()},
                 },
             )
-        for event in decision.events:
-            await self._post(obj, event, posted)
+        await writer.post(scope.obj, decision.events)
         return decision

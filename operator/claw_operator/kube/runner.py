@@ -3,25 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import kopf
+import yaml
+from kubernetes.config import ConfigException
 
+from claw_operator.edge import FlyGateway, ResolvedEnv
+from claw_operator.fly import FlyClientConfig, FlyMachinesClient
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import post_event
-from claw_operator.kube.flygateway import FlyGateway
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
+from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
-from claw_operator.kube.secretenv import ResolvedEnv
 from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
 
 logger = logging.getLogger("claw_operator.runner")
+
+
+# Connections to Fly (far below a pod's usual 1,024 file descriptors).
+FLEET_CONNECTIONS = 512
+FLEET_KEEPALIVE = 128
+
+
+def fly_client(config: OperatorConfig, *, on_request: Callable[..., None] | None = None) -> FlyMachinesClient:
+    """The one Fly client of the process, sized for a fleet; the edge receives it ready-made.
+
+    `config.fly_client_options` (tests, benchmarks) override any FlyClientConfig field.
+    """
+    wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
+    options: dict[str, Any] = {
+        "wait_server_timeout": wait,
+        # Every starting instance holds a connection for its wait (a long poll of seconds):
+        # a fleet starting at once must not queue its creates behind 100 of them.
+        "max_connections": FLEET_CONNECTIONS,
+        "max_keepalive_connections": FLEET_KEEPALIVE,
+        **config.fly_client_options,
+    }
+    if on_request is not None:
+        options["on_request"] = on_request
+    return FlyMachinesClient(FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options))
 
 
 def _login_handler(api_client: Any) -> Any:
@@ -92,14 +119,14 @@ async def run_operator(
     """
     metrics = OperatorMetrics()
     health = WatchHealth(config.watch_stale_after)
-    api_client = load_api_client(config.kubeconfig)
+    metrics.track_watch_health(health.silent_for)
+    try:
+        api_client = load_api_client(config.kubeconfig)
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
+        raise describe_kubeconfig_error(exc, config.kubeconfig) from exc
     kube = WatchedKubeApi(api_client, health)
     # The Fly client reports each exchange to the metrics (it never imports them).
-    observed = dataclasses.replace(
-        config,
-        fly_client_options={**config.fly_client_options, "on_request": metrics.observe_fly_request},
-    )
-    gateway = FlyGateway.from_config(observed)
+    gateway = FlyGateway(fly_client(config, on_request=metrics.observe_fly_request), config.timings)
     edge = gateway_hook(gateway) if gateway_hook is not None else gateway
     reconciler = Reconciler(
         kube,
@@ -131,6 +158,8 @@ async def run_operator(
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
             await server.start()
+        if not await check_startup(api_client, config, stop_flag):
+            return  # stopped while waiting for the apiserver or Fly
         await kopf.operator(
             registry=registry,
             settings=settings,

@@ -7,28 +7,9 @@ message that names the Secret and key but never a value.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-
 from claw_operator.api import ClawInstanceSpec
+from claw_operator.edge.env import ResolvedEnv, env_digest
 from claw_operator.kube.kubeapi import KubeApi
-
-
-@dataclass(frozen=True)
-class ResolvedEnv:
-    values: dict[str, str] | None  # the full machine env; None when a Secret/key is missing
-    digest: str | None
-    error: str | None  # e.g. 'Secret "creds" not found in namespace "default"'
-
-    def __repr__(self) -> str:  # never let a value reach a log line through repr()
-        return f"ResolvedEnv(keys={sorted(self.values or {})}, error={self.error!r})"
-
-
-def env_digest(env: dict[str, str]) -> str:
-    """A stable digest of an env mapping (compares desired and observed without the values)."""
-    canonical = json.dumps(sorted(env.items()), separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def resolve_env(api: KubeApi, namespace: str, spec: ClawInstanceSpec) -> ResolvedEnv:

@@ -7,9 +7,9 @@ own), so `kube` applies exactly one Decision per pass: the settled one, or the d
 there was no action. `requeue_after=None` means "at `cadence(phase)` plus jitter".
 """
 
+from claw_operator.fly.tags import volume_name
 from claw_operator.lifecycle.decide import decide
 from claw_operator.lifecycle.drift import config_drift, mount_is_correct, restart_trigger
-from claw_operator.lifecycle.naming import volume_name
 from claw_operator.lifecycle.recovery import RECOVERY_PRIORITY, select_recovery_candidate
 from claw_operator.lifecycle.settle import settle
 from claw_operator.lifecycle.timing import backoff, cadence

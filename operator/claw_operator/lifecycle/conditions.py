@@ -19,31 +19,13 @@ from claw_operator.api.conditions import (
     STALLED,
     START_FAILED,
 )
+from claw_operator.api.reasons import Reason
 from claw_operator.lifecycle.model import Instance, RestartReason
 
 TRUE: Final = ConditionStatus.TRUE
 FALSE: Final = ConditionStatus.FALSE
 UNKNOWN: Final = ConditionStatus.UNKNOWN
 
-# Reasons of the "nothing to report" states (the contract names only the interesting ones).
-RECONCILED: Final = "Reconciled"
-NOT_STALLED: Final = "NotStalled"
-NO_REPAIR: Final = "NoRepair"
-NOT_RESTARTING: Final = "NotRestarting"
-NOT_STARTED: Final = "NotStarted"
-STARTED: Final = "Started"
-PAUSED: Final = "Paused"
-# Ready=Unknown while a 404 waits for its second look (loss only on proof).
-NOT_FOUND_ONCE: Final = "NotFoundOnce"
-RESTART_SUCCEEDED: Final = "RestartSucceeded"
-RESTART_FAILED: Final = "RestartFailed"
-MOUNT_REPAIRED_REASON: Final = "MountRepaired"
-REPAIR_FAILED: Final = "RepairFailed"
-START_TIMEOUT: Final = "StartTimeout"
-SECRET_NOT_FOUND: Final = "SecretNotFound"
-UNAUTHORIZED: Final = "Unauthorized"
-INVALID_CONFIG: Final = "InvalidConfig"
-RESIZING: Final = "Resizing"
 # The message of the one configuration error the decisions detect themselves.
 NO_APP_MESSAGE: Final = "no Fly app: set spec.app, or start the operator with --default-app (env FLY_APP)"
 
@@ -65,10 +47,10 @@ class ConditionValue:
 
 
 DEFAULTS: Final = {
-    STALLED: ConditionValue(FALSE, NOT_STALLED),
-    START_FAILED: ConditionValue(UNKNOWN, NOT_STARTED),
-    MOUNT_REPAIRED: ConditionValue(FALSE, NO_REPAIR),
-    RESTARTING: ConditionValue(FALSE, NOT_RESTARTING),
+    STALLED: ConditionValue(FALSE, Reason.NOT_STALLED),
+    START_FAILED: ConditionValue(UNKNOWN, Reason.NOT_STARTED),
+    MOUNT_REPAIRED: ConditionValue(FALSE, Reason.NO_REPAIR),
+    RESTARTING: ConditionValue(FALSE, Reason.NOT_RESTARTING),
 }
 
 
@@ -115,39 +97,39 @@ def ready(
 ) -> ConditionValue:
     """Ready: the machine is in the desired state, for this generation, with no restart in flight."""
     if instance.deleting:
-        return ConditionValue(FALSE, "Destroying", "the instance is being deleted")
+        return ConditionValue(FALSE, Reason.DESTROYING, "the instance is being deleted")
     if status.restarting_at is not None:
-        return ConditionValue(FALSE, "Restarting", "a restart is in flight")
+        return ConditionValue(FALSE, Reason.RESTARTING, "a restart is in flight")
     missing = _missing(status)
     if missing is not None:
         # One 404 proves nothing (lifecycle.loss), but neither is it "Fly shows it started":
         # until the second look, the honest answer is "don't know".
-        return ConditionValue(UNKNOWN, NOT_FOUND_ONCE, missing)
+        return ConditionValue(UNKNOWN, Reason.NOT_FOUND_ONCE, missing)
     if stalled.is_true:
         # Blocked: even a machine that runs does not run what the spec asks for (a rejected
         # config, an unresolvable Secret), or cannot be checked (a rejected token).
         if start_failed.is_true:
-            return ConditionValue(FALSE, "StartFailed", start_failed.message)
+            return ConditionValue(FALSE, Reason.START_FAILED, start_failed.message)
         return ConditionValue(FALSE, stalled.reason, stalled.message)
     if machine_satisfies_desired(instance, status):
         pending = volume_grow_pending(instance, status)
         if pending is not None:
-            return ConditionValue(FALSE, RESIZING, pending)
+            return ConditionValue(FALSE, Reason.RESIZING, pending)
         if instance.spec.state == DesiredState.RUNNING:
-            return ConditionValue(TRUE, "Running", "the machine is started")
-        return ConditionValue(TRUE, "Stopped", "the machine is stopped, as desired")
+            return ConditionValue(TRUE, Reason.RUNNING, "the machine is started")
+        return ConditionValue(TRUE, Reason.STOPPED, "the machine is stopped, as desired")
     if instance.spec.state == DesiredState.STOPPED:
-        return ConditionValue(FALSE, "Stopping", "the machine is not stopped yet")
+        return ConditionValue(FALSE, Reason.STOPPING, "the machine is not stopped yet")
     if start_failed.is_true and status.phase != Phase.STARTING:
-        return ConditionValue(FALSE, "StartFailed", start_failed.message)
+        return ConditionValue(FALSE, Reason.START_FAILED, start_failed.message)
     if status.phase == Phase.STARTING:
-        return ConditionValue(FALSE, "Starting", "the machine is starting")
+        return ConditionValue(FALSE, Reason.STARTING, "the machine is starting")
     if status.phase == Phase.RUNNING:
         state = status.machine_state or "unknown"
-        return ConditionValue(FALSE, "MachineNotStarted", f"the machine is {state}")
+        return ConditionValue(FALSE, Reason.MACHINE_NOT_STARTED, f"the machine is {state}")
     if status.phase == Phase.STOPPED:
-        return ConditionValue(FALSE, "Stopped", "the machine is stopped")
-    return ConditionValue(FALSE, "Provisioning", "the volume and machine are being created")
+        return ConditionValue(FALSE, Reason.STOPPED, "the machine is stopped")
+    return ConditionValue(FALSE, Reason.PROVISIONING, "the volume and machine are being created")
 
 
 def reconciling(
@@ -158,23 +140,23 @@ def reconciling(
 ) -> ConditionValue:
     """Reconciling (kstatus): the operator is working toward the spec."""
     if instance.deleting:
-        return ConditionValue(TRUE, "Destroying", "destroying the machine, then the volume")
+        return ConditionValue(TRUE, Reason.DESTROYING, "destroying the machine, then the volume")
     if stalled.is_true:
         # kstatus: a stalled object is not progressing; Stalled says why.
-        return ConditionValue(FALSE, "Stalled", stalled.message)
+        return ConditionValue(FALSE, Reason.STALLED, stalled.message)
     if status.restarting_at is not None:
         if restarting.reason == RestartReason.MOUNT_REPAIR:
-            return ConditionValue(TRUE, "RepairingMount", restarting.message)
-        return ConditionValue(TRUE, "Restarting", restarting.message)
+            return ConditionValue(TRUE, Reason.REPAIRING_MOUNT, restarting.message)
+        return ConditionValue(TRUE, Reason.RESTARTING, restarting.message)
     if machine_satisfies_desired(instance, status):
         pending = volume_grow_pending(instance, status)
         if pending is not None:
-            return ConditionValue(TRUE, RESIZING, pending)
-        return ConditionValue(FALSE, RECONCILED, "")
+            return ConditionValue(TRUE, Reason.RESIZING, pending)
+        return ConditionValue(FALSE, Reason.RECONCILED, "")
     if status.volume_id is None or (
         status.machine_id is None and instance.spec.state == DesiredState.RUNNING
     ):
-        return ConditionValue(TRUE, "Provisioning", "creating the volume and machine")
+        return ConditionValue(TRUE, Reason.PROVISIONING, "creating the volume and machine")
     if instance.spec.state == DesiredState.STOPPED:
-        return ConditionValue(TRUE, "Stopping", "stopping the machine")
-    return ConditionValue(TRUE, "Starting", "starting the machine")
+        return ConditionValue(TRUE, Reason.STOPPING, "stopping the machine")
+    return ConditionValue(TRUE, Reason.STARTING, "starting the machine")

@@ -11,17 +11,12 @@ from datetime import datetime
 
 from claw_operator.api import DesiredState, Phase, find_condition
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.conditions import (
     FALSE,
-    INVALID_CONFIG,
     NO_APP_MESSAGE,
-    NOT_RESTARTING,
-    NOT_STALLED,
-    PAUSED,
-    SECRET_NOT_FOUND,
     TRUE,
-    UNAUTHORIZED,
     UNKNOWN,
     ConditionValue,
 )
@@ -79,13 +74,15 @@ def decide(instance: Instance, observed: Observation, now: datetime, timings: Ti
 def _paused(d: Draft) -> Decision:
     read = d.instance.status.conditions
     reconciling = find_condition(read, RECONCILING)
-    if reconciling is None or reconciling.reason != PAUSED:
-        d.event(EventType.NORMAL, "Paused", "reconciliation paused by the claw.dev/paused annotation")
+    if reconciling is None or reconciling.reason != Reason.PAUSED:
+        d.event(
+            EventType.NORMAL, EventReason.PAUSED, "reconciliation paused by the claw.dev/paused annotation"
+        )
         d.log("paused")
     ready = find_condition(read, READY)
     message = "paused: the machine's state is not being checked"
-    d.override(READY, ConditionValue(ready.status if ready else UNKNOWN, PAUSED, message))
-    d.override(RECONCILING, ConditionValue(FALSE, PAUSED, "the claw.dev/paused annotation is set"))
+    d.override(READY, ConditionValue(ready.status if ready else UNKNOWN, Reason.PAUSED, message))
+    d.override(RECONCILING, ConditionValue(FALSE, Reason.PAUSED, "the claw.dev/paused annotation is set"))
     return d.finish(handled=False)
 
 
@@ -106,7 +103,7 @@ def _apply_stall_gate(d: Draft) -> bool:
     if stalled.observed_generation == d.instance.generation and not _new_reconcile_request(d.instance):
         return True
     reason = "spec changed" if stalled.observed_generation != d.instance.generation else "reconcile requested"
-    d.record(STALLED, FALSE, NOT_STALLED, f"retrying: {reason}")
+    d.record(STALLED, FALSE, Reason.NOT_STALLED, f"retrying: {reason}")
     return False
 
 
@@ -131,31 +128,34 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
 
     if not instance.app:
         # Nothing can be looked up or created without an app; kube makes no Fly call either.
-        d.record(STALLED, TRUE, INVALID_CONFIG, NO_APP_MESSAGE)
+        d.record(STALLED, TRUE, Reason.INVALID_CONFIG, NO_APP_MESSAGE)
         return d.finish()
     if d.stalled and d.condition(STALLED).message == NO_APP_MESSAGE:
-        d.record(STALLED, FALSE, NOT_STALLED, "a Fly app is configured")
+        d.record(STALLED, FALSE, Reason.NOT_STALLED, "a Fly app is configured")
 
     if instance.secret_error is not None:
         # Blocks what needs the machine config (create, start, restart), never observation:
         # what Fly shows is still reported, and a lost machine is still noticed.
-        d.record(STALLED, TRUE, SECRET_NOT_FOUND, instance.secret_error)
-    elif d.stalled and d.condition(STALLED).reason == SECRET_NOT_FOUND:
-        d.record(STALLED, FALSE, NOT_STALLED, "the Secret is available")
+        d.record(STALLED, TRUE, Reason.SECRET_NOT_FOUND, instance.secret_error)
+    elif d.stalled and d.condition(STALLED).reason == Reason.SECRET_NOT_FOUND:
+        d.record(STALLED, FALSE, Reason.NOT_STALLED, "the Secret is available")
 
     auth = _auth_failure(observed)
     if auth is not None:
-        d.record(STALLED, TRUE, UNAUTHORIZED, auth.message)
+        d.record(STALLED, TRUE, Reason.UNAUTHORIZED, auth.message)
         d.log("fly_unauthorized", error=auth.message)
         return d.finish()
-    if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED and _observation_succeeded(observed):
-        d.record(STALLED, FALSE, NOT_STALLED, "Fly accepts the token again")
+    if d.stalled and d.condition(STALLED).reason == Reason.UNAUTHORIZED and _observation_succeeded(observed):
+        d.record(STALLED, FALSE, Reason.NOT_STALLED, "Fly accepts the token again")
 
     # A missing Secret is a stall of its own (recorded above): the gate of terminal failures
     # must not turn it into "retrying: spec changed".
     gated = False if instance.secret_error is not None else _apply_stall_gate(d)
 
     # Losses only on proof (lifecycle.loss): a single 404 waits for a second look.
+    if observed.machine.outcome == Lookup.FOUND:
+        # What Fly shows is recorded whatever the pass does next (a held loss check included).
+        transitions.observe_machine(d, observed.machine.machine)
     held = check_losses(d, observed)
     if held is not None:
         return held
@@ -196,7 +196,7 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         return d.finish()
     candidate = select_recovery_candidate(listing)
     if candidate is not None:
-        adopt(d, listing, candidate)
+        adopt(d, listing, candidate, observed.named_volumes)
         return d.finish(requeue_after=0)
     if status.volume_id is None:
         return provide_volume(d, observed, gated)
@@ -232,12 +232,12 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
                 return resumed
         else:
             status.restarting_at = None
-            d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled: spec.state is Stopped")
+            d.record(RESTARTING, FALSE, Reason.NOT_RESTARTING, "restart cancelled: spec.state is Stopped")
 
     if machine.state == "started":
         return _started(d, machine, observed, gated, volume_id)
     if machine.state == "failed":
-        return _failed(d, machine, gated, volume_id)
+        return _failed(d, machine, observed, gated, volume_id)
     if desired == DesiredState.STOPPED:
         return _at_rest_desired(d, machine, observed, gated)
 
@@ -297,8 +297,9 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         # machine runs: a resumed restart that finds another one has already been applied.
         status.restarting_at = d.now
         status.restarting_instance_id = machine.instance_id
-        d.record(RESTARTING, TRUE, trigger.reason.value, trigger.message)
-        d.event(EventType.NORMAL, "Restarting", f"{trigger.reason.value}: {trigger.message}")
+        status.restarting_for = instance.spec.restarted_at
+        d.record(RESTARTING, TRUE, trigger.reason.condition_reason, trigger.message)
+        d.event(EventType.NORMAL, EventReason.RESTARTING, f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
     return grow_volume(d, observed, gated) or d.finish()
 
@@ -325,8 +326,15 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
     if applied and not _drift_left(d, volume_id, machine):
         if machine.state == "started":
             d.log("restart_already_applied", reason=reason.value, instance_id=machine.instance_id)
-            transitions.restart_succeeded(d, machine, reason, recorded.message, mount_repair=None)
-            return d.finish()
+            # Applied before this pass read the spec: it served the request the guard recorded,
+            # not one made since (that one gets its own restart).
+            transitions.restart_succeeded(
+                d, machine, reason, recorded.message, mount_repair=None, served=status.restarting_for
+            )
+            # A request made since is the next pass's restart (Ready must not stand meanwhile).
+            requested = d.instance.spec.restarted_at
+            pending = requested is not None and requested != status.handled_restarted_at
+            return d.finish(requeue_after=0) if pending else d.finish()
         if machine.state == "failed":
             transitions.restart_failed(d, reason, f"machine {machine.id} failed after the restart's update")
             return None
@@ -345,6 +353,7 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
         # A new version with changes still to apply (the spec moved on), or a guard written
         # before versions were recorded: record the version this restart starts from first.
         status.restarting_instance_id = machine.instance_id
+        status.restarting_for = d.instance.spec.restarted_at
         return d.finish(requeue_after=0)
     return d.finish(_restart_action(d, machine, volume_id))
 
@@ -352,7 +361,8 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
 def _drift_left(d: Draft, volume_id: str, machine: MachineView) -> bool:
     """A wrong mount or config still to apply (a restartedAt request is satisfied by any update)."""
     path = d.instance.spec.volume.mount_path
-    return not mount_is_correct(machine, volume_id, path) or bool(config_drift(d.instance, machine))
+    changes = config_drift(d.instance, volume_id, machine)
+    return not mount_is_correct(machine, volume_id, path) or bool(changes)
 
 
 def _restart_timed_out(d: Draft) -> bool:
@@ -367,11 +377,11 @@ def _restart_action(d: Draft, machine: MachineView, volume_id: str) -> RestartMa
         trigger = restart_trigger(d.instance, volume_id, machine)
         reason = trigger.reason if trigger is not None else RestartReason.REQUESTED
         message = trigger.message if trigger is not None else "resuming the restart in flight"
-        d.record(RESTARTING, TRUE, reason.value, message)
+        d.record(RESTARTING, TRUE, reason.condition_reason, message)
     elif reason == RestartReason.MOUNT_REPAIR:
         # Report the mount as it is now, just before the repair.
         path = d.instance.spec.volume.mount_path
-        d.record(RESTARTING, TRUE, reason.value, mount_repair_message(machine, volume_id, path))
+        d.record(RESTARTING, TRUE, reason.condition_reason, mount_repair_message(machine, volume_id, path))
     d.log("restart_machine", reason=reason.value)
     repair = mount_repair_needed(machine, volume_id, d.instance.spec.volume.mount_path)
     return RestartMachine(machine_id=machine.id, volume_id=volume_id, reason=reason, mount_repair=repair)
@@ -384,21 +394,23 @@ def _restart_reason(value: str) -> RestartReason | None:
         return None
 
 
-def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Decision:
+def _failed(d: Draft, machine: MachineView, observed: Observation, gated: bool, volume_id: str) -> Decision:
     """A failed machine is handled at once (no threshold): Stopped, then started again."""
     status = d.status
     if status.phase == Phase.STARTING:
         # The start we launched ended in failed: a start failure, retried with backoff.
         d.log("sync_status_failed", old_state=Phase.STARTING.value, fly_state=machine.state)
-        outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
+        message = f"machine {machine.id} failed to start"
+        outcome = transitions.fail_start(d, None, Reason.START_FAILED, message)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     if status.phase != Phase.STOPPED:
         old = transitions.enter_stopped(d)
         d.log("sync_status_failed", old_state=old.value if old else None, fly_state=machine.state)
-        d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} failed")
+        d.event(EventType.NORMAL, EventReason.STOPPED, f"machine {machine.id} failed")
     if d.instance.spec.state == DesiredState.RUNNING and not _config_blocked(d, gated):
         return d.finish(_start(d, machine, volume_id))
-    return d.finish()
+    # Desired Stopped: a failed machine is at rest too, and a grow is applied as for any other.
+    return grow_volume(d, observed, gated) or d.finish()
 
 
 def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
@@ -408,7 +420,7 @@ def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gate
         if status.phase != Phase.STOPPED:
             old = transitions.enter_stopped(d)
             if old == Phase.RUNNING:
-                d.event(EventType.NORMAL, "Stopped", f"machine {machine.id} is stopped")
+                d.event(EventType.NORMAL, EventReason.STOPPED, f"machine {machine.id} is stopped")
         # A grow asked for while Stopped is applied now (Fly extends a stopped machine's volume).
         return grow_volume(d, observed, gated) or d.finish()
     if machine.state == "starting" and not gated:
@@ -427,7 +439,7 @@ def _stopped_sighting(d: Draft) -> Decision:
     d.log("mark_stopped", old_state=Phase.RUNNING.value, new_state=Phase.STOPPED.value, fail_count=fail_count)
     d.event(
         EventType.NORMAL,
-        "Stopped",
+        EventReason.STOPPED,
         f"machine {status.machine_id} was seen {status.machine_state} on {fail_count} consecutive checks",
     )
     # The next pass starts it again (desired Running).

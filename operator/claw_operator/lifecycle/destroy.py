@@ -13,7 +13,8 @@ from typing import Final
 
 from claw_operator.api import DeletionPolicy, DestroyOp, Phase
 from claw_operator.api.conditions import RESTARTING, STALLED
-from claw_operator.lifecycle.conditions import FALSE, NOT_RESTARTING, NOT_STALLED, TRUE, UNAUTHORIZED
+from claw_operator.api.reasons import EventReason, Reason
+from claw_operator.lifecycle.conditions import FALSE, TRUE
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import is_auth_failure, retry_delay
 from claw_operator.lifecycle.model import (
@@ -55,12 +56,12 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
         status.starting_at = None
         if status.restarting_at is not None:
             status.restarting_at = None
-            d.record(RESTARTING, FALSE, NOT_RESTARTING, "restart cancelled by the deletion")
+            d.record(RESTARTING, FALSE, Reason.NOT_RESTARTING, "restart cancelled by the deletion")
         _recover_pending_machine(d, observed)
         _recover_pending_volume(d, observed)
         d.event(
             EventType.NORMAL,
-            "Destroying",
+            EventReason.DESTROYING,
             f"destroying machine {status.pending_destroy_machine_id or '-'}, "
             f"then volume {status.pending_destroy_volume_id or '-'}",
         )
@@ -86,7 +87,7 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
         # Written with this pass, before the Event is posted: a repeated last pass (the
         # finalizer removal lost, an operator restart) finalizes without a second Event.
         status.destroyed_at = d.now
-        d.event(EventType.NORMAL, "Destroyed", "the machine and the volume are destroyed")
+        d.event(EventType.NORMAL, EventReason.DESTROYED, "the machine and the volume are destroyed")
         d.log("destroy_complete")
     return d.finish(finalize=True)
 
@@ -140,39 +141,41 @@ def _recover_pending_volume(d: Draft, observed: Observation) -> None:
         d.log("recover_volume_by_name", volume_id=leftover.id, reason="destroy")
 
 
-def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
-    status = d.status
+def _step_failed(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> Decision | None:
+    """What every destroy step's result shares: a failure is recorded and retried (404 counts
+    as done); success is logged and clears the last destroy error."""
     failure = result.failure
     if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, DestroyOp.MACHINE, failure, action.machine_id)
-    d.log(
-        "destroy_machine_ok" if failure is None else "destroy_machine_already_gone",
-        machine_id=action.machine_id,
-    )
+        return _failed(d, op, failure, target)
+    outcome = "ok" if failure is None else "already_gone"
+    d.log(f"destroy_{op.value}_{outcome}", **{f"{op.value}_id": target})
+    _clear_destroy_error(d)
+    return None
+
+
+def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
+    failed = _step_failed(d, DestroyOp.MACHINE, action.machine_id, result)
+    if failed is not None:
+        return failed
+    status = d.status
     if status.pending_destroy_machine_id == action.machine_id:
         status.pending_destroy_machine_id = None
     if status.machine_id == action.machine_id:
         status.machine_id = None
         status.machine_state = None
         status.instance_id = None
-    _clear_destroy_error(d)
     return d.finish(requeue_after=0)
 
 
 def settle_delete_volume(d: Draft, action: DeleteVolume, result: ActionResult) -> Decision:
+    failed = _step_failed(d, DestroyOp.VOLUME, action.volume_id, result)
+    if failed is not None:
+        return failed
     status = d.status
-    failure = result.failure
-    if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, DestroyOp.VOLUME, failure, action.volume_id)
-    d.log(
-        "destroy_volume_ok" if failure is None else "destroy_volume_already_gone",
-        volume_id=action.volume_id,
-    )
     if status.pending_destroy_volume_id == action.volume_id:
         status.pending_destroy_volume_id = None
     if status.volume_id == action.volume_id:
         status.volume_id = None
-    _clear_destroy_error(d)
     # Finalized by the next pass, which first lists by tag for a machine never recorded.
     return d.finish(requeue_after=0)
 
@@ -183,8 +186,8 @@ def _clear_destroy_error(d: Draft) -> None:
     status.last_destroy_error_status = None
     status.last_destroy_error_message = None
     status.last_destroy_error_at = None
-    if d.stalled and d.condition(STALLED).reason == UNAUTHORIZED:
-        d.record(STALLED, FALSE, NOT_STALLED)
+    if d.stalled and d.condition(STALLED).reason == Reason.UNAUTHORIZED:
+        d.record(STALLED, FALSE, Reason.NOT_STALLED)
 
 
 def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
@@ -201,7 +204,9 @@ def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decisi
     status.last_destroy_error_at = d.now
     if not repeated:
         d.event(
-            EventType.WARNING, "DestroyFailed", f"destroying {op.value} {target} failed: {failure.message}"
+            EventType.WARNING,
+            EventReason.DESTROY_FAILED,
+            f"destroying {op.value} {target} failed: {failure.message}",
         )
     d.log(
         f"destroy_{op.value}_failed" if op != DestroyOp.RECOVER else "recover_bound_machine_failed",
@@ -210,6 +215,6 @@ def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decisi
         status=failure.status,
     )
     if is_auth_failure(failure):
-        d.record(STALLED, TRUE, UNAUTHORIZED, failure.message)
+        d.record(STALLED, TRUE, Reason.UNAUTHORIZED, failure.message)
     # A deletion is always retried: the user asked for it, and Fly may recover.
     return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))

@@ -20,6 +20,7 @@ from claw_operator.api import (
     set_condition,
 )
 from claw_operator.api.conditions import MOUNT_REPAIRED, READY, RECONCILING, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import conditions
 from claw_operator.lifecycle.conditions import DEFAULTS, RECORDED_TYPES, ConditionValue
 from claw_operator.lifecycle.model import (
@@ -91,9 +92,12 @@ class Draft:
     def condition(self, type_: str) -> ConditionValue:
         if type_ in self.recorded:
             return self.recorded[type_]
-        return self.overrides.get(type_) or ConditionValue(ConditionStatus.UNKNOWN, "Unknown")
+        override = self.overrides.get(type_)
+        if override is None:
+            raise ValueError(f"{type_} is derived at finish(); only recorded conditions can be read")
+        return override
 
-    def record(self, type_: str, status: ConditionStatus, reason: str, message: str = "") -> None:
+    def record(self, type_: str, status: ConditionStatus, reason: Reason, message: str = "") -> None:
         """Set one of the recorded conditions (Stalled, StartFailed, MountRepaired, Restarting)."""
         if type_ not in RECORDED_TYPES:
             raise ValueError(f"{type_} is derived at finish(); use override() to force it")
@@ -103,7 +107,7 @@ class Draft:
         """Force a derived condition (Ready, Reconciling), e.g. while paused."""
         self.overrides[type_] = value
 
-    def event(self, type_: EventType, reason: str, message: str) -> None:
+    def event(self, type_: EventType, reason: EventReason, message: str) -> None:
         self.events.append(EventRecord(type=type_, reason=reason, message=message))
 
     def log(self, action: str, **details: object) -> None:
@@ -136,8 +140,9 @@ class Draft:
         if status.region is None:
             status.region = instance.spec.region
         if status.restarting_at is None:
-            # The guard's recorded version lives and dies with the guard.
+            # The guard's recorded version and request live and die with the guard.
             status.restarting_instance_id = None
+            status.restarting_for = None
         # Only a pass that acted on this generation may say so (kstatus/Flux read "Current"
         # from it): a paused pass leaves observedGeneration, and the conditions', as they were.
         generation = instance.generation if handled else instance.status.observed_generation

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from claw_operator.lifecycle.model import GuestView, Instance, MachineView, RestartReason
+from claw_operator.lifecycle.desired import config_changes, desired_machine
+from claw_operator.lifecycle.model import Instance, MachineView, RestartReason
 
 
 @dataclass(frozen=True)
@@ -36,30 +37,9 @@ def mount_repair_needed(machine: MachineView, volume_id: str, path: str) -> str 
     return mount_repair_message(machine, volume_id, path)
 
 
-def config_drift(instance: Instance, machine: MachineView) -> list[str]:
-    """What differs between the spec and the machine's config; unknown (None) fields never drift.
-
-    Env values never reach `lifecycle`: only their digests are compared, and the message
-    says only that the env changed.
-    """
-    spec = instance.spec
-    changes: list[str] = []
-    if machine.image is not None and machine.image != spec.image:
-        changes.append(f"image {machine.image} -> {spec.image}")
-    desired_guest = GuestView(
-        cpu_kind=str(spec.guest.cpu_kind), cpus=spec.guest.cpus, memory_mb=spec.guest.memory_mb
-    )
-    if machine.guest is not None and machine.guest != desired_guest:
-        before = f"{machine.guest.cpu_kind}/{machine.guest.cpus}cpu/{machine.guest.memory_mb}MB"
-        after = f"{desired_guest.cpu_kind}/{desired_guest.cpus}cpu/{desired_guest.memory_mb}MB"
-        changes.append(f"guest {before} -> {after}")
-    if (
-        machine.env_digest is not None
-        and instance.env_digest is not None
-        and machine.env_digest != instance.env_digest
-    ):
-        changes.append("env changed")
-    return changes
+def config_drift(instance: Instance, volume_id: str, machine: MachineView) -> list[str]:
+    """What differs between the spec and the machine's config (`desired.config_changes`)."""
+    return config_changes(desired_machine(instance, volume_id), machine)
 
 
 def restart_requested(instance: Instance) -> bool:
@@ -76,7 +56,7 @@ def restart_trigger(instance: Instance, volume_id: str, machine: MachineView) ->
     path = instance.spec.volume.mount_path
     if not mount_is_correct(machine, volume_id, path):
         return RestartTrigger(RestartReason.MOUNT_REPAIR, mount_repair_message(machine, volume_id, path))
-    changes = config_drift(instance, machine)
+    changes = config_drift(instance, volume_id, machine)
     if changes:
         return RestartTrigger(RestartReason.CONFIG_CHANGED, "; ".join(changes))
     if restart_requested(instance):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from claw_operator.api.reasons import EventReason
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay
@@ -169,7 +170,7 @@ def _volume_lost(d: Draft, evidence: str) -> None:
     )
     d.event(
         EventType.WARNING,
-        "VolumeLost",
+        EventReason.VOLUME_LOST,
         f"volume {old} is gone from Fly ({evidence}); a new, empty volume will be created: {consequence}",
     )
     d.log("replace_lost_volume", data_loss=held_data, old_volume_id=old, evidence=evidence)

@@ -18,31 +18,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
-
-# Fly metadata keys the operator stamps on every machine (volumes have no metadata on Fly,
-# so volumes are named after the instance instead). `fly_` prefixes are reserved by Fly.
-META_UID = "claw_instance_uid"
-META_NAMESPACE = "claw_namespace"
-META_NAME = "claw_name"
-
+from claw_operator.api.reasons import EventReason, Reason
+from claw_operator.fly.errors import FailureKind as FailureKind  # the decisions speak Fly's kinds
 
 # ---------------------------------------------------------------------------- observation
-
-
-class FailureKind(StrEnum):
-    """A Fly error, classified (§7/§10 of fly-machines-api.md)."""
-
-    NOT_FOUND = "NotFound"
-    UNAUTHORIZED = "Unauthorized"
-    FORBIDDEN = "Forbidden"
-    INVALID_CONFIG = "InvalidConfig"
-    CONFLICT = "Conflict"
-    PRECONDITION = "Precondition"
-    CAPACITY = "InsufficientCapacity"
-    QUOTA = "QuotaExceeded"
-    RATE_LIMITED = "RateLimited"
-    TIMEOUT = "Timeout"
-    UNAVAILABLE = "Unavailable"
 
 
 @dataclass(frozen=True)
@@ -201,9 +180,14 @@ class Timings:
 
 
 class RestartReason(StrEnum):
-    REQUESTED = "RestartRequested"  # spec.restartedAt changed
-    CONFIG_CHANGED = "ConfigChanged"  # image, guest, env or secretEnv changed
-    MOUNT_REPAIR = "MountRepair"  # the machine mounts the wrong volume or path
+    REQUESTED = Reason.RESTART_REQUESTED.value  # spec.restartedAt changed
+    CONFIG_CHANGED = Reason.CONFIG_CHANGED.value  # image, guest, env or secretEnv changed
+    MOUNT_REPAIR = Reason.MOUNT_REPAIR.value  # the machine mounts the wrong volume or path
+
+    @property
+    def condition_reason(self) -> Reason:
+        """The Restarting condition's reason while this restart is in flight."""
+        return Reason(self.value)
 
 
 @dataclass(frozen=True)
@@ -329,7 +313,7 @@ class EventRecord:
     """A Kubernetes Event to post on the ClawInstance (reason = the contract's word)."""
 
     type: EventType
-    reason: str  # VolumeCreated, MachineCreated, Started, StartFailed, StartTimeout, ...
+    reason: EventReason
     message: str
 
 

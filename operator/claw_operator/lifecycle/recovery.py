@@ -12,6 +12,8 @@ from datetime import UTC
 from typing import Final
 
 from claw_operator.api import Phase
+from claw_operator.api.reasons import EventReason
+from claw_operator.fly.models import DESTROYED_MACHINE_STATES, DESTROYED_VOLUME_STATES
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.model import EventType, MachineView, VolumeView
@@ -28,12 +30,10 @@ RECOVERY_PRIORITY: Final = {
     "failed": 7,
 }
 UNKNOWN_STATE_PRIORITY: Final = 99
-# Machines on their way out are never adopted (nor destroyed again).
-GONE_STATES: Final = frozenset({"destroyed", "destroying"})
-# A deleted volume Fly still shows (and lists) until it is purged.
-VOLUME_GONE_STATES: Final = frozenset(
-    {"scheduling_destroy", "pending_destroy", "waiting_for_detach", "fork_cleanup", "destroying", "destroyed"}
-)
+# Machines on their way out are never adopted (nor destroyed again); a deleted volume Fly still
+# shows (and lists) until it is purged. One definition, the Fly client's.
+GONE_STATES: Final = DESTROYED_MACHINE_STATES
+VOLUME_GONE_STATES: Final = DESTROYED_VOLUME_STATES
 
 
 def live_machines(machines: Sequence[MachineView]) -> list[MachineView]:
@@ -100,8 +100,17 @@ def select_recovery_candidate(machines: Sequence[MachineView]) -> MachineView | 
     return min(live, key=lambda m: (RECOVERY_PRIORITY.get(m.state, UNKNOWN_STATE_PRIORITY), -_updated(m)))
 
 
-def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> None:
-    """Record the recovered machine (and its volume, if ours is unknown) in the draft status."""
+def adopt(
+    d: Draft,
+    machines: Sequence[MachineView],
+    candidate: MachineView,
+    named_volumes: Sequence[VolumeView] | None,
+) -> None:
+    """Record the recovered machine (and its volume, if ours is unknown) in the draft status.
+
+    The volume a recovered machine mounts becomes ours only when it is one of the instance's
+    (listed under its name): a mount re-pointed by hand at someone else's volume is a mount to
+    repair, never a volume to adopt (and later destroy with the instance)."""
     status = d.status
     live = live_machines(machines)
     if len(live) > 1:
@@ -112,7 +121,8 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
     status.instance_id = candidate.instance_id
     if status.volume_id is None:
         mount_path = d.instance.spec.volume.mount_path
-        mount = next((m for m in candidate.mounts if m.path == mount_path), None)
+        ours = {v.id for v in live_volumes(named_volumes)}
+        mount = next((m for m in candidate.mounts if m.path == mount_path and m.volume in ours), None)
         if mount is not None:
             status.volume_id = mount.volume
             d.log("recover_volume_from_mount", machine_id=candidate.id, volume_id=mount.volume)
@@ -128,7 +138,7 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
         status.stopped_checks = 0
     d.event(
         EventType.NORMAL,
-        "MachineRecovered",
+        EventReason.MACHINE_RECOVERED,
         f"recovered machine {candidate.id} ({candidate.state}) by its instance UID tag",
     )
     d.log(

@@ -8,10 +8,13 @@ its own, so `kube` posts and writes only what `settle` returns.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import assert_never
 
 from claw_operator.api import Phase
-from claw_operator.api.conditions import RESTARTING, START_FAILED
+from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, START_FAILED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.conditions import FALSE, TRUE, ConditionValue
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.drift import mount_is_correct, restart_trigger
@@ -49,25 +52,28 @@ def settle(
     if action is None:
         return decided
     d = Draft.resume(instance, decided, now, timings)
-    if isinstance(action, CreateVolume):
-        return _volume_created(d, result)
-    if isinstance(action, ExtendVolume):
-        return _volume_extended(d, action, result)
-    if isinstance(action, CreateMachine):
-        return _machine_created(d, result)
-    if isinstance(action, StartMachine):
-        return _machine_started(d, action, result)
-    if isinstance(action, AwaitState):
-        return _awaited(d, action, result)
-    if isinstance(action, StopMachine):
-        return _machine_stopped(d, action, result)
-    if isinstance(action, RestartMachine):
-        return _machine_restarted(d, action, result)
-    if isinstance(action, DestroyMachine):
-        return settle_destroy_machine(d, action, result)
-    if isinstance(action, DeleteVolume):
-        return settle_delete_volume(d, action, result)
-    raise TypeError(f"unknown action {action!r}")
+    # Exhaustive: mypy names this match when a new Action is added and not settled here.
+    match action:
+        case CreateVolume():
+            return _volume_created(d, result)
+        case ExtendVolume():
+            return _volume_extended(d, action, result)
+        case CreateMachine():
+            return _machine_created(d, result)
+        case StartMachine():
+            return _machine_started(d, action, result)
+        case AwaitState():
+            return _awaited(d, action, result)
+        case StopMachine():
+            return _machine_stopped(d, action, result)
+        case RestartMachine():
+            return _machine_restarted(d, action, result)
+        case DestroyMachine():
+            return settle_destroy_machine(d, action, result)
+        case DeleteVolume():
+            return settle_delete_volume(d, action, result)
+        case _:
+            assert_never(action)
 
 
 def _failed_start(d: Draft, failure: FlyFailure, what: str) -> Decision:
@@ -103,7 +109,7 @@ def _volume_created(d: Draft, result: ActionResult) -> Decision:
         status.phase = Phase.PROVISIONED
     d.event(
         EventType.NORMAL,
-        "VolumeCreated",
+        EventReason.VOLUME_CREATED,
         f"volume {volume.id} ({volume.size_gb} GB) created in {volume.region}",
     )
     d.log("create_volume", fly_app_name=d.instance.app, volume_id=volume.id, region=volume.region)
@@ -154,7 +160,8 @@ def _machine_created(d: Draft, result: ActionResult) -> Decision:
     transitions.observe_machine(d, machine)
     # A new machine carries the whole current spec: any restart request is satisfied.
     status.handled_restarted_at = d.instance.spec.restarted_at
-    d.event(EventType.NORMAL, "MachineCreated", f"machine {machine.id} created in {machine.region}")
+    created = f"machine {machine.id} created in {machine.region}"
+    d.event(EventType.NORMAL, EventReason.MACHINE_CREATED, created)
     d.log("create_machine", machine_id=machine.id, region=machine.region)
     if machine.state == "started":
         transitions.enter_running(d, machine, log_action=None)
@@ -229,7 +236,8 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
         return d.finish()
     if machine is not None and machine.state == "failed":
         transitions.observe_machine(d, machine)
-        outcome = transitions.fail_start(d, None, "StartFailed", f"machine {machine.id} failed to start")
+        message = f"machine {machine.id} failed to start"
+        outcome = transitions.fail_start(d, None, Reason.START_FAILED, message)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     transitions.observe_machine(d, machine)
     if failure is not None and failure.kind == FailureKind.TIMEOUT:
@@ -259,7 +267,8 @@ def _machine_stopped(d: Draft, action: StopMachine, result: ActionResult) -> Dec
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
     transitions.enter_stopped(d)
     d.status.machine_state = result.machine.state if result.machine is not None else "stopped"
-    d.event(EventType.NORMAL, "Stopped", f"machine {action.machine_id} stopped (spec.state is Stopped)")
+    stopped = f"machine {action.machine_id} stopped (spec.state is Stopped)"
+    d.event(EventType.NORMAL, EventReason.STOPPED, stopped)
     d.log("stop_machine", machine_id=action.machine_id)
     return d.finish()
 
@@ -284,16 +293,38 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             status.handled_restarted_at = d.instance.spec.restarted_at
         transitions.restart_failed(d, action.reason, failure.message)
         if failure.kind == FailureKind.NOT_FOUND:
-            transitions.machine_lost(d)
+            # Lost only on proof (lifecycle.loss): one 404 mid-restart is looked at again.
+            suspect_machine_missing(d)
             return d.finish(requeue_after=0)
         _report_real_state(d, result.machine)
+        _not_ready_while_the_change_waits(d, action, result.machine)
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 
+    # The restart ran with the spec this pass read: it serves that spec's request.
     transitions.restart_succeeded(
-        d, result.machine, action.reason, announced, mount_repair=action.mount_repair
+        d,
+        result.machine,
+        action.reason,
+        announced,
+        mount_repair=action.mount_repair,
+        served=d.instance.spec.restarted_at,
     )
     return d.finish()
+
+
+def _not_ready_while_the_change_waits(d: Draft, action: RestartMachine, machine: MachineView | None) -> None:
+    """A failed restart leaves a started machine that does not run what the spec asks (the
+    requested restart, the new config, the right mount): not Ready, and still reconciling,
+    until the retry applies it — never `Ready=True`/`Reconciled` on the old machine."""
+    if machine is None or machine.state != "started":
+        return
+    pending = restart_trigger(d.instance, action.volume_id, machine)
+    if pending is None:
+        return
+    message = f"the restart failed and is retried: {pending.message}"
+    d.override(READY, ConditionValue(FALSE, Reason.RESTART_FAILED, message))
+    d.override(RECONCILING, ConditionValue(TRUE, Reason.RESTARTING, message))
 
 
 def _booting(machine: MachineView | None) -> bool:

@@ -11,18 +11,10 @@ from dataclasses import dataclass
 
 from claw_operator.api import Phase
 from claw_operator.api.conditions import MOUNT_REPAIRED, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle.conditions import (
     FALSE,
-    MOUNT_REPAIRED_REASON,
-    NOT_STALLED,
-    REPAIR_FAILED,
-    RESTART_FAILED,
-    RESTART_SUCCEEDED,
-    SECRET_NOT_FOUND,
-    START_TIMEOUT,
-    STARTED,
     TRUE,
-    UNAUTHORIZED,
 )
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay, stall_reason
@@ -30,7 +22,7 @@ from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView, Re
 
 # Stalls a successful start disproves (the ones about the environment are not: a running
 # machine says nothing about a missing Secret, and a token may still be revoked).
-_STALLS_CLEARED_BY_A_START = frozenset({START_TIMEOUT, "InvalidConfig", "QuotaExceeded"})
+_STALLS_CLEARED_BY_A_START = frozenset({Reason.START_TIMEOUT, Reason.INVALID_CONFIG, Reason.QUOTA_EXCEEDED})
 
 
 @dataclass(frozen=True)
@@ -47,8 +39,8 @@ def apply_failure(d: Draft, failure: FlyFailure) -> FailureOutcome:
     if reason is not None:
         d.record(STALLED, TRUE, reason, failure.message)
         return FailureOutcome(retry=False, requeue_after=None)
-    if d.stalled and d.condition(STALLED).reason not in (SECRET_NOT_FOUND, UNAUTHORIZED):
-        d.record(STALLED, FALSE, NOT_STALLED)
+    if d.stalled and d.condition(STALLED).reason not in (Reason.SECRET_NOT_FOUND, Reason.UNAUTHORIZED):
+        d.record(STALLED, FALSE, Reason.NOT_STALLED)
     return FailureOutcome(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
 
 
@@ -77,13 +69,13 @@ def enter_running(
     status.stopped_checks = 0
     status.last_start_error_message = None
     status.last_start_error_at = None
-    d.record(START_FAILED, FALSE, STARTED, "the machine started")
+    d.record(START_FAILED, FALSE, Reason.STARTED, "the machine started")
     if d.stalled and d.condition(STALLED).reason in _STALLS_CLEARED_BY_A_START:
-        d.record(STALLED, FALSE, NOT_STALLED)
+        d.record(STALLED, FALSE, Reason.NOT_STALLED)
     if old != Phase.RUNNING:
         status.last_started_at = d.now
         if announce:
-            d.event(EventType.NORMAL, "Started", f"machine {status.machine_id} is started")
+            d.event(EventType.NORMAL, EventReason.STARTED, f"machine {status.machine_id} is started")
         if log_action is not None:
             d.log(log_action, old_state=_phase(old), new_state=Phase.RUNNING.value)
     elif status.last_started_at is None:
@@ -102,14 +94,14 @@ def enter_stopped(d: Draft) -> Phase | None:
     return old
 
 
-def fail_start(d: Draft, failure: FlyFailure | None, reason: str, message: str) -> FailureOutcome:
+def fail_start(d: Draft, failure: FlyFailure | None, reason: Reason, message: str) -> FailureOutcome:
     """The start-failure fast path (contract behaviour 1): Stopped at once, StartFailed=True."""
     enter_stopped(d)
     status = d.status
     status.last_start_error_message = message
     status.last_start_error_at = d.now
     d.record(START_FAILED, TRUE, reason, message)
-    d.event(EventType.WARNING, "StartFailed", message)
+    d.event(EventType.WARNING, EventReason.START_FAILED, message)
     d.log("start_failed", reason=reason, error=message)
     if failure is None:
         return FailureOutcome(retry=True, requeue_after=retry_delay(None, d.instance, d.timings))
@@ -152,9 +144,9 @@ def starting_timeout(d: Draft, machine: MachineView | None, *, error: FlyFailure
     # The contract keeps StartFailed and lastStartError* in step: the timeout is the start's error.
     status.last_start_error_message = message
     status.last_start_error_at = d.now
-    d.record(STALLED, TRUE, START_TIMEOUT, message)
-    d.record(START_FAILED, TRUE, START_TIMEOUT, message)
-    d.event(EventType.WARNING, "StartTimeout", message)
+    d.record(STALLED, TRUE, Reason.START_TIMEOUT, message)
+    d.record(START_FAILED, TRUE, Reason.START_TIMEOUT, message)
+    d.event(EventType.WARNING, EventReason.START_TIMEOUT, message)
     d.log(
         action,
         starting_at=started_at.isoformat() if started_at else None,
@@ -165,18 +157,26 @@ def starting_timeout(d: Draft, machine: MachineView | None, *, error: FlyFailure
 
 
 def restart_succeeded(
-    d: Draft, machine: MachineView | None, reason: RestartReason, announced: str, *, mount_repair: str | None
+    d: Draft,
+    machine: MachineView | None,
+    reason: RestartReason,
+    announced: str,
+    *,
+    mount_repair: str | None,
+    served: str | None,
 ) -> None:
-    """The restart reached a started machine on its new version: the guard goes, and the
-    Restarted Event (plus MountRepaired when the restart fixed a mount) is posted."""
+    """The restart reached a started machine on its new version: the guard goes, the request
+    it `served` (a spec.restartedAt value) is handled, and the Restarted Event (plus
+    MountRepaired when the restart fixed a mount) is posted."""
     status = d.status
     status.restarting_at = None
     status.restarting_instance_id = None
-    d.record(RESTARTING, FALSE, RESTART_SUCCEEDED, f"{reason.value}: {announced}")
-    status.handled_restarted_at = d.instance.spec.restarted_at
+    d.record(RESTARTING, FALSE, Reason.RESTART_SUCCEEDED, f"{reason.value}: {announced}")
+    status.handled_restarted_at = served
     enter_running(d, machine, log_action=None)
     status.last_started_at = d.now
-    d.event(EventType.NORMAL, "Restarted", f"machine {status.machine_id} restarted ({reason.value})")
+    restarted = f"machine {status.machine_id} restarted ({reason.value})"
+    d.event(EventType.NORMAL, EventReason.RESTARTED, restarted)
     repaired = mount_repair if mount_repair is not None else (
         announced if reason == RestartReason.MOUNT_REPAIR else None
     )
@@ -190,18 +190,18 @@ def restart_failed(d: Draft, reason: RestartReason, message: str) -> None:
     announced = d.condition(RESTARTING).message
     status.restarting_at = None
     status.restarting_instance_id = None
-    d.record(RESTARTING, FALSE, RESTART_FAILED, message)
+    d.record(RESTARTING, FALSE, Reason.RESTART_FAILED, message)
     if reason == RestartReason.MOUNT_REPAIR:
-        d.record(MOUNT_REPAIRED, FALSE, REPAIR_FAILED, f"{announced}: {message}")
-    d.event(EventType.WARNING, "RestartFailed", f"{reason.value}: {message}")
+        d.record(MOUNT_REPAIRED, FALSE, Reason.REPAIR_FAILED, f"{announced}: {message}")
+    d.event(EventType.WARNING, EventReason.RESTART_FAILED, f"{reason.value}: {message}")
     d.log("restart_failed", reason=reason.value, error=message)
 
 
 def mount_repaired(d: Draft, repaired: str) -> None:
     """The one report of a repaired mount, whichever path repaired it (contract behaviour 4)."""
     machine_id = d.status.machine_id
-    d.record(MOUNT_REPAIRED, TRUE, MOUNT_REPAIRED_REASON, repaired)
-    d.event(EventType.NORMAL, "MountRepaired", f"machine {machine_id} mount repaired {repaired}")
+    d.record(MOUNT_REPAIRED, TRUE, Reason.MOUNT_REPAIRED, repaired)
+    d.event(EventType.NORMAL, EventReason.MOUNT_REPAIRED, f"machine {machine_id} mount repaired {repaired}")
     d.log("repair_mount", repaired=repaired)
 
 
@@ -212,7 +212,7 @@ def machine_lost(d: Draft) -> None:
     was_starting = status.phase == Phase.STARTING
     d.event(
         EventType.WARNING,
-        "MachineLost",
+        EventReason.MACHINE_LOST,
         f"machine {machine_id} is gone from Fly; a new one will be created on volume {status.volume_id}",
     )
     d.log(
@@ -229,7 +229,7 @@ def machine_lost(d: Draft) -> None:
     if status.restarting_at is not None:
         status.restarting_at = None
         status.restarting_instance_id = None
-        d.record(RESTARTING, FALSE, RESTART_FAILED, "the machine was lost during the restart")
+        d.record(RESTARTING, FALSE, Reason.RESTART_FAILED, "the machine was lost during the restart")
 
 
 def _phase(phase: Phase | None) -> str | None:

@@ -9,6 +9,7 @@ sent, is "don't know", never "none".
 
 from __future__ import annotations
 
+from claw_operator.fly.tags import volume_name
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay
 from claw_operator.lifecycle.loss import mounted_volume
@@ -20,7 +21,6 @@ from claw_operator.lifecycle.model import (
     MachineView,
     Observation,
 )
-from claw_operator.lifecycle.naming import volume_name
 from claw_operator.lifecycle.recovery import adopt_volume, live_volumes, select_named_volume
 
 

@@ -128,7 +128,8 @@ async def test_control_api_timeline_of_a_volume(fly: FlyClient) -> None:
     assert 0 <= timeline[0]["elapsed"] < 0.05 and timeline[0]["at"].endswith("Z")
     assert (await fly.delete(f"/v1/apps/ctl/volumes/{volume['id']}")).status_code == 200
     timeline = (await fly.get("/_sim/timeline", params={"volume": volume["id"]})).json()
-    assert [t["state"] for t in timeline] == ["created", "scheduling_destroy"]
+    # The purge goes on by itself (pending_destroy follows soon, sooner on a busy machine).
+    assert [t["state"] for t in timeline][:2] == ["created", "scheduling_destroy"]
     assert (await fly.get("/_sim/timeline", params={"volume": "vol_nope"})).status_code == 404
 
 

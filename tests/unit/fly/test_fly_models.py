@@ -106,18 +106,13 @@ def test_owner_tag_names_and_metadata() -> None:
     assert owner.machine_name() == "claw-6f1c2a3b-1111-2222-3333-444455556666"
 
 
-def test_metadata_keys_and_volume_names_are_the_lifecycles() -> None:
-    from claw_operator.fly import tags
-    from claw_operator.lifecycle import model, naming
+def test_volume_names_fit_flys_rules_for_any_uid() -> None:
+    from claw_operator.fly.tags import volume_name
 
     for uid in ("6F1C2A3B-1111-2222-3333-444455556666", "short", "weird.uid+chars"):
-        assert OwnerTag(uid, "ns", "n").volume_name() == naming.volume_name(uid)
-
-    assert (tags.METADATA_UID_KEY, tags.METADATA_NAMESPACE_KEY, tags.METADATA_NAME_KEY) == (
-        model.META_UID,
-        model.META_NAMESPACE,
-        model.META_NAME,
-    )
+        name = volume_name(uid)
+        assert name == OwnerTag(uid, "ns", "n").volume_name()
+        assert len(name) <= 30 and all(c.isdigit() or c.islower() or c == "_" for c in name), name
 
 
 def test_env_values_stay_out_of_repr_but_go_on_the_wire() -> None:

@@ -107,3 +107,33 @@ def test_each_operator_has_its_own_registry() -> None:
     first, second = OperatorMetrics(), OperatorMetrics()
     first.observe_reconcile("success", 0.1)
     assert samples(second)[("claw_reconciles_total", (("outcome", "success"),))] == 0
+
+
+def test_conditions_and_failing_destroys_are_counted_from_the_watch() -> None:
+    metrics = OperatorMetrics()
+    stalled = body("u1", "Stopped", "False")
+    stalled["status"]["conditions"].append({"type": "Stalled", "status": "True"})
+    metrics.observe_watch_event("ADDED", stalled)
+    metrics.observe_watch_event("ADDED", body("u2", "Running", "True"))
+    deleting = body("u3", "Destroying", "False", lastDestroyErrorMessage="volume busy")
+    deleting["metadata"]["deletionTimestamp"] = CREATED
+    metrics.observe_watch_event("MODIFIED", deleting)
+    s = samples(metrics)
+    assert s[("claw_instances_condition", (("condition", "Stalled"), ("status", "True")))] == 1
+    assert s[("claw_instances_condition", (("condition", "Stalled"), ("status", "Unknown")))] == 2
+    assert s[("claw_instances_condition", (("condition", "Ready"), ("status", "True")))] == 1
+    assert s[("claw_instances_destroy_failing", ())] == 1
+    metrics.observe_watch_event("DELETED", deleting)
+    assert samples(metrics)[("claw_instances_destroy_failing", ())] == 0
+
+
+def test_the_watch_debt_and_the_process_are_exported() -> None:
+    metrics = OperatorMetrics()
+    owed: list[float | None] = [None]
+    metrics.track_watch_health(lambda: owed[0])
+    assert samples(metrics)[("claw_watch_owed_event_seconds", ())] == 0
+    owed[0] = 42.5
+    s = samples(metrics)
+    assert s[("claw_watch_owed_event_seconds", ())] == 42.5
+    assert s[("process_resident_memory_bytes", ())] > 0
+    assert ("process_cpu_seconds_total", ()) in s

@@ -4,8 +4,9 @@ import asyncio
 from typing import Any
 
 from claw_operator.api import ClawInstanceSpec
+from claw_operator.edge import env_digest
 from claw_operator.kube.kubeapi import SecretLookup
-from claw_operator.kube.secretenv import env_digest, resolve_env
+from claw_operator.kube.secretenv import resolve_env
 
 
 class FakeSecrets:

@@ -12,6 +12,7 @@ from typing import Any
 
 from claw_operator.sim import crdschema
 
+from . import defaults
 from .errors import ApiError, bad_request, invalid
 from .resources import ResourceType
 
@@ -158,16 +159,28 @@ def _prepare_crd(obj: dict[str, Any], old: dict[str, Any] | None, names_conflict
 
 
 def prepare_builtin(
-    rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, names_conflict: str | None = None
+    rtype: ResourceType,
+    obj: dict[str, Any],
+    old: dict[str, Any] | None,
+    names_conflict: str | None = None,
+    allocate: defaults.Allocator | None = None,
 ) -> None:
     """Per-kind defaults and derived fields, in place on a fresh copy."""
     key = (rtype.group, rtype.plural)
+    if not rtype.custom and defaults.prepare(
+        rtype.group, rtype.plural, rtype.kind, obj, old, allocate or _no_allocation
+    ):
+        return
     if key == ("", "secrets"):
         _prepare_secret(obj)
     elif key == ("", "namespaces"):
         _prepare_namespace(obj, old)
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         _prepare_crd(obj, old, names_conflict)
+
+
+def _no_allocation(what: str) -> Any:
+    raise ApiError(500, "InternalError", f"Internal error occurred: no {what} allocator")
 
 
 def admit_custom(

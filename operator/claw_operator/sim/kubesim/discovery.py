@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from .resources import ResourceRegistry, ResourceType
+from .scale import SCALABLE
 
 KUBERNETES_VERSION = {
     "major": "1",
@@ -47,6 +48,18 @@ def resource_entries(rtype: ResourceType) -> list[dict[str, Any]]:
     if rtype.categories:
         main["categories"] = list(rtype.categories)
     entries = [main]
+    if (rtype.group, rtype.plural) in SCALABLE:
+        entries.append(
+            {
+                "name": f"{rtype.plural}/scale",
+                "singularName": "",
+                "namespaced": rtype.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     if rtype.has_status:
         entries.append(
             {
@@ -127,10 +140,18 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
         resource["shortNames"] = list(rtype.short_names)
     if rtype.categories:
         resource["categories"] = list(rtype.categories)
+    subresources = []
     if rtype.has_status:
-        resource["subresources"] = [
+        subresources.append(
             {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
-        ]
+        )
+    if (rtype.group, rtype.plural) in SCALABLE:
+        scale_kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        subresources.append(
+            {"subresource": "scale", "responseKind": scale_kind, "verbs": ["get", "patch", "update"]}
+        )
+    if subresources:
+        resource["subresources"] = subresources
     return resource
 
 

@@ -25,6 +25,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
+        # The field order of metav1.Status as the apiserver encodes it: details before code.
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -32,11 +33,18 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details is not None:
-            status["details"] = self.details
+            status["details"] = status_details(self.details)
+        status["code"] = self.code
         return status
+
+
+def status_details(details: dict[str, Any]) -> dict[str, Any]:
+    """StatusDetails as encoded: name, group, kind, uid, causes, retryAfterSeconds, with the
+    empty ones left out (`omitempty`), so a core kind has no `group`."""
+    order = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+    return {key: details[key] for key in order if details.get(key) not in (None, "", [])}
 
 
 def _qualified(kind_plural: str, group: str) -> str:

@@ -1,4 +1,5 @@
-"""A kubeconfig for kubesim: plain HTTP, a dummy bearer token, a default namespace."""
+"""A kubeconfig for kubesim: a dummy bearer token, a default namespace, and with TLS the
+self-signed certificate as the cluster's certificate authority."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ TOKEN = "kubesim"
 
 
 def kubeconfig_document(
-    server: str, *, namespace: str = "default", context: str = "kubesim"
+    server: str,
+    *,
+    namespace: str = "default",
+    context: str = "kubesim",
+    certificate_authority_data: str | None = None,
 ) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": server}
+    if certificate_authority_data is not None:
+        cluster["certificate-authority-data"] = certificate_authority_data
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": TOKEN}}],
         "contexts": [
             {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
@@ -28,10 +36,18 @@ def kubeconfig_document(
 
 
 def write_kubeconfig(
-    path: str | Path, server: str, *, namespace: str = "default", context: str = "kubesim"
+    path: str | Path,
+    server: str,
+    *,
+    namespace: str = "default",
+    context: str = "kubesim",
+    certificate_authority_data: str | None = None,
 ) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(kubeconfig_document(server, namespace=namespace, context=context)))
+    document = kubeconfig_document(
+        server, namespace=namespace, context=context, certificate_authority_data=certificate_authority_data
+    )
+    target.write_text(yaml.safe_dump(document))
     target.chmod(0o600)
     return target

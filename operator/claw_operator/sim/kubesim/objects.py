@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import defaults, fieldmanager, strategic
 from . import patch as patching
+from . import scale as scaling
 from .admission import CRD_CLEANUP_FINALIZER, admit_custom, prepare_builtin, validate_metadata
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, invalid, not_found
 from .resources import ResourceRegistry, ResourceType
@@ -55,8 +57,14 @@ def now_rfc3339() -> str:
 @dataclass
 class WriteOptions:
     dry_run: bool = False
-    field_manager: str | None = None
+    field_manager: str | None = None  # `?fieldManager=`
     field_validation: str = "Warn"  # Ignore, Warn (the server's default) or Strict
+    user_agent_manager: str = "kubesim"  # the manager when no fieldManager is given
+    force: bool = False  # server-side apply takes conflicting fields
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or self.user_agent_manager
 
 
 @dataclass
@@ -143,7 +151,7 @@ class ObjectService:
         names_conflict = (
             self.registry.names_conflict(obj) if rtype.plural == "customresourcedefinitions" else None
         )
-        prepare_builtin(rtype, obj, old, names_conflict)
+        prepare_builtin(rtype, obj, old, names_conflict, self._allocate)
         if rtype.custom:
             admitted = admit_custom(rtype, obj, old, options.field_validation)
             obj.clear()
@@ -151,14 +159,63 @@ class ObjectService:
             return admitted.warnings
         return []
 
+    def _allocate(self, what: str) -> Any:
+        """A free Service ClusterIP ("clusterIP") or NodePort ("nodePort"), as the allocators give."""
+        services = self.store.list("/services")
+        if what == "nodePort":
+            used_ports = {
+                port.get("nodePort")
+                for svc in services
+                for port in (svc.get("spec") or {}).get("ports") or []
+            }
+            port = next((p for p in defaults.NODE_PORTS if p not in used_ports), None)
+            if port is None:
+                raise invalid(
+                    "Service",
+                    "",
+                    "",
+                    [{"reason": "FieldValueInvalid", "message": "range is full", "field": "spec.ports"}],
+                )
+            return port
+        used = {(svc.get("spec") or {}).get("clusterIP") for svc in services}
+        for address in defaults.SERVICE_CIDR.hosts():
+            if int(address) - int(defaults.SERVICE_CIDR.network_address) < 10:
+                continue  # the first addresses are the apiserver's and DNS's
+            if str(address) not in used:
+                return str(address)
+        raise invalid(
+            "Service",
+            "",
+            "",
+            [{"reason": "FieldValueInvalid", "message": "range is full", "field": "spec.clusterIP"}],
+        )
+
     async def create(
         self, rtype: ResourceType, namespace: str | None, body: Any, options: WriteOptions | None = None
     ) -> WriteResult:
         async with self.store.lock:
             return self.create_locked(rtype, namespace, body, options or WriteOptions())
 
+    def _write(
+        self, rtype: ResourceType, options: WriteOptions, subresource: str = "", applied: Any = None
+    ) -> fieldmanager.Write:
+        return fieldmanager.Write(
+            manager=options.manager,
+            operation="Update" if applied is None else "Apply",
+            api_version=rtype.api_version,
+            subresource=subresource,
+            applied=applied,
+            force=options.force,
+            now=now_rfc3339(),
+        )
+
     def create_locked(
-        self, rtype: ResourceType, namespace: str | None, body: Any, options: WriteOptions
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Any,
+        options: WriteOptions,
+        write: fieldmanager.Write | None = None,
     ) -> WriteResult:
         obj = rtype.accept(self._check_type(rtype, body))
         metadata = obj["metadata"]
@@ -175,7 +232,7 @@ class ObjectService:
         else:
             metadata.pop("namespace", None)
             namespace = ""
-        for key in _SERVER_OWNED_METADATA:
+        for key in (*_SERVER_OWNED_METADATA, "managedFields"):
             metadata.pop(key, None)
         bucket_storage = rtype.storage
         if not metadata.get("name"):
@@ -218,6 +275,7 @@ class ObjectService:
         if rtype.has_status:
             obj.pop("status", None)  # the status subresource owns it
         warnings = self._admit(rtype, obj, None, options)
+        fieldmanager.track(rtype, None, obj, write or self._write(rtype, options))
         if options.dry_run:
             obj["metadata"]["resourceVersion"] = str(self.store.resource_version)
             return WriteResult(rtype.present(obj), created=True, warnings=warnings)
@@ -274,6 +332,7 @@ class ObjectService:
         new: dict[str, Any],
         options: WriteOptions,
         subresource: str = "",
+        write: fieldmanager.Write | None = None,
     ) -> WriteResult:
         """Store `new` (storage form) over `old`, with the apiserver's update rules."""
         name = old["metadata"]["name"]
@@ -323,7 +382,12 @@ class ObjectService:
                             }
                         ],
                     )
+        write = write or self._write(rtype, options, subresource)
+        if write.operation == "Apply":
+            # Conflicts come first, as the apiserver's field manager runs before validation.
+            fieldmanager.track(rtype, old, copy.deepcopy(result), write)
         warnings = self._admit(rtype, result, old, options)
+        fieldmanager.track(rtype, old, result, write)
         if rtype.tracks_generation and _spec_part(rtype, result) != _spec_part(rtype, old):
             result["metadata"]["generation"] = int(old["metadata"].get("generation", 0)) + 1
         if _comparable(result) == _comparable(old):
@@ -351,7 +415,7 @@ class ObjectService:
         subresource: str = "",
     ) -> WriteResult:
         options = options or WriteOptions()
-        if patch_type == patching.STRATEGIC and rtype.custom:
+        if patch_type == patching.STRATEGIC and strategic.root_type(rtype.group, rtype.kind) is None:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
@@ -360,6 +424,19 @@ class ObjectService:
             )
         if patch_type == patching.APPLY and not options.field_manager:
             raise bad_request("PATCH, fieldManager is required for apply requests")
+        if options.force and patch_type != patching.APPLY:
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": "Forbidden: may not be specified for non-apply patch",
+                        "field": "force",
+                    }
+                ],
+            )
         async with self.store.lock:
             stored = self.store.get(rtype.storage, (namespace or "") if rtype.namespaced else "", name)
             if stored is None:
@@ -371,43 +448,21 @@ class ObjectService:
                     raise bad_request("the name of the object does not match the name on the URL")
                 created = copy.deepcopy(body)
                 created.setdefault("metadata", {})["name"] = name
-                patching.record_manager(
-                    created,
-                    options.field_manager or "",
-                    "Apply",
-                    body,
-                    rtype.api_version,
-                    now_rfc3339(),
-                    subresource,
-                )
-                return self.create_locked(rtype, namespace, created, options)
+                applying = self._write(rtype, options, subresource, applied=body)
+                return self.create_locked(rtype, namespace, created, options, applying)
             current = rtype.present(stored)
+            write: fieldmanager.Write | None = None
             if patch_type == patching.JSON_PATCH:
                 patched = patching.json_patch(current, body)
             elif patch_type == patching.MERGE:
                 patched = patching.merge_patch(current, body)
             elif patch_type == patching.STRATEGIC:
-                patched = patching.strategic_merge_patch(current, body)
+                patched = strategic.apply(current, body, strategic.root_type(rtype.group, rtype.kind) or "")
             elif patch_type == patching.APPLY:
                 if not isinstance(body, dict):
                     raise bad_request("an apply patch must be an object")
-                manager = options.field_manager or ""
-                # A fresh copy: removals reach into subtrees the merge shared with the stored object.
-                patched = copy.deepcopy(patching.apply_merge(current, body))
-                dropped = patching.managed_fields(
-                    current, manager, subresource, mine=True
-                ) - patching.leaf_paths(patching.fields_v1(body))
-                others = patching.managed_fields(current, manager, subresource, mine=False)
-                patching.remove_unapplied(patched, dropped, others)
-                patching.record_manager(
-                    patched,
-                    options.field_manager or "",
-                    "Apply",
-                    body,
-                    rtype.api_version,
-                    now_rfc3339(),
-                    subresource,
-                )
+                write = self._write(rtype, options, subresource, applied=body)
+                patched = fieldmanager.apply_configuration(rtype, current, write)
             else:
                 raise ApiError(
                     415,
@@ -420,7 +475,34 @@ class ObjectService:
             patched = self._check_type(rtype, patched)
             if patched["metadata"].get("name") != name:
                 raise bad_request("metadata.name cannot be changed by a patch")
-            return self.update_locked(rtype, stored, rtype.accept(patched), options, subresource)
+            return self.update_locked(rtype, stored, rtype.accept(patched), options, subresource, write)
+
+    # --- the scale subresource ----------------------------------------------------------------
+
+    def get_scale(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        return scaling.to_scale(rtype.present(self._stored(rtype, namespace, name)))
+
+    async def write_scale(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        options: WriteOptions,
+        patch_type: str | None = None,
+    ) -> WriteResult:
+        """PUT (patch_type None) or PATCH a Scale: the object's spec.replicas changes."""
+        async with self.store.lock:
+            stored = self._stored(rtype, namespace, name)
+            current = rtype.present(stored)
+            wanted = body
+            if patch_type is not None:
+                wanted = scaling.patched_scale(scaling.to_scale(current), patch_type, body)
+            replicas = scaling.replicas_from(wanted, stored, rtype.plural, rtype.group)
+            new = copy.deepcopy(current)
+            new.setdefault("spec", {})["replicas"] = replicas
+            result = self.update_locked(rtype, stored, rtype.accept(new), options, "scale")
+            return WriteResult(scaling.to_scale(result.obj), warnings=result.warnings)
 
     # --- delete ------------------------------------------------------------------------------------
 
@@ -455,9 +537,9 @@ class ObjectService:
                     f"Precondition failed: {key} in precondition: {wanted}, "
                     f"{key} in object meta: {metadata.get(key)}",
                 )
-        if dry_run:
-            return stored
-        if delete_options.get("propagationPolicy") == "Orphan" or delete_options.get("orphanDependents"):
+        if (
+            delete_options.get("propagationPolicy") == "Orphan" or delete_options.get("orphanDependents")
+        ) and not dry_run:
             self._orphan_dependents_locked(metadata["uid"])
         finalizers = list(metadata.get("finalizers") or [])
         terminating_namespace = rtype.group == "" and rtype.plural == "namespaces"
@@ -481,10 +563,14 @@ class ObjectService:
                 new_metadata["generation"] = int(new_metadata.get("generation", 0)) + 1
             if terminating_namespace:
                 new["status"] = {**(new.get("status") or {}), "phase": "Terminating"}
+            if dry_run:
+                return new  # what the delete would have stored; nothing is written
             new_metadata["resourceVersion"] = self.store.next_resource_version()
             self.store.commit(MODIFIED, rtype.storage, new, stored)
             self.gc_wakeup.set()
             return new
+        if dry_run:
+            return stored  # what the delete would have removed; nothing is written
         new = copy.deepcopy(stored)
         new["metadata"]["resourceVersion"] = self.store.next_resource_version()
         self.remove_locked(rtype, new)

@@ -122,6 +122,23 @@ SELECTABLE_FIELDS: dict[str, frozenset[str]] = {
     ),
     "/secrets": frozenset({"type"}),
     "/namespaces": frozenset({"status.phase"}),
+    "/pods": frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        }
+    ),
+    "/nodes": frozenset({"spec.unschedulable"}),
+    "/replicationcontrollers": frozenset({"status.replicas"}),
+    "apps/replicasets": frozenset({"status.replicas"}),
+    "batch/jobs": frozenset({"status.successful"}),
+    "/services": frozenset({"spec.clusterIP", "spec.type"}),
 }
 
 

@@ -17,8 +17,17 @@ from aiohttp import web
 
 from . import discovery, openapi
 from . import patch as patching
-from .errors import ApiError, bad_request, gone, method_not_allowed, unsupported_media_type
+from . import scale as scaling
+from .errors import (
+    ApiError,
+    bad_request,
+    gone,
+    method_not_allowed,
+    status_details,
+    unsupported_media_type,
+)
 from .objects import ObjectService, WriteOptions, WriteResult
+from .options import DeleteOptions, parse_delete_options, parse_dry_run
 from .protobuf import ProtobufError, decode_object
 from .resources import ResourceType
 from .selectors import combine, parse_field_selector, parse_label_selector
@@ -30,6 +39,16 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 _TRUE = ("1", "true", "True")
+# Built-ins whose registry answers DELETE with the deleted object (`ReturnDeletedObject: true`).
+RETURNS_DELETED_OBJECT = {
+    ("", "namespaces"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+}
 
 
 def _dumps(body: Any) -> str:
@@ -38,6 +57,12 @@ def _dumps(body: Any) -> str:
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(text=_dumps(body), status=status, content_type=JSON)
+
+
+def _manager_from_user_agent(user_agent: str) -> str:
+    """The apiserver's manager for a write without `fieldManager`: the User-Agent up to its first
+    "/" (`kubectl`, `OpenAPI-Generator`, `kopf`), at most 128 characters."""
+    return user_agent.split("/", 1)[0][:128]
 
 
 def _warning_header(text: str) -> str:
@@ -202,7 +227,10 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if namespace is not None and not rtype.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if subresource and (subresource != "status" or not rtype.has_status):
+        scalable = (rtype.group, rtype.plural) in scaling.SCALABLE
+        if subresource and not (
+            (subresource == "status" and rtype.has_status) or (subresource == "scale" and scalable)
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         verb = request.method
         route = rtype.url("{namespace}" if namespace else None, "{name}" if name else None)
@@ -223,6 +251,8 @@ class ApiServer:
             raise method_not_allowed()
         if rtype.namespaced and namespace is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if subresource == "scale":
+            return await self._scale(request, rtype, namespace, name)
         if verb == "GET":
             return self._render_one(request, rtype, self.objects.get(rtype, namespace, name))
         if verb == "PUT":
@@ -234,10 +264,8 @@ class ApiServer:
         if verb == "PATCH":
             return await self._patch(request, rtype, namespace, name, subresource)
         if verb == "DELETE" and not subresource:
-            options = await self._body(request, allow_empty=True) or {}
-            if "propagationPolicy" in request.query:
-                options["propagationPolicy"] = request.query["propagationPolicy"]
-            deleted = await self.objects.delete(rtype, namespace, name, options, self._dry_run(request))
+            options = await self._delete_options(request)
+            deleted = await self.objects.delete(rtype, namespace, name, options.as_dict(), options.dry_run)
             return json_response(self._deletion_result(rtype, namespace, name, deleted))
         raise method_not_allowed()
 
@@ -246,26 +274,21 @@ class ApiServer:
     def _deletion_result(
         self, rtype: ResourceType, namespace: str | None, name: str, deleted: dict[str, Any]
     ) -> dict[str, Any]:
-        """What DELETE answers: the object while it lingers (finalizers) and for custom resources,
-        namespaces and CRDs; a `Status` of Success for other built-ins gone at once, as their
-        registries do (`ReturnDeletedObject` is false for them)."""
-        returns_object = rtype.custom or rtype.plural in ("namespaces", "customresourcedefinitions")
-        still_there = self.objects.store.get(
-            rtype.storage, (namespace or "") if rtype.namespaced else "", name
-        )
-        if returns_object or still_there is not None:
+        """What DELETE answers: the object while it lingers (finalizers) and for the kinds whose
+        registries set `ReturnDeletedObject` (custom resources, CRDs, namespaces, pods, services,
+        service accounts, PVCs, PVs); a `Status` of Success for other built-ins gone at once.
+        A dry run answers what the real delete would have (the object is unchanged in store)."""
+        returns_object = rtype.custom or (rtype.group, rtype.plural) in RETURNS_DELETED_OBJECT
+        if returns_object or deleted["metadata"].get("finalizers"):
             return deleted
         return {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {
-                "name": name,
-                "group": rtype.group,
-                "kind": rtype.plural,
-                "uid": deleted["metadata"]["uid"],
-            },
+            "details": status_details(
+                {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": deleted["metadata"]["uid"]}
+            ),
         }
 
     async def _body(self, request: web.Request, *, allow_empty: bool = False) -> Any:
@@ -291,7 +314,11 @@ class ApiServer:
 
     @staticmethod
     def _dry_run(request: web.Request) -> bool:
-        return "All" in request.query.getall("dryRun", [])
+        return parse_dry_run(request.query.getall("dryRun", []), "CreateOptions")
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        body = await self._body(request, allow_empty=True)
+        return parse_delete_options(request.query, request.query.getall("dryRun", []), body)
 
     def _write_options(self, request: web.Request) -> WriteOptions:
         validation = request.query.get("fieldValidation", "Warn")
@@ -301,6 +328,8 @@ class ApiServer:
             dry_run=self._dry_run(request),
             field_manager=request.query.get("fieldManager"),
             field_validation=validation,
+            user_agent_manager=_manager_from_user_agent(request.headers.get("User-Agent", "")),
+            force=request.query.get("force") in _TRUE,
         )
 
     @staticmethod
@@ -416,6 +445,13 @@ class ApiServer:
             spec = body.get("spec", {}) if isinstance(body, dict) else {}
         if rtype.kind == "SelfSubjectAccessReview":
             status: dict[str, Any] = {"allowed": True, "reason": "kubesim authorizes every request"}
+        elif rtype.kind == "SelfSubjectRulesReview":
+            # What an allow-all authorizer answers: every verb on everything, and complete.
+            status = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
         else:
             status = {
                 "userInfo": {
@@ -444,12 +480,32 @@ class ApiServer:
         result = await self.objects.patch(rtype, namespace, name, patch_type, body, options, subresource)
         return self._write_response(result, 201 if result.created else 200)
 
+    async def _scale(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str
+    ) -> web.Response:
+        if request.method == "GET":
+            return json_response(self.objects.get_scale(rtype, namespace, name))
+        if request.method not in ("PUT", "PATCH"):
+            raise method_not_allowed()
+        patch_type = None
+        if request.method == "PATCH":
+            patch_type = request.content_type
+            if patch_type not in patching.PATCH_TYPES or patch_type == patching.APPLY:
+                raise unsupported_media_type(
+                    patch_type, [patching.JSON_PATCH, patching.MERGE, patching.STRATEGIC]
+                )
+        body = await self._body(request)
+        result = await self.objects.write_scale(
+            rtype, namespace, name, body, self._write_options(request), patch_type
+        )
+        return self._write_response(result)
+
     async def _delete_collection(
         self, request: web.Request, rtype: ResourceType, namespace: str | None
     ) -> web.Response:
-        options = await self._body(request, allow_empty=True) or {}
+        options = await self._delete_options(request)
         deleted = await self.objects.delete_collection(
-            rtype, namespace, self._predicate(request, rtype), options, self._dry_run(request)
+            rtype, namespace, self._predicate(request, rtype), options.as_dict(), options.dry_run
         )
         return json_response(
             {

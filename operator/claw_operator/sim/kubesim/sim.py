@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -24,6 +25,7 @@ from .resources import ResourceRegistry, ResourceType
 from .selectors import parse_label_selector
 from .server import ApiServer
 from .store import ObjectList, ObjectStore
+from .tls import Certificate, self_signed
 
 T = TypeVar("T")
 
@@ -52,6 +54,7 @@ class KubeSim:
         gc_interval: float = 1.0,
         event_ttl: float = 3600.0,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+        tls: bool = False,
     ) -> None:
         self.registry = ResourceRegistry()
         self.store = ObjectStore(history_limit=history_limit, watch_queue_limit=watch_queue_limit)
@@ -64,20 +67,30 @@ class KubeSim:
         self._initial_namespaces = namespaces
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        self.tls = tls  # serve HTTPS with a self-signed certificate (`certificate`, once started)
+        self.certificate: Certificate | None = None
+        self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0: a free port); returns the base URL, e.g. http://127.0.0.1:41234."""
+        """Serve on host:port (0: a free port); returns the base URL, e.g. http://127.0.0.1:41234
+        (https://, with a fresh self-signed certificate, when `tls`)."""
+        ssl_context = None
+        if self.tls and self.certificate is None:
+            self._certificate_dir = tempfile.TemporaryDirectory(prefix="kubesim-tls-")
+            self.certificate = self_signed(Path(self._certificate_dir.name), host)
+        if self.certificate is not None:
+            ssl_context = self.certificate.server_context()
         for name in self._initial_namespaces:
             if self.get("v1", "Namespace", name) is None:
                 await self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         self._runner = web.AppRunner(self.api.build_app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = self._runner.addresses[0][1] if self._runner.addresses else port
-        self._base_url = f"http://{host}:{bound_port}"
+        self._base_url = f"{'https' if ssl_context else 'http'}://{host}:{bound_port}"
         self.api.server_address = f"{host}:{bound_port}"
         self.gc.start()
         return self._base_url
@@ -89,6 +102,10 @@ class KubeSim:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._certificate_dir is not None:
+            self._certificate_dir.cleanup()
+            self._certificate_dir = None
+            self.certificate = None
 
     @property
     def base_url(self) -> str:
@@ -98,14 +115,21 @@ class KubeSim:
 
     def connection(self) -> dict[str, str]:
         """What a client needs without a kubeconfig, e.g. `kopf.ConnectionInfo(**sim.connection())`:
-        `{"server": base_url, "scheme": "Bearer", "token": ...}`."""
-        return {"server": self.base_url, "scheme": "Bearer", "token": TOKEN}
+        `{"server": base_url, "scheme": "Bearer", "token": ...}`, plus `ca_data` (the certificate,
+        base64) with TLS."""
+        info = {"server": self.base_url, "scheme": "Bearer", "token": TOKEN}
+        if self.certificate is not None:
+            info["ca_data"] = self.certificate.authority_data
+        return info
 
     def write_kubeconfig(
         self, path: str | Path, *, namespace: str = "default", context: str = "kubesim"
     ) -> Path:
-        """Write a kubeconfig pointing at this server (plain HTTP); returns its path."""
-        self.kubeconfig = write_kubeconfig(path, self.base_url, namespace=namespace, context=context)
+        """Write a kubeconfig pointing at this server (with its certificate, with TLS); its path."""
+        authority = self.certificate.authority_data if self.certificate is not None else None
+        self.kubeconfig = write_kubeconfig(
+            path, self.base_url, namespace=namespace, context=context, certificate_authority_data=authority
+        )
         return self.kubeconfig
 
     # --- resource types ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from claw_operator.kube.listings import SharedListing
+from claw_operator.edge.listings import SharedListing
 
 
 class FakeFly:
