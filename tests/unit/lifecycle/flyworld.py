@@ -60,7 +60,7 @@ from claw_operator.lifecycle.model import (
     VolumeLookup,
     VolumeView,
 )
-from claw_operator.lifecycle.recovery import VOLUME_GONE_STATES
+from claw_operator.lifecycle.recovery import GONE_STATES, VOLUME_GONE_STATES
 
 T_START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TIMINGS = Timings()
@@ -396,6 +396,16 @@ def _failure_of(fault: str) -> FlyFailure:
     }[fault]
 
 
+def drift_of(m: FlyMachine, inst: Instance, volume_id: str) -> bool:
+    """The machine's config is not what the instance asks (edge.machineconfig.config_applied)."""
+    return (
+        m.image != inst.spec.image
+        or m.guest != desired_guest(inst.spec)
+        or m.env_digest != inst.env_digest
+        or m.mounts != (Mount(volume_id, inst.spec.volume.mount_path),)
+    )
+
+
 def desired_guest(spec: ClawInstanceSpec) -> GuestView:
     return GuestView(cpu_kind=str(spec.guest.cpu_kind), cpus=spec.guest.cpus, memory_mb=spec.guest.memory_mb)
 
@@ -410,8 +420,9 @@ class GatewayMemory:
     started_at: datetime
     sent_creates: set[str] = field(default_factory=set)
     volume_sizes: dict[str, int] = field(default_factory=dict)
-    # UID -> when this process last sent a volume create (`_unsettled_listing`).
+    # UID -> when this process last sent a volume (machine) create (`_unsettled`).
     volume_creates_sent: dict[str, datetime] = field(default_factory=dict)
+    machine_creates_sent: dict[str, datetime] = field(default_factory=dict)
 
 
 BORN_WATCHED_MARGIN = timedelta(seconds=10)
@@ -445,30 +456,6 @@ def _mounts_another_volume(inst: Instance, machine: MachineLookup) -> bool:
     return mounted is not None and mounted != inst.status.volume_id
 
 
-def _unsettled_listing(
-    inst: Instance, named: tuple[VolumeView, ...], mem: GatewayMemory, now: datetime
-) -> FlyFailure | None:
-    """An empty listing by name that cannot prove "no volume" yet (`listing_settle`)."""
-    if any(v.state not in VOLUME_GONE_STATES for v in named):
-        return None
-    settle_s = TIMINGS.listing_settle.total_seconds()
-    left = 0.0
-    sent = mem.volume_creates_sent.get(inst.uid)
-    if sent is not None:
-        left = settle_s - (now - sent).total_seconds()
-    older = inst.created_at is not None and inst.created_at + timedelta(seconds=1) < mem.started_at
-    if older and not inst.deleting:
-        left = max(left, settle_s - (now - mem.started_at).total_seconds())
-    if left <= 0:
-        return None
-    return FlyFailure(
-        kind=FailureKind.UNAVAILABLE,
-        retryable=True,
-        message=f"no volume named {volume_name(inst.uid)} listed yet, {left:.1f}s before a listing proves it",
-        retry_after=left,
-    )
-
-
 def _knows_nothing_exists(inst: Instance, mem: GatewayMemory) -> bool:
     created = inst.created_at
     return (
@@ -478,6 +465,29 @@ def _knows_nothing_exists(inst: Instance, mem: GatewayMemory) -> bool:
         and created is not None
         and created > mem.started_at + BORN_WATCHED_MARGIN
         and inst.uid not in mem.sent_creates
+    )
+
+
+def _unsettled(
+    inst: Instance, kind: str, sent_at: dict[str, datetime], mem: GatewayMemory, now: datetime
+) -> FlyFailure | None:
+    """A listing showing none of the instance's machines (volumes) that cannot prove "none" yet:
+    a create whose answer was lost may have been sent less than `listing_settle` ago, by this
+    process or (for an instance older than it) by an earlier one (gateway `_unsettled`)."""
+    settle_s = TIMINGS.listing_settle.total_seconds()
+    left = 0.0
+    sent = sent_at.get(inst.uid)
+    if sent is not None:
+        left = settle_s - (now - sent).total_seconds()
+    if inst.created_at is not None and inst.created_at + timedelta(seconds=1) < mem.started_at:
+        left = max(left, settle_s - (now - mem.started_at).total_seconds())
+    if left <= 0:
+        return None
+    return FlyFailure(
+        kind=FailureKind.UNAVAILABLE,
+        retryable=True,
+        message=f"no {kind} of {inst.uid} listed yet, {left:.1f}s before a listing can prove none",
+        retry_after=left,
     )
 
 
@@ -517,6 +527,11 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
             tagged = tuple(m.view() for m in world.list_machines(inst.uid))
         except FlyError as exc:
             tagged_failure = exc.failure
+        else:
+            if not any(m.state not in GONE_STATES for m in tagged):
+                tagged_failure = _unsettled(inst, "machine", mem.machine_creates_sent, mem, world.now)
+            if tagged_failure is not None:
+                tagged = None
     named: tuple[VolumeView, ...] | None = None
     named_failure: FlyFailure | None = None
     if (
@@ -530,7 +545,10 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
         except FlyError as exc:
             named_failure = exc.failure
         else:
-            named_failure = _unsettled_listing(inst, named, mem, world.now)
+            live_named = [v for v in named if v.state not in VOLUME_GONE_STATES]
+            named_failure = (
+                None if live_named else _unsettled(inst, "volume", mem.volume_creates_sent, mem, world.now)
+            )
             if named_failure is not None:
                 named = None
     return Observation(
@@ -636,6 +654,7 @@ def _execute(
             return ActionResult(volume=vol.view())
         case CreateMachine():
             mem.sent_creates.add(inst.uid)
+            mem.machine_creates_sent[inst.uid] = world.now
             _before(fault)
             m = FlyMachine(
                 id=world.new_id("m"),
@@ -677,7 +696,17 @@ def _execute(
             m = world.get_machine(action.machine_id)  # _desired_machine_config reads it
             if not m.live:
                 raise FlyError(NOT_FOUND)
-            _update_and_start(world, m, inst, action.volume_id, wait, fault)
+            if drift_of(m, inst, action.volume_id):
+                _update_and_start(world, m, inst, action.volume_id, wait, fault)
+            else:
+                # Already updated (say, by a restart whose start failed): only start it.
+                if fault == Fault.MIDWAY:
+                    raise FlyError(UNAVAILABLE)
+                world.start(m)
+                if not world.wait(m, ("started",), wait):
+                    raise FlyError(
+                        fly_failure(FailureKind.TIMEOUT, 408, f"machine {m.id} did not reach started in time")
+                    )
             if fault == Fault.SILENT:
                 raise FlyError(TIMEOUT)
             return ActionResult(machine=world.get_machine(m.id).view())
@@ -744,6 +773,7 @@ def _execute(
             mem.volume_sizes.pop(vol.id, None)
             mem.sent_creates.discard(inst.uid)
             mem.volume_creates_sent.pop(inst.uid, None)
+            mem.machine_creates_sent.pop(inst.uid, None)
             if fault == Fault.SILENT:
                 # The client repeats the DELETE, gets 404: delete_volume returns "already gone".
                 return ActionResult()

@@ -59,7 +59,7 @@ from tests.unit.lifecycle.flyworld import (
 # merging a fix, set its entry to False: the invariant then fails the stateful test on any
 # violation. The regression tests (test_model_based_regressions.py) run every invariant.
 WAITING_FOR: Final[dict[str, str | bool]] = {
-    # Found on main before the fixes of issues 11 and 18; on since they landed (a86c048).
+    # Found on main before the fixes of issues 11 and 18 (e4b35ca); on since they landed (a86c048).
     "one_live_volume": False,  # issue 18 item 1
     "restart_once": False,  # issue 11 item 1
     "ready_needs_volume_size": False,  # issue 18 item 4
@@ -70,13 +70,13 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     "finalizer_only_when_empty": False,  # issue 11 item 7
     "volume_kept": False,  # issue 18 item 2
     "lost_only_when_gone": False,  # issue 18 items 2 and 5
-    # Still broken on main (a86c048): NEW findings of this suite, each pinned by a strict xfail.
-    "one_live_machine": "NEW: a lost machine-create answer + a listing not showing it yet = 2 machines",
-    "ready_truthful": "NEW: Ready=True/Reconciled after a failed restart or config change (retried later)",
-    "status_tracks_fly": "NEW: a pass waiting for a volume 404's proof does not record the machine's state",
-    "volume_is_the_instances": "NEW: recovery adopts the volume a re-pointed mount names (someone else's)",
-    "restart_not_skipped": "NEW: resuming a restart whose write was lost marks a later request handled",
-    "grow_not_idle": "NEW: a Stopped instance whose machine is `failed` never grows its volume (Resizing)",
+    # NEW findings of this suite on a86c048, fixed on main by c747f2a: on since.
+    "one_live_machine": False,
+    "ready_truthful": False,
+    "status_tracks_fly": False,
+    "volume_is_the_instances": False,
+    "restart_not_skipped": False,
+    "grow_not_idle": False,
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)

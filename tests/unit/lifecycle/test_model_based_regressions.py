@@ -1,10 +1,12 @@
-"""The counterexamples the model-based suite found on main, shrunk and replayed step by step.
+"""The counterexamples the model-based suite found, shrunk and replayed step by step.
 
 Each test replays the steps Hypothesis printed (rules of `ClawModel`, the step invariant after
-each) on a `StrictModel`, where every invariant is on. A test for a known defect is a strict
-xfail naming the issue item: it fails today *because of that invariant* (any other invariant
-breaking is a plain failure), and turns into an XPASS — a failure, as strict — when the fix
-lands: then delete the xfail mark and turn the invariant on in test_model_based.WAITING_FOR.
+each) on a `StrictModel`, where every invariant is on, and names the defect it found: on main
+before the fixes of issues 11 and 18 (e4b35ca), or later on a86c048 (the suite's NEW findings).
+All are fixed on main now (c747f2a). A counterexample for a defect still open is written as
+`@xfail("issue N item M: ...")` (strict, and only for its invariant: `breaks(name)`), so it
+flips to a failure when the fix lands; then drop the mark and turn the invariant on in
+test_model_based.WAITING_FOR.
 """
 
 from __future__ import annotations
@@ -283,7 +285,7 @@ def test_ready_waits_for_a_volume_grow_requested_during_the_create() -> None:
         s.calm_then_converge()
 
 
-# ---------------------------------------------------------------------------- new findings
+# ---------------------------------------------------------------------------- new findings (a86c048)
 
 
 def test_ready_is_not_claimed_for_an_older_spec_after_a_wait() -> None:
@@ -308,8 +310,9 @@ def test_ready_is_not_claimed_for_an_older_spec_after_a_recovered_create() -> No
         s.calm_then_converge()
 
 
-@xfail("NEW: a lost status recovers the volume from a mount that points at someone else's volume")
 def test_recovery_never_adopts_a_volume_that_is_not_the_instances() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a lost status recovers the volume from a mount that points at someone else's volume."""
     s = Replay()
     with breaks("volume_is_the_instances"):
         s.one_pass()
@@ -318,8 +321,9 @@ def test_recovery_never_adopts_a_volume_that_is_not_the_instances() -> None:
         s.calm_then_converge()
 
 
-@xfail("NEW: Ready=True and Reconciled after a requested restart failed (it is retried later)")
 def test_ready_is_not_claimed_after_a_failed_restart() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: Ready=True and Reconciled after a requested restart failed (it is retried later)."""
     s = Replay()
     with breaks("ready_truthful"):
         s.calm_then_converge()
@@ -328,8 +332,9 @@ def test_ready_is_not_claimed_after_a_failed_restart() -> None:
         s.reconcile()  # RestartFailed, retried in 5 s: meanwhile Ready=True for the new generation
 
 
-@xfail("NEW: Ready=True on the old image after the config-change restart failed")
 def test_ready_is_not_claimed_on_the_old_image_after_a_failed_config_restart() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: Ready=True on the old image after the config-change restart failed."""
     s = Replay()
     with breaks("ready_truthful"):
         s.calm_then_converge()
@@ -338,8 +343,9 @@ def test_ready_is_not_claimed_on_the_old_image_after_a_failed_config_restart() -
         s.reconcile()
 
 
-@xfail("NEW: while a volume 404 waits for its proof, the machine's observed state is not recorded")
 def test_a_volume_404_does_not_freeze_the_machine_state() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: while a volume 404 waits for its proof, the machine's observed state is not recorded."""
     s = Replay()
     with breaks("status_tracks_fly"):
         s.calm_then_converge()
@@ -349,8 +355,9 @@ def test_a_volume_404_does_not_freeze_the_machine_state() -> None:
         s.reconcile()  # volume: first 404 (wait 30 s for the proof); machine: stopped, status: started
 
 
-@xfail("NEW: resuming a restart whose status write was lost marks a newer restartedAt handled")
 def test_a_restart_requested_during_a_lost_restart_write_still_runs() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: resuming a restart whose status write was lost marks a newer restartedAt handled."""
     s = Replay()
     with breaks("restart_not_skipped"):
         s.calm_then_converge()
@@ -362,8 +369,9 @@ def test_a_restart_requested_during_a_lost_restart_write_still_runs() -> None:
         s.calm_then_converge()  # the resume sees the new version: "done", and handles both
 
 
-@xfail("NEW: a grow is never applied while Stopped when Fly shows the machine `failed`")
 def test_a_stopped_instance_with_a_failed_machine_grows_its_volume() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a grow is never applied while Stopped when Fly shows the machine `failed`."""
     s = Replay()
     with breaks("grow_not_idle"):
         s.calm_then_converge()
@@ -373,8 +381,9 @@ def test_a_stopped_instance_with_a_failed_machine_grows_its_volume() -> None:
         s.calm_then_converge()  # Ready=False (Resizing) for good: decide's `failed` branch never grows
 
 
-@xfail("NEW: a machine create whose answer was lost + a listing that does not show it yet")
 def test_a_stale_machine_listing_never_creates_a_second_machine() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a machine create whose answer was lost + a listing that does not show it yet."""
     s = Replay()
     with breaks("one_live_machine"):
         s.fault(pair=("CreateMachine", "silent"))  # the machine exists; its answer was lost
