@@ -76,7 +76,9 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     "status_tracks_fly": False,
     "volume_is_the_instances": False,
     "restart_not_skipped": False,
-    "grow_not_idle": False,
+    # NEW on c747f2a (minor): the pass that resumes a restart found done does not grow the volume
+    # (Ready=False/Resizing, honest, but the extend waits for the next periodic check, 5 min).
+    "grow_not_idle": "NEW: a restart resumed as done leaves the requested grow to the next periodic check",
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)
@@ -436,13 +438,15 @@ class ClawModel(RuleBasedStateMachine):
             )
 
     def _check_grow(self, rec: PassRecord) -> None:
-        """A status left standing with the volume smaller than the spec asks is a grow that
-        failed or waits for something, never one the operator just does not make."""
+        """A status left standing until the next periodic check (nothing pending) with the
+        volume smaller than the spec asks is a grow the operator just does not make."""
         inst = rec.instance
         seen = rec.observed.volume.volume
-        if inst.paused or inst.deleting or rec.executed is not None or rec.decision.requeue_after == 0:
+        if inst.paused or inst.deleting or rec.executed is not None:
             return
-        if rec.decision.retry or rec.observed.volume.outcome != Lookup.FOUND or seen is None:
+        if rec.decision.requeue_after is not None:
+            return  # something is pending and looked at again soon (a retry, a loss's proof)
+        if rec.observed.volume.outcome != Lookup.FOUND or seen is None:
             return
         stalled = _cond(rec.decision.status.conditions, STALLED)
         if stalled is not None and stalled[0] == "True":
