@@ -1,0 +1,442 @@
+"""The counterexamples the model-based suite found, shrunk and replayed step by step.
+
+Each test replays the steps Hypothesis printed (rules of `ClawModel`, the step invariant after
+each) on a `StrictModel`, where every invariant is on, and names the defect it found: on main
+before the fixes of issues 11 and 18 (e4b35ca), or later on a86c048 (the suite's NEW findings).
+All are fixed on main now (c747f2a). A counterexample for a defect still open is written as
+`@xfail("issue N item M: ...")` (strict, and only for its invariant: `breaks(name)`), so it
+flips to a failure when the fix lands; then drop the mark and turn the invariant on in
+test_model_based.WAITING_FOR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claw_operator.api import DesiredState
+from claw_operator.lifecycle import decide as real_decide
+from tests.unit.lifecycle import flyworld
+from tests.unit.lifecycle.test_model_based import (
+    INVARIANTS,
+    InvariantViolation,
+    StrictModel,
+)
+
+
+class Replay:
+    """A StrictModel whose rule calls also run the step invariant, as Hypothesis does."""
+
+    def __init__(self, *, off: frozenset[str] = frozenset()) -> None:
+        self.model = StrictModel()
+        self.model.gated = off
+        self.model.at_most_one_of_each()
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        rule = getattr(self.model, name)
+
+        def step(*args: Any, **kwargs: Any) -> None:
+            rule(*args, **kwargs)
+            self.model.at_most_one_of_each()
+
+        return step
+
+
+@contextmanager
+def breaks(name: str) -> Iterator[None]:
+    """Only `name` may break here: another invariant breaking is a failure of its own."""
+    assert name in INVARIANTS
+    try:
+        yield
+    except InvariantViolation as violation:
+        if violation.name != name:
+            raise AssertionError(f"expected [{name}] to break, but: {violation}") from violation
+        raise
+
+
+def xfail(item: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=item)
+
+
+# ---------------------------------------------------------------------------- issue 11
+
+
+def test_a_config_restart_whose_status_write_gets_a_409_runs_once() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 1: a restart whose status write gets a 409 runs twice."""
+    s = Replay()
+    with breaks("restart_once"):
+        s.calm_then_converge()
+        s.edit_env(mode="b")
+        s.one_pass()  # the Restarting guard is persisted; the restart follows in the same run
+        s.annotate_something_else()  # so the restart's status write gets a 409
+        s.calm_then_converge()
+
+
+def test_a_requested_restart_interrupted_by_a_crash_runs_once() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 1: a restart interrupted by an operator crash before the write runs twice."""
+    s = Replay()
+    with breaks("restart_once"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.one_pass()  # the guard
+        s.pass_then_crash()  # stop, update, start on Fly; the operator dies before writing
+        s.reconcile()
+
+
+def test_a_mount_fixed_by_starting_a_stopped_machine_is_reported() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 2: the start of a stopped machine fixes its mount silently."""
+    s = Replay()
+    with breaks("mount_repaired_truthful"):
+        s.calm_then_converge()
+        s.mount_repointed()
+        s.machine_exits(state="stopped")
+        s.calm_then_converge()
+
+
+def test_a_mount_fixed_inside_a_requested_restart_is_reported() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 2: a requested restart fixes a mount silently."""
+    s = Replay()
+    with breaks("mount_repaired_truthful"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.one_pass()  # Restarting=True (RestartRequested) persisted
+        s.crash()
+        s.mount_repointed()  # drifts before the restart runs
+        s.reconcile()
+
+
+def test_a_slow_boot_is_not_a_start_failure() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 3: a boot slower than --fly-wait-timeout is written StartFailed."""
+    s = Replay()
+    with breaks("start_failed_truthful"):
+        s.calm_then_converge()
+        s.set_state(state=DesiredState.STOPPED)
+        s.reconcile()
+        s.set_state(state=DesiredState.RUNNING)
+        s.boots(boot=("started", 90.0))
+        s.reconcile()
+
+
+def test_a_missing_secret_does_not_freeze_the_machine_state() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 4: with a Secret missing, a stopped machine still shows started."""
+    s = Replay()
+    with breaks("status_tracks_fly"):
+        s.calm_then_converge()
+        s.machine_exits(state="stopped")
+        s.secret(present=False)
+        s.one_pass()
+
+
+def test_a_missing_secret_does_not_hide_a_lost_machine() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 4: with a Secret missing, a destroyed machine is never MachineLost."""
+    s = Replay()
+    with breaks("status_tracks_fly"):
+        s.calm_then_converge()
+        s.machine_destroyed_out_of_band()
+        s.secret(present=False)
+        s.reconcile()
+
+
+def test_a_new_paused_instance_does_not_claim_its_generation() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 5: a paused instance's first pass claims observedGeneration."""
+    s = Replay()
+    with breaks("observed_generation_applied"):
+        s.pause(paused=True)
+        s.reconcile()
+
+
+def test_a_spec_edit_while_paused_does_not_advance_observed_generation() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 5: a spec edit while paused advances observedGeneration."""
+    s = Replay()
+    with breaks("observed_generation_applied"):
+        s.calm_then_converge()
+        s.pause(paused=True)
+        s.edit_image(image="registry.fly.io/claw:2")
+        s.reconcile()
+
+
+def test_the_finalizer_waits_for_a_conclusive_volume_listing() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 11 item 7: the finalizer goes although the volume listing failed."""
+    s = Replay()
+    with breaks("finalizer_only_when_empty"):
+        s.fault(pair=("CreateVolume", "silent"))  # the volume exists, status never names it
+        s.one_pass()
+        s.delete(orphan=False)
+        s.fault(pair=("list_volumes", "error"))
+        s.fault(pair=("list_volumes", "error"))
+        s.reconcile()
+
+
+# ---------------------------------------------------------------------------- issue 18
+
+
+def test_a_failed_volume_listing_never_creates_a_second_volume() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 1: a silently created volume + a failed listing = a second volume."""
+    s = Replay()
+    with breaks("one_live_volume"):
+        s.fault(pair=("CreateVolume", "silent"))
+        s.one_pass()
+        s.fault(pair=("list_volumes", "error"))
+        s.one_pass()
+
+
+def test_a_stale_volume_listing_never_creates_a_second_volume() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 1: a silently created volume + a stale listing = a second volume."""
+    s = Replay()
+    with breaks("one_live_volume"):
+        s.fault(pair=("CreateVolume", "silent"))
+        s.one_pass()
+        s.fault(pair=("list_volumes", "stale"))
+        s.one_pass()
+
+
+def test_a_lost_status_and_a_failed_listing_never_create_a_second_volume() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 1 (as shrunk): status lost by a crash, the machine gone, a failed listing."""
+    s = Replay()
+    with breaks("one_live_volume"):
+        s.one_pass()  # the volume (its status write waits for the next pass)
+        s.pass_then_crash()  # the machine; the operator dies before writing either
+        s.fault(pair=("list_volumes", "error"))
+        s.machine_destroyed_out_of_band()
+        s.one_pass()
+
+
+def test_one_404_on_the_volume_never_replaces_it() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 2: one 404 on GET volume replaces the volume that holds the data."""
+    s = Replay(off=frozenset({"lost_only_when_gone"}))
+    with breaks("volume_kept"):
+        s.calm_then_converge()
+        s.grow_volume(by=1)  # so the next pass reads the volume
+        s.fault(pair=("get_volume", "notfound"))
+        s.reconcile()
+
+
+def test_no_volume_lost_warning_for_a_single_404() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 5: VolumeLost on a single 404."""
+    s = Replay()
+    with breaks("lost_only_when_gone"):
+        s.calm_then_converge()
+        s.grow_volume(by=1)
+        s.fault(pair=("get_volume", "notfound"))
+        s.reconcile()
+
+
+def test_no_machine_lost_warning_for_a_single_404() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 5: MachineLost on a single 404."""
+    s = Replay()
+    with breaks("lost_only_when_gone"):
+        s.calm_then_converge()
+        s.fault(pair=("get_machine", "notfound"))
+        s.reconcile()
+
+
+def test_a_lost_extend_answer_does_not_stall_the_instance() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 3: a retried extend answers 400 and stalls the instance (InvalidConfig)."""
+    s = Replay()
+    with breaks("converges"):
+        s.calm_then_converge()
+        s.grow_volume(by=2)
+        s.fault(pair=("ExtendVolume", "silent"))
+        s.reconcile()
+        s.calm_then_converge()
+
+
+def test_ready_waits_for_a_volume_grow_while_stopped() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 4: Ready=True for a Stopped instance whose volume is too small."""
+    s = Replay()
+    with breaks("ready_needs_volume_size"):
+        s.calm_then_converge()
+        s.set_state(state=DesiredState.STOPPED)
+        s.reconcile()
+        s.grow_volume(by=2)
+        s.reconcile()
+
+
+def test_ready_waits_for_a_volume_grow_requested_during_the_create() -> None:
+    """Found on main before the fixes (e4b35ca):
+    issue 18 item 4 (Running): a machine created after a grow is Ready on the small volume."""
+    s = Replay()
+    with breaks("ready_needs_volume_size"):
+        s.one_pass()  # the volume, at the old size
+        s.grow_volume(by=1)
+        s.calm_then_converge()
+
+
+# ---------------------------------------------------------------------------- new findings (a86c048)
+
+
+def test_ready_is_not_claimed_for_an_older_spec_after_a_wait() -> None:
+    """Found on main before the fixes (e4b35ca):
+    NEW: Ready=True after waiting for a boot, without comparing the machine with the new spec."""
+    s = Replay()
+    with breaks("ready_truthful"):
+        s.boots(boot=("started", 90.0))
+        s.reconcile()  # volume, machine, and a wait that times out: Starting
+        s.edit_image(image="registry.fly.io/claw:2")
+        s.time_passes(seconds=61)
+        s.reconcile()  # the wait sees it started: Ready=True on image :1 for the :2 generation
+
+
+def test_ready_is_not_claimed_for_an_older_spec_after_a_recovered_create() -> None:
+    """Found on main before the fixes (e4b35ca):
+    NEW: Ready=True on an older spec after a recovered create (shrunk)."""
+    s = Replay()
+    with breaks("ready_truthful"):
+        s.one_pass()
+        s.edit_guest(memory=2048)  # the machine create of the same run uses the old guest
+        s.calm_then_converge()
+
+
+def test_recovery_never_adopts_a_volume_that_is_not_the_instances() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a lost status recovers the volume from a mount that points at someone else's volume."""
+    s = Replay()
+    with breaks("volume_is_the_instances"):
+        s.one_pass()
+        s.pass_then_crash()
+        s.mount_repointed()
+        s.calm_then_converge()
+
+
+def test_ready_is_not_claimed_after_a_failed_restart() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: Ready=True and Reconciled after a requested restart failed (it is retried later)."""
+    s = Replay()
+    with breaks("ready_truthful"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.fault(pair=("RestartMachine", "error"))  # 503 before anything happened
+        s.reconcile()  # RestartFailed, retried in 5 s: meanwhile Ready=True for the new generation
+
+
+def test_ready_is_not_claimed_on_the_old_image_after_a_failed_config_restart() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: Ready=True on the old image after the config-change restart failed."""
+    s = Replay()
+    with breaks("ready_truthful"):
+        s.calm_then_converge()
+        s.edit_image(image="registry.fly.io/claw:2")
+        s.fault(pair=("RestartMachine", "error"))
+        s.reconcile()
+
+
+def test_a_volume_404_does_not_freeze_the_machine_state() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: while a volume 404 waits for its proof, the machine's observed state is not recorded."""
+    s = Replay()
+    with breaks("status_tracks_fly"):
+        s.calm_then_converge()
+        s.mount_repointed()  # our volume is now unattached...
+        s.volume_deleted_out_of_band()  # ...so it can be deleted
+        s.machine_exits(state="stopped")
+        s.reconcile()  # volume: first 404 (wait 30 s for the proof); machine: stopped, status: started
+
+
+def test_a_restart_requested_during_a_lost_restart_write_still_runs() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: resuming a restart whose status write was lost marks a newer restartedAt handled."""
+    s = Replay()
+    with breaks("restart_not_skipped"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.one_pass()  # the guard, with the machine's version
+        s.annotate_something_else()
+        s.one_pass()  # the restart runs on Fly; its status write gets a 409
+        s.request_restart()  # a second request, after that restart
+        s.calm_then_converge()  # the resume sees the new version: "done", and handles both
+
+
+def test_a_stopped_instance_with_a_failed_machine_grows_its_volume() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a grow is never applied while Stopped when Fly shows the machine `failed`."""
+    s = Replay()
+    with breaks("grow_not_idle"):
+        s.calm_then_converge()
+        s.grow_volume(by=1)
+        s.machine_exits(state="failed")
+        s.set_state(state=DesiredState.STOPPED)
+        s.calm_then_converge()  # Ready=False (Resizing) for good: decide's `failed` branch never grows
+
+
+def test_a_stale_machine_listing_never_creates_a_second_machine() -> None:
+    """Found by this suite on a86c048 (fixed by c747f2a):
+    NEW: a machine create whose answer was lost + a listing that does not show it yet."""
+    s = Replay()
+    with breaks("one_live_machine"):
+        s.fault(pair=("CreateMachine", "silent"))  # the machine exists; its answer was lost
+        s.reconcile()
+        s.fault(pair=("list_machines", "stale"))  # Fly's list does not show it yet
+        s.reconcile()  # "no machine": a second create (the volume path waits listing_settle)
+
+
+# ---------------------------------------------------------------------------- open (c747f2a)
+
+
+@xfail("NEW: a restart resumed as done (its write was lost) leaves the grow to the next check")
+def test_a_resumed_restart_does_not_put_off_the_volume_grow() -> None:
+    s = Replay()
+    with breaks("grow_not_idle"):
+        s.calm_then_converge()
+        s.grow_volume(by=2)
+        s.edit_guest(memory=2048)
+        s.one_pass()  # the Restarting guard (the config change comes first)
+        s.pass_then_crash()  # the restart runs on Fly; the operator dies before writing
+        s.reconcile()  # resumed: RestartSucceeded, Ready=False (Resizing), no extend for 5 minutes
+
+
+# ---------------------------------------------------------------------------- the invariants can fail
+
+
+def test_restarting_is_checked_against_restarting_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No counterexample on main: a decide that forgets the guard but keeps Restarting=True."""
+
+    def sloppy(*args: Any, **kwargs: Any) -> Any:
+        decision = real_decide(*args, **kwargs)
+        decision.status.restarting_at = None
+        return decision
+
+    monkeypatch.setattr(flyworld, "decide", sloppy)
+    s = Replay()
+    s.calm_then_converge()
+    with pytest.raises(InvariantViolation, match="restarting_truthful"):
+        s.request_restart()
+        s.one_pass()
+
+
+def test_a_second_machine_is_caught() -> None:
+    s = Replay()
+    s.calm_then_converge()
+    (machine,) = s.model.world.tagged(flyworld.UID)
+    twin = dataclasses.replace(machine, id="m999")
+    s.model.world.machines[twin.id] = twin
+    with pytest.raises(InvariantViolation, match="one_live_machine"):
+        s.model.at_most_one_of_each()
+
+
+def test_every_invariant_has_a_test_that_makes_it_fail() -> None:
+    source = Path(__file__).read_text()
+    missing = [name for name in INVARIANTS if f'"{name}"' not in source]
+    assert not missing, f"no test makes {missing} fail"
