@@ -76,9 +76,9 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     "status_tracks_fly": False,
     "volume_is_the_instances": False,
     "restart_not_skipped": False,
-    # NEW on c747f2a (minor): the pass that resumes a restart found done does not grow the volume
-    # (Ready=False/Resizing, honest, but the extend waits for the next periodic check, 5 min).
-    "grow_not_idle": "NEW: a restart resumed as done leaves the requested grow to the next periodic check",
+    # NEW on c747f2a (minor): the pass that resumes a restart found done did not grow the volume
+    # (the extend waited for the next periodic check); fixed on main: on since.
+    "grow_not_idle": False,
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)

@@ -395,7 +395,6 @@ def test_a_stale_machine_listing_never_creates_a_second_machine() -> None:
 # ---------------------------------------------------------------------------- open (c747f2a)
 
 
-@xfail("NEW: a restart resumed as done (its write was lost) leaves the grow to the next check")
 def test_a_resumed_restart_does_not_put_off_the_volume_grow() -> None:
     s = Replay()
     with breaks("grow_not_idle"):
