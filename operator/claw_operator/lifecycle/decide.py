@@ -255,7 +255,7 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if machine.state in ("stopped", "created") and status.phase == Phase.RUNNING:
         pending = restart_trigger(d.instance, volume_id, machine)
         if pending is None:
-            return _stopped_sighting(d)
+            return _stopped_sighting(d, observed, gated)
         # A change is waiting (a requested restart, a new config, a wrong mount) and Fly shows
         # the machine stopped already: starting it with the desired config applies it now,
         # instead of after the stopped-check threshold.
@@ -275,8 +275,9 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         return d.finish(
             AwaitState(machine_id=machine.id, state="started", instance_id=machine.instance_id, seen=machine)
         )
-    # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later.
-    return d.finish()
+    # starting, stopping, replacing, destroying, ...: Fly is mid-transition; look again later
+    # (a requested grow does not wait for it: Fly extends a volume whatever the machine does).
+    return grow_volume(d, observed, gated) or d.finish()
 
 
 def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool, volume_id: str) -> Decision:
@@ -427,12 +428,13 @@ def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gate
     return d.finish()
 
 
-def _stopped_sighting(d: Draft) -> Decision:
-    """Running, but Fly says stopped/created: KiloClaw's self-heal threshold before acting."""
+def _stopped_sighting(d: Draft, observed: Observation, gated: bool) -> Decision:
+    """Running, but Fly says stopped/created: KiloClaw's self-heal threshold before acting (a
+    requested grow is applied meanwhile)."""
     status = d.status
     status.stopped_checks += 1
     if status.stopped_checks < d.timings.stopped_threshold:
-        return d.finish()
+        return grow_volume(d, observed, gated) or d.finish()
     fail_count = status.stopped_checks
     transitions.enter_stopped(d)
     d.log("mark_stopped", old_state=Phase.RUNNING.value, new_state=Phase.STOPPED.value, fail_count=fail_count)

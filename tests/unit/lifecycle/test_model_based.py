@@ -127,7 +127,7 @@ if LONG:
     MODEL_SETTINGS = settings(max_examples=500, stateful_step_count=50, derandomize=False, **_COMMON)  # type: ignore[arg-type]
 else:
     MODEL_SETTINGS = settings(
-        max_examples=40,
+        max_examples=150,
         stateful_step_count=40,
         derandomize=True,
         database=None,
