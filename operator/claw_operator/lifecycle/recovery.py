@@ -122,10 +122,11 @@ def adopt(
     status.instance_id = candidate.instance_id
     if status.volume_id is None:
         mount_path = d.instance.spec.volume.mount_path
-        ours = {v.id for v in live_volumes(named_volumes)}
+        ours = {v.id: v for v in live_volumes(named_volumes)}
         mount = next((m for m in candidate.mounts if m.path == mount_path and m.volume in ours), None)
         if mount is not None:
             status.volume_id = mount.volume
+            status.volume_size_gb = ours[mount.volume].size_gb
             d.log("recover_volume_from_mount", machine_id=candidate.id, volume_id=mount.volume)
     old = status.phase
     if candidate.state == "started":

@@ -439,3 +439,14 @@ def test_every_invariant_has_a_test_that_makes_it_fail() -> None:
     source = Path(__file__).read_text()
     missing = [name for name in INVARIANTS if f'"{name}"' not in source]
     assert not missing, f"no test makes {missing} fail"
+
+
+def test_a_volume_recovered_from_a_machines_mount_keeps_its_size() -> None:
+    """Found by the long profile on main (b0e5c1f): a machine recovered by its tag brought its
+    volume back without the volume's size, so with GET volume failing `Ready=True` stood while
+    the volume was smaller than the spec (ready_needs_volume_size)."""
+    s = Replay()
+    s.one_pass()
+    s.fault(pair=("get_volume", "error"))
+    s.grow_volume(by=1)
+    s.reconcile()
