@@ -442,7 +442,7 @@ def test_every_invariant_has_a_test_that_makes_it_fail() -> None:
 
 
 def test_a_volume_recovered_from_a_machines_mount_keeps_its_size() -> None:
-    """Found by the long profile on main (b0e5c1f): a machine recovered by its tag brought its
+    """Found by the long profile on main (ccd163b): a machine recovered by its tag brought its
     volume back without the volume's size, so with GET volume failing `Ready=True` stood while
     the volume was smaller than the spec (ready_needs_volume_size)."""
     s = Replay()
