@@ -43,6 +43,8 @@ class Reason(StrEnum):
     START_FAILED = "StartFailed"
     INSUFFICIENT_CAPACITY = "InsufficientCapacity"
     FLY_API_ERROR = "FlyAPIError"
+    # StartFailed (and Ready): the machine keeps stopping soon after its start.
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     # MountRepaired.
     NO_REPAIR = "NoRepair"
     MOUNT_REPAIRED = "MountRepaired"
@@ -72,6 +74,7 @@ class EventReason(StrEnum):
     MACHINE_LOST = "MachineLost"
     VOLUME_LOST = "VolumeLost"
     MACHINE_RECOVERED = "MachineRecovered"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     DESTROYING = "Destroying"
     DESTROY_FAILED = "DestroyFailed"
     DESTROYED = "Destroyed"

@@ -122,6 +122,16 @@ class ClawInstanceStatus(WireModel):
             "it is never stopped, updated and started a second time."
         ),
     )
+    crash_count: int = Field(
+        default=0,
+        ge=0,
+        description="Consecutive crashes: the machine stopped or failed within the crash window "
+        "(--crash-window) of its start. Each one doubles the wait before the next start "
+        "(--crash-backoff, capped by --crash-backoff-max); reset after a run longer than the window.",
+    )
+    last_crash_at: Timestamp | None = Field(
+        default=None, description="When the last crash was seen; cleared with crashCount."
+    )
     stopped_checks: int = Field(
         default=0,
         ge=0,

@@ -3,6 +3,7 @@ and a Fly machine read back into the decisions' view: both sides of `DesiredMach
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from claw_operator.api.timefmt import parse_rfc3339
@@ -50,7 +51,19 @@ def machine_view(machine: Machine) -> MachineView:
         mounts=tuple(Mount(m.volume or "", m.path or "") for m in (config.mounts or [])) if config else (),
         metadata=machine.metadata,
         updated_at=parse_rfc3339(machine.updated_at),
+        exited_at=last_exit(machine),
     )
+
+
+def last_exit(machine: Machine) -> datetime | None:
+    """The time of the machine's latest `exit` event (Fly timestamps events in ms)."""
+    stamps = [
+        event.get("timestamp")
+        for event in machine.events or ()
+        if isinstance(event, dict) and event.get("type") == "exit"
+    ]
+    valid = [stamp for stamp in stamps if isinstance(stamp, int | float) and not isinstance(stamp, bool)]
+    return datetime.fromtimestamp(max(valid) / 1000, UTC) if valid else None
 
 
 def merged_config(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

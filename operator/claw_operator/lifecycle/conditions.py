@@ -121,7 +121,11 @@ def ready(
     if instance.spec.state == DesiredState.STOPPED:
         return ConditionValue(FALSE, Reason.STOPPING, "the machine is not stopped yet")
     if start_failed.is_true and status.phase != Phase.STARTING:
-        return ConditionValue(FALSE, Reason.START_FAILED, start_failed.message)
+        # A crash loop waiting for its next start says so (the message names the next attempt).
+        crashing = start_failed.reason == Reason.CRASH_LOOP_BACK_OFF
+        return ConditionValue(
+            FALSE, Reason.CRASH_LOOP_BACK_OFF if crashing else Reason.START_FAILED, start_failed.message
+        )
     if status.phase == Phase.STARTING:
         return ConditionValue(FALSE, Reason.STARTING, "the machine is starting")
     if status.phase == Phase.RUNNING:

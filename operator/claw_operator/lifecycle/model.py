@@ -62,6 +62,8 @@ class MachineView:
     mounts: tuple[Mount, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
+    # When its process last exited (Fly's latest `exit` machine event), if Fly says.
+    exited_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,12 @@ class Timings:
     # An empty volume listing taken less than this after this process sent a create for that
     # name proves nothing (Fly's lists are eventually consistent): no second create on it.
     listing_settle: timedelta = timedelta(seconds=30)
+    # A machine that stops or fails within this long of its start is a crash; consecutive
+    # crashes delay the next start by crash_backoff * 2**(crashes - 1), at most
+    # crash_backoff_cap (the kubelet's CrashLoopBackOff). A longer run resets the count.
+    crash_window: timedelta = timedelta(seconds=600)
+    crash_backoff: timedelta = timedelta(seconds=10)
+    crash_backoff_cap: timedelta = timedelta(seconds=300)
 
 
 # ---------------------------------------------------------------------------- actions

@@ -97,6 +97,7 @@ def test_status_wire_names_and_times() -> None:
         "volumeId": "vol_abc",
         "startingAt": "2026-11-24T08:00:00Z",
         "lastStartErrorMessage": "boom",
+        "crashCount": 0,
         "stoppedChecks": 0,
         "conditions": [],
     }
