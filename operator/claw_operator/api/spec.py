@@ -21,6 +21,9 @@ ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
 MOUNT_PATH_PATTERN: Final = r"^/[^\x00]*$"
+# A Go duration as Fly's checks take it: "15s", "1m30s", "500ms".
+DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+HTTP_PATH_PATTERN: Final = r"^/[^\s\x00]*$"
 RESERVED_ENV_PREFIX: Final = "FLY_"
 # The total size of spec.env (names plus values, in characters). Fly answers 413 to machine
 # configs far above it and documents no limit; the operator also checks the rendered config
@@ -97,6 +100,37 @@ class VolumeSpec(WireModel):
         max_length=255,
         pattern=MOUNT_PATH_PATTERN,
         description="Absolute path where the volume must be mounted in the machine.",
+    )
+
+
+class HealthCheck(WireModel):
+    """An HTTP check of the machine, run by Fly (rendered as the machine's `checks`)."""
+
+    port: int = Field(ge=1, le=65535, description="Port the machine's process answers on (1-65535).")
+    path: str = Field(
+        default="/",
+        min_length=1,
+        max_length=1024,
+        pattern=HTTP_PATH_PATTERN,
+        description="Absolute HTTP path to GET; a 2xx answer passes.",
+    )
+    interval: str = Field(
+        default="15s", max_length=32, pattern=DURATION_PATTERN, description="How often Fly checks (`15s`)."
+    )
+    timeout: str = Field(
+        default="10s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="How long one check may take (`10s`).",
+    )
+    grace_period: str = Field(
+        default="30s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description=(
+            "Time after a start during which failing checks are expected (`30s`): `Ready` stays "
+            "False (`Unhealthy`) until they pass, but the Warning Event waits for this long."
+        ),
     )
 
 
@@ -253,6 +287,14 @@ class ClawInstanceSpec(WireModel):
         default=DeletionPolicy.DELETE,
         description=(
             "On delete: `Delete` destroys the machine then the volume; `Orphan` leaves both on Fly."
+        ),
+    )
+    health_check: HealthCheck | None = Field(
+        default=None,
+        description=(
+            "An HTTP check rendered as the Fly machine's `checks`. While it does not pass, "
+            "`Ready=False` with reason `Unhealthy` (the phase stays `Running`). Unset: `Ready` "
+            "follows Fly's `started`."
         ),
     )
 

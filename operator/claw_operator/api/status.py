@@ -132,6 +132,16 @@ class ClawInstanceStatus(WireModel):
     last_crash_at: Timestamp | None = Field(
         default=None, description="When the last crash was seen; cleared with crashCount."
     )
+    unhealthy_since: Timestamp | None = Field(
+        default=None,
+        description="With spec.healthCheck: since when the started machine's checks have not "
+        "passed (Ready=False, reason Unhealthy); cleared when they pass or the machine stops.",
+    )
+    health_check_output: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The failing check's name, status and output, as Fly last reported them.",
+    )
     stopped_checks: int = Field(
         default=0,
         ge=0,

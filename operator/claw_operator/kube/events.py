@@ -22,7 +22,7 @@ from claw_operator.lifecycle.model import EventRecord
 
 log = logging.getLogger(__name__)
 
-SERIES: Final = frozenset({EventReason.CRASH_LOOP_BACK_OFF})
+SERIES: Final = frozenset({EventReason.CRASH_LOOP_BACK_OFF, EventReason.UNHEALTHY})
 COMPONENT: Final = "claw-operator"
 MAX_MESSAGE: Final = 1024
 

@@ -116,6 +116,9 @@ def ready(
         if pending is not None:
             return ConditionValue(FALSE, Reason.RESIZING, pending)
         if instance.spec.state == DesiredState.RUNNING:
+            if instance.spec.health_check is not None and status.unhealthy_since is not None:
+                # Started is not healthy: the phase stays Running, Ready says what fails.
+                return ConditionValue(FALSE, Reason.UNHEALTHY, status.health_check_output or "")
             return ConditionValue(TRUE, Reason.RUNNING, "the machine is started")
         return ConditionValue(TRUE, Reason.STOPPED, "the machine is stopped, as desired")
     if instance.spec.state == DesiredState.STOPPED:

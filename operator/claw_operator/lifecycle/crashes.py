@@ -1,7 +1,8 @@
 """Crash loops: a machine that stops or fails soon after its start is started again ever more
 slowly, and says so (the kubelet's `CrashLoopBackOff`).
 
-A *crash* is a desired-running machine that Fly shows stopped or failed within
+A *crash* is a desired-running machine that Fly shows failed, or stopped by an exit of its own
+(not a requested stop), within
 `Timings.crash_window` of its start (the stop time is Fly's latest `exit` event, else its
 `updated_at`, so a crash seen only after the stopped-check threshold still counts as one).
 Each consecutive crash doubles the wait before the next start (`crash_backoff`, `2 *`, …
@@ -48,9 +49,13 @@ def _stopped_at(d: Draft, machine: MachineView, started: datetime) -> datetime:
 
 
 def is_crash(d: Draft, machine: MachineView, started: datetime | None = None) -> bool:
-    """The machine stopped (or failed) within the crash window of its start."""
+    """The machine failed, or its process exited on its own, within the crash window of its
+    start. A stop someone requested (`fly machine stop`, autostop) is no crash: a stopped
+    machine is one only with Fly's evidence of an exit of its own after the start."""
     started = started or d.status.last_started_at
     if started is None:
+        return False
+    if machine.state != "failed" and (machine.exited_at is None or machine.exited_at < started):
         return False
     return _stopped_at(d, machine, started) - started <= d.timings.crash_window
 

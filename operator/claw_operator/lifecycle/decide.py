@@ -12,7 +12,7 @@ from datetime import datetime
 from claw_operator.api import DesiredState, Phase, find_condition
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
 from claw_operator.api.reasons import EventReason, Reason
-from claw_operator.lifecycle import crashes, transitions
+from claw_operator.lifecycle import crashes, health, transitions
 from claw_operator.lifecycle.conditions import (
     FALSE,
     NO_APP_MESSAGE,
@@ -291,6 +291,7 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
     else:
         status.stopped_checks = 0
         crashes.reset_if_stable(d)
+        health.observe_health(d, machine)
     if instance.spec.state == DesiredState.STOPPED:
         return d.finish(None if gated else StopMachine(machine_id=machine.id))
     trigger = restart_trigger(instance, volume_id, machine)
@@ -305,7 +306,9 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         d.record(RESTARTING, TRUE, trigger.reason.condition_reason, trigger.message)
         d.event(EventType.NORMAL, EventReason.RESTARTING, f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
-    return grow_volume(d, observed, gated) or d.finish()
+    # While the checks fail, look again at the Starting cadence (not the Running one).
+    again = health.report_unhealthy(d)
+    return grow_volume(d, observed, gated) or d.finish(requeue_after=again)
 
 
 def _start(d: Draft, machine: MachineView, volume_id: str) -> StartMachine:

@@ -49,6 +49,15 @@ class GuestView:
 
 
 @dataclass(frozen=True)
+class CheckView:
+    """One of the machine's checks as Fly last ran it."""
+
+    name: str
+    status: str  # passing, warning, critical
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class MachineView:
     """The parts of a Fly Machine the decisions look at."""
 
@@ -62,8 +71,14 @@ class MachineView:
     mounts: tuple[Mount, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
-    # When its process last exited (Fly's latest `exit` machine event), if Fly says.
+    # When its process last exited on its own (Fly's latest `exit` machine event that no
+    # requested stop caused), if Fly says.
     exited_at: datetime | None = None
+    # The operator's health check in the config, described (`lifecycle.desired.describe_check`;
+    # "none" when the config has none); None when the config is unknown.
+    health_check: str | None = None
+    # The checks' results as Fly reports them; None when Fly's answer had none.
+    checks: tuple[CheckView, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from claw_operator.lifecycle.conditions import (
 )
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay, stall_reason
+from claw_operator.lifecycle.health import observe_health
 from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView, RestartReason
 
 # Stalls a successful start disproves (the ones about the environment are not: a running
@@ -85,6 +86,7 @@ def enter_running(
             d.log(log_action, old_state=_phase(old), new_state=Phase.RUNNING.value)
     elif status.last_started_at is None:
         status.last_started_at = d.now
+    observe_health(d, machine)
 
 
 def _crash_loop_running(d: Draft) -> str:
@@ -104,6 +106,8 @@ def enter_stopped(d: Draft) -> Phase | None:
     status.phase = Phase.STOPPED
     status.starting_at = None
     status.stopped_checks = 0
+    status.unhealthy_since = None
+    status.health_check_output = None
     if old != Phase.STOPPED or status.last_stopped_at is None:
         status.last_stopped_at = d.now
     return old
