@@ -186,6 +186,9 @@ _ENV_SIZE_RULE: Final = f"self.map(k, size(k) + size(self[k])).sum() <= {MAX_ENV
 _SECRET_ENV_DISJOINT_RULE: Final = (
     "!has(self.env) || !has(self.secretEnv) || self.secretEnv.all(e, !(e.name in self.env))"
 )
+_FALLBACK_NOT_REGION_RULE: Final = (
+    "!has(self.fallbackRegions) || !self.fallbackRegions.exists(r, r == self.region)"
+)
 _APP_IMMUTABLE_RULE: Final = (
     "has(self.app) == has(oldSelf.app) && (!has(self.app) || self.app == oldSelf.app)"
 )
@@ -206,6 +209,11 @@ class ClawInstanceSpec(WireModel):
                     "rule": _SECRET_ENV_DISJOINT_RULE,
                     "message": "a name may appear in env or in secretEnv, not in both",
                     "fieldPath": ".secretEnv",
+                },
+                {
+                    "rule": _FALLBACK_NOT_REGION_RULE,
+                    "message": "fallbackRegions must not contain region",
+                    "fieldPath": ".fallbackRegions",
                 },
             ]
         }
@@ -289,6 +297,31 @@ class ClawInstanceSpec(WireModel):
             "On delete: `Delete` destroys the machine then the volume; `Orphan` leaves both on Fly."
         ),
     )
+    fallback_regions: Annotated[
+        list[
+            Annotated[
+                str,
+                Field(pattern=REGION_PATTERN, min_length=3, max_length=3, description="A Fly region code."),
+            ]
+        ],
+        Field(max_length=8),
+    ] = Field(
+        default_factory=list,
+        description=(
+            "Regions to create the volume in, in order, when `region` has no capacity for it "
+            "(KiloClaw's region fallback); must not contain `region`. The machine goes where "
+            "the volume is: `status.region` records where that is."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(r, self.exists_one(s, s == r))",
+                    "message": "fallbackRegions must be unique",
+                }
+            ],
+        },
+    )
     health_check: HealthCheck | None = Field(
         default=None,
         description=(
@@ -304,6 +337,14 @@ class ClawInstanceSpec(WireModel):
         for name in value:
             _check_env_name(name)
         return value
+
+    @model_validator(mode="after")
+    def _fallback_regions_valid(self) -> "ClawInstanceSpec":
+        if self.region in self.fallback_regions:
+            raise ValueError("fallbackRegions must not contain region")
+        if len(set(self.fallback_regions)) != len(self.fallback_regions):
+            raise ValueError("fallbackRegions must be unique")
+        return self
 
     @model_validator(mode="after")
     def _env_and_secret_env_disjoint(self) -> "ClawInstanceSpec":

@@ -215,9 +215,13 @@ class RestartReason(StrEnum):
 
 @dataclass(frozen=True)
 class CreateVolume:
+    """Create the volume in `region`, else in `fallback_regions` in order, moving on only on a
+    capacity error (KiloClaw's createVolumeWithFallback; an ambiguous create stops there)."""
+
     region: str
     size_gb: int
     name: str
+    fallback_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
