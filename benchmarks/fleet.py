@@ -30,9 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,9 +43,8 @@ import aiohttp
 import yaml
 
 import plots
+from processes import REPO, RESULTS, free_port, sample, spawn, stop, wait_for_line
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
 REGIONS = ("iad", "ord", "ams", "fra")
 FLY_TOKEN = "bench-token"
@@ -56,74 +52,7 @@ MIN_CALLS = 3  # create volume, create machine, one wait
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 # flysim's limits (Fly's documented ones): app-level actions such as create are 1/s, burst 3.
 FLY_APP_ACTION_RATE, FLY_APP_ACTION_BURST = 1.0, 3
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_APPS = 4
-
-
-# ------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "claw_operator.cli", *args],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        start_new_session=True,
-    )
-
-
-async def wait_for_line(log: Path, prefix: str, process: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{log.name}: exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{log.name}: no line starting with {prefix!r}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
-@dataclass
-class ProcSample:
-    rss_mib: float
-    peak_rss_mib: float
-    cpu_seconds: float
-
-
-def sample(pid: int) -> ProcSample:
-    fields: dict[str, str] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    parts = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
-    return ProcSample(
-        rss_mib=int(fields["VmRSS"].split()[0]) / 1024,
-        peak_rss_mib=int(fields["VmHWM"].split()[0]) / 1024,
-        cpu_seconds=cpu,
-    )
 
 
 # ------------------------------------------------------------------------------- the clients

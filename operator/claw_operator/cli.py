@@ -11,12 +11,16 @@ from claw_operator import __version__
 Command = Callable[[argparse.Namespace], int]
 
 
-def _not_implemented(name: str) -> Command:
-    def command(args: argparse.Namespace) -> int:
-        print(f"claw-operator {name}: not implemented yet", file=sys.stderr)
-        return 2
-
-    return command
+def _no_sandbox(command: str, missing: ModuleNotFoundError) -> int:
+    """The simulators' dependencies are an extra: say how to get them (exit status 2)."""
+    if (missing.name or "").startswith("claw_operator"):
+        raise missing  # our own module missing is a broken install, not a missing extra
+    print(
+        f"claw-operator {command}: needs the sandbox extra (no module {missing.name!r}): "
+        "pip install 'claw-operator[sandbox]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -179,7 +183,10 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         import asyncio
         import signal
 
-        from claw_operator.sim.flysim import FlySim
+        try:
+            from claw_operator.sim.flysim import FlySim
+        except ModuleNotFoundError as missing:
+            return _no_sandbox("flysim", missing)
 
         async def run() -> None:
             sim = FlySim(
@@ -229,8 +236,11 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         import signal
         from pathlib import Path
 
-        from claw_operator.sim.kubesim import KubeSim
-        from claw_operator.sim.kubesim.tls import TlsUnavailable
+        try:
+            from claw_operator.sim.kubesim import KubeSim
+            from claw_operator.sim.kubesim.tls import TlsUnavailable
+        except ModuleNotFoundError as missing:
+            return _no_sandbox("kubesim", missing)
 
         async def serve() -> None:
             sim = KubeSim(tls=args.tls)
@@ -296,7 +306,10 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from claw_operator.demo import run_demo
+    try:
+        from claw_operator.demo import run_demo
+    except ModuleNotFoundError as missing:
+        return _no_sandbox("demo", missing)
 
     workdir = Path(args.workdir).resolve() if args.workdir else None
     return run_demo(tour=args.tour, profile=args.profile, workdir=workdir, metrics_port=args.metrics_port)

@@ -82,3 +82,34 @@ def test_kubesim_tls_serves_https_that_kubectl_verifies(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+# A Python without the `[sandbox]` extra: cel-python (kubesim's CEL rules) cannot be imported.
+WITHOUT_SANDBOX = """
+import sys
+sys.modules["celpy"] = None
+from claw_operator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["kubesim", "demo"])
+def test_the_simulators_say_how_to_install_the_sandbox_extra_when_it_is_missing(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SANDBOX, command], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"claw-operator {command}: needs the sandbox extra (no module 'celpy'): "
+        "pip install 'claw-operator[sandbox]'"
+    ]
+
+
+def test_the_operator_never_imports_the_simulators_dependencies() -> None:
+    # jsonpatch is not blocked: kopf itself depends on it.
+    probe = (
+        "import sys\n"
+        "for name in ('celpy', 'jsonschema'): sys.modules[name] = None\n"
+        "import claw_operator.cli, claw_operator.kube.runner, claw_operator.kube.handlers\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)

@@ -1,6 +1,7 @@
-"""The real operator, in-process, against kubesim + flysim (each on its own loop and thread).
+"""The real operator, in-process, against kubesim + flysim (each on its own loop and thread):
+the demo's sandbox (`claw_operator.demo.sandbox`).
 
-Tests talk to both sandboxes the way users and Fly do: the official `kubernetes` client for
+Tests talk to both simulators the way users and Fly do: the official `kubernetes` client for
 ClawInstances, plain HTTP for Fly (the normal `/v1` API to meddle "behind the operator's
 back", the `/_sim/` control API for faults and capacity).
 """
@@ -11,25 +12,18 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes import client, config
 
 from claw_operator.api import GROUP, PLURAL, VERSION
+from claw_operator.demo import sandbox as demo_sandbox
 from claw_operator.fly import RateLimits, RetryPolicy
-from claw_operator.kube.config import OperatorConfig
-from claw_operator.kube.logs import JsonFormatter
-from claw_operator.kube.runner import OperatorThread
 from claw_operator.lifecycle.model import Timings
-from claw_operator.sim.flysim import FlySimThread
-from claw_operator.sim.kubesim import KubeSimThread
-from tests.conftest import REPO
 
 APP = "claw-test"
 TOKEN = "fo1_integration-secret-token"
@@ -56,61 +50,49 @@ def _fast_kopf(settings: Any) -> None:
     settings.posting.idle_timeout = 0.1
 
 
-@dataclass
-class Sandbox:
-    kube: KubeSimThread
-    fly: FlySimThread
-    api: client.CustomObjectsApi
-    core: client.CoreV1Api
-    flyhttp: httpx.Client
-    kubeconfig: Path
-    logs: io.StringIO
-    operators: list[OperatorThread] = field(default_factory=list)
-    namespace: str = "default"
+FLY_CLIENT = {
+    "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
+    "create_resolve_attempts": 3,
+    "create_resolve_delay": 0.1,
+    "volume_resolve_timeout": 0.5,
+    # Every test instance shares one app: Fly's per-app list limit (1/s) would pace the whole
+    # suite. The limiter itself is pinned by the client's tests.
+    "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
+}
 
-    # ---- the operator
-    def start_operator(
-        self,
-        *,
-        token: str = TOKEN,
-        timings: Timings = FAST,
-        gateway_hook: Any = None,
-        default_app: str | None = APP,
-        metrics_port: int | None = None,
-        watch_stale_after: float = 600.0,
-    ) -> OperatorThread:
-        operator = OperatorThread(
-            OperatorConfig(
-                fly_api_url=self.fly.base_url,
-                fly_token=token,
-                default_app=default_app,
-                timings=timings,
-                kubeconfig=str(self.kubeconfig),
-                metrics_port=metrics_port,
-                metrics_host="127.0.0.1",
-                watch_stale_after=watch_stale_after,
-                fly_client_options={
-                    "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
-                    "create_resolve_attempts": 3,
-                    "create_resolve_delay": 0.1,
-                    "volume_resolve_timeout": 0.5,
-                    # Every test instance shares one app: Fly's per-app list limit (1/s) would
-                    # pace the whole suite. The limiter itself is pinned by the client's tests.
-                    "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
-                },
-            ),
-            settings_hook=_fast_kopf,
-            gateway_hook=gateway_hook,
+
+class Sandbox(demo_sandbox.Sandbox):
+    """The demo's sandbox (FAST timings, flysim's fast profile), plus the official `kubernetes`
+    client for ClawInstances and Secrets and the operators' logs in `logs`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.logs = io.StringIO()
+        super().__init__(
+            workdir,
+            app=APP,
+            token=TOKEN,
+            profile="fast",
+            seed=7,
+            timings=FAST,
+            fly_client_options=FLY_CLIENT,
+            kopf_settings=_fast_kopf,
+            log_handler=logging.StreamHandler(self.logs),
         )
-        operator.start()
-        self.operators.append(operator)
-        return operator
+        self._api_client: client.ApiClient | None = None
 
-    def stop_operators(self) -> None:
-        while self.operators:
-            self.operators.pop().stop()
+    def start(self) -> None:
+        super().start()
+        self._api_client = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.api = client.CustomObjectsApi(self._api_client)
+        self.core = client.CoreV1Api(self._api_client)
 
-    # ---- ClawInstances
+    def stop(self) -> None:
+        super().stop()
+        if self._api_client is not None:
+            self._api_client.close()
+            self._api_client = None
+
+    # ---- ClawInstances, through the kubernetes client
     def create(self, name: str, **spec: Any) -> dict[str, Any]:
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -143,109 +125,10 @@ class Sandbox:
     def delete(self, name: str) -> None:
         self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
-    def status(self, name: str) -> dict[str, Any]:
-        obj = self.get(name)
-        return (obj or {}).get("status") or {}
-
-    def condition(self, name: str, type_: str) -> dict[str, Any]:
-        for cond in self.status(name).get("conditions", []):
-            if cond["type"] == type_:
-                return dict(cond)
-        return {}
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.kube.events(name=name, namespace=self.namespace)]
-
-    def event_reasons(self, name: str) -> list[str]:
-        return [e.get("reason", "") for e in self.events(name)]
-
-    def wait_events(self, name: str, *reasons: str, timeout: float = 5.0) -> list[str]:
-        """Wait until the object has Events with every one of `reasons`; return all its reasons.
-
-        kopf posts Events in the background, after the status write that a test usually waits
-        for: reading them at once races with the poster.
-        """
-        wanted = set(reasons)
-
-        def posted() -> list[str] | None:
-            found = self.event_reasons(name)
-            return found if wanted <= set(found) else None
-
-        found: list[str] = self.wait(
-            posted,
-            timeout,
-            lambda: f"Events {sorted(wanted)} of {name} (so far: {self.event_reasons(name)})",
-        )
-        return found
-
-    def wait(
-        self, predicate: Callable[[], Any], timeout: float = 20.0, what: str | Callable[[], str] = "condition"
-    ) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = predicate()
-            if last:
-                return last
-            time.sleep(0.05)
-        described = what() if callable(what) else what
-        raise AssertionError(f"timed out waiting for {described}; last value: {last!r}")
-
-    def wait_phase(self, name: str, phase: str, timeout: float = 20.0) -> dict[str, Any]:
-        return dict(
-            self.wait(
-                lambda: (s := self.status(name)).get("phase") == phase and s,
-                timeout,
-                lambda: f"{name} phase {phase} (status: {self.status(name)})",
-            )
-        )
-
-    def wait_condition(
-        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 20.0
-    ) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            cond = self.condition(name, type_)
-            if cond.get("status") == status and (reason is None or cond.get("reason") == reason):
-                return cond
-            return None
-
-        return dict(
-            self.wait(check, timeout, f"{name} {type_}={status} {reason or ''} (status: {self.status(name)})")
-        )
-
-    def wait_gone(self, name: str, timeout: float = 20.0) -> None:
-        self.wait(lambda: self.get(name) is None, timeout, f"{name} deleted")
-
     def record_phases(self, name: str) -> PhaseRecorder:
         recorder = PhaseRecorder(self, name)
         recorder.start()
         return recorder
-
-    # ---- Fly
-    def machines(self, **params: Any) -> list[dict[str, Any]]:
-        response = self.flyhttp.get(f"/v1/apps/{APP}/machines", params=params)
-        response.raise_for_status()
-        machines: list[dict[str, Any]] = response.json()
-        return machines
-
-    def live_machines(self) -> list[dict[str, Any]]:
-        return [m for m in self.machines() if m["state"] not in ("destroyed", "destroying")]
-
-    def volumes(self) -> list[dict[str, Any]]:
-        response = self.flyhttp.get(f"/v1/apps/{APP}/volumes")
-        response.raise_for_status()
-        volumes: list[dict[str, Any]] = response.json()
-        return [
-            v for v in volumes if v.get("state") not in ("destroyed", "pending_destroy", "scheduling_destroy")
-        ]
-
-    def fault(self, **spec: Any) -> str:
-        response = self.flyhttp.post("/_sim/faults", json=spec)
-        response.raise_for_status()
-        return str(response.json()["id"])
-
-    def clear_faults(self) -> None:
-        self.flyhttp.delete("/_sim/faults").raise_for_status()
 
 
 class PhaseRecorder(threading.Thread):
@@ -277,36 +160,5 @@ class PhaseRecorder(threading.Thread):
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    logs = io.StringIO()
-    handler = logging.StreamHandler(logs)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous_level = root.level
-    root.setLevel(logging.INFO)
-    kubeconfig = tmp_path / "kubeconfig"
-    with (
-        KubeSimThread(crds=REPO / "crds", kubeconfig=kubeconfig) as kube,
-        FlySimThread(profile="fast", seed=7, token=TOKEN) as fly,
-    ):
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))
-        flyhttp = httpx.Client(
-            base_url=fly.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-        )
-        box = Sandbox(
-            kube=kube,
-            fly=fly,
-            api=client.CustomObjectsApi(api_client),
-            core=client.CoreV1Api(api_client),
-            flyhttp=flyhttp,
-            kubeconfig=kubeconfig,
-            logs=logs,
-        )
-        try:
-            yield box
-        finally:
-            box.stop_operators()
-            flyhttp.close()
-            api_client.close()
-            root.removeHandler(handler)
-            root.setLevel(previous_level)
+    with Sandbox(tmp_path) as box:
+        yield box

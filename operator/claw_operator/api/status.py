@@ -125,9 +125,10 @@ class ClawInstanceStatus(WireModel):
     crash_count: int = Field(
         default=0,
         ge=0,
-        description="Consecutive crashes: the machine stopped or failed within the crash window "
-        "(--crash-window) of its start. Each one doubles the wait before the next start "
-        "(--crash-backoff, capped by --crash-backoff-max); reset after a run longer than the window.",
+        description="Consecutive crashes: the machine failed, or its process exited on its own, "
+        "within the crash window (--crash-window) of its start. Each one doubles the wait before "
+        "the next start (--crash-backoff, capped by --crash-backoff-max); reset after a run longer "
+        "than the window.",
     )
     last_crash_at: Timestamp | None = Field(
         default=None, description="When the last crash was seen; cleared with crashCount."
@@ -141,6 +142,13 @@ class ClawInstanceStatus(WireModel):
         default=None,
         max_length=1024,
         description="The failing check's name, status and output, as Fly last reported them.",
+    )
+    restarting_for: str | None = Field(
+        default=None,
+        description=(
+            "The spec.restartedAt value the restart in flight serves (written with the guard): a "
+            "restart found already applied marks that request handled, not a newer one."
+        ),
     )
     stopped_checks: int = Field(
         default=0,

@@ -18,7 +18,13 @@ from typing import Any, ClassVar, assert_never
 from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.edge.env import ResolvedEnv
 from claw_operator.edge.listings import SharedListing
-from claw_operator.edge.machineconfig import desired_config, machine_view, merged_config, owner_of
+from claw_operator.edge.machineconfig import (
+    config_applied,
+    desired_config,
+    machine_view,
+    merged_config,
+    owner_of,
+)
 from claw_operator.fly import (
     FlyError,
     FlyMachinesClient,
@@ -55,7 +61,7 @@ from claw_operator.lifecycle.model import (
     VolumeLookup,
     VolumeView,
 )
-from claw_operator.lifecycle.recovery import VOLUME_GONE_STATES
+from claw_operator.lifecycle.recovery import GONE_STATES, VOLUME_GONE_STATES
 
 logger = logging.getLogger("claw_operator.fly_gateway")
 
@@ -110,8 +116,10 @@ class FlyGateway:
         self._started_monotonic = time.monotonic()
         # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
         self._sent_creates: set[str] = set()
-        # UID -> when (monotonic) this process last sent a volume create (`_unsettled_listing`).
+        # UID -> when (monotonic) this process last sent a volume create (`_unsettled`).
         self._volume_creates_sent: dict[str, float] = {}
+        # The same for machine creates (`_unsettled`: the machines tagged with a UID).
+        self._machine_creates_sent: dict[str, float] = {}
         # Lists are per app, shared by every instance looking at the same time (listings.py).
         self._owned_machines: SharedListing[Machine] = SharedListing(self._machines_by_owner)
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
@@ -197,11 +205,12 @@ class FlyGateway:
     ) -> VolumeLookup:
         """The volume as the destroy must see it: not attached to a machine that is gone.
 
-        Fly updates `attached_machine_id` some time after a destroy (up to minutes [O]); read
-        as is, it names the machine just destroyed, which the destroy would then "recover" and
-        destroy again, pass after pass, until Fly catches up. One GET tells: a machine that
-        answers 404 or `destroyed` holds nothing (the volume delete may still be refused while
-        Fly detaches it, and is then retried with backoff like any failed step).
+        Fly updates `attached_machine_id` some time after a destroy (docs/reference/
+        fly-machines-api.md §3); read as is, it names the machine just destroyed, which the
+        destroy would then "recover" and destroy again, pass after pass, until Fly catches up.
+        One GET tells: a machine that answers 404 or `destroyed` holds nothing (the volume
+        delete may still be refused while Fly detaches it, and is then retried with backoff like
+        any failed step).
         """
         seen = volume.volume
         if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:
@@ -260,6 +269,11 @@ class FlyGateway:
                 tagged = tuple(machine_view(m) for m in owned)
             except FlyError as exc:
                 tagged_failure = to_failure(exc)
+            else:
+                if not any(m.state not in GONE_STATES for m in tagged):
+                    tagged_failure = self._unsettled(instance, "machine", self._machine_creates_sent)
+                if tagged_failure is not None:
+                    tagged = None
         named: tuple[VolumeView, ...] | None = None
         named_failure: FlyFailure | None = None
         if (
@@ -278,7 +292,10 @@ class FlyGateway:
                     extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
                 )
             else:
-                named_failure = self._unsettled_listing(instance, named)
+                live_named = [v for v in named if v.state not in VOLUME_GONE_STATES]
+                named_failure = (
+                    None if live_named else self._unsettled(instance, "volume", self._volume_creates_sent)
+                )
                 if named_failure is not None:
                     named = None
         return Observation(
@@ -301,34 +318,37 @@ class FlyGateway:
         mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
         return mounted is not None and mounted != instance.status.volume_id
 
-    def _unsettled_listing(self, instance: Instance, named: tuple[VolumeView, ...]) -> FlyFailure | None:
-        """A listing by name that cannot prove "no volume" yet: it shows no live volume, and a
-        volume create whose answer was lost may have been sent less than `listing_settle` ago
-        (Fly's lists are eventually consistent, and may not show it for a while):
+    def _unsettled(self, instance: Instance, kind: str, sent_at: dict[str, float]) -> FlyFailure | None:
+        """A listing that shows none of the instance's machines (or volumes) cannot prove "none"
+        yet when a create whose answer was lost may have been sent less than `listing_settle`
+        ago (Fly's lists are eventually consistent, and may not show it for a while):
 
         - by this process (it remembers when it sent one);
         - by an earlier operator process, for an instance older than this one (it may have died
           between the create and the status write): until `listing_settle` after this process
-          started. A deletion does not wait for that (its listing is looked at again anyway
-          until the finalizer goes).
+          started.
+
+        This holds for a deletion too: a destroy that trusted a stale empty listing would
+        release the finalizer and leave the object on Fly.
         """
-        if any(v.state not in VOLUME_GONE_STATES for v in named):
-            return None
         settle = self._timings.listing_settle.total_seconds()
         left = 0.0
-        sent = self._volume_creates_sent.get(instance.uid)
+        sent = sent_at.get(instance.uid)
         if sent is not None:
             left = settle - (time.monotonic() - sent)
-        if self._older_than_this_process(instance) and not instance.deleting:
+        if self._older_than_this_process(instance):
             left = max(left, settle - (time.monotonic() - self._started_monotonic))
         if left <= 0:
             return None
+        listed = f"no {kind} of {instance.uid} listed yet" if kind == "machine" else (
+            f"no volume named {volume_name(instance.uid)} listed yet"
+        )
         return FlyFailure(
             kind=FailureKind.UNAVAILABLE,
             retryable=True,
             message=(
-                f"no volume named {volume_name(instance.uid)} listed yet, {left:.1f}s before a "
-                "listing can prove that no volume create whose answer was lost happened"
+                f"{listed}, {left:.1f}s before a listing can prove that no {kind} create whose "
+                "answer was lost happened"
             ),
             retry_after=left,
         )
@@ -407,12 +427,24 @@ class FlyGateway:
         )
 
     async def _desired_machine_config(
-        self, instance: Instance, env: ResolvedEnv | None, machine_id: str, volume_id: str
-    ) -> MachineConfig:
-        """The current config with our fields replaced (Fly has no partial update)."""
+        self,
+        instance: Instance,
+        env: ResolvedEnv | None,
+        machine_id: str,
+        volume_id: str,
+        *,
+        force: bool = False,
+    ) -> MachineConfig | None:
+        """The current config with our fields replaced (Fly has no partial update); None when
+        the machine already has exactly that config (an update would only repeat itself),
+        unless `force`: a restart always updates, so the machine's version records it."""
         current = await self._fly.get_machine(instance.app, machine_id)
         base = (current.config or current.incomplete_config or MachineConfig()).to_wire()
-        return MachineConfig.model_validate(merged_config(base, self._config(instance, env, volume_id)))
+        desired = self._config(instance, env, volume_id)
+        if not force and config_applied(base, desired):
+            return None
+        merged = merged_config(base, desired)
+        return MachineConfig.model_validate(merged)
 
     async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
         app, spec = instance.app, instance.spec
@@ -445,6 +477,7 @@ class FlyGateway:
                 return ActionResult(volume=self._seen_volume(volume_view(extended.volume)))
             case CreateMachine():
                 self._sent_creates.add(instance.uid)
+                self._machine_creates_sent[instance.uid] = time.monotonic()
                 config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
                 machine = await self._fly.create_machine(
                     app, config, owner=owner_of(instance), region=action.region
@@ -480,10 +513,14 @@ class FlyGateway:
             case StartMachine():
                 # Update puts the desired config in place; Fly (since 2026) leaves a stopped
                 # machine stopped after an update, so the client starts it once it settles.
-                config = await self._desired_machine_config(
+                update = await self._desired_machine_config(
                     instance, env, action.machine_id, action.volume_id
                 )
-                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
+                if update is None:
+                    # Already updated (say, by a restart whose start failed): only start it.
+                    await self._fly.start_machine_and_wait(app, action.machine_id, timeout=wait)
+                else:
+                    await self._fly.update_and_start(app, action.machine_id, update, timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case StopMachine():
                 await self._fly.stop_machine_and_wait(app, action.machine_id, timeout=wait)
@@ -510,10 +547,11 @@ class FlyGateway:
                     logger.info(
                         "stop did not settle before the update", extra={"machine_id": action.machine_id}
                     )
-                config = await self._desired_machine_config(
-                    instance, env, action.machine_id, action.volume_id
+                forced = await self._desired_machine_config(
+                    instance, env, action.machine_id, action.volume_id, force=True
                 )
-                await self._fly.update_and_start(app, action.machine_id, config, timeout=wait)
+                assert forced is not None
+                await self._fly.update_and_start(app, action.machine_id, forced, timeout=wait)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
             case DestroyMachine():
@@ -524,6 +562,7 @@ class FlyGateway:
                 self._volume_sizes.pop(action.volume_id, None)
                 self._sent_creates.discard(instance.uid)
                 self._volume_creates_sent.pop(instance.uid, None)
+                self._machine_creates_sent.pop(instance.uid, None)
                 return ActionResult()
             case _:
                 # Exhaustive: mypy names this match when a new Action is not executed here.

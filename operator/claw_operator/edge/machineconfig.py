@@ -109,6 +109,25 @@ def last_exit(machine: Machine) -> datetime | None:
     return datetime.fromtimestamp(max(valid) / 1000, UTC) if valid else None
 
 
+def config_applied(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """The machine already runs what `desired_config` asks: every field we own has our value
+    (Fly adds fields of its own to guest, mounts and metadata; those do not count)."""
+    for key, want in desired.items():
+        have = current.get(key)
+        if key == "mounts":
+            owned = [(m.get("volume"), m.get("path")) for m in have or []]
+            applied = owned == [(m["volume"], m["path"]) for m in want]
+        elif key == "env":
+            applied = (have or {}) == want
+        elif isinstance(want, dict):
+            applied = isinstance(have, dict) and all(have.get(k) == v for k, v in want.items())
+        else:
+            applied = have == want
+        if not applied:
+            return False
+    return True
+
+
 def merged_config(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     """An update sends the full config back: keep what Fly (or a human) set that we do not own.
     Of `checks`, the operator owns only its own (`claw`): others are kept, ours follows the spec."""

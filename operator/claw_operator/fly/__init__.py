@@ -1,5 +1,6 @@
 """The Fly Machines client: the only code that talks to Fly (httpx, typed errors, retries,
-rate limits, leases, waits).
+rate limits, leases, waits). `client.py` says what each call sends, `transport.py` how it is sent,
+retried and read; `leases.py` holds the lease calls the operator does not use.
 
     config = FlyClientConfig.from_env()          # FLY_API_TOKEN, FLY_API_URL
     async with FlyMachinesClient(config) as fly:
@@ -36,6 +37,7 @@ from claw_operator.fly.errors import (
     WaitTimeout,
     classify,
 )
+from claw_operator.fly.leases import MachineLeases
 from claw_operator.fly.models import (
     DESTROYED_MACHINE_STATES,
     DESTROYED_VOLUME_STATES,
@@ -84,6 +86,7 @@ __all__ = [
     "MachineCheck",
     "MachineConfig",
     "MachineInit",
+    "MachineLeases",
     "MachinePort",
     "MachineService",
     "Mount",

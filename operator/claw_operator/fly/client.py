@@ -1,43 +1,25 @@
 """`FlyMachinesClient`: the only code that talks to the Fly Machines API.
 
-Retry policy, per call (the reasons are in `fly-machines-api.md` §7/§10):
-
-* GET (machine, lists, volume), DELETE by id, PUT extend, lease release/refresh, and update
-  *with* a lease nonce are retried on 408, 429, 5xx and network errors. Repeating them cannot
-  duplicate anything: a repeated DELETE answers 404 (= done), and a leased update is safe to
-  resend with the same nonce (flyctl does so).
-* Create (machine, volume), start, stop, lease acquire and update without a lease are retried
-  only on 429 and on failures to connect: both prove the request was never processed. Any other
-  failure may hide a success (a "silent success" 408), so it is raised with `ambiguous=True`;
-  for creates the client then *looks* for the object instead (see `create_machine`).
-* Waits loop up to an overall deadline: a wait changes nothing, and the server's 408 only means
-  "not yet".
-
-Backoff is `stamina`'s capped, jittered exponential backoff; a Retry-After from a 429 replaces
-the computed wait (stamina's backoff hook), clipped to `RetryPolicy.max_retry_after`.
-Every request first takes a token from the client-side limiter (`FlyRateLimiter`).
+What each call sends, and how an ambiguous create is resolved. How a request is sent, retried
+(per call: `Retry.SAFE` or `Retry.UNSENT`) and read is `fly/transport.py`; the machine leases,
+which the operator does not use, are `fly/leases.py`. "§N" is a section of
+`docs/reference/fly-machines-api.md`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from typing import Any, Final
 
 import httpx
-import stamina
-from pydantic import ValidationError
 
 from claw_operator.api.timefmt import parse_rfc3339
-from claw_operator.fly.config import FlyClientConfig, auth_header_value
+from claw_operator.fly.config import FlyClientConfig
 from claw_operator.fly.errors import (
     AmbiguousCreate,
     Conflict,
@@ -52,21 +34,36 @@ from claw_operator.fly.errors import (
     Unavailable,
     UnexpectedResponse,
     WaitTimeout,
-    classify,
 )
 from claw_operator.fly.models import (
     ExtendVolumeResult,
     GuestConfig,
-    Lease,
     Machine,
     MachineConfig,
     StartResult,
     Volume,
     WaitResult,
 )
-from claw_operator.fly.observe import FlyRequest
 from claw_operator.fly.ratelimit import GET_ACTION, FlyRateLimiter
 from claw_operator.fly.tags import OwnerTag
+from claw_operator.fly.transport import (
+    R_APP,
+    R_MACHINE,
+    R_MACHINES,
+    R_START,
+    R_STOP,
+    R_VOLUME,
+    R_VOLUME_EXTEND,
+    R_VOLUMES,
+    R_WAIT,
+    Backoff,
+    FlyTransport,
+    decode_json,
+    parse_as,
+    read_as,
+    retrying,
+)
+from claw_operator.fly.transport import Retry as _Retry
 
 __all__ = [
     "FlyMachinesClient",
@@ -76,60 +73,15 @@ __all__ = [
 
 log = logging.getLogger("claw_operator.fly")
 
-_M = TypeVar("_M")
-
-# Route templates: logged and reported instead of concrete URLs (bounded cardinality, and the
-# same names flysim's /_sim/stats uses).
-R_APP: Final = "/v1/apps/{app}"
-R_MACHINES: Final = "/v1/apps/{app}/machines"
-R_MACHINE: Final = "/v1/apps/{app}/machines/{id}"
-R_START: Final = "/v1/apps/{app}/machines/{id}/start"
-R_STOP: Final = "/v1/apps/{app}/machines/{id}/stop"
-R_WAIT: Final = "/v1/apps/{app}/machines/{id}/wait"
-R_LEASE: Final = "/v1/apps/{app}/machines/{id}/lease"
-R_VOLUMES: Final = "/v1/apps/{app}/volumes"
-R_VOLUME: Final = "/v1/apps/{app}/volumes/{id}"
-R_VOLUME_EXTEND: Final = "/v1/apps/{app}/volumes/{id}/extend"
-
-# The operation each (method, route) performs, as reported to `FlyClientConfig.on_request`.
-_OPERATIONS: Final[Mapping[tuple[str, str], str]] = {
-    ("GET", R_APP): "get_app",
-    ("GET", R_MACHINES): "list_machines",
-    ("POST", R_MACHINES): "create_machine",
-    ("GET", R_MACHINE): "get_machine",
-    ("POST", R_MACHINE): "update_machine",
-    ("DELETE", R_MACHINE): "destroy_machine",
-    ("POST", R_START): "start_machine",
-    ("POST", R_STOP): "stop_machine",
-    ("GET", R_WAIT): "wait_machine",
-    ("POST", R_LEASE): "lease",  # acquire or refresh
-    ("DELETE", R_LEASE): "release_lease",
-    ("GET", R_VOLUMES): "list_volumes",
-    ("POST", R_VOLUMES): "create_volume",
-    ("GET", R_VOLUME): "get_volume",
-    ("DELETE", R_VOLUME): "delete_volume",
-    ("PUT", R_VOLUME_EXTEND): "extend_volume",
-}
-
-LEASE_NONCE_HEADER: Final = "fly-machine-lease-nonce"
-REQUEST_ID_HEADER: Final = "fly-request-id"
-
-# Waits loop with a short backoff between server long polls that ended without the state (§4:
-# flyctl backs off 0.5-2 s between attempts).
-_WAIT_BACKOFF_INITIAL: Final = 0.5
-_WAIT_BACKOFF_MAX: Final = 2.0
+# Waits loop with a short backoff between server long polls that ended without the state (§4 of
+# docs/reference/fly-machines-api.md: flyctl backs off 0.5-2 s between attempts); a start refused
+# while the machine settles is sent again at the same pace.
+_WAIT_BACKOFF: Final = Backoff(initial=0.5, max=2.0, jitter=0.5)
+# A machine Fly briefly denies right after its create is read again at a quicker pace.
+_NOT_FOUND_BACKOFF: Final = Backoff(initial=0.2, max=1.0, jitter=0.1)
 # How far back a volume's created_at may be (clock skew plus request time) and still be taken as
 # the product of an ambiguous create we just sent.
 _VOLUME_RESOLVE_SKEW: Final = timedelta(minutes=2)
-
-
-class _Retry(enum.Enum):
-    SAFE = "safe"  # repeatable: 408/429/5xx/network
-    UNSENT = "unsent"  # only failures proving the request was not processed: 429, connect errors
-
-
-def _path(route: str, **params: str) -> str:
-    return route.format(**{k: quote(v, safe="") for k, v in params.items()})
 
 
 def _go_duration(value: float | str) -> str:
@@ -160,33 +112,29 @@ class FlyMachinesClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._config = config
-        self._limiter = FlyRateLimiter(config.rate_limits)
-        self._http = httpx.AsyncClient(
-            base_url=config.origin,
-            headers={
-                "Authorization": auth_header_value(config.token),
-                "Accept": "application/json",
-                "User-Agent": config.user_agent,
-            },
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_keepalive_connections,
-            ),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._transport = FlyTransport(config, transport=transport)
+        self._send = self._transport.send
+        self._call = self._transport.call
+
+    # Fly's answers, read as `fly/transport.py` reads them.
+    _json = staticmethod(decode_json)
+    _parse = staticmethod(parse_as)
+    _model = staticmethod(read_as)
 
     @property
     def config(self) -> FlyClientConfig:
         return self._config
 
     @property
+    def transport(self) -> FlyTransport:
+        return self._transport
+
+    @property
     def rate_limiter(self) -> FlyRateLimiter:
-        return self._limiter
+        return self._transport.limiter
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> FlyMachinesClient:
         return self
@@ -196,191 +144,6 @@ class FlyMachinesClient:
 
     def __repr__(self) -> str:
         return f"FlyMachinesClient(base_url={self._config.base_url!r})"
-
-    # --- transport ---------------------------------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        route: str,
-        *,
-        action: str,
-        app: str,
-        object_id: str | None = None,
-        params: Mapping[str, str] | list[tuple[str, str]] | None = None,
-        json: Any = None,
-        lease_nonce: str | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """One HTTP exchange: rate-limit, send, log, classify. Never retries."""
-        path_params = {"app": app} if object_id is None else {"app": app, "id": object_id}
-        url = _path(route, **path_params)
-        headers = {LEASE_NONCE_HEADER: lease_nonce} if lease_nonce else None
-        query: httpx.QueryParams | None = None
-        if params:
-            query = httpx.QueryParams(params if isinstance(params, Mapping) else tuple(params))
-        request_timeout: httpx.Timeout | None = (
-            httpx.Timeout(timeout, connect=self._config.connect_timeout) if timeout is not None else None
-        )
-        mutating = method != "GET"
-        fields: dict[str, Any] = {
-            "fly_method": method,
-            "fly_route": route,
-            "fly_app": app,
-            "fly_object_id": object_id,
-        }
-        async with self._limiter.bucket(action, object_id or app):
-            started = time.perf_counter()
-            try:
-                if request_timeout is not None:
-                    response = await self._http.request(
-                        method, url, params=query, json=json, headers=headers, timeout=request_timeout
-                    )
-                else:
-                    response = await self._http.request(method, url, params=query, json=json, headers=headers)
-            except httpx.TransportError as exc:
-                error = self._transport_error(exc, method=method, route=route, mutating=mutating)
-                fields.update(
-                    fly_status=None,
-                    fly_duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    fly_request_id=None,
-                    fly_error=type(error).__name__,
-                )
-                self._report(method, route, None, time.perf_counter() - started, type(error).__name__)
-                log.warning(
-                    "fly %s %s failed: %s (%s)",
-                    method,
-                    route,
-                    type(exc).__name__,
-                    error.message,
-                    extra=fields,
-                )
-                raise error from exc
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        request_id = response.headers.get(REQUEST_ID_HEADER)
-        fields.update(fly_status=response.status_code, fly_duration_ms=duration_ms, fly_request_id=request_id)
-        if response.is_success:
-            self._report(method, route, response.status_code, time.perf_counter() - started, None)
-            log.info(
-                "fly %s %s -> %d in %.1fms", method, route, response.status_code, duration_ms, extra=fields
-            )
-            return response
-        error = classify(
-            response.status_code,
-            response.text,
-            method=method,
-            route=route,
-            request_id=request_id,
-            retry_after=response.headers.get("retry-after"),
-        )
-        fields["fly_error"] = type(error).__name__
-        self._report(method, route, response.status_code, time.perf_counter() - started, fields["fly_error"])
-        log.warning(
-            "fly %s %s -> %d in %.1fms: %s",
-            method,
-            route,
-            response.status_code,
-            duration_ms,
-            error.message,
-            extra=fields,
-        )
-        raise error
-
-    def _report(
-        self, method: str, route: str, status: int | None, duration: float, error: str | None
-    ) -> None:
-        observer = self._config.on_request
-        if observer is None:
-            return
-        operation = _OPERATIONS.get((method, route), f"{method} {route}")
-        try:
-            observer(FlyRequest(operation, method, route, status, duration, error))
-        except Exception:  # an observer's bug must never fail a Fly call
-            log.exception("the Fly request observer failed")
-
-    @staticmethod
-    def _transport_error(exc: httpx.TransportError, *, method: str, route: str, mutating: bool) -> FlyError:
-        where: dict[str, Any] = {"method": method, "route": route}
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            # Nothing reached Fly: never ambiguous, whatever the method.
-            return Unavailable(f"could not connect to Fly: {type(exc).__name__}", ambiguous=False, **where)
-        if isinstance(exc, httpx.TimeoutException):
-            return Timeout(f"no answer from Fly in time: {type(exc).__name__}", ambiguous=mutating, **where)
-        # Reset, protocol error, or a connection closed mid-exchange: the request may have landed.
-        return Unavailable(f"connection to Fly failed: {type(exc).__name__}", ambiguous=mutating, **where)
-
-    def _retry_hook(self, mode: _Retry) -> Callable[[Exception], bool | float]:
-        cap = self._config.retry.max_retry_after
-
-        def hook(exc: Exception) -> bool | float:
-            if not isinstance(exc, FlyError) or isinstance(exc, WaitTimeout):
-                return False
-            if isinstance(exc, RateLimited):
-                # A 429 is answered before anything happens, so even a create may be resent.
-                if exc.retry_after is None:
-                    return True
-                # Honour the server's wait (at least that long), plus a little jitter so a fleet
-                # told "1 s" does not come back in one burst.
-                wait = min(exc.retry_after, cap)
-                return wait + random.uniform(0, 0.1 * wait)
-            if mode is _Retry.SAFE:
-                return isinstance(exc, Timeout | Unavailable)
-            # UNSENT: only a failure to connect proves the request never reached Fly.
-            return isinstance(exc, Unavailable) and not exc.ambiguous
-
-        return hook
-
-    async def _call(self, mode: _Retry, method: str, route: str, **kwargs: Any) -> httpx.Response:
-        """`_send` under the retry policy `mode` (see the module docstring)."""
-        policy = self._config.retry
-        if policy.attempts <= 1:
-            return await self._send(method, route, **kwargs)
-        async for attempt in stamina.retry_context(
-            on=self._retry_hook(mode),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt:
-                return await self._send(method, route, **kwargs)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
-
-    @staticmethod
-    def _parse(parse: Callable[[Any], _M], data: Any, response: httpx.Response, *, route: str) -> _M:
-        """`parse(data)`, with a response that does not fit the model reported as Fly's fault
-        (`UnexpectedResponse`), not as a pydantic error escaping the client's error contract."""
-        try:
-            return parse(data)
-        except ValidationError as exc:
-            raise UnexpectedResponse(
-                f"Fly's answer does not fit the expected shape ({exc.error_count()} errors)",
-                status=response.status_code,
-                request_id=response.headers.get(REQUEST_ID_HEADER),
-                method=response.request.method,
-                route=route,
-                body=response.text,
-            ) from exc
-
-    @classmethod
-    def _model(cls, parse: Callable[[Any], _M], response: httpx.Response, *, route: str) -> _M:
-        """The response body, decoded as JSON and parsed by `parse`."""
-        return cls._parse(parse, cls._json(response, route=route), response, route=route)
-
-    @staticmethod
-    def _json(response: httpx.Response, *, route: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise UnexpectedResponse(
-                "Fly answered with a body that is not JSON",
-                status=response.status_code,
-                request_id=response.headers.get(REQUEST_ID_HEADER),
-                method=response.request.method,
-                route=route,
-                body=response.text,
-            ) from exc
 
     # --- apps --------------------------------------------------------------------------------
 
@@ -404,19 +167,12 @@ class FlyMachinesClient:
         made (§7), which must not be mistaken for "gone, recreate it"."""
         if not_found_grace <= 0:
             return await self._get_machine_once(app, machine_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + not_found_grace
-        async for attempt in stamina.retry_context(
-            on=lambda exc: isinstance(exc, NotFound) and loop.time() < deadline,
-            attempts=None,
-            timeout=None,
-            wait_initial=0.2,
-            wait_max=1.0,
-            wait_jitter=0.1,
-        ):
-            with attempt:
-                return await self._get_machine_once(app, machine_id)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retrying(
+            lambda: self._get_machine_once(app, machine_id),
+            on=lambda exc: isinstance(exc, NotFound),
+            backoff=_NOT_FOUND_BACKOFF,
+            deadline=asyncio.get_running_loop().time() + not_found_grace,
+        )
 
     async def _get_machine_once(self, app: str, machine_id: str) -> Machine:
         response = await self._call(
@@ -636,31 +392,6 @@ class FlyMachinesClient:
             )
         return updated
 
-    async def update_machine_leased(
-        self,
-        app: str,
-        machine_id: str,
-        change: Callable[[Machine], MachineConfig],
-        *,
-        lease_ttl: int = 30,
-        description: str = "claw-operator update",
-        skip_launch: bool | None = None,
-        min_secrets_version: int | None = None,
-    ) -> Machine:
-        """Read-modify-write under a lease: acquire, GET, `change(machine)` → full config, update
-        with the nonce (retried safely), release. A held lease raises `Conflict(LEASE_HELD)`."""
-        async with self.lease(app, machine_id, ttl=lease_ttl, description=description) as lease:
-            machine = await self.get_machine(app, machine_id)
-            new_config = change(machine)
-            return await self.update_machine(
-                app,
-                machine_id,
-                new_config,
-                lease_nonce=lease.nonce,
-                skip_launch=skip_launch,
-                min_secrets_version=min_secrets_version,
-            )
-
     async def start_machine(
         self, app: str, machine_id: str, *, lease_nonce: str | None = None
     ) -> StartResult:
@@ -761,22 +492,16 @@ class FlyMachinesClient:
         def keep_waiting(exc: Exception) -> bool:
             # WaitTimeout is a Timeout: the server's "not yet" and transient trouble alike are
             # absorbed until the overall deadline; anything else (400, 404 …) ends the wait.
-            now = loop.time()
             if isinstance(exc, NotFound):
-                return now < min(deadline, not_found_deadline)
-            return isinstance(exc, Timeout | RateLimited | Unavailable) and now < deadline
+                return loop.time() < not_found_deadline
+            return isinstance(exc, Timeout | RateLimited | Unavailable)
 
-        async for attempt in stamina.retry_context(
+        return await retrying(
+            lambda: self._wait_once(app, machine_id, wanted, instance_id, deadline - loop.time()),
             on=keep_waiting,
-            attempts=None,
-            timeout=None,
-            wait_initial=_WAIT_BACKOFF_INITIAL,
-            wait_max=_WAIT_BACKOFF_MAX,
-            wait_jitter=0.5,
-        ):
-            with attempt:
-                return await self._wait_once(app, machine_id, wanted, instance_id, deadline - loop.time())
-        raise AssertionError("unreachable")  # pragma: no cover
+            backoff=_WAIT_BACKOFF,
+            deadline=deadline,
+        )
 
     async def _wait_once(
         self, app: str, machine_id: str, wanted: list[str], instance_id: str | None, remaining: float
@@ -851,97 +576,14 @@ class FlyMachinesClient:
         if current.state == "started":
             return WaitResult(ok=True, state="started", version=current.current_version)
 
-        def settling(exc: Exception) -> bool:
-            return (
-                isinstance(exc, Precondition)
-                and exc.reason is PreconditionReason.START_NOT_READY
-                and loop.time() < deadline
-            )
-
-        async for attempt in stamina.retry_context(
-            on=settling,
-            attempts=None,
-            timeout=None,
-            wait_initial=_WAIT_BACKOFF_INITIAL,
-            wait_max=_WAIT_BACKOFF_MAX,
-            wait_jitter=0.5,
-        ):
-            with attempt:
-                await self.start_machine(app, machine_id, lease_nonce=lease_nonce)
+        await retrying(
+            lambda: self.start_machine(app, machine_id, lease_nonce=lease_nonce),
+            on=lambda exc: isinstance(exc, Precondition) and exc.reason is PreconditionReason.START_NOT_READY,
+            backoff=_WAIT_BACKOFF,
+            deadline=deadline,
+        )
         remaining = max(1.0, deadline - loop.time())
         return await self.wait_for_state(app, machine_id, "started", timeout=remaining)
-
-    # --- leases ------------------------------------------------------------------------------
-
-    async def acquire_lease(
-        self, app: str, machine_id: str, *, ttl: int = 30, description: str | None = None
-    ) -> Lease:
-        """Take the machine's lease (`Conflict(LEASE_HELD)` if someone else holds it)."""
-        body: dict[str, Any] = {"ttl": ttl}
-        if description:
-            body["description"] = description
-        response = await self._call(
-            _Retry.UNSENT,
-            "POST",
-            R_LEASE,
-            action="lease",
-            app=app,
-            object_id=machine_id,
-            # fly-go sends the TTL as a query parameter, the docs in the body: send both.
-            params={"ttl": str(ttl)},
-            json=body,
-        )
-        return self._model(Lease.from_response, response, route=R_LEASE)
-
-    async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 30) -> Lease:
-        """Extend a held lease; Fly keeps the nonce."""
-        response = await self._call(
-            _Retry.SAFE,
-            "POST",
-            R_LEASE,
-            action="lease",
-            app=app,
-            object_id=machine_id,
-            params={"ttl": str(ttl)},
-            json={"ttl": ttl},
-            lease_nonce=nonce,
-        )
-        return self._model(Lease.from_response, response, route=R_LEASE)
-
-    async def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
-        """Release the lease. An expired or already released lease (`lease not found`) is fine."""
-        try:
-            await self._call(
-                _Retry.SAFE,
-                "DELETE",
-                R_LEASE,
-                action="lease",
-                app=app,
-                object_id=machine_id,
-                lease_nonce=nonce,
-            )
-        except NotFound:
-            return
-
-    @asynccontextmanager
-    async def lease(
-        self, app: str, machine_id: str, *, ttl: int = 30, description: str | None = None
-    ) -> AsyncIterator[Lease]:
-        """`async with client.lease(app, id) as lease:` … use `lease.nonce` … released on exit.
-        A failed release is logged, not raised: the lease expires on its own after `ttl`."""
-        held = await self.acquire_lease(app, machine_id, ttl=ttl, description=description)
-        try:
-            yield held
-        finally:
-            try:
-                await self.release_lease(app, machine_id, held.nonce)
-            except FlyError as exc:
-                log.warning(
-                    "could not release lease (it expires in %ss): %s",
-                    ttl,
-                    exc,
-                    extra={"fly_app": app, "fly_machine_id": machine_id},
-                )
 
     # --- volumes -----------------------------------------------------------------------------
 

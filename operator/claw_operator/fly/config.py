@@ -1,7 +1,8 @@
 """Configuration of the Fly Machines client: where, who, how long, how fast.
 
 The operator's `run` command builds one `FlyClientConfig` from its flags and the environment
-(`FLY_API_TOKEN`, `FLY_API_URL`); tests point `base_url` at flysim.
+(`FLY_API_TOKEN`, `FLY_API_URL`); tests point `base_url` at flysim. "§N" is a section of
+`docs/reference/fly-machines-api.md`.
 """
 
 from __future__ import annotations

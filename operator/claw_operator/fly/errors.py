@@ -3,8 +3,8 @@
 Fly reuses statuses for unrelated causes (a 412 is a volume still claimed, a start refused while
 the machine settles, or a destroy of a running machine; a 409 is a held lease or a host out of
 memory), so the status alone cannot tell the caller what to do. `classify` reads both, following
-`fly-machines-api.md` §1/§7/§10, and falls back to the gRPC-style message prefix flyd puts in
-front of its messages when the status says nothing useful.
+`docs/reference/fly-machines-api.md` §1/§7/§10, and falls back to the gRPC-style message prefix
+flyd puts in front of its messages when the status says nothing useful.
 
 Every error carries:
 

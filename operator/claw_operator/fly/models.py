@@ -1,5 +1,6 @@
-"""Wire models of the Fly Machines API (field names exactly as `fly-machines-openapi.yaml` and
-fly-go spell them).
+"""Wire models of the Fly Machines API (field names exactly as Fly's OpenAPI spec, copied in
+`tests/contract/flysim/fly-machines-openapi.yaml`, and fly-go spell them; "§N" is a section of
+`docs/reference/fly-machines-api.md`).
 
 Two rules shape every model here:
 

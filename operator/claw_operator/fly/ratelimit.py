@@ -1,4 +1,5 @@
-"""Client-side rate limiting that mirrors Fly's own buckets (§7), so a fleet-wide resync paces
+"""Client-side rate limiting that mirrors Fly's own buckets (§7 of
+`docs/reference/fly-machines-api.md`), so a fleet-wide resync paces
 itself instead of provoking a storm of 429s.
 
 Fly limits each *action* (create, start, stop, update, wait, lease, list, delete …) per

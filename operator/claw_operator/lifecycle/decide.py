@@ -153,6 +153,9 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     gated = False if instance.secret_error is not None else _apply_stall_gate(d)
 
     # Losses only on proof (lifecycle.loss): a single 404 waits for a second look.
+    if observed.machine.outcome == Lookup.FOUND:
+        # What Fly shows is recorded whatever the pass does next (a held loss check included).
+        transitions.observe_machine(d, observed.machine.machine)
     held = check_losses(d, observed)
     if held is not None:
         return held
@@ -193,7 +196,7 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         return d.finish()
     candidate = select_recovery_candidate(listing)
     if candidate is not None:
-        adopt(d, listing, candidate)
+        adopt(d, listing, candidate, observed.named_volumes)
         return d.finish(requeue_after=0)
     if status.volume_id is None:
         return provide_volume(d, observed, gated)
@@ -234,7 +237,7 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if machine.state == "started":
         return _started(d, machine, observed, gated, volume_id)
     if machine.state == "failed":
-        return _failed(d, machine, gated, volume_id)
+        return _failed(d, machine, observed, gated, volume_id)
     if desired == DesiredState.STOPPED:
         return _at_rest_desired(d, machine, observed, gated)
 
@@ -303,6 +306,7 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         # machine runs: a resumed restart that finds another one has already been applied.
         status.restarting_at = d.now
         status.restarting_instance_id = machine.instance_id
+        status.restarting_for = instance.spec.restarted_at
         d.record(RESTARTING, TRUE, trigger.reason.condition_reason, trigger.message)
         d.event(EventType.NORMAL, EventReason.RESTARTING, f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
@@ -333,8 +337,15 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
     if applied and not _drift_left(d, volume_id, machine):
         if machine.state == "started":
             d.log("restart_already_applied", reason=reason.value, instance_id=machine.instance_id)
-            transitions.restart_succeeded(d, machine, reason, recorded.message, mount_repair=None)
-            return d.finish()
+            # Applied before this pass read the spec: it served the request the guard recorded,
+            # not one made since (that one gets its own restart).
+            transitions.restart_succeeded(
+                d, machine, reason, recorded.message, mount_repair=None, served=status.restarting_for
+            )
+            # A request made since is the next pass's restart (Ready must not stand meanwhile).
+            requested = d.instance.spec.restarted_at
+            pending = requested is not None and requested != status.handled_restarted_at
+            return d.finish(requeue_after=0) if pending else d.finish()
         if machine.state == "failed":
             transitions.restart_failed(d, reason, f"machine {machine.id} failed after the restart's update")
             return None
@@ -353,6 +364,7 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
         # A new version with changes still to apply (the spec moved on), or a guard written
         # before versions were recorded: record the version this restart starts from first.
         status.restarting_instance_id = machine.instance_id
+        status.restarting_for = d.instance.spec.restarted_at
         return d.finish(requeue_after=0)
     return d.finish(_restart_action(d, machine, volume_id))
 
@@ -393,7 +405,7 @@ def _restart_reason(value: str) -> RestartReason | None:
         return None
 
 
-def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Decision:
+def _failed(d: Draft, machine: MachineView, observed: Observation, gated: bool, volume_id: str) -> Decision:
     """A failed machine is handled at once (no threshold): Stopped, then started again."""
     status = d.status
     if status.phase == Phase.STARTING:
@@ -415,7 +427,8 @@ def _failed(d: Draft, machine: MachineView, gated: bool, volume_id: str) -> Deci
         if held is not None:
             return held
         return d.finish(_start(d, machine, volume_id))
-    return d.finish()
+    # Desired Stopped: a failed machine is at rest too, and a grow is applied as for any other.
+    return grow_volume(d, observed, gated) or d.finish()
 
 
 def _stopped_since_start(d: Draft, machine: MachineView) -> bool:

@@ -1,4 +1,5 @@
-"""Delete: the two-phase destroy (KiloClaw §4.3) behind the finalizer, and deletionPolicy.
+"""Delete: the two-phase destroy (KiloClaw §4.3 in docs/reference/kiloclaw-lifecycle.md) behind
+the finalizer, and deletionPolicy.
 
 First pass: phase Destroying with the pending ids, persisted before any Fly call. Then one
 step per pass: destroy the machine, then delete the volume (404 is done), recording failures

@@ -140,8 +140,9 @@ class Draft:
         if status.region is None:
             status.region = instance.spec.region
         if status.restarting_at is None:
-            # The guard's recorded version lives and dies with the guard.
+            # The guard's recorded version and request live and die with the guard.
             status.restarting_instance_id = None
+            status.restarting_for = None
         # Only a pass that acted on this generation may say so (kstatus/Flux read "Current"
         # from it): a paused pass leaves observedGeneration, and the conditions', as they were.
         generation = instance.generation if handled else instance.status.observed_generation

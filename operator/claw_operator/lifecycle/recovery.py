@@ -1,4 +1,5 @@
-"""Metadata recovery: find the machine of an instance whose machineId was lost (KiloClaw §5.4).
+"""Metadata recovery: find the machine of an instance whose machineId was lost (KiloClaw §5.4
+in docs/reference/kiloclaw-lifecycle.md).
 
 A machine create whose answer never arrived (timeout, 5xx, a crash before the status write)
 may still have landed. Every machine carries the instance UID in its metadata, so listing by
@@ -100,8 +101,17 @@ def select_recovery_candidate(machines: Sequence[MachineView]) -> MachineView | 
     return min(live, key=lambda m: (RECOVERY_PRIORITY.get(m.state, UNKNOWN_STATE_PRIORITY), -_updated(m)))
 
 
-def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> None:
-    """Record the recovered machine (and its volume, if ours is unknown) in the draft status."""
+def adopt(
+    d: Draft,
+    machines: Sequence[MachineView],
+    candidate: MachineView,
+    named_volumes: Sequence[VolumeView] | None,
+) -> None:
+    """Record the recovered machine (and its volume, if ours is unknown) in the draft status.
+
+    The volume a recovered machine mounts becomes ours only when it is one of the instance's
+    (listed under its name): a mount re-pointed by hand at someone else's volume is a mount to
+    repair, never a volume to adopt (and later destroy with the instance)."""
     status = d.status
     live = live_machines(machines)
     if len(live) > 1:
@@ -112,7 +122,8 @@ def adopt(d: Draft, machines: Sequence[MachineView], candidate: MachineView) -> 
     status.instance_id = candidate.instance_id
     if status.volume_id is None:
         mount_path = d.instance.spec.volume.mount_path
-        mount = next((m for m in candidate.mounts if m.path == mount_path), None)
+        ours = {v.id for v in live_volumes(named_volumes)}
+        mount = next((m for m in candidate.mounts if m.path == mount_path and m.volume in ours), None)
         if mount is not None:
             status.volume_id = mount.volume
             d.log("recover_volume_from_mount", machine_id=candidate.id, volume_id=mount.volume)

@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import assert_never
 
 from claw_operator.api import Phase
-from claw_operator.api.conditions import RESTARTING, START_FAILED
+from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, START_FAILED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.conditions import FALSE, TRUE, ConditionValue
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.drift import mount_is_correct, restart_trigger
@@ -292,16 +293,38 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             status.handled_restarted_at = d.instance.spec.restarted_at
         transitions.restart_failed(d, action.reason, failure.message)
         if failure.kind == FailureKind.NOT_FOUND:
-            transitions.machine_lost(d)
+            # Lost only on proof (lifecycle.loss): one 404 mid-restart is looked at again.
+            suspect_machine_missing(d)
             return d.finish(requeue_after=0)
         _report_real_state(d, result.machine)
+        _not_ready_while_the_change_waits(d, action, result.machine)
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 
+    # The restart ran with the spec this pass read: it serves that spec's request.
     transitions.restart_succeeded(
-        d, result.machine, action.reason, announced, mount_repair=action.mount_repair
+        d,
+        result.machine,
+        action.reason,
+        announced,
+        mount_repair=action.mount_repair,
+        served=d.instance.spec.restarted_at,
     )
     return d.finish()
+
+
+def _not_ready_while_the_change_waits(d: Draft, action: RestartMachine, machine: MachineView | None) -> None:
+    """A failed restart leaves a started machine that does not run what the spec asks (the
+    requested restart, the new config, the right mount): not Ready, and still reconciling,
+    until the retry applies it — never `Ready=True`/`Reconciled` on the old machine."""
+    if machine is None or machine.state != "started":
+        return
+    pending = restart_trigger(d.instance, action.volume_id, machine)
+    if pending is None:
+        return
+    message = f"the restart failed and is retried: {pending.message}"
+    d.override(READY, ConditionValue(FALSE, Reason.RESTART_FAILED, message))
+    d.override(RECONCILING, ConditionValue(TRUE, Reason.RESTARTING, message))
 
 
 def _booting(machine: MachineView | None) -> bool:

@@ -176,15 +176,22 @@ def starting_timeout(d: Draft, machine: MachineView | None, *, error: FlyFailure
 
 
 def restart_succeeded(
-    d: Draft, machine: MachineView | None, reason: RestartReason, announced: str, *, mount_repair: str | None
+    d: Draft,
+    machine: MachineView | None,
+    reason: RestartReason,
+    announced: str,
+    *,
+    mount_repair: str | None,
+    served: str | None,
 ) -> None:
-    """The restart reached a started machine on its new version: the guard goes, and the
-    Restarted Event (plus MountRepaired when the restart fixed a mount) is posted."""
+    """The restart reached a started machine on its new version: the guard goes, the request
+    it `served` (a spec.restartedAt value) is handled, and the Restarted Event (plus
+    MountRepaired when the restart fixed a mount) is posted."""
     status = d.status
     status.restarting_at = None
     status.restarting_instance_id = None
     d.record(RESTARTING, FALSE, Reason.RESTART_SUCCEEDED, f"{reason.value}: {announced}")
-    status.handled_restarted_at = d.instance.spec.restarted_at
+    status.handled_restarted_at = served
     enter_running(d, machine, log_action=None)
     status.last_started_at = d.now
     restarted = f"machine {status.machine_id} restarted ({reason.value})"

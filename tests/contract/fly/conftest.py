@@ -9,7 +9,7 @@ import pytest
 
 from claw_operator.fly import FlyClientConfig, FlyMachinesClient, OwnerTag, RateLimits, RetryPolicy
 from claw_operator.sim.flysim import FlySim
-from claw_operator.sim.flysim.testing import FlySimFactory, flysim_factory  # noqa: F401
+from tests.fixtures.flysim import FlySimFactory, flysim_factory  # noqa: F401
 
 from .fly_contract_support import TOKEN, ClientFactory
 

@@ -18,6 +18,7 @@ from claw_operator.fly import (
     OwnerTag,
     Precondition,
 )
+from claw_operator.fly.leases import MachineLeases
 from claw_operator.fly.tags import METADATA_UID_KEY
 
 TOKEN = "contract-token"
@@ -112,7 +113,7 @@ async def scenario_instance_lifecycle(
             assert current.config is not None
             return current.config.model_copy(update={"mounts": [Mount(volume=spare.id, path="/root")]})
 
-        repaired = await client.update_machine_leased(app, machine.id, remount)
+        repaired = await MachineLeases(client).update_machine(app, machine.id, remount)
         assert repaired.instance_id != before_stop.instance_id
         assert repaired.config is not None and repaired.config.mounts is not None
         assert [m.volume for m in repaired.config.mounts] == [spare.id]

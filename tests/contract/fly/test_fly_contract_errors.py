@@ -30,8 +30,9 @@ from claw_operator.fly import (
     Unavailable,
     WaitTimeout,
 )
+from claw_operator.fly.leases import MachineLeases
 from claw_operator.sim.flysim import FAST, FlySim
-from claw_operator.sim.flysim.testing import FlySimFactory
+from tests.fixtures.flysim import FlySimFactory
 
 from .fly_contract_support import APP, TOKEN, ClientFactory, started_machine
 
@@ -133,12 +134,12 @@ async def test_not_found_for_an_unknown_machine(make_client: ClientFactory) -> N
 
 async def test_lease_held_is_a_retryable_conflict(client: FlyMachinesClient, owner: OwnerTag) -> None:
     machine = await started_machine(client, owner)
-    async with client.lease(APP, machine.id, ttl=30):
+    async with MachineLeases(client).hold(APP, machine.id, ttl=30):
         with pytest.raises(Conflict) as raised:
             await client.stop_machine(APP, machine.id)  # no nonce while someone holds the lease
         assert raised.value.reason is ConflictReason.LEASE_HELD and raised.value.retryable
         with pytest.raises(Conflict) as second:
-            await client.acquire_lease(APP, machine.id)
+            await MachineLeases(client).acquire(APP, machine.id)
         assert second.value.reason is ConflictReason.LEASE_HELD
     await client.stop_machine(APP, machine.id)  # released on exit
 

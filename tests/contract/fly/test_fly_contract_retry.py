@@ -17,6 +17,7 @@ from claw_operator.fly import (
     RetryPolicy,
     Unavailable,
 )
+from claw_operator.fly.leases import MachineLeases
 from claw_operator.sim.flysim import FlySim
 
 from .fly_contract_support import APP, ClientFactory, RecordingTransport, machine_config
@@ -74,7 +75,7 @@ async def test_leased_update_after_silent_success_is_resent_with_the_same_nonce(
         assert current.config is not None
         return current.config.model_copy(update={"env": {"CLAW_MODE": "repaired"}})
 
-    updated = await client.update_machine_leased(APP, machine.id, add_env)
+    updated = await MachineLeases(client).update_machine(APP, machine.id, add_env)
     assert updated.config is not None and updated.config.env == {"CLAW_MODE": "repaired"}
     assert updated.metadata == owner.metadata(), "the full config (metadata included) was sent back"
     assert updated.instance_id != machine.instance_id

@@ -22,7 +22,7 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import DataValidationError, MissingData
 
 from claw_operator.sim.flysim import FlySim, ManualClock
-from claw_operator.sim.flysim.testing import flysim, flysim_factory, flysim_thread  # noqa: F401
+from tests.fixtures.flysim import flysim, flysim_factory, flysim_thread  # noqa: F401
 
 SPEC_PATH = (Path(__file__).parent / "fly-machines-openapi.yaml").resolve()
 FLY_HOST = "https://api.machines.dev"

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from claw_operator.sim.flysim import FlySim, ManualClock
-from claw_operator.sim.flysim.testing import FlySimFactory
+from tests.fixtures.flysim import FlySimFactory
 
 from .conftest import ContractChecker, FlyClient
 
@@ -87,6 +87,51 @@ async def test_h27_not_found_flicker_only_for_new_machines(
     assert (await manual_fly.get(f"/v1/apps/h27e/machines/{old['id']}")).status_code == 200
     clock.advance(5.1)
     assert (await manual_fly.get(f"/v1/apps/h27e/machines/{new['id']}")).status_code == 200
+
+
+async def test_h27_not_found_flicker_on_a_volume_answers_one_404_then_the_volume(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    sim, clock = manual
+    old = await manual_fly.create_volume("h27v")
+    clock.advance(10)
+    sim.add_fault("/v1/apps/*/volumes/*", method="GET", mode="not_found_flicker", count=1, window=5)
+    new = await manual_fly.create_volume("h27v")
+    assert (await manual_fly.get(f"/v1/apps/h27v/volumes/{old['id']}")).status_code == 200, "too old"
+    flickered = await manual_fly.get(f"/v1/apps/h27v/volumes/{new['id']}")
+    assert flickered.status_code == 404 and flickered.json()["error"].startswith("not_found")
+    assert (await manual_fly.get(f"/v1/apps/h27v/volumes/{new['id']}")).status_code == 200, "count=1"
+
+    # A large window reaches any volume: a single 404 for one that has long existed.
+    sim.add_fault("/v1/apps/*/volumes/*", method="GET", mode="not_found_flicker", count=1, window=1e9)
+    assert (await manual_fly.get(f"/v1/apps/h27v/volumes/{old['id']}")).status_code == 404
+    assert (await manual_fly.get(f"/v1/apps/h27v/volumes/{old['id']}")).status_code == 200
+    assert len((await manual_fly.get("/v1/apps/h27v/volumes")).json()) == 2, "nothing was removed"
+
+
+async def test_world_snapshot_shows_machines_mounts_and_volumes_whatever_the_faults(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    sim, _ = manual
+    volume = await manual_fly.create_volume("h27w")
+    machine = await manual_fly.create_machine(
+        "h27w",
+        skip_launch=True,
+        config={
+            "image": "x",
+            "metadata": {"claw_instance_uid": "u1"},
+            "mounts": [{"volume": volume["id"], "path": "/data"}],
+        },
+    )
+    sim.add_fault("/v1/apps/*/machines", method="GET", mode="empty_list", count=None)
+    sim.add_fault("/v1/apps/*/volumes", method="GET", mode="error", status=503, count=None)
+    world = (await manual_fly.get("/_sim/world")).json()
+    [seen] = world["machines"]
+    assert seen["id"] == machine["id"] and seen["volume_id"] == volume["id"]
+    assert seen["metadata"] == {"claw_instance_uid": "u1"} and seen["image"] == "x"
+    [held] = world["volumes"]
+    assert (held["id"], held["name"], held["size_gb"]) == (volume["id"], volume["name"], volume["size_gb"])
+    assert world["time"] == pytest.approx(sim.world.now())
 
 
 async def test_h27_stale_and_empty_lists(manual: tuple[FlySim, ManualClock], manual_fly: FlyClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from claw_operator.sim.flysim import FlySim, WorldSettings
-from claw_operator.sim.flysim.testing import FlySimFactory
+from tests.fixtures.flysim import FlySimFactory
 
 from .conftest import ContractChecker, FlyClient, eventually
 

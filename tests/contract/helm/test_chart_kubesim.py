@@ -169,7 +169,11 @@ def test_the_deployments_command_line_runs_the_operator(tmp_path: Path) -> None:
                 obj = kube.get("claw.dev/v1alpha1", "ClawInstance", "minimal", "default") or {}
                 return obj.get("status") or {}
 
-            deadline = time.monotonic() + 40
+            # Created while the operator process is still starting, the instance is older than
+            # the process: its first empty volume listing is trusted only `listing_settle` (30 s,
+            # the default the chart keeps) after the process started (an earlier operator may
+            # have died between a volume create and its status write).
+            deadline = time.monotonic() + 90
             while status().get("phase") != "Running":
                 assert operator.poll() is None, (
                     f"the operator exited: {operator.stdout and operator.stdout.read()}"

@@ -21,13 +21,10 @@ from typing import Any
 import pytest
 
 from claw_operator.cli import build_parser
+from claw_operator.demo.sandbox import Sandbox
 from claw_operator.fly import RateLimits, RetryPolicy
-from claw_operator.kube.config import OperatorConfig
-from claw_operator.kube.runner import OperatorThread
 from claw_operator.lifecycle.model import Timings
-from claw_operator.sim.flysim import FlySimThread
 from claw_operator.sim.kubesim import KubeSimThread
-from tests.conftest import REPO
 from tests.contract.gitops.test_argocd_health import health
 from tests.contract.helm.chart import NON_DEFAULT, one, render
 
@@ -157,40 +154,33 @@ def wait(predicate: Any, what: str, timeout: float = 30) -> Any:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[tuple[KubeSimThread, FlySimThread, Path]]:
-    kubeconfig = tmp_path / "kubeconfig"
-    with (
-        KubeSimThread(crds=REPO / "crds", kubeconfig=kubeconfig) as kube,
-        FlySimThread(profile="fast", seed=3, token=TOKEN) as fly,
-    ):
-        yield kube, fly, kubeconfig
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(
+        tmp_path,
+        app=APP,
+        token=TOKEN,
+        seed=3,
+        timings=FAST,
+        fly_client_options={
+            "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
+            "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
+        },
+        kopf_settings=_fast_kopf,
+    ) as box:
+        yield box
 
 
-def record_lifecycle(
-    kube: KubeSimThread, fly: FlySimThread, kubeconfig: Path, mode: str
-) -> dict[str, set[Permission]]:
+def record_lifecycle(box: Sandbox, mode: str) -> dict[str, set[Permission]]:
     """Run the operator (scoped as the chart's Deployment says) through a whole lifecycle.
 
     The test itself talks to kubesim in-process, so every HTTP request kubesim counts is the
     operator's own.
     """
+    kube = box.kube
     values = {} if mode == "cluster-wide" else {"watchNamespaces": ["default"]}
     deployment = one(render(values), "Deployment")
     args = build_parser().parse_args(
         ["run", *deployment["spec"]["template"]["spec"]["containers"][0]["args"]]
-    )
-    config = OperatorConfig(
-        fly_api_url=fly.base_url,
-        fly_token=TOKEN,
-        default_app=APP,
-        namespaces=tuple(args.namespaces or ()),
-        timings=FAST,
-        kubeconfig=str(kubeconfig),
-        metrics_port=None,
-        fly_client_options={
-            "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
-            "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
-        },
     )
     kube.create(
         {
@@ -200,7 +190,8 @@ def record_lifecycle(
             "stringData": {"key": "s3cret"},
         }
     )
-    with OperatorThread(config, settings_hook=_fast_kopf):
+    box.start_operator(namespaces=tuple(args.namespaces or ()))
+    try:
         kube.create(
             {
                 "apiVersion": "claw.dev/v1alpha1",
@@ -255,6 +246,8 @@ def record_lifecycle(
             kube.delete("claw.dev/v1alpha1", "ClawInstance", name, "default")
         wait(lambda: kube.get("claw.dev/v1alpha1", "ClawInstance", "rbac", "default") is None, "deleted")
         wait(lambda: kube.get("claw.dev/v1alpha1", "ClawInstance", "crashy", "default") is None, "deleted")
+    finally:
+        box.stop_operators()
     used: dict[str, set[Permission]] = {"cluster": set(), "namespaced": set()}
     for (method, route), count in dict(kube.sim.request_counts).items():
         if count:
@@ -298,10 +291,8 @@ def test_route_translation() -> None:
 
 
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
-def test_the_rules_equal_what_the_operator_did(
-    mode: str, sandbox: tuple[KubeSimThread, FlySimThread, Path]
-) -> None:
-    used = record_lifecycle(*sandbox, mode)
+def test_the_rules_equal_what_the_operator_did(mode: str, sandbox: Sandbox) -> None:
+    used = record_lifecycle(sandbox, mode)
     everything = used["cluster"] | used["namespaced"]
     if mode == "cluster-wide":
         # A cluster-wide operator lists and watches across namespaces, and acts in one: a

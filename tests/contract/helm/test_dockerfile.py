@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,3 +191,18 @@ def test_the_build_context_builds_the_package_with_the_entrypoint(tmp_path: Path
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "claw-operator = claw_operator.cli:main" in archive.read(entry_points).decode()
     assert "claw_operator/cli.py" in names and "claw_operator/kube/runner.py" in names
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=\[ ]", requirement, maxsplit=1)[0] for requirement in requirements}
+
+
+def test_the_image_installs_the_operator_without_the_sandbox_extra() -> None:
+    """The simulators' dependencies (kubesim's CEL and schema validation) stay out of the image:
+    they are the `[sandbox]` extra, which the build stage never asks for."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    sandbox = _names(project["optional-dependencies"]["sandbox"])
+    assert {"cel-python", "jsonschema", "jsonpatch"} <= sandbox
+    assert not _names(project["dependencies"]) & sandbox
+    installs = [run for stage in STAGES for run in stage.all("RUN") if "pip install" in run]
+    assert installs and not any("[" in run for run in installs), installs

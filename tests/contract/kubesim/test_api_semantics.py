@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from claw_operator.sim.kubesim import KubeSim
-from claw_operator.sim.kubesim.testing import crds_directory
+from tests.fixtures.kubesim import crds_directory
 
 CLAWS = "/apis/claw.dev/v1alpha1/namespaces/default/clawinstances"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"

@@ -10,7 +10,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from claw_operator.sim.kubesim import KubeSim, KubeSimThread
-from claw_operator.sim.kubesim.testing import crds_directory
+from tests.fixtures.kubesim import crds_directory
 
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
 

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client, config
 
 from claw_operator.sim.kubesim import KubeSimThread, run_in_thread
-from claw_operator.sim.kubesim.testing import crds_directory, fast_kubesim
+from tests.fixtures.kubesim import crds_directory, fast_kubesim
 
 from .kubectl import Kubectl, requires_kubectl
 from .test_kopf import claw, eventually, operator_settings

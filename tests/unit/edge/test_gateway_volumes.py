@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from claw_operator.edge import FlyGateway
 from claw_operator.lifecycle.model import Lookup, MachineLookup, Timings
-from tests.unit.lifecycle.builders import UID, instance, machine, running, running_status, spec, volume
+from tests.unit.lifecycle.builders import UID, instance, machine, running, running_status, spec
 
 TIMINGS = Timings(listing_settle=timedelta(seconds=30))
 
@@ -23,36 +25,38 @@ def born(seconds_before_start: float, gw: FlyGateway, **overrides: Any) -> Any:
     return instance(created_at=gw._started_at - timedelta(seconds=seconds_before_start), **overrides)
 
 
-def test_an_empty_listing_right_after_our_own_create_proves_nothing() -> None:
+@pytest.mark.parametrize("kind", ["volume", "machine"])
+def test_an_empty_listing_right_after_our_own_create_proves_nothing(kind: str) -> None:
     gw = gateway()
+    sent = gw._volume_creates_sent if kind == "volume" else gw._machine_creates_sent
     inst = born(-60, gw)  # created after this process started
-    assert gw._unsettled_listing(inst, ()) is None
-    gw._volume_creates_sent[UID] = time.monotonic()
-    unsettled = gw._unsettled_listing(inst, ())
+    assert gw._unsettled(inst, kind, sent) is None
+    sent[UID] = time.monotonic()
+    unsettled = gw._unsettled(inst, kind, sent)
     assert unsettled is not None and unsettled.retryable
     assert unsettled.retry_after is not None and 29 < unsettled.retry_after <= 30
-    # A live volume listed is conclusive at once (it is adopted).
-    assert gw._unsettled_listing(inst, (volume(),)) is None
     # Once the settle time has passed, empty means none.
-    gw._volume_creates_sent[UID] = time.monotonic() - 31
-    assert gw._unsettled_listing(inst, ()) is None
+    sent[UID] = time.monotonic() - 31
+    assert gw._unsettled(inst, kind, sent) is None
 
 
 def test_after_a_restart_an_older_instance_waits_for_the_list_to_settle() -> None:
     gw = gateway()
     older = born(5, gw)
-    assert gw._unsettled_listing(older, ()) is not None
-    # Not a deletion (its listing is looked at again until the finalizer goes) ...
-    assert gw._unsettled_listing(replace(older, deleting=True), ()) is None
-    # ... and not once the process has run for the settle time.
+    sent = gw._volume_creates_sent
+    assert gw._unsettled(older, "volume", sent) is not None
+    # A deletion too: a destroy that trusted a stale empty listing would leak what it missed ...
+    assert gw._unsettled(replace(older, deleting=True), "machine", gw._machine_creates_sent) is not None
+    # ... but not once the process has run for the settle time.
     gw._started_monotonic -= 31
-    assert gw._unsettled_listing(older, ()) is None
+    assert gw._unsettled(older, "volume", sent) is None
 
 
 def test_an_instance_created_within_a_second_of_the_start_is_not_older() -> None:
     gw = gateway()
-    assert gw._unsettled_listing(born(0.5, gw), ()) is None
-    assert gw._unsettled_listing(instance(created_at=datetime(2020, 1, 1, tzinfo=UTC)), ()) is not None
+    sent = gw._volume_creates_sent
+    assert gw._unsettled(born(0.5, gw), "volume", sent) is None
+    assert gw._unsettled(instance(created_at=datetime(2020, 1, 1, tzinfo=UTC)), "volume", sent) is not None
 
 
 def test_the_volume_is_read_while_the_status_size_is_behind_the_spec() -> None:

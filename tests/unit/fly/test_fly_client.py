@@ -36,6 +36,7 @@ from claw_operator.fly import (
     close_shared_client,
     get_shared_client,
 )
+from claw_operator.fly.leases import MachineLeases
 from claw_operator.fly.tags import METADATA_UID_KEY
 
 TOKEN = "fm2_super-secret-token-value"
@@ -545,7 +546,7 @@ async def test_lease_context_acquires_and_releases(fly: ScriptedFly, client: Fly
     def repair(machine: Any) -> MachineConfig:
         return machine.config.model_copy(update={"mounts": [Mount(volume="vol_9", path="/root")]})
 
-    updated = await client.update_machine_leased(APP, "m1", repair, lease_ttl=20)
+    updated = await MachineLeases(client).update_machine(APP, "m1", repair, ttl=20)
     assert updated.instance_id == "v2"
     assert fly.calls("POST", lease_path)[0].url.params["ttl"] == "20"
     update = fly.calls("POST", MACHINE)[0]
@@ -621,12 +622,12 @@ async def test_lease_refresh_sends_the_nonce_and_release_ignores_a_lost_lease(
         lease_path,
         reply(404, {"status": "error", "message": "lease not found", "code": "not_found"}),
     )
-    refreshed = await client.refresh_lease(APP, "m1", "0123456789ab", ttl=13)
+    refreshed = await MachineLeases(client).refresh(APP, "m1", "0123456789ab", ttl=13)
     assert refreshed.nonce == "0123456789ab" and refreshed.expires_at == 99
     sent = fly.calls("POST", lease_path)[0]
     assert sent.headers["fly-machine-lease-nonce"] == "0123456789ab"
     assert sent.url.params["ttl"] == "13" and json.loads(sent.content) == {"ttl": 13}
-    await client.release_lease(APP, "m1", "0123456789ab")  # expired already: not an error
+    await MachineLeases(client).release(APP, "m1", "0123456789ab")  # expired already: not an error
 
 
 async def test_list_volumes_hides_soft_deleted_and_filters_by_name(

@@ -105,13 +105,23 @@ CASES = [
     Case(
         "metadata_recovery_adopts_started_machine",
         instance(),
-        observed(tagged=(machine("stopped", id="m0"), machine("started", id="m9", volume="vol9"))),
+        observed(
+            tagged=(machine("stopped", id="m0"), machine("started", id="m9", volume="vol9")),
+            named=(volume("vol9"),),
+        ),
         action=None,
         phase=Phase.RUNNING,
         events=("MachineRecovered",),
         fields={"machine_id": "m9", "volume_id": "vol9", "machine_state": "started"},
         logs=("recover_machine_from_metadata", "recover_volume_from_mount", "multiple_machines_found"),
         requeue_after=0,
+    ),
+    Case(
+        "metadata_recovery_never_adopts_a_mounted_volume_that_is_not_the_instances",
+        instance(),
+        observed(tagged=(machine("started", id="m9", volume="someone-elses"),), named=()),
+        fields={"machine_id": "m9", "volume_id": None},
+        events=("MachineRecovered",),
     ),
     Case(
         "metadata_recovery_after_an_ambiguous_create_counts_as_a_started_start",

@@ -59,6 +59,7 @@ def in_flight(
             **{
                 "restarting_at": GUARD_SET,
                 "restarting_instance_id": "inst-1",
+                "restarting_for": restarted_at,
                 "conditions": conds,
                 **status_overrides,
             }
@@ -246,6 +247,19 @@ CASES = [
         logs=("restart_already_applied",),
     ),
     Case(
+        "resumed_restart_already_applied_does_not_swallow_a_newer_request",
+        instance(
+            spec_=spec(restartedAt="r3"),
+            status_=in_flight("RestartRequested", restarted_at="r2").status,
+            generation=3,
+        ),
+        observed(machine("started", instance_id="inst-2"), volume()),
+        action=None,
+        events=("Restarted",),
+        fields={"handled_restarted_at": "r2", "restarting_at": None},
+        requeue_after=0,
+    ),
+    Case(
         "resumed_restart_on_a_new_version_still_booting_only_waits",
         in_flight("ConfigChanged"),
         observed(machine("starting", instance_id="inst-2"), volume()),
@@ -300,12 +314,13 @@ CASES = [
         conditions={"MountRepaired": ("False", "RepairFailed"), "Restarting": ("False", "RestartFailed")},
     ),
     Case(
-        "restart_of_a_vanished_machine_is_a_lost_machine",
+        "restart_of_a_vanished_machine_is_a_suspected_loss_not_a_lost_machine",  # loss on proof
         in_flight("ConfigChanged"),
         observed(machine("started"), volume()),
         result=failed(failure(FailureKind.NOT_FOUND, 404)),
-        events=("RestartFailed", "MachineLost"),
-        fields={"machine_id": None, "restarting_at": None},
+        events=("RestartFailed",),
+        fields={"machine_id": MACHINE, "restarting_at": None, "machine_missing_since": T0},
+        conditions={"Ready": ("Unknown", "NotFoundOnce")},
         requeue_after=0,
     ),
 ]

@@ -37,6 +37,7 @@ class ControlRoutes:
         r.add_delete("/_sim/faults/{fault}", self.remove_fault)
         r.add_get("/_sim/stats", self.stats)
         r.add_get("/_sim/timeline", self.timeline)
+        r.add_get("/_sim/world", self.world)
         r.add_post("/_sim/capacity", self.capacity)
         r.add_post("/_sim/reset", self.reset)
         r.add_post("/_sim/machines/{id}/exit", self.exit_machine)
@@ -63,6 +64,9 @@ class ControlRoutes:
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.sim.stats())
+
+    async def world(self, request: web.Request) -> web.Response:
+        return web.json_response(self.sim.world_snapshot())
 
     async def timeline(self, request: web.Request) -> web.Response:
         machine_id = request.query.get("machine")

@@ -4,7 +4,7 @@ Modes (architecture.md): `error` answers `status` without doing anything; `silen
 does the request, then answers `status` (default 408, flyctl's "silent success"); `hang`
 never answers; `reset` drops the connection; `stale_list` hides objects created in the last
 `window` seconds from lists; `empty_list` answers lists with `[]`; `not_found_flicker` answers
-404 for a machine created in the last `window` seconds.
+404 for a machine or volume created in the last `window` seconds (a large `window`: any).
 """
 
 from __future__ import annotations

@@ -576,7 +576,7 @@ class MachineLifecycle:
         if new_volume_id != machine.volume_id:
             if running:
                 # Fly documents mounts as unchangeable; on a stopped machine a mount change by
-                # update works in practice (KiloClaw's repair path; reference README) [O].
+                # update works in practice (KiloClaw's repair path; §11 item 24) [O].
                 raise errors.invalid_argument("cannot change the mounts of a running machine; stop it first")
             if new_volume_id is not None:
                 new_volume = self.volumes.get(app, new_volume_id)

@@ -150,6 +150,20 @@ class FlyRoutes:
         if self.sim.faults.pick(request.method, request.path, FLICKER_MODES, applies):
             raise errors.machine_not_found()
 
+    def _volume_flicker(self, request: web.Request) -> None:
+        """The same for a volume: one 404 while Fly's API settles (issue 18: "Fly's API does
+        answer those"); `window` large makes it hit any volume, not only a new one [O]."""
+        volume = self.sim.world.volumes.get(request.match_info.get("vol", ""))
+        if volume is None or not self.sim.faults:
+            return
+        now = self.sim.world.now()
+
+        def applies(fault: Fault) -> bool:
+            return now - volume.created_at <= fault.window
+
+        if self.sim.faults.pick(request.method, request.path, FLICKER_MODES, applies):
+            raise errors.FlyError(404, "not_found: volume not found")
+
     def _recent_cutoff(self, fault: Fault | None) -> float | None:
         if fault is None or fault.mode != "stale_list":
             return None
@@ -448,14 +462,17 @@ class FlyRoutes:
         return _json(volume_json(self.volumes.create(request.match_info["app"], body)))
 
     async def show_volume(self, request: web.Request) -> web.Response:
+        self._volume_flicker(request)
         return _json(volume_json(self.volumes.get(request.match_info["app"], request.match_info["vol"])))
 
     async def update_volume(self, request: web.Request) -> web.Response:
+        self._volume_flicker(request)
         body = await _object_body(request)
         volume = self.volumes.update(request.match_info["app"], request.match_info["vol"], body)
         return _json(volume_json(volume))
 
     async def extend_volume(self, request: web.Request) -> web.Response:
+        self._volume_flicker(request)
         body = await _object_body(request)
         volume, needs_restart = self.volumes.extend(
             request.match_info["app"], request.match_info["vol"], body
@@ -463,6 +480,7 @@ class FlyRoutes:
         return _json({"volume": volume_json(volume), "needs_restart": needs_restart})
 
     async def delete_volume(self, request: web.Request) -> web.Response:
+        self._volume_flicker(request)
         return _json(volume_json(self.volumes.delete(request.match_info["app"], request.match_info["vol"])))
 
     async def list_snapshots(self, request: web.Request) -> web.Response:

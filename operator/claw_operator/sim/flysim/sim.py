@@ -332,6 +332,47 @@ class FlySim:
             "rate_limited": self.limiter.rejected,
         }
 
+    def world_snapshot(self) -> dict[str, Any]:
+        """Every machine (destroyed ones too, while remembered) and volume, compactly, as flysim
+        holds them: what a harness checks invariants against without going through `/v1`,
+        where its own reads would meet the faults it injected."""
+        pools = (self.world.machines.values(), self.world.graveyard.values())
+        return {
+            "time": self.world.now(),
+            "machines": [
+                {
+                    "id": m.id,
+                    "app": m.app,
+                    "name": m.name,
+                    "state": m.state,
+                    "region": m.region,
+                    "instance_id": m.instance_id,
+                    "image": (m.config or {}).get("image"),
+                    "metadata": dict((m.config or {}).get("metadata") or {}),
+                    "volume_id": m.volume_id,
+                    "created_at": m.created_at,
+                    "updated_at": m.updated_at,
+                }
+                for pool in pools
+                for m in pool
+            ],
+            "volumes": [
+                {
+                    "id": v.id,
+                    "app": v.app,
+                    "name": v.name,
+                    "state": v.state,
+                    "region": v.region,
+                    "size_gb": v.size_gb,
+                    "attached_machine_id": v.attached_machine_id,
+                    "claimed_by": v.claimed_by,
+                    "created_at": v.created_at,
+                    "deleted_at": v.deleted_at,
+                }
+                for v in self.world.volumes.values()
+            ],
+        }
+
     def volume_timeline(self, volume_id: str) -> list[dict[str, Any]]:
         """The volume's recorded states; `elapsed` counts from the create request."""
         volume = self.world.volumes.get(volume_id)
