@@ -4,7 +4,8 @@
 --   Suspended    paused: the annotation claw.dev/paused is "true", or Reconciling=False/Paused
 --   Progressing  no status yet, a generation not yet observed, or work in flight
 --   Degraded     Stalled=True (retrying will not help until the spec or the environment
---                changes), or Ready=False because the last start failed
+--                changes), or Ready=False because the last start failed or the machine
+--                is crash-looping (CrashLoopBackOff)
 --   Healthy      Ready=True for the current generation
 local hs = {}
 
@@ -73,7 +74,7 @@ if ready ~= nil and ready.status == "True" then
   return hs
 end
 
-if ready ~= nil and ready.reason == "StartFailed" then
+if ready ~= nil and (ready.reason == "StartFailed" or ready.reason == "CrashLoopBackOff") then
   hs.status = "Degraded"
   hs.message = describe(ready, "StartFailed")
   return hs

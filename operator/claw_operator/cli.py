@@ -90,6 +90,21 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     timing.add_argument(
         "--fly-wait-timeout", type=float, default=60, help="server-side timeout of one Fly wait call"
     )
+    timing.add_argument(
+        "--crash-window",
+        type=float,
+        default=600,
+        help="a machine that stops or fails within this long of its start is a crash",
+    )
+    timing.add_argument(
+        "--crash-backoff",
+        type=float,
+        default=10,
+        help="wait before the start after a crash; doubled for each further consecutive crash",
+    )
+    timing.add_argument(
+        "--crash-backoff-max", type=float, default=300, help="the longest wait after consecutive crashes"
+    )
     parser.set_defaults(command=_run)
 
 
@@ -119,6 +134,9 @@ def _run(args: argparse.Namespace) -> int:
                 starting_timeout=args.starting_timeout,
                 stopped_threshold=args.stopped_threshold,
                 fly_wait_timeout=args.fly_wait_timeout,
+                crash_window=args.crash_window,
+                crash_backoff=args.crash_backoff,
+                crash_backoff_max=args.crash_backoff_max,
             ),
             kubeconfig=args.kubeconfig,
         )

@@ -180,6 +180,22 @@ BAD_MANIFESTS = [
         [{"name": "FLY_TOKEN", "secretKeyRef": {"name": "s", "key": "k"}}],
         "spec.secretEnv[0].name",
     ),
+    ("fallback_region_bad", "spec.fallbackRegions", ["ORD"], "spec.fallbackRegions[0]"),
+    ("fallback_regions_repeated", "spec.fallbackRegions", ["ord", "ord"], "spec.fallbackRegions"),
+    (
+        "fallback_regions_too_many",
+        "spec.fallbackRegions",
+        [f"a{c}a" for c in "bcdefghij"],
+        "spec.fallbackRegions",
+    ),
+    ("health_check_port_zero", "spec.healthCheck", {"port": 0}, "spec.healthCheck.port"),
+    ("health_check_path_relative", "spec.healthCheck", {"port": 80, "path": "x"}, "spec.healthCheck.path"),
+    (
+        "health_check_interval_bad",
+        "spec.healthCheck",
+        {"port": 80, "interval": "15"},
+        "spec.healthCheck.interval",
+    ),
     (
         "secret_env_missing_ref",
         "spec.secretEnv",
@@ -202,6 +218,15 @@ def test_bad_manifest_is_rejected_naming_the_field(
 def test_env_up_to_the_cap_is_accepted(crd_schema: dict[str, Any]) -> None:
     env = {f"V{i}": "x" * 32000 for i in range(4)}  # 128,008 of 131,072 characters
     assert validate(crd_schema, _with("spec.env", env)) == []
+
+
+def test_fallback_regions_may_not_contain_the_region(crd_schema: dict[str, Any]) -> None:
+    doc = _with("spec.fallbackRegions", ["ord", "iad"])
+    doc["spec"]["region"] = "iad"
+    causes = validate(crd_schema, doc)
+    assert [c.field for c in causes] == ["spec.fallbackRegions"]
+    doc["spec"]["fallbackRegions"] = ["ord", "ewr"]
+    assert validate(crd_schema, doc) == []
 
 
 def test_env_and_secret_env_may_not_share_a_name(crd_schema: dict[str, Any]) -> None:

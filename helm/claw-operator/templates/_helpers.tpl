@@ -64,7 +64,7 @@ checks it against a recorded run of the operator):
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "get", "patch"]
 {{- end }}
 
 {{/* kopf watches CRDs to notice when its resources appear, change or go. */}}

@@ -28,6 +28,8 @@ class Reason(StrEnum):
     STALLED = "Stalled"
     MACHINE_NOT_STARTED = "MachineNotStarted"
     RESIZING = "Resizing"
+    # Ready=False: started, but spec.healthCheck does not pass.
+    UNHEALTHY = "Unhealthy"
     # Ready=Unknown while a 404 waits for its second look (loss only on proof).
     NOT_FOUND_ONCE = "NotFoundOnce"
     # Stalled: what blocks progress until the spec or the environment changes.
@@ -43,6 +45,8 @@ class Reason(StrEnum):
     START_FAILED = "StartFailed"
     INSUFFICIENT_CAPACITY = "InsufficientCapacity"
     FLY_API_ERROR = "FlyAPIError"
+    # StartFailed (and Ready): the machine keeps stopping soon after its start.
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     # MountRepaired.
     NO_REPAIR = "NoRepair"
     MOUNT_REPAIRED = "MountRepaired"
@@ -72,6 +76,8 @@ class EventReason(StrEnum):
     MACHINE_LOST = "MachineLost"
     VOLUME_LOST = "VolumeLost"
     MACHINE_RECOVERED = "MachineRecovered"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    UNHEALTHY = "Unhealthy"
     DESTROYING = "Destroying"
     DESTROY_FAILED = "DestroyFailed"
     DESTROYED = "Destroyed"

@@ -21,6 +21,9 @@ ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
 MOUNT_PATH_PATTERN: Final = r"^/[^\x00]*$"
+# A Go duration as Fly's checks take it: "15s", "1m30s", "500ms".
+DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+HTTP_PATH_PATTERN: Final = r"^/[^\s\x00]*$"
 RESERVED_ENV_PREFIX: Final = "FLY_"
 # The total size of spec.env (names plus values, in characters). Fly answers 413 to machine
 # configs far above it and documents no limit; the operator also checks the rendered config
@@ -100,6 +103,37 @@ class VolumeSpec(WireModel):
     )
 
 
+class HealthCheck(WireModel):
+    """An HTTP check of the machine, run by Fly (rendered as the machine's `checks`)."""
+
+    port: int = Field(ge=1, le=65535, description="Port the machine's process answers on (1-65535).")
+    path: str = Field(
+        default="/",
+        min_length=1,
+        max_length=1024,
+        pattern=HTTP_PATH_PATTERN,
+        description="Absolute HTTP path to GET; a 2xx answer passes.",
+    )
+    interval: str = Field(
+        default="15s", max_length=32, pattern=DURATION_PATTERN, description="How often Fly checks (`15s`)."
+    )
+    timeout: str = Field(
+        default="10s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="How long one check may take (`10s`).",
+    )
+    grace_period: str = Field(
+        default="30s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description=(
+            "Time after a start during which failing checks are expected (`30s`): `Ready` stays "
+            "False (`Unhealthy`) until they pass, but the Warning Event waits for this long."
+        ),
+    )
+
+
 class SecretKeySelector(WireModel):
     """A key of a Secret in the ClawInstance's namespace."""
 
@@ -152,6 +186,9 @@ _ENV_SIZE_RULE: Final = f"self.map(k, size(k) + size(self[k])).sum() <= {MAX_ENV
 _SECRET_ENV_DISJOINT_RULE: Final = (
     "!has(self.env) || !has(self.secretEnv) || self.secretEnv.all(e, !(e.name in self.env))"
 )
+_FALLBACK_NOT_REGION_RULE: Final = (
+    "!has(self.fallbackRegions) || !self.fallbackRegions.exists(r, r == self.region)"
+)
 _APP_IMMUTABLE_RULE: Final = (
     "has(self.app) == has(oldSelf.app) && (!has(self.app) || self.app == oldSelf.app)"
 )
@@ -172,6 +209,11 @@ class ClawInstanceSpec(WireModel):
                     "rule": _SECRET_ENV_DISJOINT_RULE,
                     "message": "a name may appear in env or in secretEnv, not in both",
                     "fieldPath": ".secretEnv",
+                },
+                {
+                    "rule": _FALLBACK_NOT_REGION_RULE,
+                    "message": "fallbackRegions must not contain region",
+                    "fieldPath": ".fallbackRegions",
                 },
             ]
         }
@@ -255,6 +297,39 @@ class ClawInstanceSpec(WireModel):
             "On delete: `Delete` destroys the machine then the volume; `Orphan` leaves both on Fly."
         ),
     )
+    fallback_regions: Annotated[
+        list[
+            Annotated[
+                str,
+                Field(pattern=REGION_PATTERN, min_length=3, max_length=3, description="A Fly region code."),
+            ]
+        ],
+        Field(max_length=8),
+    ] = Field(
+        default_factory=list,
+        description=(
+            "Regions to create the volume in, in order, when `region` has no capacity for it "
+            "(KiloClaw's region fallback); must not contain `region`. The machine goes where "
+            "the volume is: `status.region` records where that is."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(r, self.exists_one(s, s == r))",
+                    "message": "fallbackRegions must be unique",
+                }
+            ],
+        },
+    )
+    health_check: HealthCheck | None = Field(
+        default=None,
+        description=(
+            "An HTTP check rendered as the Fly machine's `checks`. While it does not pass, "
+            "`Ready=False` with reason `Unhealthy` (the phase stays `Running`). Unset: `Ready` "
+            "follows Fly's `started`."
+        ),
+    )
 
     @field_validator("env")
     @classmethod
@@ -262,6 +337,14 @@ class ClawInstanceSpec(WireModel):
         for name in value:
             _check_env_name(name)
         return value
+
+    @model_validator(mode="after")
+    def _fallback_regions_valid(self) -> "ClawInstanceSpec":
+        if self.region in self.fallback_regions:
+            raise ValueError("fallbackRegions must not contain region")
+        if len(set(self.fallback_regions)) != len(self.fallback_regions):
+            raise ValueError("fallbackRegions must be unique")
+        return self
 
     @model_validator(mode="after")
     def _env_and_secret_env_disjoint(self) -> "ClawInstanceSpec":

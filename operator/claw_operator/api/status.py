@@ -122,6 +122,27 @@ class ClawInstanceStatus(WireModel):
             "it is never stopped, updated and started a second time."
         ),
     )
+    crash_count: int = Field(
+        default=0,
+        ge=0,
+        description="Consecutive crashes: the machine failed, or its process exited on its own, "
+        "within the crash window (--crash-window) of its start. Each one doubles the wait before "
+        "the next start (--crash-backoff, capped by --crash-backoff-max); reset after a run longer "
+        "than the window.",
+    )
+    last_crash_at: Timestamp | None = Field(
+        default=None, description="When the last crash was seen; cleared with crashCount."
+    )
+    unhealthy_since: Timestamp | None = Field(
+        default=None,
+        description="With spec.healthCheck: since when the started machine's checks have not "
+        "passed (Ready=False, reason Unhealthy); cleared when they pass or the machine stops.",
+    )
+    health_check_output: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The failing check's name, status and output, as Fly last reported them.",
+    )
     restarting_for: str | None = Field(
         default=None,
         description=(

@@ -456,7 +456,7 @@ class FlyGateway:
                 volume = await self._fly.create_volume(
                     app,
                     name=action.name,
-                    regions=[action.region],
+                    regions=[action.region, *action.fallback_regions],
                     size_gb=action.size_gb,
                     compute=GuestConfig(
                         cpu_kind=spec.guest.cpu_kind.value,

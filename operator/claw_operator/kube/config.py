@@ -58,6 +58,9 @@ def timings_from_seconds(
     starting_timeout: float,
     stopped_threshold: int,
     fly_wait_timeout: float,
+    crash_window: float = 600,
+    crash_backoff: float = 10,
+    crash_backoff_max: float = 300,
 ) -> Timings:
     for flag, value in (
         ("--poll-starting", poll_starting),
@@ -66,6 +69,9 @@ def timings_from_seconds(
         ("--poll-idle", poll_idle),
         ("--starting-timeout", starting_timeout),
         ("--fly-wait-timeout", fly_wait_timeout),
+        ("--crash-window", crash_window),
+        ("--crash-backoff", crash_backoff),
+        ("--crash-backoff-max", crash_backoff_max),
     ):
         if value <= 0:
             raise ConfigError(f"{flag} must be > 0 seconds (got {value})")
@@ -73,6 +79,10 @@ def timings_from_seconds(
         raise ConfigError(f"--poll-jitter must be >= 0 seconds (got {poll_jitter})")
     if stopped_threshold < 1:
         raise ConfigError(f"--stopped-threshold must be >= 1 (got {stopped_threshold})")
+    if crash_backoff_max < crash_backoff:
+        raise ConfigError(
+            f"--crash-backoff-max must be >= --crash-backoff (got {crash_backoff_max} < {crash_backoff})"
+        )
     return Timings(
         poll_starting=timedelta(seconds=poll_starting),
         poll_running=timedelta(seconds=poll_running),
@@ -82,4 +92,7 @@ def timings_from_seconds(
         starting_timeout=timedelta(seconds=starting_timeout),
         stopped_threshold=stopped_threshold,
         fly_wait_timeout=timedelta(seconds=fly_wait_timeout),
+        crash_window=timedelta(seconds=crash_window),
+        crash_backoff=timedelta(seconds=crash_backoff),
+        crash_backoff_cap=timedelta(seconds=crash_backoff_max),
     )

@@ -115,6 +115,36 @@ class KubeApi:
             raise
         return cast(dict[str, Any], updated)
 
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> bool:
+        """POST a core/v1 Event with a fixed name; False when one of that name exists (409)."""
+        try:
+            await self._blocking(self._core.create_namespaced_event, namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def read_event_count(self, namespace: str, name: str) -> int | None:
+        """The count of the named Event (None: it does not exist)."""
+        try:
+            event = await self._blocking(self._core.read_namespaced_event, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return int(event.count or 1)
+
+    async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        """Merge-patch the named Event; False when it is gone (404: Events expire)."""
+        try:
+            await self._blocking(self._core.patch_namespaced_event, name, namespace, patch)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     async def get_secret(self, namespace: str, name: str) -> SecretLookup:
         try:
             secret = await self._blocking(self._core.read_namespaced_secret, name, namespace)

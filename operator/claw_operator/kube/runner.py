@@ -15,7 +15,7 @@ from kubernetes.config import ConfigException
 from claw_operator.edge import FlyGateway, ResolvedEnv
 from claw_operator.fly import FlyClientConfig, FlyMachinesClient
 from claw_operator.kube.config import OperatorConfig
-from claw_operator.kube.events import post_event
+from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import load_api_client
@@ -86,10 +86,13 @@ class _CountedExecutor:
         return result
 
 
-def _counted_events(metrics: OperatorMetrics) -> EventSink:
+def _counted_events(metrics: OperatorMetrics, series: EventSeries) -> EventSink:
     async def post(obj: dict[str, Any], event: EventRecord) -> None:
         metrics.observe_event(event)
-        await post_event(obj, event)
+        if event.reason in SERIES:
+            await series.post(obj, event)
+        else:
+            await post_event(obj, event)
 
     return post
 
@@ -132,7 +135,7 @@ async def run_operator(
         kube,
         edge,
         _CountedExecutor(edge, metrics),
-        _counted_events(metrics),
+        _counted_events(metrics, EventSeries(kube)),
         timings=config.timings,
         default_app=config.default_app,
     )

@@ -116,12 +116,19 @@ def ready(
         if pending is not None:
             return ConditionValue(FALSE, Reason.RESIZING, pending)
         if instance.spec.state == DesiredState.RUNNING:
+            if instance.spec.health_check is not None and status.unhealthy_since is not None:
+                # Started is not healthy: the phase stays Running, Ready says what fails.
+                return ConditionValue(FALSE, Reason.UNHEALTHY, status.health_check_output or "")
             return ConditionValue(TRUE, Reason.RUNNING, "the machine is started")
         return ConditionValue(TRUE, Reason.STOPPED, "the machine is stopped, as desired")
     if instance.spec.state == DesiredState.STOPPED:
         return ConditionValue(FALSE, Reason.STOPPING, "the machine is not stopped yet")
     if start_failed.is_true and status.phase != Phase.STARTING:
-        return ConditionValue(FALSE, Reason.START_FAILED, start_failed.message)
+        # A crash loop waiting for its next start says so (the message names the next attempt).
+        crashing = start_failed.reason == Reason.CRASH_LOOP_BACK_OFF
+        return ConditionValue(
+            FALSE, Reason.CRASH_LOOP_BACK_OFF if crashing else Reason.START_FAILED, start_failed.message
+        )
     if status.phase == Phase.STARTING:
         return ConditionValue(FALSE, Reason.STARTING, "the machine is starting")
     if status.phase == Phase.RUNNING:

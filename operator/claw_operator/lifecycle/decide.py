@@ -12,7 +12,7 @@ from datetime import datetime
 from claw_operator.api import DesiredState, Phase, find_condition
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
 from claw_operator.api.reasons import EventReason, Reason
-from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle import crashes, health, transitions
 from claw_operator.lifecycle.conditions import (
     FALSE,
     NO_APP_MESSAGE,
@@ -245,6 +245,10 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         if transitions.is_starting_timed_out(d):
             transitions.starting_timeout(d, machine)
             return d.finish()
+        if machine.state == "stopped" and _stopped_since_start(d, machine):
+            # It started (Fly changed it after our start) and stopped again: a crash at boot.
+            wait = crashes.record_crash(d, machine, started=status.starting_at)
+            return d.finish(requeue_after=wait)
         if machine.state == "stopped" and not _config_blocked(d, gated):
             # Our start never took (its answer was lost, or it timed out before it was sent):
             # send it again; the clock of this start keeps running (startingAt is kept).
@@ -255,7 +259,7 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if machine.state in ("stopped", "created") and status.phase == Phase.RUNNING:
         pending = restart_trigger(d.instance, volume_id, machine)
         if pending is None:
-            return _stopped_sighting(d, observed, gated)
+            return _stopped_sighting(d, machine, observed, gated)
         # A change is waiting (a requested restart, a new config, a wrong mount) and Fly shows
         # the machine stopped already: starting it with the desired config applies it now,
         # instead of after the stopped-check threshold.
@@ -266,6 +270,9 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
     if machine.state in _STARTABLE and status.phase != Phase.RUNNING:
         if _config_blocked(d, gated):
             return d.finish()
+        held = _crash_backoff(d, machine, volume_id)
+        if held is not None:
+            return held
         return d.finish(_start(d, machine, volume_id))
     if machine.state == "starting" and status.phase != Phase.RUNNING:
         # Booting already (a start whose answer was lost, or one made outside): it is a start,
@@ -287,6 +294,8 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         transitions.enter_running(d, machine, log_action="sync_status")
     else:
         status.stopped_checks = 0
+        crashes.reset_if_stable(d)
+        health.observe_health(d, machine)
     if instance.spec.state == DesiredState.STOPPED:
         return d.finish(None if gated else StopMachine(machine_id=machine.id))
     trigger = restart_trigger(instance, volume_id, machine)
@@ -302,7 +311,9 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
         d.record(RESTARTING, TRUE, trigger.reason.condition_reason, trigger.message)
         d.event(EventType.NORMAL, EventReason.RESTARTING, f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
-    return grow_volume(d, observed, gated) or d.finish()
+    # While the checks fail, look again at the Starting cadence (not the Running one).
+    again = health.report_unhealthy(d)
+    return grow_volume(d, observed, gated) or d.finish(requeue_after=again)
 
 
 def _start(d: Draft, machine: MachineView, volume_id: str) -> StartMachine:
@@ -403,14 +414,38 @@ def _failed(d: Draft, machine: MachineView, observed: Observation, gated: bool, 
         message = f"machine {machine.id} failed to start"
         outcome = transitions.fail_start(d, None, Reason.START_FAILED, message)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
-    if status.phase != Phase.STOPPED:
+    running = d.instance.spec.state == DesiredState.RUNNING
+    if status.phase == Phase.RUNNING and running and crashes.is_crash(d, machine):
+        d.log("sync_status_failed", old_state=Phase.RUNNING.value, fly_state=machine.state)
+        crashes.record_crash(d, machine)
+    elif status.phase != Phase.STOPPED:
         old = transitions.enter_stopped(d)
         d.log("sync_status_failed", old_state=old.value if old else None, fly_state=machine.state)
         d.event(EventType.NORMAL, EventReason.STOPPED, f"machine {machine.id} failed")
-    if d.instance.spec.state == DesiredState.RUNNING and not _config_blocked(d, gated):
+    if running and not _config_blocked(d, gated):
+        held = _crash_backoff(d, machine, volume_id)
+        if held is not None:
+            return held
         return d.finish(_start(d, machine, volume_id))
     # Desired Stopped: a failed machine is at rest too, and a grow is applied as for any other.
     return grow_volume(d, observed, gated) or d.finish()
+
+
+def _stopped_since_start(d: Draft, machine: MachineView) -> bool:
+    """Fly reports the machine's process exited after our start began: it started and stopped
+    again (a start that never took, or one still parked by Fly, has no such exit)."""
+    started = d.status.starting_at
+    return started is not None and machine.exited_at is not None and machine.exited_at > started
+
+
+def _crash_backoff(d: Draft, machine: MachineView, volume_id: str) -> Decision | None:
+    """After a crash, the next start waits its backoff (a pending change of the spec does not:
+    a new image or config deserves its try at once). None: start now."""
+    wait = crashes.backoff_remaining(d)
+    if wait is None or restart_trigger(d.instance, volume_id, machine) is not None:
+        return None
+    d.log("crash_loop_wait", crash_count=d.status.crash_count, next_start_in=wait)
+    return d.finish(requeue_after=wait)
 
 
 def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
@@ -428,7 +463,7 @@ def _at_rest_desired(d: Draft, machine: MachineView, observed: Observation, gate
     return d.finish()
 
 
-def _stopped_sighting(d: Draft, observed: Observation, gated: bool) -> Decision:
+def _stopped_sighting(d: Draft, machine: MachineView, observed: Observation, gated: bool) -> Decision:
     """Running, but Fly says stopped/created: KiloClaw's self-heal threshold before acting (a
     requested grow is applied meanwhile)."""
     status = d.status
@@ -436,8 +471,13 @@ def _stopped_sighting(d: Draft, observed: Observation, gated: bool) -> Decision:
     if status.stopped_checks < d.timings.stopped_threshold:
         return grow_volume(d, observed, gated) or d.finish()
     fail_count = status.stopped_checks
+    old, new = Phase.RUNNING.value, Phase.STOPPED.value
+    if crashes.is_crash(d, machine):
+        d.log("mark_stopped", old_state=old, new_state=new, fail_count=fail_count)
+        # The next pass starts it again once the backoff has passed.
+        return d.finish(requeue_after=crashes.record_crash(d, machine))
     transitions.enter_stopped(d)
-    d.log("mark_stopped", old_state=Phase.RUNNING.value, new_state=Phase.STOPPED.value, fail_count=fail_count)
+    d.log("mark_stopped", old_state=old, new_state=new, fail_count=fail_count)
     d.event(
         EventType.NORMAL,
         EventReason.STOPPED,

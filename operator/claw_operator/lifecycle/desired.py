@@ -26,10 +26,24 @@ class DesiredMachine:
     env_digest: str | None
     # KiloClaw's rule for mounts is not equality (extra mounts are fine): see `drift`.
     mounts: tuple[Mount, ...]
+    # spec.healthCheck, described (`describe_check`): "none" without one.
+    health_check: str = "none"
+
+
+# The name of the operator's check in the machine's `checks` (others are left alone).
+CHECK_NAME: Final = "claw"
+
+
+def describe_check(
+    port: object, path: object, interval: object, timeout: object, grace_period: object
+) -> str:
+    """One string per check config, the same from the spec and from Fly's config."""
+    return f"http :{port}{path} every {interval} timeout {timeout} grace {grace_period}"
 
 
 def desired_machine(instance: Instance, volume_id: str) -> DesiredMachine:
     spec = instance.spec
+    check = spec.health_check
     return DesiredMachine(
         image=spec.image,
         guest=GuestView(
@@ -37,6 +51,11 @@ def desired_machine(instance: Instance, volume_id: str) -> DesiredMachine:
         ),
         env_digest=instance.env_digest,
         mounts=(Mount(volume=volume_id, path=spec.volume.mount_path),),
+        health_check=(
+            describe_check(check.port, check.path, check.interval, check.timeout, check.grace_period)
+            if check is not None
+            else "none"
+        ),
     )
 
 
@@ -49,6 +68,7 @@ _DESCRIBE: Final[dict[str, Callable[[object, object], str]]] = {
     "image": lambda have, want: f"image {have} -> {want}",
     "guest": lambda have, want: f"guest {_guest(have)} -> {_guest(want)}",  # type: ignore[arg-type]
     "env_digest": lambda have, want: "env changed",
+    "health_check": lambda have, want: f"healthCheck {have} -> {want}",
 }
 
 

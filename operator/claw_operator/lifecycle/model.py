@@ -49,6 +49,15 @@ class GuestView:
 
 
 @dataclass(frozen=True)
+class CheckView:
+    """One of the machine's checks as Fly last ran it."""
+
+    name: str
+    status: str  # passing, warning, critical
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class MachineView:
     """The parts of a Fly Machine the decisions look at."""
 
@@ -62,6 +71,14 @@ class MachineView:
     mounts: tuple[Mount, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
+    # When its process last exited on its own (Fly's latest `exit` machine event that no
+    # requested stop caused), if Fly says.
+    exited_at: datetime | None = None
+    # The operator's health check in the config, described (`lifecycle.desired.describe_check`;
+    # "none" when the config has none); None when the config is unknown.
+    health_check: str | None = None
+    # The checks' results as Fly reports them; None when Fly's answer had none.
+    checks: tuple[CheckView, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,12 @@ class Timings:
     # An empty volume listing taken less than this after this process sent a create for that
     # name proves nothing (Fly's lists are eventually consistent): no second create on it.
     listing_settle: timedelta = timedelta(seconds=30)
+    # A machine that stops or fails within this long of its start is a crash; consecutive
+    # crashes delay the next start by crash_backoff * 2**(crashes - 1), at most
+    # crash_backoff_cap (the kubelet's CrashLoopBackOff). A longer run resets the count.
+    crash_window: timedelta = timedelta(seconds=600)
+    crash_backoff: timedelta = timedelta(seconds=10)
+    crash_backoff_cap: timedelta = timedelta(seconds=300)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -192,9 +215,13 @@ class RestartReason(StrEnum):
 
 @dataclass(frozen=True)
 class CreateVolume:
+    """Create the volume in `region`, else in `fallback_regions` in order, moving on only on a
+    capacity error (KiloClaw's createVolumeWithFallback; an ambiguous create stops there)."""
+
     region: str
     size_gb: int
     name: str
+    fallback_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

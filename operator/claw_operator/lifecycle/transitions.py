@@ -18,6 +18,7 @@ from claw_operator.lifecycle.conditions import (
 )
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay, stall_reason
+from claw_operator.lifecycle.health import observe_health
 from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView, RestartReason
 
 # Stalls a successful start disproves (the ones about the environment are not: a running
@@ -67,19 +68,35 @@ def enter_running(
     status.phase = Phase.RUNNING
     status.starting_at = None
     status.stopped_checks = 0
-    status.last_start_error_message = None
-    status.last_start_error_at = None
-    d.record(START_FAILED, FALSE, Reason.STARTED, "the machine started")
+    if status.crash_count > 0:
+        # A crash loop ends only with a run past the crash window (lifecycle.crashes).
+        d.record(START_FAILED, TRUE, Reason.CRASH_LOOP_BACK_OFF, _crash_loop_running(d))
+    else:
+        status.last_start_error_message = None
+        status.last_start_error_at = None
+        d.record(START_FAILED, FALSE, Reason.STARTED, "the machine started")
     if d.stalled and d.condition(STALLED).reason in _STALLS_CLEARED_BY_A_START:
         d.record(STALLED, FALSE, Reason.NOT_STALLED)
     if old != Phase.RUNNING:
         status.last_started_at = d.now
-        if announce:
+        # In a crash loop the CrashLoopBackOff series tells each start: no Event per cycle.
+        if announce and status.crash_count == 0:
             d.event(EventType.NORMAL, EventReason.STARTED, f"machine {status.machine_id} is started")
         if log_action is not None:
             d.log(log_action, old_state=_phase(old), new_state=Phase.RUNNING.value)
     elif status.last_started_at is None:
         status.last_started_at = d.now
+    observe_health(d, machine)
+
+
+def _crash_loop_running(d: Draft) -> str:
+    count = d.status.crash_count
+    crashes = "crash" if count == 1 else "crashes"
+    window = int(d.timings.crash_window.total_seconds())
+    return (
+        f"machine {d.status.machine_id} is started again after {count} {crashes} in a row; "
+        f"the count resets once it runs for {window}s"
+    )
 
 
 def enter_stopped(d: Draft) -> Phase | None:
@@ -89,6 +106,8 @@ def enter_stopped(d: Draft) -> Phase | None:
     status.phase = Phase.STOPPED
     status.starting_at = None
     status.stopped_checks = 0
+    status.unhealthy_since = None
+    status.health_check_output = None
     if old != Phase.STOPPED or status.last_stopped_at is None:
         status.last_stopped_at = d.now
     return old

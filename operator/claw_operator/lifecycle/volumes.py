@@ -54,8 +54,14 @@ def provide_volume(
         return d.finish(requeue_after=0)
     if gated:
         return d.finish()
+    fallbacks = tuple(r for r in (spec.region, *spec.fallback_regions) if r != region)
     return d.finish(
-        CreateVolume(region=region, size_gb=spec.volume.size_gb, name=volume_name(d.instance.uid))
+        CreateVolume(
+            region=region,
+            size_gb=spec.volume.size_gb,
+            name=volume_name(d.instance.uid),
+            fallback_regions=fallbacks,
+        )
     )
 
 

@@ -184,6 +184,24 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "Degraded",
         "insufficient capacity",
     ),
+    "crash loop, waiting for the next start": (
+        instance(
+            cond("Ready", "False", "CrashLoopBackOff", "machine m1 stopped 2s after its start"),
+            cond("Reconciling", "True", "Starting"),
+            cond("StartFailed", "True", "CrashLoopBackOff"),
+            phase="Stopped",
+        ),
+        "Degraded",
+        "stopped 2s after its start",
+    ),
+    "started, health check not passing yet": (
+        instance(
+            cond("Ready", "False", "Unhealthy", "check claw is critical: 503"),
+            cond("Reconciling", "False", "Reconciled"),
+        ),
+        "Progressing",
+        "503",
+    ),
     "paused by annotation": (
         instance(cond("Ready", "True", "Running"), annotations={"claw.dev/paused": "true"}),
         "Suspended",

@@ -46,6 +46,10 @@ NAMESPACED_NEEDS: frozenset[Permission] = frozenset(
         ("", "secrets", "get"),
         # kube/events.py → kopf.event: kopf posts core/v1 Events (never events.k8s.io).
         ("", "events", "create"),
+        # kube/events.py EventSeries: a crash loop is one Event whose count grows (read once
+        # per process, then patched).
+        ("", "events", "get"),
+        ("", "events", "patch"),
     }
 )
 # What kopf observes cluster-wide (kopf/_core/reactor/observation.py).
@@ -108,6 +112,8 @@ FAST = Timings(
     fly_wait_timeout=timedelta(seconds=2),
     retry_base=timedelta(seconds=0.2),
     retry_cap=timedelta(seconds=1),
+    crash_backoff=timedelta(seconds=0.2),
+    crash_backoff_cap=timedelta(seconds=0.5),
 )
 VERBS = {
     "GET": "get",
@@ -220,8 +226,26 @@ def record_lifecycle(box: Sandbox, mode: str) -> dict[str, set[Permission]]:
             lambda: "Started" in [e.get("reason") for e in kube.events(name="rbac", namespace="default")],
             "Event",
         )
-        kube.delete("claw.dev/v1alpha1", "ClawInstance", "rbac", "default")
+        # A crash loop: its Warning Events are one series, read back and patched.
+        kube.create(
+            {
+                "apiVersion": "claw.dev/v1alpha1",
+                "kind": "ClawInstance",
+                "metadata": {"name": "crashy", "namespace": "default"},
+                "spec": {"region": "iad", "image": "registry.fly.io/claw:sim-exit-0.5"},
+            }
+        )
+        wait(
+            lambda: any(
+                e.get("reason") == "CrashLoopBackOff" and e.get("count", 1) >= 2
+                for e in kube.events(name="crashy", namespace="default")
+            ),
+            "a growing CrashLoopBackOff Event",
+        )
+        for name in ("rbac", "crashy"):
+            kube.delete("claw.dev/v1alpha1", "ClawInstance", name, "default")
         wait(lambda: kube.get("claw.dev/v1alpha1", "ClawInstance", "rbac", "default") is None, "deleted")
+        wait(lambda: kube.get("claw.dev/v1alpha1", "ClawInstance", "crashy", "default") is None, "deleted")
     finally:
         box.stop_operators()
     used: dict[str, set[Permission]] = {"cluster": set(), "namespaced": set()}

@@ -41,6 +41,14 @@ def test_spec_round_trips_camel_case() -> None:
         "state": "Stopped",
         "restartedAt": "2026-11-24T08:00:00Z",
         "deletionPolicy": "Orphan",
+        "fallbackRegions": ["ord", "ewr"],
+        "healthCheck": {
+            "port": 8080,
+            "path": "/healthz",
+            "interval": "15s",
+            "timeout": "5s",
+            "gracePeriod": "30s",
+        },
     }
     spec = ClawInstanceSpec.model_validate(wire)
     assert spec.secret_env[0].secret_key_ref.key == "token"
@@ -97,6 +105,7 @@ def test_status_wire_names_and_times() -> None:
         "volumeId": "vol_abc",
         "startingAt": "2026-11-24T08:00:00Z",
         "lastStartErrorMessage": "boom",
+        "crashCount": 0,
         "stoppedChecks": 0,
         "conditions": [],
     }

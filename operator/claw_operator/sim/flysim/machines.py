@@ -35,6 +35,8 @@ from .world import FlyWorld, Step
 SENTINEL_BOOT_FAIL = "sim-boot-fail"
 SENTINEL_BOOT_STUCK = "sim-boot-stuck"
 SENTINEL_EXIT = "sim-exit"
+# `sim-exit-<seconds>` (`sim-exit-2`, `sim-exit-0.5`): exits that long after each start.
+_SENTINEL_EXIT_AFTER = re.compile(r"^sim-exit-(\d+(\.\d+)?)$")
 
 RUNNING_STATES = frozenset({"started", "starting", "restarting"})
 MAX_WAIT_SECONDS = 60
@@ -73,6 +75,11 @@ def image_ref(image: str, digest: str) -> dict[str, Any]:
         "digest": digest,
         "labels": {},
     }
+
+
+def exits_on_its_own(tag: str) -> bool:
+    """The sentinel images whose process exits after each start."""
+    return tag == SENTINEL_EXIT or _SENTINEL_EXIT_AFTER.match(tag) is not None
 
 
 def host_reservation(config: dict[str, Any]) -> tuple[int, int]:
@@ -313,14 +320,18 @@ class MachineLifecycle:
             world.schedule(machine, steps)
             return
         steps = [(first_delay, "starting", None, source), (boot, "started", "start", "flyd")]
-        then = self._after_started(machine) if tag == SENTINEL_EXIT else None
+        then = self._after_started(machine) if exits_on_its_own(tag) else None
         if tag == SENTINEL_BOOT_STUCK:
             world.park(machine, steps, then)
         else:
             world.schedule(machine, steps, then)
 
     def _after_started(self, machine: Machine) -> Callable[[], None]:
-        """For `sim-exit`: once started, the process exits on its own after a moment."""
+        """For `sim-exit` (and `sim-exit-<seconds>`): once started, the process exits on its own
+        after a moment (or after exactly that many seconds), at each start."""
+        tag = image_tag(machine.config["image"])
+        after = _SENTINEL_EXIT_AFTER.match(tag)
+        delay = float(after.group(1)) if after else self.world.pacer.exact("sentinel_exit")
 
         def exit_soon() -> None:
             def exit_now() -> None:
@@ -328,7 +339,7 @@ class MachineLifecycle:
                 if machine.state == "started":
                     self.exit_process(machine, exit_code=0)
 
-            machine.pending = self.world.clock.call_later(self.world.pacer.exact("sentinel_exit"), exit_now)
+            machine.pending = self.world.clock.call_later(delay, exit_now)
 
         return exit_soon
 
@@ -622,7 +633,7 @@ class MachineLifecycle:
                 (replace, "starting", None, "flyd"),
                 (boot, end, "start" if end == "started" else "exit", "flyd"),
             ]
-            then = self._after_started(machine) if tag == SENTINEL_EXIT else None
+            then = self._after_started(machine) if exits_on_its_own(tag) else None
             if tag == SENTINEL_BOOT_STUCK:
                 world.park(machine, steps, then)
             else:

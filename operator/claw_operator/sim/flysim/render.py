@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
-from .machines import MachineLifecycle, rfc3339
+from .machines import MachineLifecycle, image_tag, rfc3339
 from .model import App, Lease, Machine, MachineEvent, Volume, VolumeSnapshot
 
 _BLOCK_SIZE = 4096
+# Sentinel images for the machine's `checks` (each check in config.checks is reported):
+# `sim-unhealthy` never passes; `sim-healthy-after-<seconds>` passes that long after each start.
+SENTINEL_UNHEALTHY = "sim-unhealthy"
+_SENTINEL_HEALTHY_AFTER = re.compile(r"^sim-healthy-after-(\d+(\.\d+)?)$")
+
+
+def checks_json(machine: Machine, now: float) -> list[dict[str, Any]]:
+    """The status of each check of the config, as flyd reports them in the machine GET [D]."""
+    checks = machine.config.get("checks")
+    if not isinstance(checks, dict) or not checks:
+        return []
+    tag = image_tag(str(machine.config.get("image", "")))
+    starts = [e.timestamp_ms / 1000 for e in machine.events if e.type == "start"]
+    started = starts[-1] if starts and machine.state == "started" else None
+    after = _SENTINEL_HEALTHY_AFTER.match(tag)
+    reported = []
+    for name in sorted(checks):
+        check = checks[name] if isinstance(checks[name], dict) else {}
+        target = f"{check.get('type', 'http')} :{check.get('port', '?')}{check.get('path', '')}"
+        if started is None:
+            status, output = "critical", "the machine is not started"
+        elif tag == SENTINEL_UNHEALTHY:
+            status, output = "critical", f"{target}: connect: connection refused"
+        elif after is not None and now - started < float(after.group(1)):
+            status, output = "critical", f"{target}: 503 Service Unavailable"
+        else:
+            status, output = "passing", f"{target}: 200 OK"
+        reported.append({"name": name, "status": status, "output": output, "updated_at": rfc3339(now)})
+    return reported
 
 
 def event_json(event: MachineEvent) -> dict[str, Any]:
@@ -27,7 +58,12 @@ def events_json(machine: Machine, limit: int) -> list[dict[str, Any]]:
 
 
 def machine_json(
-    machine: Machine, *, summary: bool = False, embedded_events: int = 10, nonce: str | None = None
+    machine: Machine,
+    *,
+    summary: bool = False,
+    embedded_events: int = 10,
+    nonce: str | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """A Machine; `nonce` only in the answer to the create/update that took a lease [D]."""
     body: dict[str, Any] = {
@@ -53,7 +89,7 @@ def machine_json(
         # With the host unreachable Fly serves what it has as `incomplete_config` [D][O].
         body["incomplete_config"] = machine.config
     body["events"] = events_json(machine, embedded_events)
-    body["checks"] = []
+    body["checks"] = checks_json(machine, time.time() if now is None else now)
     if nonce:
         body["nonce"] = nonce
     return body

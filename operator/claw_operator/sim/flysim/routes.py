@@ -243,7 +243,8 @@ class FlyRoutes:
             found = [machine for machine in found if machine.created_at < cutoff]
         summary = _flag(request, "summary")
         embedded = self.sim.world.settings.embedded_events
-        return _json([machine_json(mm, summary=summary, embedded_events=embedded) for mm in found])
+        now = self.sim.world.now()
+        return _json([machine_json(mm, summary=summary, embedded_events=embedded, now=now) for mm in found])
 
     async def create_machine(self, request: web.Request) -> web.Response:
         body = await _object_body(request)
@@ -253,7 +254,8 @@ class FlyRoutes:
     async def show_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
         machine = self.machines.get(request.match_info["app"], request.match_info["id"])
-        return _json(machine_json(machine, embedded_events=self.sim.world.settings.embedded_events))
+        embedded = self.sim.world.settings.embedded_events
+        return _json(machine_json(machine, embedded_events=embedded, now=self.sim.world.now()))
 
     async def update_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
@@ -270,7 +272,7 @@ class FlyRoutes:
     def _with_nonce(self, machine: Machine) -> web.Response:
         nonce, machine.nonce = machine.nonce, None
         embedded = self.sim.world.settings.embedded_events
-        return _json(machine_json(machine, embedded_events=embedded, nonce=nonce))
+        return _json(machine_json(machine, embedded_events=embedded, nonce=nonce, now=self.sim.world.now()))
 
     async def destroy_machine(self, request: web.Request) -> web.Response:
         self._flicker(request)
