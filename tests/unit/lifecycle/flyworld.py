@@ -426,6 +426,8 @@ class GatewayMemory:
 
 
 BORN_WATCHED_MARGIN = timedelta(seconds=10)
+# How long an operator restart takes (the gateway's "older than this process" needs a second).
+OPERATOR_RESTART = timedelta(seconds=5)
 
 
 def _volume_needs_a_look(inst: Instance, machine: MachineLookup, mem: GatewayMemory) -> bool:
@@ -911,7 +913,9 @@ class Operator:
         return inst
 
     def crash(self) -> None:
-        """The operator process dies and restarts: everything in memory is gone."""
+        """The operator process dies and restarts (a new pod: seconds later): everything in
+        memory is gone."""
+        self.world.advance(OPERATOR_RESTART)
         self.run = None
         self.failures = 0
         self.mem = GatewayMemory(started_at=self.world.now)
