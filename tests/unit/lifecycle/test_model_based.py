@@ -80,6 +80,9 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     # NEW on c747f2a (minor): a restartedAt requested while a mount-repair restart is still booting
     # is marked handled when that restart completes (its boot began before the request).
     "restart_not_skipped": "NEW: a request made while a restart boots is absorbed by that restart",
+    # NEW on c747f2a: a machine adopted while it mounts someone else's volume, the instance's own
+    # volume gone: Ready=True (Running) with status.volumeId unset while the volume is provided.
+    "ready_needs_own_volume": "NEW: Ready=True with no volume recorded (machine on a foreign mount)",
     "grow_not_idle": "NEW: a restart resumed as done leaves the requested grow to the next periodic check",
     "converges": False,
 }
@@ -91,6 +94,7 @@ INVARIANTS: Final = (
     "restart_once",
     "restart_not_skipped",
     "ready_truthful",
+    "ready_needs_own_volume",
     "ready_needs_volume_size",
     "mount_repaired_truthful",
     "restarting_truthful",
@@ -393,6 +397,11 @@ class ClawModel(RuleBasedStateMachine):
                 m is not None and m.live and m.state == "started",
                 f"{where} but Fly has machine {status.machine_id} {m.state if m else 'nowhere'}",
             )
+            if status.volume_id is None:
+                self.check(
+                    "ready_needs_own_volume", False, f"{where} with no volume of its own (status.volumeId)"
+                )
+                return
             if m is not None and m.live:
                 self.check(
                     "ready_truthful",

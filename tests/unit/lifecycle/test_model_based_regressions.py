@@ -419,6 +419,19 @@ def test_a_restart_requested_while_a_repair_restart_boots_still_runs() -> None:
         s.calm_then_converge()  # the resumed restart completes and handles the new request too
 
 
+@xfail("NEW: Ready=True with no volume recorded, the adopted machine on someone else's volume")
+def test_ready_needs_a_volume_of_the_instance() -> None:
+    s = Replay()
+    with breaks("ready_needs_own_volume"):
+        s.one_pass()  # the volume (its status write waits for the next pass)
+        s.pass_then_crash()  # the machine; the operator dies before writing either
+        s.mount_repointed()  # someone points the machine at another volume
+        s.one_pass()  # the machine is recovered by its tag; its mount is not adopted
+        s.crash()
+        s.volume_deleted_out_of_band()  # the instance's own (unattached) volume goes
+        s.one_pass()  # no volume to adopt yet: Ready=True (Running), status.volumeId unset
+
+
 # ---------------------------------------------------------------------------- the invariants can fail
 
 
