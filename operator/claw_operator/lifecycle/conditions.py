@@ -111,6 +111,10 @@ def ready(
         if start_failed.is_true:
             return ConditionValue(FALSE, Reason.START_FAILED, start_failed.message)
         return ConditionValue(FALSE, stalled.reason, stalled.message)
+    if instance.spec.state == DesiredState.RUNNING and status.volume_id is None:
+        # A machine runs, but on no volume of the instance (its own is being provided): the
+        # user's data is not where the spec says.
+        return ConditionValue(FALSE, Reason.PROVISIONING, "the instance's volume is being provided")
     if machine_satisfies_desired(instance, status):
         pending = volume_grow_pending(instance, status)
         if pending is not None:

@@ -301,15 +301,22 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 
-    # The restart ran with the spec this pass read: it serves that spec's request.
+    # A full restart ran with the spec this pass read: it serves that spec's request. A resumed
+    # one only started what an earlier pass updated: it serves the request its guard recorded
+    # (one made since gets a restart of its own).
+    served = d.status.restarting_for if action.resume_from is not None else d.instance.spec.restarted_at
     transitions.restart_succeeded(
         d,
         result.machine,
         action.reason,
         announced,
         mount_repair=action.mount_repair,
-        served=d.instance.spec.restarted_at,
+        served=served,
     )
+    requested = d.instance.spec.restarted_at
+    if requested is not None and requested != d.status.handled_restarted_at:
+        # A request made while this restart ran is the next pass's restart: Ready must not stand.
+        return d.finish(requeue_after=0)
     return d.finish()
 
 

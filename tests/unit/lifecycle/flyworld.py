@@ -1,12 +1,12 @@
-"""An in-memory Fly and an in-memory apiserver, driven the way `kube` drives the decisions.
+"""An in-memory Fly and an in-memory apiserver, driven the way the operator drives the decisions.
 
 The model-based property suite (test_model_based.py) runs the *real* `decide`/`settle` against
-this world. Three parts, each kept in one place so that a change in `kube` is mirrored once:
+this world. Three parts, each kept in one place so that a change in the operator is mirrored once:
 
 - `FlyWorld`: machines and volumes as Fly keeps them (versions that change on every update,
   mounts, attachments, boots that take time, soft-deleted objects), the clock, and the faults
   injected into the next call of a kind. Every mutation the operator makes is recorded.
-- `observe()` and `execute()`: what `kube/flygateway.py` `observe`/`execute` do today, call by
+- `observe()` and `execute()`: what `edge/gateway.py` `observe`/`execute` do today, call by
   call (GET by id, listing by UID tag / by volume name, the volume-size memory, the
   "born watched" short cut, the client's own retries), over the world instead of HTTP.
   **When `Observation` gains fields, adapt `observe()` here: it is the only observer.**
@@ -410,7 +410,7 @@ def desired_guest(spec: ClawInstanceSpec) -> GuestView:
     return GuestView(cpu_kind=str(spec.guest.cpu_kind), cpus=spec.guest.cpus, memory_mb=spec.guest.memory_mb)
 
 
-# ---------------------------------------------------------------------------- observe (= flygateway.observe)
+# ---------------------------------------------------------------------------- observe (= gateway)
 
 
 @dataclass
@@ -426,6 +426,8 @@ class GatewayMemory:
 
 
 BORN_WATCHED_MARGIN = timedelta(seconds=10)
+# How long an operator restart takes (the gateway's "older than this process" needs a second).
+OPERATOR_RESTART = timedelta(seconds=5)
 
 
 def _volume_needs_a_look(inst: Instance, machine: MachineLookup, mem: GatewayMemory) -> bool:
@@ -492,7 +494,7 @@ def _unsettled(
 
 
 def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
-    """`FlyGateway.observe`, over the world (keep in step with kube/flygateway.py)."""
+    """`FlyGateway.observe`, over the world (keep in step with edge/gateway.py)."""
     status = inst.status
     machine = MachineLookup()
     if status.machine_id:
@@ -577,7 +579,7 @@ def _without_stale_attachment(world: FlyWorld, volume: VolumeLookup, machine: Ma
     return VolumeLookup(Lookup.FOUND, replace(seen, attached_machine_id=None)) if gone else volume
 
 
-# ---------------------------------------------------------------------------- execute (= flygateway.execute)
+# ---------------------------------------------------------------------------- execute (= gateway)
 
 
 @dataclass(frozen=True)
@@ -594,7 +596,7 @@ def execute(world: FlyWorld, action: Action, inst: Instance, mem: GatewayMemory)
         return Executed(_execute(world, action, inst, mem, fault), fault)
     except FlyError as exc:
         if isinstance(action, ExtendVolume):
-            # flygateway: the size after a refused extend tells whether it happened.
+            # gateway: the size after a refused extend tells whether it happened.
             volume: VolumeView | None = None
             with contextlib.suppress(FlyError):
                 volume = world.get_volume(action.volume_id).view()
@@ -911,7 +913,9 @@ class Operator:
         return inst
 
     def crash(self) -> None:
-        """The operator process dies and restarts: everything in memory is gone."""
+        """The operator process dies and restarts (a new pod: seconds later): everything in
+        memory is gone."""
+        self.world.advance(OPERATOR_RESTART)
         self.run = None
         self.failures = 0
         self.mem = GatewayMemory(started_at=self.world.now)

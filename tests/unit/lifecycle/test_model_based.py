@@ -75,10 +75,15 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     "ready_truthful": False,
     "status_tracks_fly": False,
     "volume_is_the_instances": False,
-    "restart_not_skipped": False,
     # NEW on c747f2a (minor): the pass that resumes a restart found done did not grow the volume
     # (the extend waited for the next periodic check); fixed on main: on since.
     "grow_not_idle": False,
+    # NEW on c747f2a (minor): a restartedAt requested while a mount-repair restart is still booting
+    # is marked handled when that restart completes (its boot began before the request).
+    "restart_not_skipped": "NEW: a request made while a restart boots is absorbed by that restart",
+    # NEW on c747f2a: a machine adopted while it mounts someone else's volume, the instance's own
+    # volume gone: Ready=True (Running) with status.volumeId unset; fixed on main: on since.
+    "ready_needs_own_volume": False,
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)
@@ -89,6 +94,7 @@ INVARIANTS: Final = (
     "restart_once",
     "restart_not_skipped",
     "ready_truthful",
+    "ready_needs_own_volume",
     "ready_needs_volume_size",
     "mount_repaired_truthful",
     "restarting_truthful",
@@ -107,6 +113,7 @@ assert set(WAITING_FOR) == set(INVARIANTS), "every invariant has its switch"
 # Would-be failures of gated invariants (proof they are evaluated), and run figures.
 SUPPRESSED: Counter[str] = Counter()
 FIGURES: Counter[str] = Counter()
+FAULTS: Counter[str] = Counter()  # faults that fired, by "call:kind"
 
 
 class InvariantViolation(AssertionError):
@@ -392,6 +399,11 @@ class ClawModel(RuleBasedStateMachine):
                 m is not None and m.live and m.state == "started",
                 f"{where} but Fly has machine {status.machine_id} {m.state if m else 'nowhere'}",
             )
+            if status.volume_id is None:
+                self.check(
+                    "ready_needs_own_volume", False, f"{where} with no volume of its own (status.volumeId)"
+                )
+                return
             if m is not None and m.live:
                 self.check(
                     "ready_truthful",
@@ -400,7 +412,8 @@ class ClawModel(RuleBasedStateMachine):
                 )
                 self.check(
                     "ready_truthful",
-                    self._served(m, inst),
+                    # While restart_not_skipped is gated, its known defect is reported there only.
+                    self._served(m, inst) or "restart_not_skipped" in self.gated,
                     f"{where} but restartedAt {inst.spec.restarted_at} never restarted the machine",
                 )
         else:
@@ -798,6 +811,10 @@ class ClawModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.violations and LONG:
             FIGURES["runs_with_gated_violations"] += 1
+        FAULTS.update(self.world.fired)
+        FIGURES["crashes"] += self.op.crashes
+        FIGURES["conflicts"] += self.op.conflicts
+        FIGURES["status_writes"] += self.op.writes
         super().teardown()
 
 
@@ -822,8 +839,11 @@ def _figures() -> object:
         print(
             f"\nmodel-based ({PROFILE}): {FIGURES['steps']} steps, {FIGURES['passes']} passes, "
             f"{FIGURES['runs']} runs, {FIGURES['convergences']} convergences in {elapsed:.0f}s; "
+            f"{FIGURES['status_writes']} status writes, {FIGURES['conflicts']} 409s, "
+            f"{FIGURES['crashes']} operator crashes, {sum(FAULTS.values())} Fly faults fired; "
             f"gated violations {dict(SUPPRESSED)}"
         )
+        print("faults fired:", dict(sorted(FAULTS.items())))
 
 
 # The Hypothesis TestCase keeps the pytest timeout of the project (120 s) in CI; the long

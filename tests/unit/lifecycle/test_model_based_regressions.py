@@ -406,6 +406,35 @@ def test_a_resumed_restart_does_not_put_off_the_volume_grow() -> None:
         s.reconcile()  # resumed: RestartSucceeded, Ready=False (Resizing), no extend for 5 minutes
 
 
+@xfail("NEW: a restartedAt set while a mount-repair restart still boots is marked handled by it")
+@xfail(
+    "open: the request made while the repair restart booted now gets its own restart (the resumed "
+    "restart serves only the request its guard recorded), but MountRepaired=True, reported when "
+    "that restart completed in the new generation, still stands through the next restart"
+)
+def test_a_restart_requested_while_a_repair_restart_boots_still_runs() -> None:
+    s = Replay()
+    with breaks("mount_repaired_truthful"):
+        s.calm_then_converge()
+        s.mount_repointed()
+        s.boots(boot=("started", 90.0))
+        s.reconcile()  # the repair restart: updated, still booting when the wait gives up
+        s.request_restart()  # asked after that boot began
+        s.calm_then_converge()  # the resumed restart completes and handles the new request too
+
+
+def test_ready_needs_a_volume_of_the_instance() -> None:
+    s = Replay()
+    with breaks("ready_needs_own_volume"):
+        s.one_pass()  # the volume (its status write waits for the next pass)
+        s.pass_then_crash()  # the machine; the operator dies before writing either
+        s.mount_repointed()  # someone points the machine at another volume
+        s.one_pass()  # the machine is recovered by its tag; its mount is not adopted
+        s.crash()
+        s.volume_deleted_out_of_band()  # the instance's own (unattached) volume goes
+        s.one_pass()  # no volume to adopt yet: Ready=True (Running), status.volumeId unset
+
+
 # ---------------------------------------------------------------------------- the invariants can fail
 
 
