@@ -347,10 +347,22 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
             # extend (this rare pass, after a lost write, decides nothing else).
             return d.finish(requeue_after=0)
         if machine.state == "failed":
-            transitions.restart_failed(d, reason, f"machine {machine.id} failed after the restart's update")
+            transitions.restart_failed(
+                d,
+                reason,
+                f"machine {machine.id} failed after the restart's update",
+                machine=machine,
+                volume_id=volume_id,
+            )
             return None
         if _restart_timed_out(d):
-            transitions.restart_failed(d, reason, "the restarted machine did not reach started in time")
+            transitions.restart_failed(
+                d,
+                reason,
+                "the restarted machine did not reach started in time",
+                machine=machine,
+                volume_id=volume_id,
+            )
             return None
         # Updated, not started yet: only start (if needed) and wait.
         return d.finish(
@@ -365,6 +377,12 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
         # before versions were recorded: record the version this restart starts from first.
         status.restarting_instance_id = machine.instance_id
         status.restarting_for = d.instance.spec.restarted_at
+        return d.finish(requeue_after=0)
+    repair = mount_repair_needed(machine, volume_id, d.instance.spec.volume.mount_path)
+    if repair is not None and reason != RestartReason.MOUNT_REPAIR:
+        # The mount drifted while this restart was in flight: say so in the guard before
+        # acting, so the repair is reported even if this pass's own write is lost.
+        d.record(RESTARTING, TRUE, RestartReason.MOUNT_REPAIR.condition_reason, repair)
         return d.finish(requeue_after=0)
     return d.finish(_restart_action(d, machine, volume_id))
 

@@ -285,13 +285,18 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             # slow is not failed. The guard stays; the next pass finds the new version and
             # waits for it (never a second stop/update/start).
             transitions.observe_machine(d, result.machine)
+            if action.mount_repair is not None:
+                # The update repaired a mount: the guard remembers it for the pass that ends it.
+                d.record(RESTARTING, TRUE, Reason.MOUNT_REPAIR, action.mount_repair)
             d.log("restart_still_starting", machine_id=action.machine_id, error=failure.message)
             return d.finish(retry=False, requeue_after=d.timings.poll_starting.total_seconds())
         if applied:
             # The machine runs a new version (only the final wait failed): the requested
             # restart happened, and redoing it would restart the machine a second time.
             status.handled_restarted_at = d.instance.spec.restarted_at
-        transitions.restart_failed(d, action.reason, failure.message)
+        transitions.restart_failed(
+            d, action.reason, failure.message, machine=result.machine, volume_id=action.volume_id
+        )
         if failure.kind == FailureKind.NOT_FOUND:
             # Lost only on proof (lifecycle.loss): one 404 mid-restart is looked at again.
             suspect_machine_missing(d)

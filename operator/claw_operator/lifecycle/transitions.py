@@ -203,15 +203,26 @@ def restart_succeeded(
         mount_repaired(d, repaired)
 
 
-def restart_failed(d: Draft, reason: RestartReason, message: str) -> None:
-    """The restart in flight failed: the guard goes, and the real state is decided afresh."""
+def restart_failed(
+    d: Draft, reason: RestartReason, message: str, *, machine: MachineView | None, volume_id: str | None
+) -> None:
+    """The restart in flight failed: the guard goes, and the real state is decided afresh.
+
+    A mount-repair restart whose update went in (the machine Fly shows mounts our volume) did
+    repair the mount, even if what followed failed: that is reported, not `RepairFailed`."""
     status = d.status
     announced = d.condition(RESTARTING).message
     status.restarting_at = None
     status.restarting_instance_id = None
     d.record(RESTARTING, FALSE, Reason.RESTART_FAILED, message)
     if reason == RestartReason.MOUNT_REPAIR:
-        d.record(MOUNT_REPAIRED, FALSE, Reason.REPAIR_FAILED, f"{announced}: {message}")
+        path = d.instance.spec.volume.mount_path
+        if machine is not None and volume_id is not None and any(
+            m.volume == volume_id and m.path == path for m in machine.mounts
+        ):
+            mount_repaired(d, announced)
+        else:
+            d.record(MOUNT_REPAIRED, FALSE, Reason.REPAIR_FAILED, f"{announced}: {message}")
     d.event(EventType.WARNING, EventReason.RESTART_FAILED, f"{reason.value}: {message}")
     d.log("restart_failed", reason=reason.value, error=message)
 

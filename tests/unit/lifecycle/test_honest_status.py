@@ -92,7 +92,7 @@ CASES = [
         conditions={"MountRepaired": ("False", "NoRepair")},
     ),
     Case(
-        "requested_restart_that_also_fixes_a_drifted_mount_reports_the_repair",
+        "a_mount_drifted_during_a_requested_restart_is_recorded_in_the_guard_before_acting",
         instance(
             spec_=spec(restartedAt="r2"),
             status_=running_status(
@@ -102,12 +102,29 @@ CASES = [
             ),
         ),
         observed(machine("started", volume="vol-other", path="/data"), volume()),
+        action=None,
+        conditions={"Restarting": ("True", "MountRepair"), "Reconciling": ("True", "RepairingMount")},
+        requeue_after=0,
+    ),
+    Case(
+        "requested_restart_that_also_fixes_a_drifted_mount_reports_the_repair",
+        instance(
+            spec_=spec(restartedAt="r2"),
+            status_=running_status(
+                restarting_at=T0 - timedelta(seconds=1),
+                restarting_instance_id="inst-1",
+                restarting_for="r2",
+                conditions=conditions(Restarting=("True", "MountRepair")),
+            ),
+        ),
+        observed(machine("started", volume="vol-other", path="/data"), volume()),
         decided=RestartMachine(
-            machine_id=MACHINE, volume_id=VOLUME, reason=RestartReason.REQUESTED, mount_repair=REPAIR
+            machine_id=MACHINE, volume_id=VOLUME, reason=RestartReason.MOUNT_REPAIR, mount_repair=REPAIR
         ),
         result=ok(machine("started", instance_id="inst-2")),
         events=("Restarted", "MountRepaired"),
         conditions={"MountRepaired": ("True", "MountRepaired"), "Restarting": ("False", "RestartSucceeded")},
+        fields={"handled_restarted_at": "r2"},
         logs=("repair_mount",),
     ),
     # ------------------------------------------------------------ 3: slow is not failed
