@@ -640,6 +640,8 @@ class ClawModel(RuleBasedStateMachine):
     @rule(boot=st.sampled_from(BOOTS))
     def boots(self, boot: tuple[str, float | None]) -> None:
         self.world.boot = boot
+        if boot[0] != "started":
+            self.exits += 1  # machines now crash at boot: real crashes, whatever follows
 
     # Out-of-band changes and time passing happen between wake-ups of the operator: the passes
     # of one run follow each other at once (and carry over what Fly just answered).
