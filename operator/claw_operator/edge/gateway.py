@@ -101,6 +101,35 @@ def volume_view(volume: Volume) -> VolumeView:
     )
 
 
+def volume_needs_a_look(instance: Instance, machine: MachineLookup, size_seen: int | None) -> bool:
+    """False when the volume cannot have changed in a way the decisions act on.
+
+    A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
+    volume) nor shrink; it only matters again when the spec asks for more than the size
+    last seen. So a periodic check of a healthy instance is one GET (the machine), not
+    two. Without a size seen by this process (a restart), or with a status that does not
+    record it, it is looked at.
+    """
+    volume_id = instance.status.volume_id
+    if instance.deleting or volume_id is None or machine.machine is None:
+        return True
+    seen = machine.machine
+    mounted = any(m.volume == volume_id for m in seen.mounts)
+    # The status must say so too (status.volumeSizeGB drives Ready=False/Resizing): a lost
+    # status write would otherwise leave it behind for good.
+    recorded = instance.status.volume_size_gb
+    want = instance.spec.volume.size_gb
+    return not (
+        machine.outcome == Lookup.FOUND
+        and seen.state == "started"
+        and mounted
+        and size_seen is not None
+        and size_seen >= want
+        and recorded is not None
+        and recorded >= want
+    )
+
+
 class FlyGateway:
     """Observer and Executor of the Reconciler, over one shared FlyMachinesClient."""
 
@@ -155,32 +184,7 @@ class FlyGateway:
         return view
 
     def _volume_needs_a_look(self, instance: Instance, machine: MachineLookup) -> bool:
-        """False when the volume cannot have changed in a way the decisions act on.
-
-        A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
-        volume) nor shrink; it only matters again when the spec asks for more than the size
-        last seen. So a periodic check of a healthy instance is one GET (the machine), not
-        two. Without a size seen by this process (a restart), or with a status that does not
-        record it, it is looked at.
-        """
-        volume_id = instance.status.volume_id
-        if instance.deleting or volume_id is None or machine.machine is None:
-            return True
-        seen = machine.machine
-        mounted = any(m.volume == volume_id for m in seen.mounts)
-        size = self._volume_sizes.get(volume_id)
-        # The status must say so too (status.volumeSizeGB drives Ready=False/Resizing): a lost
-        # status write would otherwise leave it behind for good.
-        recorded = instance.status.volume_size_gb
-        return not (
-            machine.outcome == Lookup.FOUND
-            and seen.state == "started"
-            and mounted
-            and size is not None
-            and size >= instance.spec.volume.size_gb
-            and recorded is not None
-            and recorded >= instance.spec.volume.size_gb
-        )
+        return volume_needs_a_look(instance, machine, self._volume_sizes.get(instance.status.volume_id or ""))
 
     def _knows_nothing_exists(self, instance: Instance) -> bool:
         """True when this process knows, without asking Fly, that no volume or machine of the

@@ -31,6 +31,7 @@ from claw_operator.api import (
     ClawInstanceStatus,
     find_condition,
 )
+from claw_operator.edge.gateway import volume_needs_a_look
 from claw_operator.kube.reconciler import MAX_CONFLICT_RETRIES, MAX_PASSES, carry_over
 from claw_operator.lifecycle import decide, settle, volume_name
 from claw_operator.lifecycle.model import (
@@ -430,25 +431,6 @@ BORN_WATCHED_MARGIN = timedelta(seconds=10)
 OPERATOR_RESTART = timedelta(seconds=5)
 
 
-def _volume_needs_a_look(inst: Instance, machine: MachineLookup, mem: GatewayMemory) -> bool:
-    volume_id = inst.status.volume_id
-    if inst.deleting or volume_id is None or machine.machine is None:
-        return True
-    seen = machine.machine
-    mounted = any(m.volume == volume_id for m in seen.mounts)
-    size = mem.volume_sizes.get(volume_id)
-    recorded = inst.status.volume_size_gb
-    return not (
-        machine.outcome == Lookup.FOUND
-        and seen.state == "started"
-        and mounted
-        and size is not None
-        and size >= inst.spec.volume.size_gb
-        and recorded is not None
-        and recorded >= inst.spec.volume.size_gb
-    )
-
-
 def _mounts_another_volume(inst: Instance, machine: MachineLookup) -> bool:
     seen = machine.machine
     if machine.outcome != Lookup.FOUND or seen is None:
@@ -507,7 +489,7 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
             outcome = Lookup.GONE if exc.failure.kind == FailureKind.NOT_FOUND else Lookup.ERROR
             machine = MachineLookup(outcome, failure=None if outcome == Lookup.GONE else exc.failure)
     volume = VolumeLookup()
-    if status.volume_id and _volume_needs_a_look(inst, machine, mem):
+    if status.volume_id and volume_needs_a_look(inst, machine, mem.volume_sizes.get(status.volume_id)):
         try:
             got = world.get_volume(status.volume_id)
             if not got.live:
