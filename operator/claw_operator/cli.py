@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from claw_operator import __version__
 
@@ -105,7 +106,51 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     timing.add_argument(
         "--crash-backoff-max", type=float, default=300, help="the longest wait after consecutive crashes"
     )
+    shards = parser.add_argument_group(
+        "shards (several replicas share the fleet through Kubernetes Leases; docs/operations.md)"
+    )
+    shards.add_argument(
+        "--shards",
+        choices=["off", "auto"],
+        default="off",
+        help="auto: hold a Lease in the ring and reconcile only this replica's share (default: off, "
+        "a single replica reconciles everything)",
+    )
+    shards.add_argument(
+        "--shard-lease-duration", type=int, default=15, help="leaseDurationSeconds of this replica's Lease"
+    )
+    shards.add_argument(
+        "--shard-renew-deadline",
+        type=float,
+        default=10,
+        help="stop every Fly mutation when the Lease was not renewed for this long",
+    )
+    shards.add_argument(
+        "--shard-retry-period", type=float, default=2, help="renew and list the ring this often"
+    )
+    shards.add_argument(
+        "--shard-identity", help="this replica's name in the ring (default: POD_NAME, hostname)"
+    )
+    shards.add_argument(
+        "--shard-namespace", help="where the Leases live (default: POD_NAMESPACE, the operator's namespace)"
+    )
     parser.set_defaults(command=_run)
+
+
+def _shard_timings(args: argparse.Namespace) -> Any:
+    from datetime import timedelta
+
+    from claw_operator.kube.config import ConfigError
+    from claw_operator.lifecycle.shards import ShardTimings
+
+    try:
+        return ShardTimings(
+            lease_duration=timedelta(seconds=args.shard_lease_duration),
+            renew_deadline=timedelta(seconds=args.shard_renew_deadline),
+            retry_period=timedelta(seconds=args.shard_retry_period),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--shard-*: {exc}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -139,6 +184,10 @@ def _run(args: argparse.Namespace) -> int:
                 crash_backoff_max=args.crash_backoff_max,
             ),
             kubeconfig=args.kubeconfig,
+            shards=args.shards,
+            shard_timings=_shard_timings(args),
+            shard_identity=args.shard_identity,
+            shard_namespace=args.shard_namespace,
         )
         if config.watch_stale_after <= 0:
             raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")

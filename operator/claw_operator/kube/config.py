@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from claw_operator.lifecycle.model import Timings
+from claw_operator.lifecycle.shards import ShardTimings
 
 
 class ConfigError(Exception):
@@ -29,6 +30,12 @@ class OperatorConfig:
     kubeconfig: str | None = None
     # Extra FlyClientConfig fields (retry policy, limiter rates…); tests shorten the retries.
     fly_client_options: dict[str, object] = field(default_factory=dict)
+    # `--shards auto`: several replicas share the fleet through Leases (kube/shards.py);
+    # "off": this process reconciles every instance (one replica only).
+    shards: str = "off"
+    shard_timings: ShardTimings = field(default_factory=ShardTimings)
+    shard_identity: str | None = None  # default: POD_NAME, else the hostname
+    shard_namespace: str | None = None  # where the Leases live; default: the operator's namespace
 
 
 def read_token(token_file: str | None, environ: dict[str, str] | None = None) -> str:
