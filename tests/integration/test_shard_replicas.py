@@ -228,6 +228,26 @@ def test_three_replicas_share_take_over_and_fence(
 
     assert live_machines() == N
 
+    # Steady state: each instance is polled by its owner only (no double polling).
+    def fly_reads() -> float:
+        return sum(
+            value
+            for r in replicas.values()
+            for key, value in r.metrics().items()
+            if key.startswith("claw_fly_requests_total{") and "operation=get_machine" in key
+        )
+
+    time.sleep(3)
+    before, window_start = fly_reads(), time.monotonic()
+    time.sleep(10)
+    reads, window = fly_reads() - before, time.monotonic() - window_start
+    per_interval = reads / (N * window / 2.1)  # --poll-running 2 plus half the 0.2 s jitter
+    print(
+        f"steady state: {reads:.0f} machine GETs in {window:.1f}s = "
+        f"{per_interval:.2f} per instance per interval"
+    )
+    assert per_interval < 1.5  # two replicas polling one instance would make it about 2
+
     # kill -9 of r2; a restart requested on one of its instances during the outage.
     victim = replicas["r2"]
     victim_owned = victim.value("claw_shard_instances_owned{}")
