@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -167,3 +168,60 @@ async def test_release_hands_over_at_once(ring: Ring, kubesim: KubeSim) -> None:
     # a takes over on its next listing, long before b's lease duration would have passed.
     await ring.until(lambda: all(a.may_act(uid) for uid in UIDS), timeout=2.5)
     assert not b.can_mutate()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def test_a_late_renew_resumes_and_an_expired_lease_is_acquired_anew(
+    kubesim: KubeSim, tmp_path: Path
+) -> None:
+    """Driven step by step on a fake clock: past the renew deadline nothing may be mutated; a
+    renew that lands before the Lease can have expired for anyone resumes as before (same
+    acquireTime, still settled); one that lands later joins anew (a fresh acquireTime)."""
+    clock = FakeClock()
+    kubeconfig = kubesim.write_kubeconfig(tmp_path / "kubeconfig-a", token="a")
+    api = LeaseApi(configuration(kubeconfig), timeout=0.5, user_agent="test/a")
+    keeper = LeaseKeeper(api, identity="a", namespace="default", timings=TIMINGS, clock=clock)
+    keeper.track(UIDS[0], None)
+
+    def lease() -> dict[str, Any]:
+        found = kubesim.get("coordination.k8s.io/v1", "Lease", "claw-operator-a", "default")
+        assert found is not None
+        return found
+
+    try:
+        await keeper.step()
+        first = lease()["spec"]
+        assert keeper.may_act(UIDS[0])
+        kubesim.api.partitions.add(token="a", user_agent=None, mode="error")
+        clock.advance(2.1)  # past the renew deadline (2 s), before a possible expiry (2.5 s)
+        await keeper.step()
+        assert not keeper.can_mutate() and not keeper.may_act(UIDS[0])
+        kubesim.api.partitions.remove()
+        clock.advance(0.2)
+        await keeper.step()
+        assert keeper.may_act(UIDS[0])
+        resumed = lease()["spec"]
+        assert resumed["acquireTime"] == first["acquireTime"] and resumed["renewTime"] != first["renewTime"]
+
+        kubesim.api.partitions.add(token="a", user_agent=None, mode="error")
+        clock.advance(2.6)  # the others may have seen it expire
+        await keeper.step()
+        kubesim.api.partitions.remove()
+        await keeper.step()
+        again = lease()["spec"]
+        assert again["acquireTime"] != first["acquireTime"]
+        assert again["leaseTransitions"] == first["leaseTransitions"] + 1
+        assert keeper.can_mutate()
+        assert keeper.may_act(UIDS[0])  # alone in the ring after acquiring: it founds it again
+    finally:
+        await keeper.stop(release=False)

@@ -195,7 +195,9 @@ async def run_operator(
         if not await check_startup(api_client, config, stop_flag):
             return  # stopped while waiting for the apiserver or Fly
         if keeper is not None:
-            await keeper.start()
+            # Join the ring once kopf has listed every instance and runs the handlers: the others
+            # stop acting on this replica's share the moment they see its Lease.
+            keeper.launch(kopf_ready)
         await kopf.operator(
             registry=registry,
             settings=settings,

@@ -10,9 +10,10 @@ renews this replica's Lease (`claw-operator-<pod>` in the operator's namespace, 
   False the moment the deadline passes, whatever the loop is doing (a hung request included);
 - `wait_change()`: until the ring (or this replica's standing in it) changes.
 
-A Lease not renewed within the renew deadline is given up: the next renew acquires it anew,
-with a fresh `acquireTime`, so this replica is a newcomer again and waits a lease duration
-before acting (the others took its instances over meanwhile).
+A Lease not renewed within the renew deadline stops every Fly mutation; a late renew resumes
+them while the Lease cannot have expired for anyone else. Once it may have (the others then
+took this replica's instances over), it is acquired anew with a fresh `acquireTime`: this
+replica is a newcomer again and waits a lease duration before acting.
 
 Its Kubernetes calls use aiohttp with the credentials of the operator's ApiClient (kubeconfig
 or in-cluster), a few requests every retry period.
@@ -201,6 +202,7 @@ class LeaseKeeper:
         self.ring_changes = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._overdue = False
 
     # ------------------------------------------------------------------ asking
 
@@ -225,6 +227,10 @@ class LeaseKeeper:
 
     def owned_count(self) -> int:
         return sum(1 for uid in self._tracked if self.owns(uid))
+
+    def acting_count(self) -> int:
+        """Instances this replica may act on right now (owned, past the fence, Lease renewed)."""
+        return sum(1 for uid in self._tracked if self.may_act(uid))
 
     def track(self, uid: str, created: str | datetime | None) -> None:
         """An instance exists (kopf saw it): counted, and followed across handovers."""
@@ -262,10 +268,19 @@ class LeaseKeeper:
     # ------------------------------------------------------------------ the loop
 
     async def start(self) -> None:
+        """Join the ring now: the first round, then one every retry period in a task."""
         await self.step()
         self._task = asyncio.create_task(self._loop(), name="claw-operator-lease-keeper")
 
-    async def _loop(self) -> None:
+    def launch(self, when: asyncio.Event) -> None:
+        """Join the ring once `when` is set, from a task created now. (kopf waits up to 5 s at
+        shutdown for every task created after it started, before the Lease could be released.)"""
+        self._task = asyncio.create_task(self._loop(when), name="claw-operator-lease-keeper")
+
+    async def _loop(self, when: asyncio.Event | None = None) -> None:
+        if when is not None:
+            await when.wait()
+            await self.step()
         period = self.timings.retry_period.total_seconds()
         while True:
             await asyncio.sleep(period)
@@ -281,16 +296,16 @@ class LeaseKeeper:
                 extra={"lease": self.lease_name, "error": f"{type(exc).__name__}: {exc}"},
             )
         now = self._clock()
-        if self._renewed_at is not None and now - self._renewed_at >= self.timings.renew_deadline:
-            if self._lease is not None:
-                logger.error(
-                    "lease not renewed within the renew deadline: no Fly mutations until it is held again",
-                    extra={
-                        "lease": self.lease_name,
-                        "renew_deadline": self.timings.renew_deadline.total_seconds(),
-                    },
-                )
-            self._lease = None  # acquired anew (a newcomer again) once the apiserver answers
+        overdue = self._renewed_at is not None and now - self._renewed_at >= self.timings.renew_deadline
+        if overdue and not self._overdue:
+            logger.error(
+                "lease not renewed within the renew deadline: no Fly mutations until it is renewed",
+                extra={
+                    "lease": self.lease_name,
+                    "renew_deadline": self.timings.renew_deadline.total_seconds(),
+                },
+            )
+        self._overdue = overdue
         try:
             await self._list()
         except Exception as exc:
@@ -299,8 +314,23 @@ class LeaseKeeper:
             )
         self._notify_if_changed()
 
+    def _may_have_expired(self, now: datetime) -> bool:
+        """Another replica may have seen this replica's Lease expire (and taken its instances):
+        its last renew is older than the lease duration, less half the margin between the lease
+        duration and the renew deadline (for the clocks' disagreement)."""
+        if self._renewed_at is None:
+            return True
+        margin = (self.timings.lease_duration - self.timings.renew_deadline) / 2
+        return now - self._renewed_at >= self.timings.lease_duration - margin
+
     async def _renew(self) -> None:
         started = self._clock()
+        if self._lease is not None and self._may_have_expired(started):
+            # Past the renew deadline, but that alone moved nothing: while the Lease cannot have
+            # expired for anyone, a late renew simply resumes. Once it may have, the others took
+            # this replica's instances over: it joins anew (a fresh acquireTime, the fence).
+            logger.warning("lease may have expired: acquiring it anew", extra={"lease": self.lease_name})
+            self._lease = None
         if self._lease is not None:
             body = copy.deepcopy(self._lease)
             body["spec"]["renewTime"] = micro_time(started)
@@ -452,6 +482,11 @@ def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
             members.add_metric([], len(keeper.members()))
             owned = GaugeMetricFamily("claw_shard_instances_owned", "ClawInstances assigned to this replica")
             owned.add_metric([], keeper.owned_count())
+            acting = GaugeMetricFamily(
+                "claw_shard_instances_acting",
+                "ClawInstances this replica may act on now (owned, past the handover fence, Lease renewed)",
+            )
+            acting.add_metric([], keeper.acting_count())
             mutate = GaugeMetricFamily(
                 "claw_shard_can_mutate", "1 while this replica holds a renewed Lease (may touch Fly)"
             )
@@ -465,6 +500,6 @@ def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
                 handovers.add_metric([direction], keeper.handovers[direction])
             changes = CounterMetricFamily("claw_shard_ring_changes", "Membership changes seen")
             changes.add_metric([], keeper.ring_changes)
-            yield from (members, owned, mutate, handovers, changes)
+            yield from (members, owned, acting, mutate, handovers, changes)
 
     registry.register(ShardCollector())
