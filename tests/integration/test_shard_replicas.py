@@ -267,8 +267,15 @@ def test_three_replicas_share_take_over_and_fence(
     )
     wait_for(lambda: all(r.value("claw_shard_members{}") == 2 for r in survivors.values()), timeout=60)
     wait_for(lambda: sum(v or 0 for v in owned(survivors).values()) == N, timeout=30)
+    wait_for(
+        lambda: sum(r.value("claw_shard_instances_acting{}") or 0 for r in survivors.values()) == N,
+        timeout=30,
+        interval=0.05,
+    )
     taken_over = time.monotonic() - killed_at
-    print(f"r2 owned {victim_owned}; survivors own all {N} {taken_over:.1f}s after kill -9 (lease {LEASE}s)")
+    print(
+        f"r2 owned {victim_owned}; survivors act on all {N} {taken_over:.1f}s after kill -9 (lease {LEASE}s)"
+    )
     handled = wait_for(
         lambda: (
             custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, target)
