@@ -225,3 +225,23 @@ async def test_a_late_renew_resumes_and_an_expired_lease_is_acquired_anew(
         assert keeper.may_act(UIDS[0])  # alone in the ring after acquiring: it founds it again
     finally:
         await keeper.stop(release=False)
+
+
+async def test_the_keeper_uses_exactly_the_lease_verbs_the_chart_grants(ring: Ring, kubesim: KubeSim) -> None:
+    """helm/claw-operator grants get, list, create, update on leases (templates/shards.yaml)."""
+    a = await ring.join("a")
+    await ring.join("b")
+    await ring.until(lambda: balanced(ring))
+    await a.stop(release=True)
+    collection = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    used = {
+        (verb, route)
+        for (verb, route), count in kubesim.request_counts.items()
+        if route.startswith(collection) and count
+    }
+    assert used == {
+        ("GET", collection + "/{name}"),  # get
+        ("GET", collection),  # list
+        ("POST", collection),  # create
+        ("PUT", collection + "/{name}"),  # update
+    }
