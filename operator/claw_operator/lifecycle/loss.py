@@ -60,9 +60,11 @@ class _Hold:
 
 @dataclass(frozen=True)
 class _Kind:
-    """Where the first 404 of a machine or a volume is remembered, and the name of its logs."""
+    """The status fields of a machine or a volume (its id, where its first 404 is remembered),
+    and the name of its logs."""
 
     noun: str  # "machine" | "volume": `<noun>_not_found_once`, `<noun>_not_found_contradicted`
+    recorded_id: Callable[[ClawInstanceStatus], str | None]
     missing_since: Callable[[ClawInstanceStatus], datetime | None]
     set_missing_since: Callable[[ClawInstanceStatus, datetime | None], None]
 
@@ -75,8 +77,18 @@ def _set_volume_missing_since(status: ClawInstanceStatus, since: datetime | None
     status.volume_missing_since = since
 
 
-_MACHINE = _Kind("machine", lambda status: status.machine_missing_since, _set_machine_missing_since)
-_VOLUME = _Kind("volume", lambda status: status.volume_missing_since, _set_volume_missing_since)
+_MACHINE = _Kind(
+    "machine",
+    lambda status: status.machine_id,
+    lambda status: status.machine_missing_since,
+    _set_machine_missing_since,
+)
+_VOLUME = _Kind(
+    "volume",
+    lambda status: status.volume_id,
+    lambda status: status.volume_missing_since,
+    _set_volume_missing_since,
+)
 
 
 def _first_404(d: Draft, kind: _Kind) -> None:
@@ -127,7 +139,15 @@ def check_losses(d: Draft, observed: Observation) -> Decision | None:
     Both objects are checked in the same pass, so a machine and its volume destroyed together
     are proven lost after one grace period, not two.
     """
-    holds = [hold for hold in (_check_volume(d, observed), _check_machine(d, observed)) if hold is not None]
+    holds: list[_Hold] = []
+    for kind, check in ((_VOLUME, _check_volume), (_MACHINE, _check_machine)):
+        object_id = kind.recorded_id(d.status)
+        if object_id is None:
+            kind.set_missing_since(d.status, None)  # nothing recorded, nothing suspected
+            continue
+        hold = check(d, observed, object_id)
+        if hold is not None:
+            holds.append(hold)
     if not holds:
         return None
     return d.finish(
@@ -153,12 +173,8 @@ def _instance_machines(observed: Observation) -> list[MachineView]:
     return [m for m in machines if m.state not in GONE_STATES]
 
 
-def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
+def _check_volume(d: Draft, observed: Observation, volume_id: str) -> _Hold | None:
     status = d.status
-    volume_id = status.volume_id
-    if volume_id is None:
-        status.volume_missing_since = None
-        return None
     lookup = observed.volume
     seen = lookup.volume
     named = observed.named_volumes
@@ -245,12 +261,7 @@ def suspect_machine_missing(d: Draft) -> None:
     _first_404(d, _MACHINE)
 
 
-def _check_machine(d: Draft, observed: Observation) -> _Hold | None:
-    status = d.status
-    machine_id = status.machine_id
-    if machine_id is None:
-        status.machine_missing_since = None
-        return None
+def _check_machine(d: Draft, observed: Observation, machine_id: str) -> _Hold | None:
     lookup = observed.machine
     seen = lookup.machine
     if lookup.outcome == Lookup.FOUND and seen is not None:
