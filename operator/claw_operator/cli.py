@@ -133,6 +133,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _until_signalled() -> None:
+    """Serve until SIGINT or SIGTERM (a simulator's command)."""
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
 def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "flysim",
@@ -156,7 +168,6 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
     def serve(args: argparse.Namespace) -> int:
         import asyncio
-        import signal
 
         try:
             from claw_operator.sim.flysim import FlySim
@@ -174,12 +185,8 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
             base_url = await sim.start(args.host, args.port)
             print(f"flysim serving the Fly Machines API at {base_url}/v1 (control: {base_url}/_sim/)")
             print(f"FLY_API_URL={base_url}", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
             try:
-                await stop.wait()
+                await _until_signalled()
             finally:
                 await sim.stop()
 
@@ -208,7 +215,6 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     def serve_kubesim(args: argparse.Namespace) -> int:
         import asyncio
-        import signal
         from pathlib import Path
 
         try:
@@ -227,11 +233,7 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                 kubeconfig = sim.write_kubeconfig(args.kubeconfig).resolve()
                 print(f"kubesim serving on {base_url} (Ctrl-C to stop)", file=sys.stderr)
                 print(f"export KUBECONFIG={kubeconfig}", flush=True)
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(signum, stop.set)
-                await stop.wait()
+                await _until_signalled()
             finally:
                 await sim.stop()
 
