@@ -65,26 +65,26 @@ class Draft:
 
     @classmethod
     def begin(cls, instance: Instance, now: datetime, timings: Timings) -> Draft:
-        return cls(
-            instance=instance,
-            now=now,
-            timings=timings,
-            status=instance.status.model_copy(deep=True),
-            basis=instance.status.conditions,
-            recorded=_recorded_from(instance.status.conditions, instance),
-        )
+        """The draft `decide` starts from: the status as read."""
+        return cls._from(instance, instance.status, now, timings)
 
     @classmethod
     def resume(cls, instance: Instance, decided: Decision, now: datetime, timings: Timings) -> Draft:
+        """The draft `settle` starts from: what `decide` left, its events and logs kept."""
+        draft = cls._from(instance, decided.status, now, timings)
+        draft.events = list(decided.events)
+        draft.logs = list(decided.logs)
+        return draft
+
+    @classmethod
+    def _from(cls, instance: Instance, status: ClawInstanceStatus, now: datetime, timings: Timings) -> Draft:
         return cls(
             instance=instance,
             now=now,
             timings=timings,
-            status=decided.status.model_copy(deep=True),
+            status=status.model_copy(deep=True),
             basis=instance.status.conditions,
-            recorded=_recorded_from(decided.status.conditions, instance),
-            events=list(decided.events),
-            logs=list(decided.logs),
+            recorded=_recorded_from(status.conditions, instance),
         )
 
     # ------------------------------------------------------------------ recording
