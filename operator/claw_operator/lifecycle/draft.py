@@ -19,7 +19,7 @@ from claw_operator.api import (
     find_condition,
     set_condition,
 )
-from claw_operator.api.conditions import MOUNT_REPAIRED, READY, RECONCILING, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.conditions import MOUNT_REPAIRED, STALLED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import conditions
 from claw_operator.lifecycle.conditions import DEFAULTS, RECORDED_TYPES, ConditionValue
@@ -151,12 +151,8 @@ class Draft:
             status.last_handled_reconcile_at = instance.reconcile_request
 
         values = dict(self.recorded)
-        values[READY] = self.overrides.get(READY) or conditions.ready(
-            instance, status, self.recorded[STALLED], self.recorded[START_FAILED]
-        )
-        values[RECONCILING] = self.overrides.get(RECONCILING) or conditions.reconciling(
-            instance, status, self.recorded[STALLED], self.recorded[RESTARTING]
-        )
+        for type_, derive in conditions.DERIVED.items():
+            values[type_] = self.overrides.get(type_) or derive(instance, status, self.recorded)
         written: list[Condition] = list(self.basis)
         for type_ in CONDITION_TYPES:
             value = values[type_]
