@@ -234,7 +234,8 @@ def _faults(ax: Axes, series: Mapping[str, Any]) -> None:
     ax.set_ylabel("faults injected so far")
     counts = Counter(kind for _, kind in faults)
     ax.set_ylim(0, max(counts.values(), default=1) * 1.6)
-    ax.legend(fontsize=7, ncol=3, loc="upper right")
+    if kinds or series["kills"]:
+        ax.legend(fontsize=7, ncol=3, loc="upper right")
 
 
 def _violations(ax: Axes, series: Mapping[str, Any]) -> None:
