@@ -9,7 +9,8 @@ server-side timeout reconnects without re-listing), so liveness fails only when 
 *knows* of a change the stream should have delivered and it has stayed silent for longer than
 `stale_after` since: every status the operator writes must come back as a watch event. The
 bound must exceed the longest normal gap between a write and its echo, which includes a
-watch reconnect (kopf's `server_timeout` 300 s, `inactivity_timeout` 70 s): 600 s by default.
+watch reconnect (kopf's `server_timeout` 300 s, `inactivity_timeout` 70 s): `--watch-stale-after`,
+600 s by default (`OperatorConfig.watch_stale_after`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from claw_operator.kube.kubeapi import KubeApi
 from claw_operator.kube.metrics import CONTENT_TYPE, OperatorMetrics
 
 logger = logging.getLogger("claw_operator.health")
-
-DEFAULT_WATCH_STALE_AFTER = 600.0
 
 
 def _revision(resource_version: str | None) -> int | None:

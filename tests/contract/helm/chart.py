@@ -50,13 +50,12 @@ NON_DEFAULT: dict[str, Any] = {
         "startingTimeout": 600,
         "stoppedThreshold": 3,
         "flyWaitTimeout": 45,
+        "crashWindow": 300,
+        "crashBackoff": 5,
+        "crashBackoffMax": 120,
     },
+    "watchStaleAfter": 900,
 }
-
-# `--watch-stale-after` comes with the operator's health endpoints: set it when this CLI has it
-# (the chart renders the flag only when the value is set, so either CLI accepts the defaults).
-if "--watch-stale-after" in run_parser()._option_string_actions:
-    NON_DEFAULT["watchStaleAfter"] = 900
 
 SCENARIOS: dict[str, dict[str, Any]] = {"default": {}, "non-default": NON_DEFAULT}
 
