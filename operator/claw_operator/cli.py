@@ -105,6 +105,40 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="wait before the start after a crash; doubled for each further consecutive crash",
     )
     timing.add_argument("--crash-backoff-max", type=float, help="the longest wait after consecutive crashes")
+    shards = parser.add_argument_group(
+        "shards (several replicas share the fleet through Kubernetes Leases; docs/operations.md)"
+    )
+    shards.add_argument(
+        "--shards",
+        choices=["off", "auto"],
+        default=SUPPRESS,
+        help="auto: hold a Lease in the ring and reconcile only this replica's share (default: off, "
+        "a single replica reconciles everything)",
+    )
+    shards.add_argument(
+        "--shard-lease-duration",
+        type=int,
+        default=SUPPRESS,
+        help="leaseDurationSeconds of this replica's Lease (whole seconds)",
+    )
+    shards.add_argument(
+        "--shard-renew-deadline",
+        type=float,
+        default=SUPPRESS,
+        help="stop every Fly mutation when the Lease was not renewed for this long (seconds)",
+    )
+    shards.add_argument(
+        "--shard-retry-period",
+        type=float,
+        default=SUPPRESS,
+        help="renew and list the ring this often (seconds)",
+    )
+    shards.add_argument(
+        "--shard-identity", help="this replica's name in the ring (default: POD_NAME, hostname)"
+    )
+    shards.add_argument(
+        "--shard-namespace", help="where the Leases live (default: POD_NAMESPACE, the operator's namespace)"
+    )
     parser.set_defaults(command=_run)
 
 

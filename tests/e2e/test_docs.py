@@ -61,7 +61,9 @@ def _operator_default(dest: str) -> str:
     """The default of a `claw-operator run` flag as the README writes it, from the one place the
     operator states it."""
     config = OperatorConfig()
-    value = getattr(config.timings, dest) if hasattr(config.timings, dest) else getattr(config, dest)
+    value = getattr(config.timings, dest) if hasattr(config.timings, dest) else getattr(config, dest, None)
+    if dest.startswith("shard_") and hasattr(config.shard_timings, dest.removeprefix("shard_")):
+        value = getattr(config.shard_timings, dest.removeprefix("shard_"))  # --shard-lease-duration …
     if isinstance(value, timedelta):
         value = value.total_seconds()
     return f"{value:g}" if isinstance(value, float) else str(value)

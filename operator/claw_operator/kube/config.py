@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from claw_operator.fly.config import DEFAULT_BASE_URL
 from claw_operator.lifecycle.model import Timings
+from claw_operator.lifecycle.shards import ShardTimings
 
 
 class ConfigError(Exception):
@@ -37,6 +38,12 @@ class OperatorConfig:
     kubeconfig: str | None = None
     # Extra FlyClientConfig fields (retry policy, limiter rates…); tests shorten the retries.
     fly_client_options: dict[str, object] = field(default_factory=dict)
+    # `--shards auto`: several replicas share the fleet through Leases (kube/shards.py);
+    # "off": this process reconciles every instance (one replica only).
+    shards: str = "off"
+    shard_timings: ShardTimings = field(default_factory=ShardTimings)
+    shard_identity: str | None = None  # default: POD_NAME, else the hostname
+    shard_namespace: str | None = None  # where the Leases live; default: the operator's namespace
 
 
 # `claw-operator run` flags that set the OperatorConfig field of their name when given; the
@@ -59,7 +66,35 @@ def config_from_flags(flags: Mapping[str, Any], environ: Mapping[str, str] | Non
     )
     if config.watch_stale_after <= 0:
         raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")
-    return config
+    return replace(
+        config,
+        shards=flags.get("shards") or config.shards,
+        shard_timings=shard_timings_from_seconds(
+            **{name: flags[name] for name in _SHARD_TIMING_FLAGS if name in flags}
+        ),
+        shard_identity=flags.get("shard_identity"),
+        shard_namespace=flags.get("shard_namespace"),
+    )
+
+
+# `--shard-lease-duration` etc. and the ShardTimings field each sets.
+_SHARD_TIMING_FLAGS: Final = {
+    "shard_lease_duration": "lease_duration",
+    "shard_renew_deadline": "renew_deadline",
+    "shard_retry_period": "retry_period",
+}
+
+
+def shard_timings_from_seconds(**given: float) -> ShardTimings:
+    """`ShardTimings` from the `--shard-*` flags given (by destination name, in seconds); a flag
+    not given keeps ShardTimings' default (client-go's: 15, 10, 2)."""
+    try:
+        return replace(
+            ShardTimings(),
+            **{_SHARD_TIMING_FLAGS[name]: timedelta(seconds=value) for name, value in given.items()},
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--shard-*: {exc}") from exc
 
 
 def read_token(token_file: str | None, environ: Mapping[str, str] | None = None) -> str:

@@ -49,6 +49,11 @@ class WatchHealth:
         # when the stream owes it.
         self._owed: dict[str, tuple[int | None, float]] = {}
         self.ready = False
+        # More conditions of readiness (with `--shards auto`: this replica holds its Lease).
+        self.ready_checks: list[Callable[[], bool]] = []
+
+    def is_ready(self) -> bool:
+        return self.ready and all(check() for check in self.ready_checks)
 
     def event_received(self, uid: str | None = None, resource_version: str | None = None) -> None:
         self.last_event = self._clock()
@@ -82,7 +87,7 @@ class WatchHealth:
         since_event = None if self.last_event is None else round(self._clock() - self.last_event, 3)
         return {
             "alive": self.alive(),
-            "ready": self.ready,
+            "ready": self.is_ready(),
             "watchOwedEventFor": None if silent is None else round(silent, 3),
             "watchStaleAfter": self.stale_after,
             "secondsSinceLastWatchEvent": since_event,
@@ -120,7 +125,7 @@ def build_app(metrics: OperatorMetrics, health: WatchHealth) -> web.Application:
 
     async def readyz(_: web.Request) -> web.Response:
         report = health.report()
-        return _json(report, 200 if health.ready else 503)
+        return _json(report, 200 if report["ready"] else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", get_metrics)

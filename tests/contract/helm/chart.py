@@ -59,6 +59,15 @@ NON_DEFAULT: dict[str, Any] = {
 
 SCENARIOS: dict[str, dict[str, Any]] = {"default": {}, "non-default": NON_DEFAULT}
 
+# Several replicas sharing the instances through Leases (`--shards auto`): tests of their own
+# (test_chart_shards.py), since the Deployment differs (replicas, RollingUpdate).
+SHARDED: dict[str, Any] = {
+    "replicas": 3,
+    "shards": "auto",
+    "shardTimings": {"leaseDuration": 20, "renewDeadline": 12, "retryPeriod": 3},
+    "podDisruptionBudget": {"maxUnavailable": 1},
+}
+
 
 def render_files(values: dict[str, Any] | None = None) -> dict[str, str]:
     with helm.Chart.load(CHART) as chart:

@@ -25,6 +25,7 @@ from tests.contract.helm.chart import (
     NON_DEFAULT,
     RELEASE_NAMESPACE,
     SCENARIOS,
+    SHARDED,
     chart_crds,
     kinds,
     load_values,
@@ -260,11 +261,14 @@ def test_the_operator_cli_accepts_the_non_default_args() -> None:
 
 # Flags the chart deliberately does not expose: the token comes from env FLY_API_TOKEN (a Secret)
 # and in a pod the operator uses its in-cluster config.
-NOT_IN_CHART = {"--help", "--fly-token-file", "--kubeconfig"}
+# With `shards: auto`, the replica's identity and namespace come from the downward API (env
+# POD_NAME, POD_NAMESPACE).
+NOT_IN_CHART = {"--help", "--fly-token-file", "--kubeconfig", "--shard-identity", "--shard-namespace"}
 
 
 def test_every_run_flag_is_set_by_the_chart_or_deliberately_left_out() -> None:
     rendered = container(render(NON_DEFAULT))["args"] + container(render())["args"]
+    rendered += container(render(SHARDED))["args"]
     used = {arg.split("=", 1)[0] for arg in rendered}
     for action in run_parser()._actions:
         long = [o for o in action.option_strings if o.startswith("--")]

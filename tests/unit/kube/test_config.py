@@ -100,3 +100,38 @@ def test_bad_watch_stale_after_names_the_flag() -> None:
 
 def test_config_repr_hides_the_token() -> None:
     assert "s3cr3t" not in repr(OperatorConfig(fly_token="s3cr3t"))
+
+
+def _run_flags(*argv: str) -> dict[str, object]:
+    return vars(build_parser().parse_args(["run", *argv]))
+
+
+def test_shards_default_off_with_client_go_timings() -> None:
+    config = config_from_flags(_run_flags(), {"FLY_API_TOKEN": "t"})
+    assert config.shards == "off" and config.shard_identity is None and config.shard_namespace is None
+    timings = config.shard_timings
+    assert (timings.lease_duration, timings.renew_deadline, timings.retry_period) == (
+        timedelta(seconds=15),
+        timedelta(seconds=10),
+        timedelta(seconds=2),
+    )
+
+
+def test_shard_flags_set_the_ring() -> None:
+    flags = _run_flags(
+        "--shards=auto",
+        "--shard-lease-duration=4",
+        "--shard-renew-deadline=3",
+        "--shard-retry-period=0.5",
+        "--shard-identity=pod-a",
+        "--shard-namespace=claw-system",
+    )
+    config = config_from_flags(flags, {"FLY_API_TOKEN": "t"})
+    assert (config.shards, config.shard_identity, config.shard_namespace) == ("auto", "pod-a", "claw-system")
+    assert config.shard_timings.lease_duration == timedelta(seconds=4)
+    assert config.shard_timings.retry_period == timedelta(seconds=0.5)
+
+
+def test_shard_timings_that_do_not_nest_are_refused() -> None:
+    with pytest.raises(ConfigError, match="lease duration > renew deadline"):
+        config_from_flags(_run_flags("--shard-renew-deadline=20"), {"FLY_API_TOKEN": "t"})
