@@ -130,6 +130,12 @@ def continue_recovery(d: Draft, observed: Observation, blocked: bool) -> Decisio
     stranded = status.stranded_volume_id
     if stranded is None or d.instance.deleting:
         return None
+    if status.volume_id is None:
+        # The stranded volume was proven lost (lifecycle.loss): nothing is left to move away
+        # from; the ordinary path provides a volume (adopting a replacement made already).
+        d.log("capacity_recovery_ended", volume_id=stranded, reason="volume lost")
+        _end_recovery(d)
+        return None
     active = d.instance.spec.state == DesiredState.RUNNING and not blocked
     if status.volume_id is not None and status.volume_id != stranded:
         return _after_replacement(d, observed, stranded)

@@ -324,6 +324,8 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             return d.finish(requeue_after=0)
         _report_real_state(d, result.machine)
         _not_ready_while_the_change_waits(d, action, result.machine)
+        # The restart's start found no room on the volume's host: move off it.
+        begin_recovery(d, failure)
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 

@@ -84,6 +84,9 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     # NEW on c747f2a: a machine adopted while it mounts someone else's volume, the instance's own
     # volume gone: Ready=True (Running) with status.volumeId unset; fixed on main: on since.
     "ready_needs_own_volume": False,
+    # Issue 12 part 1 (capacity recovery): the volume with data is deleted only once the machine
+    # on its fork has started.
+    "fork_started_before_delete": False,
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)
@@ -106,6 +109,7 @@ INVARIANTS: Final = (
     "volume_is_the_instances",
     "lost_only_when_gone",
     "grow_not_idle",
+    "fork_started_before_delete",
     "converges",
 )
 assert set(WAITING_FOR) == set(INVARIANTS), "every invariant has its switch"
@@ -250,6 +254,18 @@ class ClawModel(RuleBasedStateMachine):
                 vol = self.world.volumes.get(mount.volume)
                 if vol is not None and vol.name == VOLUME_NAME:
                     self.precious.add(vol.id)
+        # A fork of a volume with data holds a copy of it.
+        for vol in self.world.volumes.values():
+            if vol.forked_from in self.precious:
+                self.precious.add(vol.id)
+
+    def _fork_runs(self, volume_id: str) -> bool:
+        """A fork of the volume is mounted by a started machine of the instance."""
+        forks = {v.id for v in self.world.volumes.values() if v.forked_from == volume_id and v.live}
+        return any(
+            m.state == "started" and any(mt.volume in forks for mt in m.mounts)
+            for m in self.world.tagged(UID)
+        )
 
     def _live_precious(self) -> list[FlyVolume]:
         return [self.world.volumes[v] for v in sorted(self.precious) if self.world.volumes[v].live]
@@ -326,10 +342,17 @@ class ClawModel(RuleBasedStateMachine):
                 )
         if not inst.deleting:
             for mut in rec.mutations:
-                if mut.kind == "delete_volume":
-                    self.check(
-                        "volume_kept", mut.target not in self.precious, f"data volume {mut.target} deleted"
-                    )
+                if mut.kind == "delete_volume" and mut.target in self.precious:
+                    forked = any(v.forked_from == mut.target for v in self.world.volumes.values())
+                    if forked:
+                        # Capacity recovery: only once the machine on the fork has started.
+                        self.check(
+                            "fork_started_before_delete",
+                            self._fork_runs(mut.target),
+                            f"data volume {mut.target} deleted before the machine on its fork started",
+                        )
+                    else:
+                        self.check("volume_kept", False, f"data volume {mut.target} deleted")
                 if mut.kind == "create_volume":
                     others = [v.id for v in self._live_precious() if v.id != mut.target]
                     self.check(
@@ -541,6 +564,8 @@ class ClawModel(RuleBasedStateMachine):
                 return
             fault = rec.executed.fault if rec.executed else None
             excused = fault is not None or any(x.state == "failed" for x in self.world.tagged(UID))
+            # A Fly call of this pass that really failed (a full host: capacity) excuses it too.
+            excused = excused or (rec.executed is not None and rec.executed.result.failure is not None)
             if failed[1] == "CrashLoopBackOff":
                 # A crash loop is reported from the crashes Fly showed (the machine exited on
                 # its own), whether or not it is started again between them.
@@ -561,7 +586,18 @@ class ClawModel(RuleBasedStateMachine):
         machines = [m.id for m in self.world.tagged(UID)]
         volumes = [v.id for v in self.world.named(VOLUME_NAME)]
         self.check("one_live_machine", len(machines) <= 1, f"live machines {machines}")
-        self.check("one_live_volume", len(volumes) <= 1, f"live volumes {volumes}")
+        # Never two live volumes at rest: only a capacity recovery (its guard persisted before
+        # it creates anything) holds the stranded volume and its replacement (or fork) at once.
+        stranded = self.op.status().stranded_volume_id if self.alive else None
+        if stranded is None:
+            self.check("one_live_volume", len(volumes) <= 1, f"live volumes {volumes}")
+        else:
+            others = [v for v in volumes if v != stranded]
+            self.check(
+                "one_live_volume",
+                len(others) <= 1,
+                f"live volumes {volumes} in a recovery from {stranded}",
+            )
 
     # ------------------------------------------------------------------ user actions
 
@@ -696,6 +732,20 @@ class ClawModel(RuleBasedStateMachine):
         vol = next(v for v in self.world.named(VOLUME_NAME) if v.attached_machine_id is None)
         vol.state = "destroyed"
 
+    @precondition(lambda self: self.idle and any(v.live for v in self.world.named(VOLUME_NAME)))
+    @rule()
+    def host_fills(self) -> None:
+        """Other tenants take the rest of the host of the instance's volume: a machine create or
+        start there fails for lack of capacity (Fly's 412/409), while other hosts have room."""
+        recorded = self.world.volumes.get(self.op.status().volume_id or "")
+        vol = recorded if recorded is not None and recorded.live else self.world.named(VOLUME_NAME)[0]
+        self.world.full_hosts.add(vol.host)
+
+    @precondition(lambda self: self.idle and bool(self.world.full_hosts))
+    @rule()
+    def hosts_free(self) -> None:
+        self.world.full_hosts.clear()
+
     @precondition(lambda self: self.idle)
     @rule(seconds=st.sampled_from(SECONDS))
     def time_passes(self, seconds: int) -> None:
@@ -817,6 +867,9 @@ class ClawModel(RuleBasedStateMachine):
         FIGURES["crashes"] += self.op.crashes
         FIGURES["conflicts"] += self.op.conflicts
         FIGURES["status_writes"] += self.op.writes
+        kinds = Counter(m.kind for m in self.world.mutations)
+        FIGURES["forks"] += kinds["fork_volume"]
+        FIGURES["replacements"] += sum(1 for m in self.world.mutations if m.detail.startswith("replacing"))
         super().teardown()
 
 
@@ -843,6 +896,7 @@ def _figures() -> object:
             f"{FIGURES['runs']} runs, {FIGURES['convergences']} convergences in {elapsed:.0f}s; "
             f"{FIGURES['status_writes']} status writes, {FIGURES['conflicts']} 409s, "
             f"{FIGURES['crashes']} operator crashes, {sum(FAULTS.values())} Fly faults fired; "
+            f"capacity recoveries: {FIGURES['forks']} forks, {FIGURES['replacements']} replacements; "
             f"gated violations {dict(SUPPRESSED)}"
         )
         print("faults fired:", dict(sorted(FAULTS.items())))
