@@ -87,7 +87,9 @@ class ClawInstanceStatus(WireModel):
         default=None, description="The region of strandedVolumeId (reported in the recovery's Events)."
     )
     stranded_at: Timestamp | None = Field(
-        default=None, description="When the capacity error that began the recovery in progress was seen."
+        default=None,
+        description="When the recovery in progress took its last step: the capacity error that began "
+        "it, then the creation (or adoption) of the replacement or fork.",
     )
     capacity_recovery: CapacityRecovery | None = Field(
         default=None,

@@ -195,6 +195,7 @@ def _provide_replacement(d: Draft, observed: Observation, stranded: str) -> Deci
         status.region = found.region
         status.volume_size_gb = found.size_gb
         status.volume_missing_since = None
+        status.stranded_at = d.now
         d.log("recover_volume_by_name", volume_id=found.id, region=found.region, reason="capacity_recovery")
         return d.finish(requeue_after=0)
     spec = d.instance.spec
@@ -233,7 +234,8 @@ def _done(d: Draft, observed: Observation) -> bool:
     since = status.stranded_at
     if status.capacity_recovery == CapacityRecovery.REPLACE:
         # The old volume never held data: it goes once the machine create on the replacement
-        # was tried (created, or failed: a replacement that is stranded too starts anew).
+        # was tried (created, or failed since the replacement was recorded: a replacement
+        # that is stranded too starts anew).
         tried = (
             status.last_start_error_at is not None
             and since is not None
@@ -302,6 +304,8 @@ def _record_replacement(d: Draft, action: ReplaceVolume, volume: VolumeView) -> 
     status.region = volume.region
     status.volume_size_gb = volume.size_gb
     status.volume_missing_since = None
+    # The recovery's clock restarts: what happens on the new volume is judged from here.
+    status.stranded_at = d.now
     details = {
         "fly_app_name": d.instance.app,
         "old_volume_id": old,

@@ -156,7 +156,7 @@ CASES = [
         observed(volume=volume(), tagged=(), named=(volume(),)),
         decided=REPLACEMENT,
         result=ok(volume_=VolumeView(id="vol2", region="ord", size_gb=10)),
-        fields={"volume_id": "vol2", "region": "ord", "stranded_volume_id": VOLUME},
+        fields={"volume_id": "vol2", "region": "ord", "stranded_volume_id": VOLUME, "stranded_at": T0},
         events=("VolumeReplaced",),
         logs=("create_replacement_volume",),
         requeue_after=0,
@@ -178,6 +178,17 @@ CASES = [
         instance(status_=replace_recovery(volume_id="vol2", last_start_error_at=T0 - timedelta(seconds=5))),
         observed(volume=NEW, tagged=()),
         action=DeleteStrandedVolume(volume_id=VOLUME),
+    ),
+    Case(
+        "an_error_from_before_the_replacement_does_not_count_as_its_try",
+        # The failed fork/replacement create, then the replacement recorded (strandedAt moved).
+        instance(
+            status_=replace_recovery(
+                volume_id="vol2", stranded_at=T0 - timedelta(seconds=10), last_start_error_at=BEGUN
+            )
+        ),
+        observed(volume=NEW, tagged=()),
+        action=CreateMachine(volume_id="vol2", region="iad"),
     ),
     Case(
         "the_old_volume_deleted_ends_the_recovery",
