@@ -56,6 +56,9 @@ from claw_operator.lifecycle.model import (
 from claw_operator.lifecycle.recovery import live_machines, live_volumes
 from claw_operator.lifecycle.timing import backoff
 
+# Machine states that run nothing.
+_AT_REST = frozenset({"stopped", "created", "failed", "suspended"})
+
 
 def begin_recovery(d: Draft, failure: FlyFailure) -> None:
     """A machine create or start on the instance's volume failed for lack of capacity: record
@@ -68,7 +71,12 @@ def begin_recovery(d: Draft, failure: FlyFailure) -> None:
         or d.instance.deleting
     ):
         return
-    mode = CapacityRecovery.FORK if status.last_started_at is not None else CapacityRecovery.REPLACE
+    # The volume may hold data when a machine ever started on it (KiloClaw: lastStartedAt), or
+    # when the machine that failed has run at all (stopped, failed: seen by no pass started,
+    # its process may still have written). Only a volume surely empty is replaced.
+    ran = status.machine_id is not None and status.machine_state not in (None, "created")
+    has_data = status.last_started_at is not None or ran
+    mode = CapacityRecovery.FORK if has_data else CapacityRecovery.REPLACE
     status.stranded_volume_id = status.volume_id
     status.stranded_region = status.region
     status.stranded_at = d.now
@@ -123,8 +131,14 @@ def continue_recovery(d: Draft, observed: Observation, blocked: bool) -> Decisio
     """The recovery's next step; None when there is none to take now (the ordinary path goes on:
     it creates the machine on the replacement, or waits for it).
 
-    `blocked`: actions that render the machine config must wait (Stalled, a missing Secret).
-    While spec.state is Stopped or the config is blocked, no step is taken but the last one.
+    `blocked`: actions that render the machine config must wait (Stalled, a missing Secret):
+    the recovery waits too, but for its last step.
+
+    While spec.state is Stopped, the recovery is wound up instead, so a stopped instance never
+    rests with two volumes: a Replace keeps the replacement (or, when none was recorded, the old
+    volume) and deletes the other; a Fork whose machine never started deletes the fork (an
+    unused copy) and keeps the old volume, the one with the data. A later start that finds the
+    host still full begins a new recovery.
     """
     status = d.status
     stranded = status.stranded_volume_id
@@ -136,10 +150,12 @@ def continue_recovery(d: Draft, observed: Observation, blocked: bool) -> Decisio
         d.log("capacity_recovery_ended", volume_id=stranded, reason="volume lost")
         _end_recovery(d)
         return None
-    active = d.instance.spec.state == DesiredState.RUNNING and not blocked
-    if status.volume_id is not None and status.volume_id != stranded:
-        return _after_replacement(d, observed, stranded)
-    if not active:
+    stopped = d.instance.spec.state == DesiredState.STOPPED
+    if status.volume_id != stranded:
+        return _after_replacement(d, observed, stranded, stopped)
+    if stopped:
+        return _wind_up_before_replacement(d, observed, stranded)
+    if blocked:
         return None
     seen = observed.machine.machine if observed.machine.outcome == Lookup.FOUND else None
     if seen is not None and seen.state == "started":
@@ -217,7 +233,7 @@ def _provide_replacement(d: Draft, observed: Observation, stranded: str) -> Deci
     )
 
 
-def _after_replacement(d: Draft, observed: Observation, stranded: str) -> Decision | None:
+def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: bool) -> Decision | None:
     """The replacement (or fork) is the instance's volume: a machine left on the old volume is
     destroyed; the old volume goes once the recovery is done."""
     machine = _stranded_machine(d, observed, stranded)
@@ -226,6 +242,58 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str) -> Decisi
         return _destroy(d, machine.id, stranded)
     if _done(d, observed):
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
+    if not stopped:
+        return None
+    status = d.status
+    if status.machine_id is not None and observed.machine.outcome != Lookup.FOUND:
+        return None  # what the machine does is not known this pass
+    if any(m.state not in _AT_REST for m in _instance_machines(observed)):
+        return None  # the ordinary path stops it first (and records a start it sees)
+    if status.capacity_recovery == CapacityRecovery.REPLACE:
+        # No data on either: the replacement stays the instance's volume.
+        d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
+        return d.finish(DeleteStrandedVolume(volume_id=stranded))
+    since, started = status.stranded_at, status.last_started_at
+    if since is not None and started is not None and started > since:
+        # A machine ran on the fork (stopped since): the fork holds the data of record now.
+        d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
+        return d.finish(DeleteStrandedVolume(volume_id=stranded))
+    # A fork whose machine never started: an unused copy. The old volume keeps the data.
+    fork = status.volume_id
+    path = d.instance.spec.volume.mount_path
+    on_fork = [m for m in _instance_machines(observed) if mounted_volume(m, path) == fork]
+    if on_fork:
+        d.log("destroy_machine_on_unused_fork", machine_id=on_fork[0].id, volume_id=fork)
+        return d.finish(DestroyStrandedMachine(machine_id=on_fork[0].id))
+    assert fork is not None
+    status.volume_id = stranded
+    status.region = status.stranded_region or status.region
+    status.volume_missing_since = None
+    d.log("capacity_recovery_wound_up", volume_id=stranded, fork=fork, reason="spec.state is Stopped")
+    return d.finish(DeleteStrandedVolume(volume_id=fork))
+
+
+def _wind_up_before_replacement(d: Draft, observed: Observation, stranded: str) -> Decision | None:
+    """spec.state is Stopped and the old volume is still the instance's: a replacement or fork
+    made by a pass whose answer or status write was lost is deleted (it holds nothing new: no
+    machine ever used it), then the recovery ends."""
+    named = observed.named_volumes
+    if named is None:
+        failure = observed.named_failure
+        if failure is None:
+            return d.finish(requeue_after=0)
+        return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+    others = [v for v in live_volumes(named) if v.id != stranded]
+    free = [v for v in others if v.attached_machine_id is None]
+    if free:
+        d.log(
+            "capacity_recovery_wound_up", volume_id=stranded, fork=free[0].id, reason="spec.state is Stopped"
+        )
+        return d.finish(DeleteStrandedVolume(volume_id=free[0].id))
+    if others:
+        return None  # attached still (Fly detaches a destroyed machine's volume later): look again
+    d.log("capacity_recovery_wound_up", volume_id=stranded, reason="spec.state is Stopped")
+    _end_recovery(d)
     return None
 
 
@@ -344,4 +412,5 @@ def settle_delete_stranded_volume(d: Draft, action: DeleteStrandedVolume, result
         outcome="ok" if failure is None else "already_gone",
     )
     _end_recovery(d)
-    return d.finish()
+    # The ordinary path follows at once (this pass took its turn: a machine to stop, say).
+    return d.finish(requeue_after=0)

@@ -324,12 +324,47 @@ CASES = [
         fields={"stranded_volume_id": None, "volume_id": VOLUME, "machine_id": "m1"},
         logs=("capacity_recovery_abandoned",),
     ),
+    # ------------------------------------------------------------------ spec.state Stopped
     Case(
-        "no_step_while_spec_state_is_stopped",
+        "stopped_before_any_replacement_ends_the_recovery",
         instance(spec_=spec(state=DesiredState.STOPPED), status_=fork_recovery()),
-        observed(machine=machine("stopped"), volume=volume()),
+        observed(machine=machine("stopped"), volume=volume(), named=(volume(),)),
         action=None,
-        fields={"stranded_volume_id": VOLUME},
+        fields={"stranded_volume_id": None, "volume_id": VOLUME, "machine_id": "m1"},
+        logs=("capacity_recovery_wound_up",),
+    ),
+    Case(
+        "stopped_deletes_a_fork_whose_record_was_lost",
+        instance(spec_=spec(state=DesiredState.STOPPED), status_=fork_recovery(machine_id=None)),
+        observed(volume=volume(), tagged=(), named=(volume(), NEW)),
+        action=DeleteStrandedVolume(volume_id="vol2"),
+        fields={"volume_id": VOLUME},
+    ),
+    Case(
+        "stopped_with_an_unused_fork_keeps_the_volume_with_the_data",
+        instance(
+            spec_=spec(state=DesiredState.STOPPED),
+            status_=fork_recovery(machine_id=None, volume_id="vol2", region="ord"),
+        ),
+        observed(volume=NEW, tagged=()),
+        action=DeleteStrandedVolume(volume_id="vol2"),
+        fields={"volume_id": VOLUME, "region": "iad", "stranded_volume_id": VOLUME},
+        logs=("capacity_recovery_wound_up",),
+    ),
+    Case(
+        "stopped_destroys_the_resting_machine_on_an_unused_fork_first",
+        instance(
+            spec_=spec(state=DesiredState.STOPPED),
+            status_=fork_recovery(machine_id="m2", volume_id="vol2"),
+        ),
+        observed(machine=machine("stopped", id="m2", volume="vol2"), volume=NEW),
+        action=DestroyStrandedMachine(machine_id="m2"),
+    ),
+    Case(
+        "stopped_after_a_replace_keeps_the_replacement",
+        instance(spec_=spec(state=DesiredState.STOPPED), status_=replace_recovery(volume_id="vol2")),
+        observed(volume=NEW, tagged=()),
+        action=DeleteStrandedVolume(volume_id=VOLUME),
     ),
 ]
 

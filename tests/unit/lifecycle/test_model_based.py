@@ -255,15 +255,11 @@ class ClawModel(RuleBasedStateMachine):
                 vol = self.world.volumes.get(mount.volume)
                 if vol is not None and vol.name == VOLUME_NAME:
                     self.precious.add(vol.id)
-        # A fork of a volume with data holds a copy of it.
-        for vol in self.world.volumes.values():
-            if vol.forked_from in self.precious:
-                self.precious.add(vol.id)
 
     def _fork_runs(self, volume_id: str) -> bool:
-        """A fork of the volume is mounted by a started machine of the instance."""
+        """A machine of the instance has started on a fork of the volume (and still runs, or ran)."""
         forks = {v.id for v in self.world.volumes.values() if v.forked_from == volume_id and v.live}
-        return any(
+        return bool(forks & self.precious) or any(
             m.state == "started" and any(mt.volume in forks for mt in m.mounts)
             for m in self.world.tagged(UID)
         )
@@ -313,9 +309,12 @@ class ClawModel(RuleBasedStateMachine):
         )
         live = self._live_precious()
         if not inst.deleting and len(live) == 1 and status.volume_id is not None:
+            recorded = self.world.volumes.get(status.volume_id)
             self.check(
                 "volume_kept",
-                status.volume_id == live[0].id,
+                # A fork of it (a copy of the data: capacity recovery) may be the instance's.
+                status.volume_id == live[0].id
+                or (recorded is not None and recorded.forked_from == live[0].id),
                 f"status.volumeId {status.volume_id} while the data volume {live[0].id} lives",
             )
 
