@@ -254,7 +254,7 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
         d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
     since, started = status.stranded_at, status.last_started_at
-    if since is not None and started is not None and started > since:
+    if since is not None and started is not None and started >= since:
         # A machine ran on the fork (stopped since): the fork holds the data of record now.
         d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
@@ -307,7 +307,7 @@ def _done(d: Draft, observed: Observation) -> bool:
         tried = (
             status.last_start_error_at is not None
             and since is not None
-            and status.last_start_error_at > since
+            and status.last_start_error_at >= since
         )
         return status.machine_id is not None or tried
     # Fork: the user's data is on the old volume until the machine on the fork has started.
@@ -321,7 +321,7 @@ def _done(d: Draft, observed: Observation) -> bool:
         and mounted_volume(seen, path) == status.volume_id
         and started is not None
         and since is not None
-        and started > since
+        and started >= since
     )
 
 
