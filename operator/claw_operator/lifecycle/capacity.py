@@ -5,8 +5,8 @@ A Fly volume lives on one host, and its machine must run on that host. When the 
 machine create or start on the volume fails with a capacity error that no retry in place can
 fix. The instance is moved, with its volume, to a host with room:
 
-- **Replace**: the machine never started (`status.lastStartedAt` unset), so the volume holds no
-  data. A new, empty volume is created (same region first, then `spec.fallbackRegions`), the
+- **Replace**: the machine never started (`status.lastStartedAt` unset, and the machine whose
+  start failed never ran), so the volume holds no data. A new, empty volume is created (same region first, then `spec.fallbackRegions`), the
   machine is created once on it, then the old volume is deleted.
 - **Fork**: the volume holds the user's data. It is forked (`source_volume_id`: a copy on
   another host), same order of regions. A failed fork propagates (StartFailed) and the volume is
@@ -26,7 +26,8 @@ that dies at any point resumes it and leaks nothing:
 4. the old volume is deleted (Replace: once the machine create on the replacement was tried;
    Fork: once the machine on the fork has started), and the guard goes.
 
-At most one recovery per backoff period: a recovery begins only the retry backoff after the
+While spec.state is Stopped, a recovery is wound up rather than left half-done (see
+`continue_recovery`). At most one recovery per backoff period: a recovery begins only the retry backoff after the
 capacity error that called for it, and only such an error (one per failed pass) begins one.
 """
 
