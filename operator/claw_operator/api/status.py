@@ -76,6 +76,12 @@ class ClawInstanceStatus(WireModel):
     last_volume_loss_at: Timestamp | None = Field(
         default=None, description="When the volume lostVolumeId was declared lost and replaced."
     )
+    used_volume_id: str | None = Field(
+        default=None,
+        description="The last volume a machine of the instance was seen launched on (past "
+        "`created`): it may hold data even when no check saw the machine started, so a capacity "
+        "recovery forks it, never replaces it with an empty one.",
+    )
     stranded_volume_id: str | None = Field(
         default=None,
         description="Set while a capacity recovery is in progress: the volume whose host has no "

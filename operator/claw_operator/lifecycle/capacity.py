@@ -5,9 +5,10 @@ A Fly volume lives on one host, and its machine must run on that host. When the 
 machine create or start on the volume fails with a capacity error that no retry in place can
 fix. The instance is moved, with its volume, to a host with room:
 
-- **Replace**: the machine never started (`status.lastStartedAt` unset, and the machine whose
-  start failed never ran), so the volume holds no data. A new, empty volume is created (same region first, then `spec.fallbackRegions`), the
-  machine is created once on it, then the old volume is deleted.
+- **Replace**: the machine never started (`status.lastStartedAt` unset, and no machine was seen
+  launched on the volume: `status.usedVolumeId`), so the volume holds no data. A new, empty
+  volume is created (same region first, then `spec.fallbackRegions`), the machine is created
+  once on it, then the old volume is deleted.
 - **Fork**: the volume holds the user's data. It is forked (`source_volume_id`: a copy on
   another host), same order of regions. A failed fork propagates (StartFailed) and the volume is
   left untouched: the user's data is never silently replaced by an empty volume. The old volume
@@ -27,14 +28,16 @@ that dies at any point resumes it and leaks nothing:
    Fork: once the machine on the fork has started), and the guard goes.
 
 While spec.state is Stopped, a recovery is wound up rather than left half-done (see
-`continue_recovery`). At most one recovery per backoff period: a recovery begins only the retry backoff after the
-capacity error that called for it, and only such an error (one per failed pass) begins one.
+`continue_recovery`). At most one recovery per backoff period: a recovery begins only the
+retry backoff after the capacity error that called for it, and only such an error (one per
+failed pass) begins one.
 """
 
 from __future__ import annotations
 
 from claw_operator.api import CapacityRecovery, DesiredState
-from claw_operator.api.reasons import EventReason
+from claw_operator.api.conditions import START_FAILED
+from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.fly.tags import volume_name
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
@@ -73,10 +76,11 @@ def begin_recovery(d: Draft, failure: FlyFailure) -> None:
     ):
         return
     # The volume may hold data when a machine ever started on it (KiloClaw: lastStartedAt), or
-    # when the machine that failed has run at all (stopped, failed: seen by no pass started,
-    # its process may still have written). Only a volume surely empty is replaced.
+    # when a machine was seen launched on it at all (status.usedVolumeId: stopped or failed
+    # since, its process may have written). Only a volume surely empty is replaced.
     ran = status.machine_id is not None and status.machine_state not in (None, "created")
-    has_data = status.last_started_at is not None or ran
+    used = status.used_volume_id is not None and status.used_volume_id == status.volume_id
+    has_data = status.last_started_at is not None or ran or used
     mode = CapacityRecovery.FORK if has_data else CapacityRecovery.REPLACE
     status.stranded_volume_id = status.volume_id
     status.stranded_region = status.region
@@ -241,15 +245,20 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
     if machine is not None:
         # Never adopted, never left holding the old volume (Fly refuses to delete a bound one).
         return _destroy(d, machine.id, stranded)
+    status = d.status
+    if stopped:
+        if status.machine_id is not None and observed.machine.outcome != Lookup.FOUND:
+            return None  # what the machine does is not known this pass
+        if any(m.state not in _AT_REST for m in _instance_machines(observed)):
+            return None  # the ordinary path stops it first (and records a start it sees)
     if _done(d, observed):
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
     if not stopped:
+        if status.capacity_recovery == CapacityRecovery.FORK and _fork_stranded_too(d):
+            # The fork's host is full too: an unused fork goes, and the next capacity error on
+            # the old volume forks it again (elsewhere).
+            return _drop_unused_fork(d, observed, stranded, "its host has no room either")
         return None
-    status = d.status
-    if status.machine_id is not None and observed.machine.outcome != Lookup.FOUND:
-        return None  # what the machine does is not known this pass
-    if any(m.state not in _AT_REST for m in _instance_machines(observed)):
-        return None  # the ordinary path stops it first (and records a start it sees)
     if status.capacity_recovery == CapacityRecovery.REPLACE:
         # No data on either: the replacement stays the instance's volume.
         d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
@@ -259,10 +268,33 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
         # A machine ran on the fork (stopped since): the fork holds the data of record now.
         d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
-    # A fork whose machine never started: an unused copy. The old volume keeps the data.
+    return _drop_unused_fork(d, observed, stranded, "spec.state is Stopped")
+
+
+def _fork_stranded_too(d: Draft) -> bool:
+    """A machine create or start on the fork failed for lack of capacity since it was made."""
+    status = d.status
+    failed = d.condition(START_FAILED)
+    since, at = status.stranded_at, status.last_start_error_at
+    return (
+        failed.is_true
+        and failed.reason == Reason.INSUFFICIENT_CAPACITY
+        and since is not None
+        and at is not None
+        and at >= since
+    )
+
+
+def _drop_unused_fork(d: Draft, observed: Observation, stranded: str, why: str) -> Decision | None:
+    """Back to the old volume (it has the data) and delete the fork — only when no machine was
+    ever launched on the fork: one that was may have written to it, and the fork is not proven
+    good; then both stay (the recovery stays recorded) until a machine starts on the fork."""
+    status = d.status
     fork = status.volume_id
     path = d.instance.spec.volume.mount_path
     on_fork = [m for m in _instance_machines(observed) if mounted_volume(m, path) == fork]
+    if status.used_volume_id == fork or any(m.state != "created" for m in on_fork):
+        return None
     if on_fork:
         d.log("destroy_machine_on_unused_fork", machine_id=on_fork[0].id, volume_id=fork)
         return d.finish(DestroyStrandedMachine(machine_id=on_fork[0].id))
@@ -270,7 +302,7 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
     status.volume_id = stranded
     status.region = status.stranded_region or status.region
     status.volume_missing_since = None
-    d.log("capacity_recovery_wound_up", volume_id=stranded, fork=fork, reason="spec.state is Stopped")
+    d.log("capacity_recovery_wound_up", volume_id=stranded, fork=fork, reason=why)
     return d.finish(DeleteStrandedVolume(volume_id=fork))
 
 

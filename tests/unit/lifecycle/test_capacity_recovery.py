@@ -30,6 +30,7 @@ from tests.unit.lifecycle.builders import (
     VOLUME,
     Case,
     check,
+    conditions,
     failed,
     failure,
     instance,
@@ -357,8 +358,33 @@ CASES = [
             spec_=spec(state=DesiredState.STOPPED),
             status_=fork_recovery(machine_id="m2", volume_id="vol2"),
         ),
-        observed(machine=machine("stopped", id="m2", volume="vol2"), volume=NEW),
+        observed(machine=machine("created", id="m2", volume="vol2"), volume=NEW),
         action=DestroyStrandedMachine(machine_id="m2"),
+    ),
+    Case(
+        "stopped_keeps_both_when_a_machine_was_launched_on_the_fork",
+        # It may have written to the fork, and never proved it good by starting: neither goes.
+        instance(
+            spec_=spec(state=DesiredState.STOPPED),
+            status_=fork_recovery(machine_id="m2", volume_id="vol2"),
+        ),
+        observed(machine=machine("stopped", id="m2", volume="vol2"), volume=NEW),
+        action=None,
+        fields={"volume_id": "vol2", "stranded_volume_id": VOLUME, "used_volume_id": "vol2"},
+    ),
+    Case(
+        "a_fork_stranded_too_is_dropped_when_unused_and_the_data_volume_kept",
+        instance(
+            status_=fork_recovery(
+                machine_id=None,
+                volume_id="vol2",
+                last_start_error_at=T0,
+                conditions=conditions(StartFailed=("True", "InsufficientCapacity")),
+            )
+        ),
+        observed(volume=NEW, tagged=()),
+        action=DeleteStrandedVolume(volume_id="vol2"),
+        fields={"volume_id": VOLUME, "stranded_volume_id": VOLUME},
     ),
     Case(
         "stopped_after_a_replace_keeps_the_replacement",

@@ -837,7 +837,16 @@ class ClawModel(RuleBasedStateMachine):
         foreign = self.world.volumes.get(status.volume_id or "")
         if foreign is not None and foreign.name != VOLUME_NAME and "volume_is_the_instances" in self.gated:
             return None  # a known defect, reported by its own invariant while it is gated
-        if len(volumes) != 1 or status.volume_id != volumes[0].id:
+        parked = (
+            # A fork recovery parked by spec.state Stopped: a machine was launched on the fork
+            # but never seen started, so neither volume may go until one starts there.
+            stored.spec.state == DesiredState.STOPPED
+            and status.stranded_volume_id is not None
+            and {v.id for v in volumes} == {status.stranded_volume_id, status.volume_id}
+        )
+        if parked and volumes[0].forked_from is None and volumes[-1].forked_from is None:
+            return f"two volumes {[v.id for v in volumes]} and neither is a fork"
+        if not parked and (len(volumes) != 1 or status.volume_id != volumes[0].id):
             return f"status.volumeId {status.volume_id}, Fly volumes {[v.id for v in volumes]}"
         if (
             self.op.stored.spec.volume.size_gb > volumes[0].size_gb
