@@ -942,7 +942,8 @@ def _capacity_walk(seed: int) -> Counter[str]:
         (3, model.pass_then_crash),
         (1, model.crash),
         (1, model.pass_with_conflict),
-        (3, lambda: model.time_passes(rng.choice(SECONDS))),
+        # Between wake-ups only, as the rule's precondition says (a run goes on at once).
+        (3, lambda: model.time_passes(rng.choice(SECONDS)) if model.idle else model.reconcile()),
         (3, lambda: model.set_state(rng.choice((DesiredState.RUNNING, DesiredState.STOPPED)))),
         (1, model.request_restart),
         (1, lambda: model.edit_env(rng.choice(("a", "b", "c")))),
