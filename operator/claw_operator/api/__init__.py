@@ -32,7 +32,7 @@ from claw_operator.api.spec import (
     SecretKeySelector,
     VolumeSpec,
 )
-from claw_operator.api.status import ClawInstanceStatus, DestroyOp, Phase
+from claw_operator.api.status import CapacityRecovery, ClawInstanceStatus, DestroyOp, Phase
 
 __all__ = [
     "API_VERSION",
@@ -47,6 +47,7 @@ __all__ = [
     "SHORT_NAME",
     "SINGULAR",
     "VERSION",
+    "CapacityRecovery",
     "ClawInstanceSpec",
     "ClawInstanceStatus",
     "Condition",

@@ -75,6 +75,8 @@ class EventReason(StrEnum):
     STOPPED = "Stopped"
     MACHINE_LOST = "MachineLost"
     VOLUME_LOST = "VolumeLost"
+    VOLUME_REPLACED = "VolumeReplaced"
+    VOLUME_FORKED = "VolumeForked"
     MACHINE_RECOVERED = "MachineRecovered"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     UNHEALTHY = "Unhealthy"

@@ -25,6 +25,13 @@ class DestroyOp(StrEnum):
     RECOVER = "recover"
 
 
+class CapacityRecovery(StrEnum):
+    """How a capacity recovery moves the instance off a volume whose host is full."""
+
+    REPLACE = "Replace"  # the volume never held data: a new, empty one replaces it
+    FORK = "Fork"  # the volume holds data: it is forked (copied) onto a host with room
+
+
 class ClawInstanceStatus(WireModel):
     """Observed state of a ClawInstance."""
 
@@ -68,6 +75,32 @@ class ClawInstanceStatus(WireModel):
     )
     last_volume_loss_at: Timestamp | None = Field(
         default=None, description="When the volume lostVolumeId was declared lost and replaced."
+    )
+    used_volume_id: str | None = Field(
+        default=None,
+        description="The last volume a machine of the instance was seen launched on (past "
+        "`created`): it may hold data even when no check saw the machine started, so a capacity "
+        "recovery forks it, never replaces it with an empty one.",
+    )
+    stranded_volume_id: str | None = Field(
+        default=None,
+        description="Set while a capacity recovery is in progress: the volume whose host has no "
+        "room for the machine. It is deleted (and this cleared) only once the recovery is done: "
+        "after the machine was created on the replacement (Replace), or after the machine on the "
+        "fork started (Fork).",
+    )
+    stranded_region: str | None = Field(
+        default=None, description="The region of strandedVolumeId (reported in the recovery's Events)."
+    )
+    stranded_at: Timestamp | None = Field(
+        default=None,
+        description="When the recovery in progress took its last step: the capacity error that began "
+        "it, then the creation (or adoption) of the replacement or fork.",
+    )
+    capacity_recovery: CapacityRecovery | None = Field(
+        default=None,
+        description="The recovery in progress: Replace (the volume never held data: a new, empty "
+        "one) or Fork (status.lastStartedAt was set: a copy on another host, never a new empty one).",
     )
     machine_state: str | None = Field(
         default=None, description="Last observed Fly machine state (started, stopped, ...)."

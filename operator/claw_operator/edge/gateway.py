@@ -44,8 +44,10 @@ from claw_operator.lifecycle.model import (
     AwaitState,
     CreateMachine,
     CreateVolume,
+    DeleteStrandedVolume,
     DeleteVolume,
     DestroyMachine,
+    DestroyStrandedMachine,
     ExtendVolume,
     FailureKind,
     FlyFailure,
@@ -54,6 +56,7 @@ from claw_operator.lifecycle.model import (
     MachineLookup,
     MachineView,
     Observation,
+    ReplaceVolume,
     RestartMachine,
     StartMachine,
     StopMachine,
@@ -295,6 +298,7 @@ class FlyGateway:
             or instance.deleting
             or volume.outcome == Lookup.GONE
             or self._mounts_another_volume(instance, machine)
+            or status.stranded_volume_id is not None
         ):
             try:
                 found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
@@ -306,7 +310,13 @@ class FlyGateway:
                     extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
                 )
             else:
-                live_named = [v for v in named if v.state not in VOLUME_GONE_STATES]
+                # In a capacity recovery the stranded volume proves nothing: only its replacement
+                # (or fork) could have been created moments ago.
+                live_named = [
+                    v
+                    for v in named
+                    if v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id
+                ]
                 named_failure = (
                     None if live_named else self._unsettled(instance, "volume", self._volume_creates_sent)
                 )
@@ -571,8 +581,29 @@ class FlyGateway:
                 await self._fly.update_and_start(app, action.machine_id, forced, timeout=wait)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
-            case DestroyMachine():
+            case DestroyMachine() | DestroyStrandedMachine():
                 await self._fly.destroy_machine(app, action.machine_id, force=True)
+                return ActionResult()
+            case ReplaceVolume():
+                self._sent_creates.add(instance.uid)
+                self._volume_creates_sent[instance.uid] = time.monotonic()
+                # A fork takes its size from the source (Fly rejects `size_gb` with it).
+                replacement = await self._fly.create_volume(
+                    app,
+                    name=action.name,
+                    regions=[action.region, *action.fallback_regions],
+                    size_gb=None if action.fork else action.size_gb,
+                    source_volume_id=action.stranded_volume_id if action.fork else None,
+                    compute=GuestConfig(
+                        cpu_kind=spec.guest.cpu_kind.value,
+                        cpus=spec.guest.cpus,
+                        memory_mb=spec.guest.memory_mb,
+                    ),
+                )
+                return ActionResult(volume=self._seen_volume(volume_view(replacement)))
+            case DeleteStrandedVolume():
+                await self._fly.delete_volume(app, action.volume_id)
+                self._volume_sizes.pop(action.volume_id, None)
                 return ActionResult()
             case DeleteVolume():
                 await self._fly.delete_volume(app, action.volume_id)

@@ -31,14 +31,17 @@ from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
     Decision,
+    DeleteStrandedVolume,
     DeleteVolume,
     DestroyMachine,
+    DestroyStrandedMachine,
     EventRecord,
     ExtendVolume,
     Instance,
     Lookup,
     MachineLookup,
     Observation,
+    ReplaceVolume,
     RestartMachine,
     StartMachine,
     StopMachine,
@@ -206,6 +209,9 @@ def carry_over(
             | RestartMachine()
             | DestroyMachine()
             | DeleteVolume()
+            | DestroyStrandedMachine()
+            | ReplaceVolume()
+            | DeleteStrandedVolume()
         ):
             # Observed afresh: what the next pass needs is not all in Fly's answer.
             return None

@@ -13,6 +13,7 @@ from claw_operator.api import DesiredState, Phase, find_condition
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import crashes, health, transitions
+from claw_operator.lifecycle.capacity import continue_recovery
 from claw_operator.lifecycle.conditions import (
     FALSE,
     NO_APP_MESSAGE,
@@ -159,6 +160,9 @@ def _decide_live(d: Draft, observed: Observation) -> Decision:
     held = check_losses(d, observed)
     if held is not None:
         return held
+    recovering = continue_recovery(d, observed, _config_blocked(d, gated))
+    if recovering is not None:
+        return recovering
 
     if status.machine_id is None:
         return _without_machine(d, observed, gated)

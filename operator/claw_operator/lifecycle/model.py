@@ -301,6 +301,37 @@ class DeleteVolume:
     volume_id: str  # 404 counts as done
 
 
+@dataclass(frozen=True)
+class DestroyStrandedMachine:
+    """Capacity recovery: force-destroy the machine stranded on a full host (404 counts as done)."""
+
+    machine_id: str
+
+
+@dataclass(frozen=True)
+class ReplaceVolume:
+    """Capacity recovery: a volume on another host for the stranded one, in `region`, else in
+    `fallback_regions` in order (moving on only on a capacity error).
+
+    `fork`: a copy of `stranded_volume_id` (Fly's `source_volume_id`, no size: Fly takes the
+    source's); otherwise a new, empty volume of `size_gb`. The stranded volume is left alone.
+    """
+
+    stranded_volume_id: str
+    fork: bool
+    region: str
+    size_gb: int
+    name: str
+    fallback_regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeleteStrandedVolume:
+    """Capacity recovery done: delete the volume it moved away from (404 counts as done)."""
+
+    volume_id: str
+
+
 Action = (
     CreateVolume
     | ExtendVolume
@@ -311,6 +342,9 @@ Action = (
     | RestartMachine
     | DestroyMachine
     | DeleteVolume
+    | DestroyStrandedMachine
+    | ReplaceVolume
+    | DeleteStrandedVolume
 )
 
 

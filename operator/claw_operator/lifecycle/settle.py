@@ -14,6 +14,13 @@ from claw_operator.api import Phase
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, START_FAILED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import transitions
+from claw_operator.lifecycle.capacity import (
+    begin_recovery,
+    recovery_cleanup_due,
+    settle_delete_stranded_volume,
+    settle_destroy_stranded_machine,
+    settle_replace_volume,
+)
 from claw_operator.lifecycle.conditions import FALSE, TRUE, ConditionValue
 from claw_operator.lifecycle.destroy import settle_delete_volume, settle_destroy_machine
 from claw_operator.lifecycle.draft import Draft
@@ -26,14 +33,17 @@ from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
     Decision,
+    DeleteStrandedVolume,
     DeleteVolume,
     DestroyMachine,
+    DestroyStrandedMachine,
     EventType,
     ExtendVolume,
     FailureKind,
     FlyFailure,
     Instance,
     MachineView,
+    ReplaceVolume,
     RestartMachine,
     StartMachine,
     StopMachine,
@@ -72,11 +82,19 @@ def settle(
             return settle_destroy_machine(d, action, result)
         case DeleteVolume():
             return settle_delete_volume(d, action, result)
+        case DestroyStrandedMachine():
+            return settle_destroy_stranded_machine(d, action, result)
+        case ReplaceVolume():
+            return settle_replace_volume(d, action, result)
+        case DeleteStrandedVolume():
+            return settle_delete_stranded_volume(d, action, result)
         case _:
             assert_never(action)
 
 
 def _failed_start(d: Draft, failure: FlyFailure, what: str) -> Decision:
+    # A machine create or start that the volume's host has no room for: move off it.
+    begin_recovery(d, failure)
     outcome = transitions.fail_start(d, failure, start_failed_reason(failure), f"{what}: {failure.message}")
     return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 
@@ -233,6 +251,9 @@ def _awaited(d: Draft, action: AwaitState, result: ActionResult) -> Decision:
             # Started, but not as the spec now asks (a restart requested or a config changed
             # while it booted): Ready must not stand; the next pass restarts it.
             return d.finish(requeue_after=0)
+        if recovery_cleanup_due(d):
+            # The machine on the fork (or replacement) started: the old volume goes next.
+            return d.finish(requeue_after=0)
         return d.finish()
     if machine is not None and machine.state == "failed":
         transitions.observe_machine(d, machine)
@@ -303,6 +324,8 @@ def _machine_restarted(d: Draft, action: RestartMachine, result: ActionResult) -
             return d.finish(requeue_after=0)
         _report_real_state(d, result.machine)
         _not_ready_while_the_change_waits(d, action, result.machine)
+        # The restart's start found no room on the volume's host: move off it.
+        begin_recovery(d, failure)
         outcome = transitions.apply_failure(d, failure)
         return d.finish(retry=outcome.retry, requeue_after=outcome.requeue_after)
 

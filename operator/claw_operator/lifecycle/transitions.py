@@ -48,9 +48,16 @@ def apply_failure(d: Draft, failure: FlyFailure) -> FailureOutcome:
 def observe_machine(d: Draft, machine: MachineView | None) -> None:
     if machine is None:
         return
-    d.status.machine_state = machine.state
+    status = d.status
+    status.machine_state = machine.state
     if machine.instance_id is not None:
-        d.status.instance_id = machine.instance_id
+        status.instance_id = machine.instance_id
+    if machine.state != "created" and status.volume_id is not None:
+        # Seen past `created` (launched: started, or on its way, or back down), mounting the
+        # volume: it may hold data, even if no pass saw the machine started.
+        path = d.instance.spec.volume.mount_path
+        if any(m.volume == status.volume_id and m.path == path for m in machine.mounts):
+            status.used_volume_id = status.volume_id
 
 
 def enter_running(

@@ -84,3 +84,39 @@ async def test_g26_org_machine_quota_answers_422(fly: FlyClient) -> None:
     assert "machine limit" in over.json()["error"]
     await fly.post("/_sim/capacity", json={"org_max_machines": None})
     assert (await fly.create_machine("g26", skip_launch=True))["state"] == "created"
+
+
+async def test_g25_a_full_volume_host_while_the_region_has_room_and_a_fork_onto_another_host(
+    fly: FlyClient, flysim: FlySim
+) -> None:
+    """The stranded volume (issue 12): its host is full, other hosts of the region are not; a
+    fork (`source_volume_id`, no size) lands on another host with a copy of the data."""
+    volume = await fly.create_volume("g25c", region="lhr", name="data", size_gb=7)
+    await fly.post(f"/_sim/volumes/{volume['id']}/contents", json={"path": "/d/notes", "content": "hi"})
+    filled = await fly.post("/_sim/hosts/fill", json={"volume": volume["id"]})
+    assert filled.status_code == 200
+    mount = {"image": "x", "mounts": [{"volume": volume["id"], "path": "/d"}]}
+    refused = await fly.post("/v1/apps/g25c/machines", json={"region": "lhr", "config": mount})
+    assert refused.status_code == 412
+    assert "insufficient resources to create new machine with existing volume" in refused.json()["error"]
+    # The region has room elsewhere: a machine without the volume is placed.
+    assert (await fly.create_machine("g25c", region="lhr"))["region"] == "lhr"
+    hosts = (await fly.post("/_sim/capacity", json={})).json()["regions"]["lhr"]["hosts"]
+    assert [h["full"] for h in hosts].count(True) == 1
+
+    fork = await fly.post(
+        "/v1/apps/g25c/volumes", json={"name": "data", "region": "lhr", "source_volume_id": volume["id"]}
+    )
+    assert fork.status_code == 200, fork.text
+    forked = fork.json()
+    assert forked["state"] == "hydrating" and forked["size_gb"] == 7 and forked["zone"] != volume["zone"]
+    contents = await fly.get(f"/_sim/volumes/{forked['id']}/contents")
+    assert contents.json() == {"/d/notes": "hi"}
+    on_fork = {"image": "x", "mounts": [{"volume": forked["id"], "path": "/d"}]}
+    machine = await fly.post("/v1/apps/g25c/machines", json={"region": "lhr", "config": on_fork})
+    assert machine.status_code == 200, machine.text
+
+    # Freed again: the old volume's host takes machines.
+    await fly.post("/_sim/hosts/fill", json={"volume": volume["id"], "full": False})
+    again = await fly.post("/v1/apps/g25c/machines", json={"region": "lhr", "config": mount})
+    assert again.status_code == 200, again.text

@@ -41,8 +41,10 @@ from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
     Decision,
+    DeleteStrandedVolume,
     DeleteVolume,
     DestroyMachine,
+    DestroyStrandedMachine,
     EventRecord,
     ExtendVolume,
     FailureKind,
@@ -54,6 +56,7 @@ from claw_operator.lifecycle.model import (
     MachineView,
     Mount,
     Observation,
+    ReplaceVolume,
     RestartMachine,
     StartMachine,
     StopMachine,
@@ -91,6 +94,12 @@ UNAVAILABLE = fly_failure(FailureKind.UNAVAILABLE, 503, "fly: 503 service unavai
 RATE_LIMITED = fly_failure(FailureKind.RATE_LIMITED, 429, "fly: 429 too many requests")
 TIMEOUT = fly_failure(FailureKind.TIMEOUT, None, "fly: no answer (timeout)")
 CAPACITY = fly_failure(FailureKind.CAPACITY, 412, "fly: insufficient capacity")
+VOLUME_HOST_FULL = fly_failure(
+    FailureKind.CAPACITY, 412, "fly: insufficient resources to create new machine with existing volume"
+)
+HOST_FULL = fly_failure(
+    FailureKind.CAPACITY, 409, "fly: could not reserve resource for machine: insufficient memory available"
+)
 NOT_FOUND = fly_failure(FailureKind.NOT_FOUND, 404, "fly: 404 not found")
 
 
@@ -129,6 +138,9 @@ FAULTS_BY_CALL: dict[str, tuple[str, ...]] = {
     "RestartMachine": (Fault.ERROR, Fault.SILENT, Fault.MIDWAY),
     "DestroyMachine": (Fault.ERROR, Fault.SILENT),
     "DeleteVolume": (Fault.ERROR, Fault.SILENT),
+    "DestroyStrandedMachine": (Fault.ERROR, Fault.SILENT),
+    "ReplaceVolume": (Fault.ERROR, Fault.TIMEOUT, Fault.SILENT, Fault.CAPACITY),
+    "DeleteStrandedVolume": (Fault.ERROR, Fault.SILENT),
 }
 FAULT_CALLS = tuple(sorted(FAULTS_BY_CALL))
 
@@ -182,6 +194,10 @@ class FlyVolume:
     created_at: datetime
     state: str = "created"
     attached_machine_id: str | None = None
+    # The physical host it lives on (a machine on it must fit there: FlyWorld.full_hosts).
+    host: str = ""
+    # The volume it was forked from (`source_volume_id`), if any.
+    forked_from: str | None = None
 
     def view(self) -> VolumeView:
         return VolumeView(
@@ -222,6 +238,8 @@ class FlyWorld:
     # Faults that actually fired, by call (the long profile's figures).
     fired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     boots: int = 0  # launches so far (orders boots against requests and guards)
+    # Hosts other tenants filled: a machine create or start on a volume there fails (capacity).
+    full_hosts: set[str] = field(default_factory=set)
     _ids: int = 0
     _versions: int = 0
     # The generation of the instance the action being executed was decided for.
@@ -270,6 +288,19 @@ class FlyWorld:
         m.boot_outcome = outcome if outcome != "stuck" else "started"
         m.boot_at = None if seconds is None else self.now + timedelta(seconds=seconds)
         self.tick()
+
+    def new_volume(self, name: str, region: str, size_gb: int, forked_from: str | None = None) -> FlyVolume:
+        """A volume on a host of its own (Fly places a volume named like a live one in another
+        zone, `require_unique_zone`)."""
+        vol = FlyVolume(self.new_id("vol"), name, region, size_gb, self.now, forked_from=forked_from)
+        vol.host = f"host-{vol.id}"
+        self.volumes[vol.id] = vol
+        return vol
+
+    def host_full_for(self, m: FlyMachine | None = None, volume_id: str | None = None) -> bool:
+        """The host of the volume (the machine's mounted one) has no room for a machine."""
+        ids = [volume_id] if volume_id is not None else [mt.volume for mt in (m.mounts if m else ())]
+        return any((v := self.volumes.get(i)) is not None and v.host in self.full_hosts for i in ids)
 
     def tagged(self, uid: str) -> list[FlyMachine]:
         return [m for m in self.machines.values() if m.uid == uid and m.live]
@@ -523,13 +554,16 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
         or inst.deleting
         or volume.outcome == Lookup.GONE
         or _mounts_another_volume(inst, machine)
+        or status.stranded_volume_id is not None
     ):
         try:
             named = tuple(v.view() for v in world.list_volumes(volume_name(inst.uid)))
         except FlyError as exc:
             named_failure = exc.failure
         else:
-            live_named = [v for v in named if v.state not in VOLUME_GONE_STATES]
+            live_named = [
+                v for v in named if v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id
+            ]
             named_failure = (
                 None if live_named else _unsettled(inst, "volume", mem.volume_creates_sent, mem, world.now)
             )
@@ -610,8 +644,7 @@ def _execute(
             mem.sent_creates.add(inst.uid)
             mem.volume_creates_sent[inst.uid] = world.now
             _before(fault)
-            vol = FlyVolume(world.new_id("vol"), action.name, action.region, action.size_gb, world.now)
-            world.volumes[vol.id] = vol
+            vol = world.new_volume(action.name, action.region, action.size_gb)
             world.record("create_volume", vol.id)
             if fault == Fault.SILENT:  # POST (UNSENT): the client does not repeat it
                 raise FlyError(TIMEOUT)
@@ -640,6 +673,8 @@ def _execute(
             mem.sent_creates.add(inst.uid)
             mem.machine_creates_sent[inst.uid] = world.now
             _before(fault)
+            if world.host_full_for(volume_id=action.volume_id):
+                raise FlyError(VOLUME_HOST_FULL)
             m = FlyMachine(
                 id=world.new_id("m"),
                 uid=inst.uid,
@@ -686,6 +721,8 @@ def _execute(
                 # Already updated (say, by a restart whose start failed): only start it.
                 if fault == Fault.MIDWAY:
                     raise FlyError(UNAVAILABLE)
+                if m.state in REST_STATES and world.host_full_for(m):
+                    raise FlyError(HOST_FULL)
                 world.start(m)
                 if not world.wait(m, ("started",), wait):
                     raise FlyError(
@@ -741,7 +778,31 @@ def _execute(
             world.destroy(m)
             # SILENT: the client repeats the DELETE, gets 404, and destroy_machine says "gone".
             return ActionResult() if fault != Fault.SILENT else ActionResult(failure=NOT_FOUND)
-        case DeleteVolume():
+        case DestroyStrandedMachine():
+            _before(fault)
+            m = world.machines.get(action.machine_id)
+            if m is None or not m.live:
+                raise FlyError(NOT_FOUND)
+            world.destroy(m)
+            return ActionResult() if fault != Fault.SILENT else ActionResult(failure=NOT_FOUND)
+        case ReplaceVolume():
+            mem.sent_creates.add(inst.uid)
+            mem.volume_creates_sent[inst.uid] = world.now
+            _before(fault)
+            if action.fork:
+                source = world.volumes.get(action.stranded_volume_id)
+                if source is None or not source.live:
+                    raise FlyError(NOT_FOUND)
+                vol = world.new_volume(action.name, action.region, source.size_gb, forked_from=source.id)
+                world.record("fork_volume", vol.id, f"from {source.id}")
+            else:
+                vol = world.new_volume(action.name, action.region, action.size_gb)
+                world.record("create_volume", vol.id, f"replacing {action.stranded_volume_id}")
+            if fault == Fault.SILENT:
+                raise FlyError(TIMEOUT)
+            mem.volume_sizes[vol.id] = vol.size_gb
+            return ActionResult(volume=vol.view())
+        case DeleteVolume() | DeleteStrandedVolume():
             _before(fault)
             vol = world.volumes.get(action.volume_id)
             if vol is None or not vol.live:
@@ -755,9 +816,10 @@ def _execute(
             vol.attached_machine_id = None
             world.record("delete_volume", vol.id)
             mem.volume_sizes.pop(vol.id, None)
-            mem.sent_creates.discard(inst.uid)
-            mem.volume_creates_sent.pop(inst.uid, None)
-            mem.machine_creates_sent.pop(inst.uid, None)
+            if isinstance(action, DeleteVolume):
+                mem.sent_creates.discard(inst.uid)
+                mem.volume_creates_sent.pop(inst.uid, None)
+                mem.machine_creates_sent.pop(inst.uid, None)
             if fault == Fault.SILENT:
                 # The client repeats the DELETE, gets 404: delete_volume returns "already gone".
                 return ActionResult()
@@ -777,6 +839,9 @@ def _update_and_start(
     if not world.wait(m, ("started", "stopped", "failed"), remaining):
         raise FlyError(fly_failure(FailureKind.TIMEOUT, 408, f"machine {m.id} did not settle in time"))
     if m.state != "started":
+        if world.host_full_for(m):
+            # Its host has no room to run it again (another tenant took it meanwhile).
+            raise FlyError(HOST_FULL)
         world.start(m)
         remaining = max(1.0, (deadline - world.now).total_seconds())
         if not world.wait(m, ("started",), remaining):

@@ -20,8 +20,10 @@ from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
     Decision,
+    DeleteStrandedVolume,
     DeleteVolume,
     DestroyMachine,
+    DestroyStrandedMachine,
     ExtendVolume,
     FailureKind,
     FlyFailure,
@@ -32,6 +34,7 @@ from claw_operator.lifecycle.model import (
     MachineView,
     Mount,
     Observation,
+    ReplaceVolume,
     RestartMachine,
     StartMachine,
     StopMachine,
@@ -81,7 +84,12 @@ class FakeFly:
                 m for m in self.machines.values() if m.metadata.get("claw_instance_uid") == inst.uid
             )
         named = None
-        if status.volume_id is None or inst.deleting or volume.outcome == Lookup.GONE:
+        if (
+            status.volume_id is None
+            or inst.deleting
+            or volume.outcome == Lookup.GONE
+            or status.stranded_volume_id is not None
+        ):
             wanted = volume_name(inst.uid)
             named = tuple(v for v in self.volumes.values() if self.volume_names.get(v.id) == wanted)
         return Observation(machine=machine, volume=volume, tagged_machines=tagged, named_volumes=named)
@@ -139,9 +147,18 @@ class FakeFly:
         if isinstance(action, DestroyMachine):
             gone = self.machines.pop(action.machine_id, None)
             return ActionResult() if gone else ActionResult(failure=NOT_FOUND)
-        if isinstance(action, DeleteVolume):
+        if isinstance(action, DeleteVolume | DeleteStrandedVolume):
             vol_gone = self.volumes.pop(action.volume_id, None)
             return ActionResult() if vol_gone else ActionResult(failure=NOT_FOUND)
+        if isinstance(action, DestroyStrandedMachine):
+            gone = self.machines.pop(action.machine_id, None)
+            return ActionResult() if gone else ActionResult(failure=NOT_FOUND)
+        if isinstance(action, ReplaceVolume):
+            size = self.volumes[action.stranded_volume_id].size_gb if action.fork else action.size_gb
+            vol = VolumeView(id=self._id("vol"), region=action.region, size_gb=size)
+            self.volumes[vol.id] = vol
+            self.volume_names[vol.id] = action.name
+            return ActionResult(volume=vol)
         raise AssertionError(action)
 
 
@@ -228,10 +245,16 @@ def test_capacity_error_is_retried_with_backoff_then_succeeds() -> None:
     last = world.reconcile()
     assert last.retry and last.requeue_after == TIMINGS.retry_base.total_seconds()
     assert world.condition("StartFailed") == ("True", "InsufficientCapacity")
+    # The volume's host is full: once the backoff passed, the volume (no data yet) is replaced.
+    old_volume = world.inst.status.volume_id
+    world.now += TIMINGS.retry_base
+    world.reconcile()
     world.reconcile()
     assert world.inst.status.phase == Phase.RUNNING
     assert world.condition("StartFailed") == ("False", "Started")
     assert len(world.fly.machines) == 1
+    assert list(world.fly.volumes) == [world.inst.status.volume_id] != [old_volume]
+    assert world.inst.status.stranded_volume_id is None
 
 
 def test_machine_stuck_in_created_times_out_with_the_last_start_error() -> None:

@@ -39,6 +39,9 @@ class ControlRoutes:
         r.add_get("/_sim/timeline", self.timeline)
         r.add_get("/_sim/world", self.world)
         r.add_post("/_sim/capacity", self.capacity)
+        r.add_post("/_sim/hosts/fill", self.fill_host)
+        r.add_post("/_sim/volumes/{id}/contents", self.write_volume)
+        r.add_get("/_sim/volumes/{id}/contents", self.volume_contents)
         r.add_post("/_sim/reset", self.reset)
         r.add_post("/_sim/machines/{id}/exit", self.exit_machine)
         r.add_post("/_sim/machines/{id}/release", self.release_machine)
@@ -92,6 +95,31 @@ class ControlRoutes:
                 host_memory_mb=body.get("host_memory_mb"),
             )
         return web.json_response(self.sim.capacity())
+
+    async def fill_host(self, request: web.Request) -> web.Response:
+        """`{"host": id}` or `{"volume": id}` (its host), with `"full": true|false` (default true)."""
+        body = await _json_body(request)
+        volume = body.get("volume")
+        host = self.sim.fill_host(
+            str(body["host"]) if body.get("host") else None,
+            volume_id=str(volume) if volume else None,
+            full=body.get("full", True) is not False,
+        )
+        return web.json_response({"host": host, "full": body.get("full", True) is not False})
+
+    async def write_volume(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        path, content = body.get("path"), body.get("content", "")
+        if not isinstance(path, str) or not path:
+            raise errors.bad_request("path is required")
+        self.sim.write_volume(request.match_info["id"], path, str(content))
+        return web.json_response({"ok": True})
+
+    async def volume_contents(self, request: web.Request) -> web.Response:
+        contents = self.sim.volume_contents(request.match_info["id"])
+        if contents is None:
+            raise errors.FlyError(404, "not_found: volume not found")
+        return web.json_response(contents)
 
     async def reset(self, request: web.Request) -> web.Response:
         self.sim.reset()

@@ -73,8 +73,12 @@ class Host:
     used_cpus: int = 0
     used_memory_mb: int = 0
     status: str = "ok"  # ok | unreachable
+    # Taken by other tenants (a `/_sim/capacity` knob): nothing more fits, whatever it holds.
+    full: bool = False
 
     def fits(self, cpus: int, memory_mb: int) -> bool:
+        if self.full:
+            return False
         return self.used_cpus + cpus <= self.cpus and self.used_memory_mb + memory_mb <= self.memory_mb
 
 
@@ -216,6 +220,11 @@ class Volume:
     snapshots: list[VolumeSnapshot] = field(default_factory=list)
     # Its states with times, for `/_sim/timeline?volume=` (the Fly-intrinsic time of benchmarks).
     timeline: list[StateChange] = field(default_factory=list)
+    # What the volume holds (file path -> content): simulator-only, written through `/_sim/`
+    # (Fly shows no contents). A fork starts with a copy of its source's, as Fly's does.
+    contents: dict[str, str] = field(default_factory=dict)
+    # The volume this one was forked from (`source_volume_id`), if any.
+    source_volume_id: str | None = None
 
     @property
     def soft_deleted(self) -> bool:

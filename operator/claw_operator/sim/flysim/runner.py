@@ -92,6 +92,17 @@ class FlySimThread:
     def set_capacity(self, region: str, **options: Any) -> None:
         self.call(self.sim.set_capacity, region, **options)
 
+    def fill_host(
+        self, host_id: str | None = None, *, volume_id: str | None = None, full: bool = True
+    ) -> str:
+        return self.call(self.sim.fill_host, host_id, volume_id=volume_id, full=full)
+
+    def write_volume(self, volume_id: str, path: str, content: str) -> None:
+        self.call(self.sim.write_volume, volume_id, path, content)
+
+    def volume_contents(self, volume_id: str) -> dict[str, str] | None:
+        return self.call(self.sim.volume_contents, volume_id)
+
     def set_org_quota(self, max_machines: int | None) -> None:
         self.call(self.sim.set_org_quota, max_machines)
 

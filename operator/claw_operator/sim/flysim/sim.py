@@ -291,6 +291,24 @@ class FlySim:
             host_memory_mb=host_memory_mb,
         )
 
+    def fill_host(
+        self, host_id: str | None = None, *, volume_id: str | None = None, full: bool = True
+    ) -> str:
+        """Mark a host full (other tenants took it: nothing more fits) or free again; the host
+        by its id, or the host `volume_id` lives on. Returns the host's id."""
+        return self.world.fill_host(host_id, volume_id=volume_id, full=full)
+
+    def write_volume(self, volume_id: str, path: str, content: str) -> None:
+        """Write a file on a volume (what a machine would do): forks copy it."""
+        volume = self.world.volumes.get(volume_id)
+        if volume is None:
+            raise errors.FlyError(404, "not_found: volume not found")
+        volume.contents[path] = content
+
+    def volume_contents(self, volume_id: str) -> dict[str, str] | None:
+        volume = self.world.volumes.get(volume_id)
+        return dict(volume.contents) if volume is not None else None
+
     def set_org_quota(self, max_machines: int | None) -> None:
         self.world.settings.org_max_machines = max_machines
 
@@ -311,6 +329,7 @@ class FlySim:
                             "used_cpus": h.used_cpus,
                             "used_memory_mb": h.used_memory_mb,
                             "status": h.status,
+                            "full": h.full,
                         }
                         for h in cap.hosts
                     ],

@@ -101,13 +101,16 @@ class VolumeStore:
             region=region,
             host=host,
             size_gb=size_gb,
-            encrypted=body.get("encrypted", True) is not False,
+            encrypted=body.get("encrypted", source.encrypted if source else True) is not False,
             state=state,
             created_at=now,
-            fstype=str(body.get("fstype") or "ext4"),
+            # A fork is a block-level copy: the source's filesystem and contents come along.
+            fstype=str(body.get("fstype") or (source.fstype if source else "ext4")),
             snapshot_retention=_int_field(body, "snapshot_retention", 5) or 5,
             auto_backup_enabled=body.get("auto_backup_enabled", True) is not False,
             require_unique_zone=require_unique_zone,
+            contents=dict(source.contents) if source is not None else {},
+            source_volume_id=source.id if source is not None else None,
         )
         world.volumes[volume.id] = volume
         volume.timeline.append(StateChange(at=now, state=state, instance_id=""))

@@ -155,6 +155,24 @@ class FlyWorld:
                 host.memory_mb = host_memory_mb
         return capacity
 
+    def fill_host(
+        self, host_id: str | None = None, *, volume_id: str | None = None, full: bool = True
+    ) -> str:
+        if volume_id is not None:
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                raise errors.FlyError(404, "not_found: volume not found")
+            host = volume.host
+        else:
+            found = next(
+                (h for capacity in self.regions.values() for h in capacity.hosts if h.id == host_id), None
+            )
+            if found is None:
+                raise errors.FlyError(404, f"no host {host_id!r}")
+            host = found
+        host.full = full
+        return host.id
+
     def _host_is_empty(self, host: Host) -> bool:
         return (
             host.used_cpus == 0
