@@ -306,6 +306,9 @@ class ChaosRun:
         self.moments: list[dict[str, Any]] = []  # one per --series-every: the fleet as the watch sees it
         self.last_moment = 0.0
         self.first_ready: dict[str, float] = {}  # instance key -> epoch its Ready was first True
+        # Instance key -> epoch the watch first showed a status (any), and a status.phase.
+        self.first_status: dict[str, float] = {}
+        self.first_phase: dict[str, float] = {}
         self.process_samples: list[tuple[float, float, float, int]] = []  # (epoch, CPU s, RSS MiB, life)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -391,6 +394,11 @@ class ChaosRun:
                             self.objects[key] = obj
                             if key not in self.first_ready and _ready_true(obj):
                                 self.first_ready[key] = now_epoch()
+                            status = obj.get("status") or {}
+                            if status and key not in self.first_status:
+                                self.first_status[key] = now_epoch()
+                            if status.get("phase") and key not in self.first_phase:
+                                self.first_phase[key] = now_epoch()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the watch comes back; the sampler keeps going meanwhile
@@ -683,7 +691,7 @@ class ChaosRun:
         by_phase: Counter[str] = Counter()
         ready = 0
         for obj in self.objects.values():
-            by_phase[str((obj.get("status") or {}).get("phase") or "None")] += 1
+            by_phase[_fleet_key(obj)] += 1
             ready += _ready_true(obj)
         self.moments.append(
             {
@@ -743,8 +751,19 @@ class ChaosRun:
                 for key, inst in self.instances.items()
                 if key in self.first_ready and inst.created_at
             ),
+            "time_to_first_status_s": self._latency(self.first_status),
+            "time_to_first_phase_s": self._latency(self.first_phase),
             "fly_calls_by_phase": calls,
             "process": process,
+        }
+
+    def _latency(self, firsts: dict[str, float]) -> dict[str, float | None]:
+        """Per instance: seconds from its create to the first watch event showing `firsts`'s
+        thing (None: never, while it lived)."""
+        return {
+            key: (round(firsts[key] - inst.created_at, 2) if key in firsts else None)
+            for key, inst in sorted(self.instances.items())
+            if inst.created_at
         }
 
     def check_moment(self) -> None:
@@ -1473,6 +1492,20 @@ class ChaosRun:
         }
 
 
+def _fleet_key(obj: dict[str, Any]) -> str:
+    """The fleet panel's bin: status.phase; "None" when the operator wrote no status at all;
+    "NoPhase:<Reconciling reason>" when it wrote one without a phase (nothing provisioned yet:
+    the contract's phases start at Provisioned, a volume created)."""
+    status = obj.get("status") or {}
+    if status.get("phase"):
+        return str(status["phase"])
+    if not status:
+        return "None"
+    conditions = status.get("conditions") or []
+    reason = next((c.get("reason") for c in conditions if c.get("type") == "Reconciling"), None)
+    return f"NoPhase:{reason}"
+
+
 def _ready_true(obj: dict[str, Any]) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -1610,6 +1643,17 @@ def summary(report: dict[str, Any]) -> None:
     print(f"faults by kind (injected): {json.dumps(totals['faults_injected'])}")
     print(f"kills by moment: {json.dumps(totals['kills_by_why'])}")
     print(f"user actions: {json.dumps(totals['user_actions'])}")
+    for seed in seeds:
+        series = seed["series"]
+        for what in ("status", "phase"):
+            latency = series.get(f"time_to_first_{what}_s") or {}
+            seen = sorted(v for v in latency.values() if v is not None)
+            never = sum(1 for v in latency.values() if v is None)
+            if seen:
+                print(
+                    f"seed {seed['seed']}: create -> first {what}: p50 {seen[len(seen) // 2]}s, "
+                    f"max {seen[-1]}s over {len(seen)} instance(s); never: {never}"
+                )
     for seed in seeds:
         for error in seed["harness_errors"]:
             print(f"HARNESS ERROR (seed {seed['seed']}): {error}")
