@@ -271,3 +271,20 @@ def test_an_instance_stalled_before_its_first_phase_waits_for_the_idle_cadence(s
     time.sleep(2.0)
     after = secret_reads(dict(sandbox.kube.sim.request_counts))
     assert after - before <= 1, f"{after - before} passes in 2 s while stalled"
+
+
+def test_an_instance_older_than_the_operator_says_at_once_why_nothing_is_created(sandbox: Sandbox) -> None:
+    """After an operator restart, an instance older than the process waits `listing_settle`
+    before an empty listing may prove that no earlier create landed: its first pass still
+    writes a status that says so (the chaos run's "no status yet" band)."""
+    sandbox.create("early")  # no operator running: the instance predates the next one
+    time.sleep(2.0)  # older than the operator by creationTimestamp's whole second
+    assert sandbox.status("early") == {}
+    sandbox.start_operator(timings=replace(FAST, listing_settle=timedelta(seconds=12)))
+    waiting = sandbox.wait_condition("early", "Reconciling", "True", "ListingInconclusive", timeout=12)
+    assert "listed yet" in waiting["message"], waiting
+    assert sandbox.condition("early", "Ready")["status"] == "False"
+    assert sandbox.fly.list_volumes(APP) == [] and sandbox.live_machines() == []
+    # The wait ends: once the listing may be trusted, the instance is provisioned as usual.
+    sandbox.wait_phase("early", "Running", timeout=30)
+    assert sandbox.condition("early", "Reconciling")["reason"] != "ListingInconclusive"
