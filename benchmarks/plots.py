@@ -180,7 +180,7 @@ def _fleet_label(key: str) -> str:
     if key == "None":
         return "no status yet"
     if key.startswith(_NO_PHASE):
-        return f"no phase yet, Reconciling {key[len(_NO_PHASE):]}"
+        return f"no phase yet, Reconciling {key[len(_NO_PHASE) :]}"
     return f"phase {key}"
 
 
