@@ -288,3 +288,20 @@ def test_an_instance_older_than_the_operator_says_at_once_why_nothing_is_created
     # The wait ends: once the listing may be trusted, the instance is provisioned as usual.
     sandbox.wait_phase("early", "Running", timeout=30)
     assert sandbox.condition("early", "Reconciling")["reason"] != "ListingInconclusive"
+
+
+def test_a_new_instance_whose_first_create_hangs_has_a_status_while_it_hangs(sandbox: Sandbox) -> None:
+    """The first action of a new instance can take long (a create Fly does not answer is
+    resolved by listing before it is retried): its first status is written meanwhile, not
+    after (the chaos run's instances without any status for ~30 s)."""
+    sandbox.start_operator()
+    sandbox.fault(method="POST", path=f"/v1/apps/{APP}/volumes", mode="hang", count=1)
+    sandbox.create("hung")
+    status = sandbox.wait(lambda: sandbox.status("hung"), timeout=20, what="a first status")
+    # Written while the create still hangs: no volume on Fly, none in status.
+    assert sandbox.fly.list_volumes(APP) == [], "the status came only after the create"
+    assert "volumeId" not in status and "phase" not in status
+    reconciling = next(c for c in status["conditions"] if c["type"] == "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "Provisioning")
+    sandbox.wait_phase("hung", "Running", timeout=30)
+    assert len(sandbox.fly.list_volumes(APP)) == 1

@@ -11,6 +11,7 @@ every Fly object is tagged with (machines) or named after (volumes) the ClawInst
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,9 @@ logger = logging.getLogger("claw_operator.reconcile")
 MAX_PASSES = 12
 MAX_CONFLICT_RETRIES = 5
 FINALIZER_WAIT = 1.0
+# An instance's very first action still running after this long (an ambiguous create being
+# resolved by listing): its first status is written meanwhile (`Decision.write_if_slow`).
+FIRST_STATUS_AFTER = 2.0
 
 
 class Observer(Protocol):
@@ -321,6 +325,27 @@ class Reconciler:
         jitter = self._timings.poll_jitter.total_seconds() * self._rng.random()
         return max(interval + jitter, 0.05)
 
+    async def _act(
+        self, scope: PassScope, decision: Decision, instance: Instance, writer: StatusWriter
+    ) -> ActionResult:
+        """Execute the pass's action. An instance without any status yet (`write_if_slow`) gets
+        the decided one written if the action is still running after `FIRST_STATUS_AFTER`."""
+        assert decision.action is not None
+        task = asyncio.ensure_future(self._executor.execute(decision.action, instance, scope.env))
+        try:
+            if decision.write_if_slow:
+                done, _ = await asyncio.wait({task}, timeout=FIRST_STATUS_AFTER)
+                if not done:
+                    scope.decision = decision
+                    # A 409 (the object changed since the read): the pass's own write, after
+                    # the action, conflicts too, and the pass is re-decided as usual.
+                    with contextlib.suppress(StatusConflict):
+                        scope.obj = await writer.write(scope)
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+
     async def _one_pass(
         self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
     ) -> Decision:
@@ -342,7 +367,7 @@ class Reconciler:
         # 4. act (at most one Fly mutation) and 5. settle.
         if decision.action is not None and not scope.skips_fly:
             scope.action = decision.action
-            scope.result = await self._executor.execute(decision.action, instance, scope.env)
+            scope.result = await self._act(scope, decision, instance, writer)
             decision = settle(instance, decision, scope.result, self._clock(), self._timings)
         scope.decision = decision
         # 6. write once (conditional), then the logs and Events of the pass.

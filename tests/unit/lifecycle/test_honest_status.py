@@ -338,3 +338,22 @@ def test_missing_secret_stop_is_still_sent() -> None:
     case = CASES[[c.id for c in CASES].index("missing_secret_still_stops_a_machine_desired_stopped")]
     decision = run(case)
     assert decision.action is not None and type(decision.action).__name__ == "StopMachine"
+
+
+def test_only_the_first_action_of_an_instance_without_status_may_write_while_it_runs() -> None:
+    """`write_if_slow`: a new instance's first action (a volume create, resolved by listing for
+    up to 30 s when its answer is lost) gets its status written meanwhile; an instance that
+    has a status, a pass without an action, and a settled pass do not."""
+    new = instance()
+    first = run(Case("first", new, observed(tagged=(), named=())))
+    assert type(first.action).__name__ == "CreateVolume" and first.write_if_slow
+    assert find_condition(first.status.conditions, "Reconciling") is not None
+    settled = run(Case("settled", new, observed(tagged=(), named=()), result=ok(volume())))
+    assert not settled.write_if_slow
+    waiting = run(Case("waiting", new, observed(tagged=UNSETTLED_MACHINES)))
+    assert waiting.action is None and not waiting.write_if_slow
+    known = instance(
+        status_=status(observed_generation=1, conditions=conditions(Ready=("False", "Provisioning")))
+    )
+    again = run(Case("again", known, observed(tagged=(), named=())))
+    assert again.action is not None and not again.write_if_slow
