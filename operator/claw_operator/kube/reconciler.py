@@ -124,8 +124,9 @@ class StatusWriter:
     carrying the resourceVersion the pass read (409 → `StatusConflict`, and the caller re-reads
     and re-decides); the pass's Events after it.
 
-    It owns the three ways a status reaches the apiserver: written now; carried into the next
-    pass's write when the decision allows it (`Decision.write_can_wait`: a created volume, found
+    It owns the three ways a status reaches the apiserver (plus, once per instance, the first
+    status written while a slow first action runs: `Reconciler._act`): written now; carried
+    into the next pass's write when the decision allows it (`Decision.write_can_wait`: a created volume, found
     again by its name if that write never happens); or not at all when nothing changed. It also
     remembers which Events the run posted, so a pass thrown away by a 409 after its Fly action
     (which posts them: the action happened) and the re-decided pass that finds the result tell
