@@ -573,8 +573,11 @@ class ChaosRun:
     async def kill(
         self, why: str, instance: str | None = None, evidence: dict[str, Any] | None = None
     ) -> None:
+        life = self.operator.lives  # the life that was judged worth killing
         async with self.kill_lock:
-            if not self.operator.running:
+            if not self.operator.running or self.operator.lives != life:
+                # Another kill got the lock first and started a new life: killing that one
+                # before it even started would only keep the fleet without an operator.
                 return
             lived = self.operator.kill()
             record = {
