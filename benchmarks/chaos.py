@@ -224,6 +224,7 @@ class Operator:
         self.process: subprocess.Popen[bytes] | None = None
         self.lives = 0
         self.started_at = 0.0
+        self.up_at: float | None = None  # when this life's first log line was seen
         self.logs: list[Path] = []
 
     def start(self) -> None:
@@ -232,6 +233,19 @@ class Operator:
         self.logs.append(log)
         self.process = spawn(self.args, log, env={"FLY_API_TOKEN": FLY_TOKEN})
         self.started_at = time.monotonic()
+        self.up_at = None
+
+    def up_for(self) -> float:
+        """Seconds since this life logged its first line ("starting claw-operator"): the Python
+        start-up before it takes seconds on a loaded machine, and a process killed in it has
+        done nothing (no pass, no status) — its kill would test nothing."""
+        if self.up_at is None:
+            if not self.running or not self.logs or not self.logs[-1].exists():
+                return 0.0
+            if self.logs[-1].stat().st_size == 0:
+                return 0.0
+            self.up_at = time.monotonic()
+        return time.monotonic() - self.up_at
 
     @property
     def running(self) -> bool:
@@ -600,7 +614,7 @@ class ChaosRun:
     async def random_killer(self) -> None:
         while True:
             await asyncio.sleep(self.rng.expovariate(1.0 / self.args.kill_every))
-            if time.monotonic() - self.operator.started_at >= self.args.min_life:
+            if self.operator.up_for() >= self.args.min_life:
                 await self.kill("random")
 
     def targeted_kills(self) -> None:
@@ -608,7 +622,7 @@ class ChaosRun:
         started again; a machine destroyed while its volume is still there."""
         if self.phase not in ("chaos", "delete") or not self.operator.running:
             return
-        if time.monotonic() - self.operator.started_at < self.args.min_life:
+        if self.operator.up_for() < self.args.min_life:
             return  # the window was opened by an earlier life: killing this one tests nothing new
         machines = self.machines_by_uid()
         volumes = self.volumes_by_name()
@@ -1696,7 +1710,10 @@ def main() -> int:
     parser.add_argument("--restart-window-kills", type=int, default=2, help="per seed, at most")
     parser.add_argument("--destroy-window-kills", type=int, default=2, help="per seed during the chaos")
     parser.add_argument(
-        "--min-life", type=float, default=3.0, help="seconds an operator lives before a targeted kill"
+        "--min-life",
+        type=float,
+        default=3.0,
+        help="seconds an operator lives (from its first log line) before it may be killed",
     )
     parser.add_argument("--poll", type=float, default=5.0, help="the operator's --poll-running")
     parser.add_argument("--sample-every", type=float, default=0.5, help="seconds between invariant checks")
