@@ -305,3 +305,17 @@ def test_a_new_instance_whose_first_create_hangs_has_a_status_while_it_hangs(san
     assert (reconciling["status"], reconciling["reason"]) == ("True", "Provisioning")
     sandbox.wait_phase("hung", "Running", timeout=30)
     assert len(sandbox.fly.list_volumes(APP)) == 1
+
+
+def test_a_user_edit_during_a_hanging_first_create_does_not_keep_the_status_away(sandbox: Sandbox) -> None:
+    """The first status, written while the first create hangs, meets a 409 when the user
+    edited the object since the pass read it: it goes onto the object as it is now."""
+    sandbox.start_operator()
+    sandbox.fault(method="POST", path=f"/v1/apps/{APP}/volumes", mode="hang", count=1)
+    sandbox.create("edited")
+    time.sleep(1.0)  # the first pass has read the object and its create hangs
+    sandbox.patch("edited", {"metadata": {"labels": {"team": "blue"}}})
+    status = sandbox.wait(lambda: sandbox.status("edited"), timeout=20, what="a first status")
+    assert sandbox.fly.list_volumes(APP) == [], "the status came only after the create"
+    assert "volumeId" not in status
+    sandbox.wait_phase("edited", "Running", timeout=30)

@@ -337,15 +337,31 @@ class Reconciler:
             if decision.write_if_slow:
                 done, _ = await asyncio.wait({task}, timeout=FIRST_STATUS_AFTER)
                 if not done:
-                    scope.decision = decision
-                    # A 409 (the object changed since the read): the pass's own write, after
-                    # the action, conflicts too, and the pass is re-decided as usual.
-                    with contextlib.suppress(StatusConflict):
-                        scope.obj = await writer.write(scope)
+                    await self._first_status(scope, decision, writer)
             return await task
         finally:
             if not task.done():
                 task.cancel()
+
+    async def _first_status(self, scope: PassScope, decision: Decision, writer: StatusWriter) -> None:
+        """The decided status, written while the instance's first action runs. On a 409 (a user
+        edit since the read) it goes onto the object as it is now, if that still has no status
+        and is neither deleting nor paused; the pass's own write, after the action, still
+        carries the version it read, conflicts, and the pass is re-decided as usual."""
+        scope.decision = decision
+        try:
+            scope.obj = await writer.write(scope)
+            return
+        except StatusConflict:
+            pass
+        meta = scope.obj["metadata"]
+        fresh = await self._kube.get_instance(meta["namespace"], meta["name"])
+        if fresh is None or fresh.get("status") or fresh["metadata"].get("deletionTimestamp"):
+            return
+        if to_instance(fresh, default_app=self._default_app, env=None, failures=0).paused:
+            return
+        with contextlib.suppress(StatusConflict):
+            await self._kube.replace_status(fresh, decision.status.to_wire())
 
     async def _one_pass(
         self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
