@@ -224,6 +224,7 @@ class Operator:
         self.process: subprocess.Popen[bytes] | None = None
         self.lives = 0
         self.started_at = 0.0
+        self.up_at: float | None = None  # when this life's first log line was seen
         self.logs: list[Path] = []
 
     def start(self) -> None:
@@ -232,6 +233,19 @@ class Operator:
         self.logs.append(log)
         self.process = spawn(self.args, log, env={"FLY_API_TOKEN": FLY_TOKEN})
         self.started_at = time.monotonic()
+        self.up_at = None
+
+    def up_for(self) -> float:
+        """Seconds since this life logged its first line ("starting claw-operator"): the Python
+        start-up before it takes seconds on a loaded machine, and a process killed in it has
+        done nothing (no pass, no status) — its kill would test nothing."""
+        if self.up_at is None:
+            if not self.running or not self.logs or not self.logs[-1].exists():
+                return 0.0
+            if self.logs[-1].stat().st_size == 0:
+                return 0.0
+            self.up_at = time.monotonic()
+        return time.monotonic() - self.up_at
 
     @property
     def running(self) -> bool:
@@ -306,6 +320,9 @@ class ChaosRun:
         self.moments: list[dict[str, Any]] = []  # one per --series-every: the fleet as the watch sees it
         self.last_moment = 0.0
         self.first_ready: dict[str, float] = {}  # instance key -> epoch its Ready was first True
+        # Instance key -> epoch the watch first showed a status (any), and a status.phase.
+        self.first_status: dict[str, float] = {}
+        self.first_phase: dict[str, float] = {}
         self.process_samples: list[tuple[float, float, float, int]] = []  # (epoch, CPU s, RSS MiB, life)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -391,6 +408,11 @@ class ChaosRun:
                             self.objects[key] = obj
                             if key not in self.first_ready and _ready_true(obj):
                                 self.first_ready[key] = now_epoch()
+                            status = obj.get("status") or {}
+                            if status and key not in self.first_status:
+                                self.first_status[key] = now_epoch()
+                            if status.get("phase") and key not in self.first_phase:
+                                self.first_phase[key] = now_epoch()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the watch comes back; the sampler keeps going meanwhile
@@ -565,8 +587,11 @@ class ChaosRun:
     async def kill(
         self, why: str, instance: str | None = None, evidence: dict[str, Any] | None = None
     ) -> None:
+        life = self.operator.lives  # the life that was judged worth killing
         async with self.kill_lock:
-            if not self.operator.running:
+            if not self.operator.running or self.operator.lives != life:
+                # Another kill got the lock first and started a new life: killing that one
+                # before it even started would only keep the fleet without an operator.
                 return
             lived = self.operator.kill()
             record = {
@@ -589,7 +614,7 @@ class ChaosRun:
     async def random_killer(self) -> None:
         while True:
             await asyncio.sleep(self.rng.expovariate(1.0 / self.args.kill_every))
-            if time.monotonic() - self.operator.started_at >= self.args.min_life:
+            if self.operator.up_for() >= self.args.min_life:
                 await self.kill("random")
 
     def targeted_kills(self) -> None:
@@ -597,7 +622,7 @@ class ChaosRun:
         started again; a machine destroyed while its volume is still there."""
         if self.phase not in ("chaos", "delete") or not self.operator.running:
             return
-        if time.monotonic() - self.operator.started_at < self.args.min_life:
+        if self.operator.up_for() < self.args.min_life:
             return  # the window was opened by an earlier life: killing this one tests nothing new
         machines = self.machines_by_uid()
         volumes = self.volumes_by_name()
@@ -683,7 +708,7 @@ class ChaosRun:
         by_phase: Counter[str] = Counter()
         ready = 0
         for obj in self.objects.values():
-            by_phase[str((obj.get("status") or {}).get("phase") or "None")] += 1
+            by_phase[_fleet_key(obj)] += 1
             ready += _ready_true(obj)
         self.moments.append(
             {
@@ -743,8 +768,19 @@ class ChaosRun:
                 for key, inst in self.instances.items()
                 if key in self.first_ready and inst.created_at
             ),
+            "time_to_first_status_s": self._latency(self.first_status),
+            "time_to_first_phase_s": self._latency(self.first_phase),
             "fly_calls_by_phase": calls,
             "process": process,
+        }
+
+    def _latency(self, firsts: dict[str, float]) -> dict[str, float | None]:
+        """Per instance: seconds from its create to the first watch event showing `firsts`'s
+        thing (None: never, while it lived)."""
+        return {
+            key: (round(firsts[key] - inst.created_at, 2) if key in firsts else None)
+            for key, inst in sorted(self.instances.items())
+            if inst.created_at
         }
 
     def check_moment(self) -> None:
@@ -1473,6 +1509,20 @@ class ChaosRun:
         }
 
 
+def _fleet_key(obj: dict[str, Any]) -> str:
+    """The fleet panel's bin: status.phase; "None" when the operator wrote no status at all;
+    "NoPhase:<Reconciling reason>" when it wrote one without a phase (nothing provisioned yet:
+    the contract's phases start at Provisioned, a volume created)."""
+    status = obj.get("status") or {}
+    if status.get("phase"):
+        return str(status["phase"])
+    if not status:
+        return "None"
+    conditions = status.get("conditions") or []
+    reason = next((c.get("reason") for c in conditions if c.get("type") == "Reconciling"), None)
+    return f"NoPhase:{reason}"
+
+
 def _ready_true(obj: dict[str, Any]) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -1611,6 +1661,17 @@ def summary(report: dict[str, Any]) -> None:
     print(f"kills by moment: {json.dumps(totals['kills_by_why'])}")
     print(f"user actions: {json.dumps(totals['user_actions'])}")
     for seed in seeds:
+        series = seed["series"]
+        for what in ("status", "phase"):
+            latency = series.get(f"time_to_first_{what}_s") or {}
+            seen = sorted(v for v in latency.values() if v is not None)
+            never = sum(1 for v in latency.values() if v is None)
+            if seen:
+                print(
+                    f"seed {seed['seed']}: create -> first {what}: p50 {seen[len(seen) // 2]}s, "
+                    f"max {seen[-1]}s over {len(seen)} instance(s); never: {never}"
+                )
+    for seed in seeds:
         for error in seed["harness_errors"]:
             print(f"HARNESS ERROR (seed {seed['seed']}): {error}")
     if not totals["violations_by_kind"]:
@@ -1649,7 +1710,10 @@ def main() -> int:
     parser.add_argument("--restart-window-kills", type=int, default=2, help="per seed, at most")
     parser.add_argument("--destroy-window-kills", type=int, default=2, help="per seed during the chaos")
     parser.add_argument(
-        "--min-life", type=float, default=3.0, help="seconds an operator lives before a targeted kill"
+        "--min-life",
+        type=float,
+        default=3.0,
+        help="seconds an operator lives (from its first log line) before it may be killed",
     )
     parser.add_argument("--poll", type=float, default=5.0, help="the operator's --poll-running")
     parser.add_argument("--sample-every", type=float, default=0.5, help="seconds between invariant checks")

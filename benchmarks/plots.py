@@ -171,6 +171,25 @@ _PHASE_COLOURS = {
 }
 
 
+# A status without a phase (nothing provisioned yet), by its Reconciling reason: hatched greys.
+_NO_PHASE = "NoPhase:"
+_NO_PHASE_COLOURS = ("#8c8c8c", "#a5a5a5", "#6f6f6f", "#b8b8b8")
+
+
+def _fleet_label(key: str) -> str:
+    if key == "None":
+        return "no status yet"
+    if key.startswith(_NO_PHASE):
+        return f"no phase yet, Reconciling {key[len(_NO_PHASE) :]}"
+    return f"phase {key}"
+
+
+def _fleet_colour(key: str, index: int) -> str:
+    if key.startswith(_NO_PHASE):
+        return _NO_PHASE_COLOURS[index % len(_NO_PHASE_COLOURS)]
+    return _PHASE_COLOURS.get(key, "#dddddd")
+
+
 def _kills(ax: Axes, kills: Sequence[Sequence[Any]], label: bool = True) -> None:
     """A dashed red line at each `kill -9` of the operator."""
     for index, (at, _why) in enumerate(kills):
@@ -192,12 +211,12 @@ def _fleet(ax: Axes, series: Mapping[str, Any]) -> None:
         ax.text(0.5, 0.5, "no samples", ha="center", transform=ax.transAxes)
         return
     order = [p for p in _PHASE_COLOURS if p in fleet["by_phase"]]
-    order += [p for p in fleet["by_phase"] if p not in order]
+    order += sorted(p for p in fleet["by_phase"] if p not in order)
     ax.stackplot(
         times,
         [fleet["by_phase"][p] for p in order],
-        labels=["no status yet" if p == "None" else f"phase {p}" for p in order],
-        colors=[_PHASE_COLOURS.get(p, "#dddddd") for p in order],
+        labels=[_fleet_label(p) for p in order],
+        colors=[_fleet_colour(p, index) for index, p in enumerate(order)],
         alpha=0.9,
     )
     ax.plot(times, fleet["ready"], color="black", linewidth=1.8, label="Ready=True")

@@ -271,3 +271,51 @@ def test_an_instance_stalled_before_its_first_phase_waits_for_the_idle_cadence(s
     time.sleep(2.0)
     after = secret_reads(dict(sandbox.kube.sim.request_counts))
     assert after - before <= 1, f"{after - before} passes in 2 s while stalled"
+
+
+def test_an_instance_older_than_the_operator_says_at_once_why_nothing_is_created(sandbox: Sandbox) -> None:
+    """After an operator restart, an instance older than the process waits `listing_settle`
+    before an empty listing may prove that no earlier create landed: its first pass still
+    writes a status that says so (the chaos run's "no status yet" band)."""
+    sandbox.create("early")  # no operator running: the instance predates the next one
+    time.sleep(2.0)  # older than the operator by creationTimestamp's whole second
+    assert sandbox.status("early") == {}
+    sandbox.start_operator(timings=replace(FAST, listing_settle=timedelta(seconds=12)))
+    waiting = sandbox.wait_condition("early", "Reconciling", "True", "ListingInconclusive", timeout=12)
+    assert "listed yet" in waiting["message"], waiting
+    assert sandbox.condition("early", "Ready")["status"] == "False"
+    assert sandbox.fly.list_volumes(APP) == [] and sandbox.live_machines() == []
+    # The wait ends: once the listing may be trusted, the instance is provisioned as usual.
+    sandbox.wait_phase("early", "Running", timeout=30)
+    assert sandbox.condition("early", "Reconciling")["reason"] != "ListingInconclusive"
+
+
+def test_a_new_instance_whose_first_create_hangs_has_a_status_while_it_hangs(sandbox: Sandbox) -> None:
+    """The first action of a new instance can take long (a create Fly does not answer is
+    resolved by listing before it is retried): its first status is written meanwhile, not
+    after (the chaos run's instances without any status for ~30 s)."""
+    sandbox.start_operator()
+    sandbox.fault(method="POST", path=f"/v1/apps/{APP}/volumes", mode="hang", count=1)
+    sandbox.create("hung")
+    status = sandbox.wait(lambda: sandbox.status("hung"), timeout=20, what="a first status")
+    # Written while the create still hangs: no volume on Fly, none in status.
+    assert sandbox.fly.list_volumes(APP) == [], "the status came only after the create"
+    assert "volumeId" not in status and "phase" not in status
+    reconciling = next(c for c in status["conditions"] if c["type"] == "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "Provisioning")
+    sandbox.wait_phase("hung", "Running", timeout=30)
+    assert len(sandbox.fly.list_volumes(APP)) == 1
+
+
+def test_a_user_edit_during_a_hanging_first_create_does_not_keep_the_status_away(sandbox: Sandbox) -> None:
+    """The first status, written while the first create hangs, meets a 409 when the user
+    edited the object since the pass read it: it goes onto the object as it is now."""
+    sandbox.start_operator()
+    sandbox.fault(method="POST", path=f"/v1/apps/{APP}/volumes", mode="hang", count=1)
+    sandbox.create("edited")
+    time.sleep(1.0)  # the first pass has read the object and its create hangs
+    sandbox.patch("edited", {"metadata": {"labels": {"team": "blue"}}})
+    status = sandbox.wait(lambda: sandbox.status("edited"), timeout=20, what="a first status")
+    assert sandbox.fly.list_volumes(APP) == [], "the status came only after the create"
+    assert "volumeId" not in status
+    sandbox.wait_phase("edited", "Running", timeout=30)

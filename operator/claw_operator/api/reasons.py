@@ -28,6 +28,9 @@ class Reason(StrEnum):
     STALLED = "Stalled"
     MACHINE_NOT_STARTED = "MachineNotStarted"
     RESIZING = "Resizing"
+    # Reconciling=True: nothing can be created yet, a listing by UID tag or volume name cannot
+    # prove that no earlier create landed (it failed, or Fly's lists may not show it yet).
+    LISTING_INCONCLUSIVE = "ListingInconclusive"
     # Ready=False: started, but spec.healthCheck does not pass.
     UNHEALTHY = "Unhealthy"
     # Ready=Unknown while a 404 waits for its second look (loss only on proof).

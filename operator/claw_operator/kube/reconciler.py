@@ -11,6 +11,7 @@ every Fly object is tagged with (machines) or named after (volumes) the ClawInst
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -56,6 +57,9 @@ logger = logging.getLogger("claw_operator.reconcile")
 MAX_PASSES = 12
 MAX_CONFLICT_RETRIES = 5
 FINALIZER_WAIT = 1.0
+# An instance's very first action still running after this long (an ambiguous create being
+# resolved by listing): its first status is written meanwhile (`Decision.write_if_slow`).
+FIRST_STATUS_AFTER = 2.0
 
 
 class Observer(Protocol):
@@ -123,8 +127,9 @@ class StatusWriter:
     carrying the resourceVersion the pass read (409 → `StatusConflict`, and the caller re-reads
     and re-decides); the pass's Events after it.
 
-    It owns the three ways a status reaches the apiserver: written now; carried into the next
-    pass's write when the decision allows it (`Decision.write_can_wait`: a created volume, found
+    It owns the three ways a status reaches the apiserver (plus, once per instance, the first
+    status written while a slow first action runs: `Reconciler._act`): written now; carried
+    into the next pass's write when the decision allows it (`Decision.write_can_wait`: a created volume, found
     again by its name if that write never happens); or not at all when nothing changed. It also
     remembers which Events the run posted, so a pass thrown away by a 409 after its Fly action
     (which posts them: the action happened) and the re-decided pass that finds the result tell
@@ -330,6 +335,43 @@ class Reconciler:
         jitter = self._timings.poll_jitter.total_seconds() * self._rng.random()
         return max(interval + jitter, 0.05)
 
+    async def _act(
+        self, scope: PassScope, decision: Decision, instance: Instance, writer: StatusWriter
+    ) -> ActionResult:
+        """Execute the pass's action. An instance without any status yet (`write_if_slow`) gets
+        the decided one written if the action is still running after `FIRST_STATUS_AFTER`."""
+        assert decision.action is not None
+        task = asyncio.ensure_future(self._executor.execute(decision.action, instance, scope.env))
+        try:
+            if decision.write_if_slow:
+                done, _ = await asyncio.wait({task}, timeout=FIRST_STATUS_AFTER)
+                if not done:
+                    await self._first_status(scope, decision, writer)
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def _first_status(self, scope: PassScope, decision: Decision, writer: StatusWriter) -> None:
+        """The decided status, written while the instance's first action runs. On a 409 (a user
+        edit since the read) it goes onto the object as it is now, if that still has no status
+        and is neither deleting nor paused; the pass's own write, after the action, still
+        carries the version it read, conflicts, and the pass is re-decided as usual."""
+        scope.decision = decision
+        try:
+            scope.obj = await writer.write(scope)
+            return
+        except StatusConflict:
+            pass
+        meta = scope.obj["metadata"]
+        fresh = await self._kube.get_instance(meta["namespace"], meta["name"])
+        if fresh is None or fresh.get("status") or fresh["metadata"].get("deletionTimestamp"):
+            return
+        if to_instance(fresh, default_app=self._default_app, env=None, failures=0).paused:
+            return
+        with contextlib.suppress(StatusConflict):
+            await self._kube.replace_status(fresh, decision.status.to_wire())
+
     async def _one_pass(
         self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
     ) -> Decision:
@@ -351,7 +393,7 @@ class Reconciler:
         # 4. act (at most one Fly mutation) and 5. settle.
         if decision.action is not None and not scope.skips_fly:
             scope.action = decision.action
-            scope.result = await self._executor.execute(decision.action, instance, scope.env)
+            scope.result = await self._act(scope, decision, instance, writer)
             decision = settle(instance, decision, scope.result, self._clock(), self._timings)
         scope.decision = decision
         # 6. write once (conditional), then the logs and Events of the pass.

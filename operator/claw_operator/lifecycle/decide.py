@@ -195,8 +195,7 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
         # Never create without a conclusive listing: a create whose answer was lost may have
         # landed, and only the UID tag can tell (contract behaviour 8).
         if observed.tagged_failure is not None:
-            failure = observed.tagged_failure
-            return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+            return transitions.await_listing(d, observed.tagged_failure, "listing of its machines by UID tag")
         return d.finish()
     candidate = select_recovery_candidate(listing)
     if candidate is not None:

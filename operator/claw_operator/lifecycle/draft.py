@@ -176,4 +176,7 @@ class Draft:
             finalize=finalize,
             retry=retry,
             write_can_wait=write_can_wait,
+            # Never written before (the status as read has no conditions; every written status
+            # has all six): while a slow action runs, this status says what is being done.
+            write_if_slow=action is not None and not instance.status.conditions,
         )

@@ -410,3 +410,8 @@ class Decision:
     # pass follows at once, instead of writing twice. The write still happens, conditional on
     # the resourceVersion this pass read; if it is lost, the next read finds the volume again.
     write_can_wait: bool = False
+    # True when the instance has no status yet (no pass ever wrote one) and this pass acts:
+    # if the action is slow (an ambiguous create is resolved by listing, for up to 30 s),
+    # `kube` writes `status` (what is about to happen) while it runs, so the user never sees a
+    # ClawInstance without status for the length of an action. A quick action writes once.
+    write_if_slow: bool = False

@@ -10,16 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from claw_operator.api import Phase
-from claw_operator.api.conditions import MOUNT_REPAIRED, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.conditions import MOUNT_REPAIRED, RECONCILING, RESTARTING, STALLED, START_FAILED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle.conditions import (
     FALSE,
     TRUE,
+    ConditionValue,
 )
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay, stall_reason
 from claw_operator.lifecycle.health import observe_health
-from claw_operator.lifecycle.model import EventType, FlyFailure, MachineView, RestartReason
+from claw_operator.lifecycle.model import Decision, EventType, FlyFailure, MachineView, RestartReason
 
 # Stalls a successful start disproves (the ones about the environment are not: a running
 # machine says nothing about a missing Secret, and a token may still be revoked).
@@ -43,6 +44,17 @@ def apply_failure(d: Draft, failure: FlyFailure) -> FailureOutcome:
     if d.stalled and d.condition(STALLED).reason not in (Reason.SECRET_NOT_FOUND, Reason.UNAUTHORIZED):
         d.record(STALLED, FALSE, Reason.NOT_STALLED)
     return FailureOutcome(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+
+
+def await_listing(d: Draft, failure: FlyFailure, listing: str) -> Decision:
+    """Nothing may be created before a conclusive listing (contract behaviour 8), and this
+    pass's is not: it failed, or an earlier create may not show in it yet (after an operator
+    restart, `listing_settle`). The pass still writes an honest status — Reconciling=True,
+    `ListingInconclusive`, saying what it waits for — and looks again when the wait is over."""
+    if not d.stalled:
+        message = f"nothing is created until the {listing} is conclusive: {failure.message}"
+        d.override(RECONCILING, ConditionValue(TRUE, Reason.LISTING_INCONCLUSIVE, message))
+    return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
 
 
 def observe_machine(d: Draft, machine: MachineView | None) -> None:

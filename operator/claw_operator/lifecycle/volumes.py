@@ -10,6 +10,7 @@ sent, is "don't know", never "none".
 from __future__ import annotations
 
 from claw_operator.fly.tags import volume_name
+from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay
 from claw_operator.lifecycle.loss import mounted_volume
@@ -38,7 +39,7 @@ def provide_volume(
             # Not listed this pass (nothing to go on): the next pass lists.
             return d.finish()
         d.log("volume_listing_inconclusive", error=failure.message)
-        return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
+        return transitions.await_listing(d, failure, "listing of its volumes by name")
     mounted = mounted_volume(machine, spec.volume.mount_path)
     candidate = select_named_volume(named, region, mounted=mounted, machine_id=d.status.machine_id)
     if candidate is not None:

@@ -5,13 +5,15 @@ waiting for the stopped-check threshold."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from claw_operator.api import Phase
+from claw_operator.api import Phase, find_condition
 from claw_operator.lifecycle.model import (
     AwaitState,
+    CreateVolume,
     FailureKind,
     RestartMachine,
     RestartReason,
@@ -39,6 +41,21 @@ from tests.unit.lifecycle.builders import (
 )
 
 SECRET_MISSING = "Secret default/creds has no key token"
+# What the gateway reports after an operator restart, for an instance older than the process.
+UNSETTLED_MACHINES = failure(
+    FailureKind.UNAVAILABLE,
+    None,
+    "no machine of x listed yet, 24.5s before a listing can prove that no machine create whose "
+    "answer was lost happened",
+    retry_after=24.5,
+)
+UNSETTLED_VOLUMES = failure(
+    FailureKind.UNAVAILABLE,
+    None,
+    "no volume named claw_x listed yet, 24.5s before a listing can prove that no volume create "
+    "whose answer was lost happened",
+    retry_after=24.5,
+)
 WRONG_MOUNT_STOPPED = machine("stopped", volume="vol-other", path="/data")
 REPAIR = "from vol-other:/data to vol1:/root"
 
@@ -232,6 +249,72 @@ CASES = [
         action=None,
         fields={"stopped_checks": 1},
     ),
+    # ------------------------------------- 8: a pass that may not create yet still says why
+    # (the chaos run's "no status yet" band: after each kill -9, instances older than the new
+    # process waited listing_settle with Reconciling=True/Provisioning "creating ..." or none)
+    Case(
+        "first_pass_on_an_unsettled_machine_listing_writes_why_it_waits",
+        instance(),
+        observed(tagged=UNSETTLED_MACHINES),
+        action=None,
+        phase=None,
+        events=(),
+        conditions={
+            "Reconciling": ("True", "ListingInconclusive"),
+            "Ready": ("False", "Provisioning"),
+            "Stalled": ("False", "NotStalled"),
+        },
+        retry=True,
+        requeue_after=24.5,
+    ),
+    Case(
+        "first_pass_on_a_failed_machine_listing_writes_why_it_waits",
+        instance(),
+        observed(tagged=failure(FailureKind.UNAVAILABLE, 503, "list failed", retry_after=3.0)),
+        action=None,
+        conditions={"Reconciling": ("True", "ListingInconclusive")},
+        retry=True,
+    ),
+    Case(
+        "first_pass_on_an_unsettled_volume_listing_writes_why_it_waits",
+        instance(),
+        replace(observed(tagged=()), named_volumes=None, named_failure=UNSETTLED_VOLUMES),
+        action=None,
+        phase=None,
+        conditions={"Reconciling": ("True", "ListingInconclusive"), "Ready": ("False", "Provisioning")},
+        logs=("volume_listing_inconclusive",),
+        retry=True,
+        requeue_after=24.5,
+    ),
+    Case(
+        "a_lost_machine_id_on_an_unsettled_listing_says_why_no_machine_is_created",
+        instance(status_=status(phase=Phase.PROVISIONED, volume_id=VOLUME, region="iad")),
+        observed(tagged=UNSETTLED_MACHINES),
+        action=None,
+        phase=Phase.PROVISIONED,
+        conditions={"Reconciling": ("True", "ListingInconclusive")},
+        retry=True,
+    ),
+    Case(
+        "a_stall_still_wins_over_an_unsettled_listing",
+        instance(secret_error=SECRET_MISSING),
+        observed(tagged=UNSETTLED_MACHINES),
+        action=None,
+        conditions={"Stalled": ("True", "SecretNotFound"), "Reconciling": ("False", "Stalled")},
+        retry=True,
+    ),
+    Case(
+        "a_conclusive_listing_goes_back_to_provisioning",
+        instance(
+            status_=status(
+                observed_generation=1,
+                conditions=conditions(Reconciling=("True", "ListingInconclusive")),
+            )
+        ),
+        observed(tagged=(), named=()),
+        action=CreateVolume(region="iad", size_gb=10, name="claw_5f3a9c1e0b7d4e2a9c118d6f"),
+        conditions={"Reconciling": ("True", "Provisioning")},
+    ),
 ]
 
 
@@ -240,7 +323,37 @@ def test_honest_status(case: Case) -> None:
     check(case, run(case))
 
 
+def test_the_wait_for_a_listing_names_the_listing_and_the_time_left() -> None:
+    for id_, listing in (
+        ("first_pass_on_an_unsettled_machine_listing_writes_why_it_waits", "machines by UID tag"),
+        ("first_pass_on_an_unsettled_volume_listing_writes_why_it_waits", "volumes by name"),
+    ):
+        decision = run(CASES[[c.id for c in CASES].index(id_)])
+        reconciling = find_condition(decision.status.conditions, "Reconciling")
+        assert reconciling is not None
+        assert listing in reconciling.message and "24.5s before a listing" in reconciling.message
+
+
 def test_missing_secret_stop_is_still_sent() -> None:
     case = CASES[[c.id for c in CASES].index("missing_secret_still_stops_a_machine_desired_stopped")]
     decision = run(case)
     assert decision.action is not None and type(decision.action).__name__ == "StopMachine"
+
+
+def test_only_the_first_action_of_an_instance_without_status_may_write_while_it_runs() -> None:
+    """`write_if_slow`: a new instance's first action (a volume create, resolved by listing for
+    up to 30 s when its answer is lost) gets its status written meanwhile; an instance that
+    has a status, a pass without an action, and a settled pass do not."""
+    new = instance()
+    first = run(Case("first", new, observed(tagged=(), named=())))
+    assert type(first.action).__name__ == "CreateVolume" and first.write_if_slow
+    assert find_condition(first.status.conditions, "Reconciling") is not None
+    settled = run(Case("settled", new, observed(tagged=(), named=()), result=ok(volume())))
+    assert not settled.write_if_slow
+    waiting = run(Case("waiting", new, observed(tagged=UNSETTLED_MACHINES)))
+    assert waiting.action is None and not waiting.write_if_slow
+    known = instance(
+        status_=status(observed_generation=1, conditions=conditions(Ready=("False", "Provisioning")))
+    )
+    again = run(Case("again", known, observed(tagged=(), named=())))
+    assert again.action is not None and not again.write_if_slow
