@@ -54,7 +54,7 @@ sandbox: install ## the interactive sandbox (Ctrl-C to stop)
 	$(BIN)/claw-operator demo
 
 # processes.py is the benchmarks' shared helper; chaos.py has its own target.
-BENCH_SKIP := benchmarks/processes.py benchmarks/chaos.py benchmarks/plots.py
+BENCH_SKIP := benchmarks/processes.py benchmarks/chaos.py benchmarks/plots.py benchmarks/profiling.py benchmarks/textbook_operator.py
 CHAOS_ARGS ?=
 
 bench: install ## run the benchmarks and print their figures
