@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from claw_operator.fly import FlyClientOptions
 from claw_operator.lifecycle.model import Timings
 
 
@@ -27,8 +28,9 @@ class OperatorConfig:
     log_format: str = "text"
     timings: Timings = field(default_factory=Timings)
     kubeconfig: str | None = None
-    # Extra FlyClientConfig fields (retry policy, limiter rates…); tests shorten the retries.
-    fly_client_options: dict[str, object] = field(default_factory=dict)
+    # The Fly client's tuning (pool, retry policy, limiter rates…) over the operator's defaults
+    # (`runner.FLEET_FLY_CLIENT`); tests shorten the retries.
+    fly_client_options: FlyClientOptions = field(default_factory=FlyClientOptions)
 
 
 def read_token(token_file: str | None, environ: dict[str, str] | None = None) -> str:
