@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from claw_operator import __version__
 
@@ -109,16 +108,6 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(command=_run)
 
 
-def _loop_factory() -> Any:
-    """uvloop's event loop when it is installed (a fraction of asyncio's cost per callback and
-    per socket event: issue 13), else asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def _run(args: argparse.Namespace) -> int:
     import asyncio
     import os
@@ -160,8 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     from claw_operator.kube.preflight import StartupError
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_operator(config))
+        asyncio.run(run_operator(config))
     except KeyboardInterrupt:
         return 130
     except StartupError as exc:

@@ -401,12 +401,37 @@ class FlyTransport:
         policy = self._config.retry
         if policy.attempts <= 1:
             return await self.send(method, route, **kwargs)
+        # The first attempt is sent outside stamina: nearly every call succeeds at once, and a
+        # retry context per call (a tenacity controller, its hooks) cost a twentieth of a
+        # periodic check (issue 13). A failure it may repeat enters the same schedule stamina
+        # would have run: the first wait (the hook's, or the backoff's first step), then the
+        # remaining attempts with the backoff one step further, within what is left of the budget.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        hook = self._retry_hook(mode)
+        try:
+            return await self.send(method, route, **kwargs)
+        except Exception as exc:
+            verdict = hook(exc)
+            if verdict is False:
+                raise
+            first_wait = (
+                verdict
+                if not isinstance(verdict, bool)
+                else min(policy.wait_max, policy.wait_initial + random.uniform(0, policy.wait_jitter))
+            )
+            left = policy.timeout - (loop.time() - started) - first_wait
+            if left <= 0:
+                raise
+        await asyncio.sleep(first_wait)
         return await retrying(
             lambda: self.send(method, route, **kwargs),
-            on=self._retry_hook(mode),
-            backoff=Backoff(policy.wait_initial, policy.wait_max, policy.wait_jitter),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
+            on=hook,
+            backoff=Backoff(
+                min(policy.wait_initial * 2, policy.wait_max), policy.wait_max, policy.wait_jitter
+            ),
+            attempts=policy.attempts - 1,
+            timeout=left,
         )
 
     def _retry_hook(self, mode: Retry) -> Callable[[Exception], bool | float]:
