@@ -210,14 +210,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     in a queue: taking or returning one costs the same whatever the pool's size. httpx stays the
     client's interface (requests, responses, errors, and the mock transport of the tests).
 
+    `max_connections` bounds the pool; aiohttp has no separate cap on idle connections, so
+    `max_keepalive_connections` is not applied: an idle connection is closed after 15 s instead.
+
     Errors are raised as the httpx exceptions `_transport_error` classifies: a failure to connect
     (`ConnectError`, `ConnectTimeout`: nothing was sent), a read timeout, and a connection lost
     mid-exchange (`RemoteProtocolError`, `ReadError`: the request may have landed).
     """
 
-    def __init__(self, *, max_connections: int, max_keepalive_connections: int) -> None:
+    def __init__(self, *, max_connections: int, max_keepalive_connections: int | None = None) -> None:
         self._limit = max_connections
-        self._keepalive = max_keepalive_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
