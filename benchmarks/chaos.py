@@ -27,8 +27,10 @@ the spec applied, no `Stalled`). After the delete: no machine, volume or ClawIns
     python benchmarks/chaos.py --seeds 1 --n 30 --chaos 40    # a quick look
     python benchmarks/chaos.py --first-seed 7 --seeds 1 --keep-logs /tmp/chaos-logs
 
-Writes `benchmarks/results/chaos.json` (or `--output`); exits 1 when any invariant broke, 2 when
-the harness itself failed (its figures are then not to be trusted).
+Writes `benchmarks/results/chaos.json` (or `--output`) and, per seed, a picture of the run next
+to it (`chaos-seed<N>.png`: the fleet by phase and Ready, faults, kills, Fly's live objects and
+violations over time, time to first Ready, Fly calls per phase, operator CPU and RSS); exits 1
+when any invariant broke, 2 when the harness itself failed (its figures are then not to be trusted).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import re
@@ -52,10 +55,11 @@ from typing import Any
 import aiohttp
 import yaml
 
+import plots
 from claw_operator.api import GROUP, PAUSED_ANNOTATION, PLURAL, VERSION
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.lifecycle import volume_name
-from processes import REPO, RESULTS, free_port, kill_hard, spawn, stop, wait_for_line
+from processes import REPO, RESULTS, free_port, kill_hard, sample, spawn, stop, wait_for_line
 
 API = f"/apis/{GROUP}/{VERSION}"
 FLY_TOKEN = "chaos-token"
@@ -295,8 +299,28 @@ class ChaosRun:
         self.unconverged: list[str] = []
         self.harness_errors: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
+        # The raw material of the pictures (plots.draw_chaos), times in seconds since the creates.
+        self.t0: float | None = None  # epoch of the first create
+        self.phase_marks: list[tuple[str, float]] = []  # (phase, epoch it began)
+        self.fly_stats_at: dict[str, Counter[str]] = {}  # phase -> Fly requests by endpoint so far
+        self.moments: list[dict[str, Any]] = []  # one per --series-every: the fleet as the watch sees it
+        self.last_moment = 0.0
+        self.first_ready: dict[str, float] = {}  # instance key -> epoch its Ready was first True
+        self.process_samples: list[tuple[float, float, float, int]] = []  # (epoch, CPU s, RSS MiB, life)
 
     # -- bookkeeping ---------------------------------------------------------------------------
+
+    async def enter(self, phase: str) -> None:
+        """The run moves on to `phase`: noted, with Fly's request counts so far (per phase)."""
+        self.phase = phase
+        at = now_epoch()
+        if phase == "chaos":
+            self.t0 = at
+        self.phase_marks.append((phase, at))
+        try:
+            self.fly_stats_at[phase] = fly_counts(await self.c.sim("GET", "/_sim/stats"))
+        except aiohttp.ClientError as error:
+            self.harness_errors.append(f"fly stats at {phase}: {error}")
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -365,6 +389,8 @@ class ChaosRun:
                             self.objects.pop(key, None)
                         elif event["type"] in ("ADDED", "MODIFIED"):
                             self.objects[key] = obj
+                            if key not in self.first_ready and _ready_true(obj):
+                                self.first_ready[key] = now_epoch()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the watch comes back; the sampler keeps going meanwhile
@@ -641,10 +667,85 @@ class ChaosRun:
             try:
                 self.check_moment()
                 self.targeted_kills()
+                self.record_moment()
             except Exception as error:  # a harness bug must be loud, never silence the checks
                 print(f"  (sampler: {type(error).__name__}: {error})", flush=True)
                 self.harness_errors.append(f"sampler: {type(error).__name__}: {error}")
             await asyncio.sleep(self.args.sample_every)
+
+    def record_moment(self) -> None:
+        """Every --series-every seconds: the fleet by phase and Ready (from the harness's watch),
+        Fly's live machines and volumes (flysim's world), the operator's CPU seconds and RSS."""
+        now = now_epoch()
+        if self.t0 is None or now - self.last_moment < self.args.series_every:
+            return
+        self.last_moment = now
+        by_phase: Counter[str] = Counter()
+        ready = 0
+        for obj in self.objects.values():
+            by_phase[str((obj.get("status") or {}).get("phase") or "None")] += 1
+            ready += _ready_true(obj)
+        self.moments.append(
+            {
+                "at": now,
+                "by_phase": by_phase,
+                "ready": ready,
+                "machines": sum(1 for m in self.world["machines"] if m["state"] not in GONE_MACHINE_STATES),
+                "volumes": sum(1 for v in self.world["volumes"] if v["state"] in LIVE_VOLUME_STATES),
+            }
+        )
+        process = self.operator.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError, ValueError, IndexError, KeyError):
+                now_sample = sample(process.pid)
+                self.process_samples.append(
+                    (now, now_sample.cpu_seconds, now_sample.rss_mib, self.operator.lives)
+                )
+
+    def series(self) -> dict[str, Any]:
+        """What the pictures need, times in seconds since the first create."""
+        t0 = self.t0 or now_epoch()
+
+        def since(epoch: float) -> float:
+            return round(epoch - t0, 2)
+
+        marks = [(name, at) for name, at in self.phase_marks if name != "done"]
+        ends = [at for _, at in self.phase_marks[1:]] + [now_epoch()]
+        phases = [[name, since(at), since(end)] for (name, at), end in zip(marks, ends, strict=False)]
+        calls: dict[str, dict[str, float]] = {}
+        stats = list(self.fly_stats_at.items())
+        n = max(1, len(self.instances))
+        for (phase, before), (_, after) in itertools.pairwise(stats):
+            delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+            calls[phase] = {k: round(v / n, 3) for k, v in sorted(delta.items())}
+        phase_names = sorted({p for m in self.moments for p in m["by_phase"]})
+        process: list[list[float]] = []
+        for life in sorted({s[3] for s in self.process_samples}):
+            samples = [(at, cpu, rss) for at, cpu, rss, lived in self.process_samples if lived == life]
+            process.extend(
+                [since(t), round(c, 1), round(r, 1), life] for t, c, r in plots.cpu_percent(samples)
+            )
+        return {
+            "n": len(self.instances),
+            "phases": phases,
+            "fleet": {
+                "t": [since(m["at"]) for m in self.moments],
+                "by_phase": {p: [m["by_phase"].get(p, 0) for m in self.moments] for p in phase_names},
+                "ready": [m["ready"] for m in self.moments],
+                "live_machines": [m["machines"] for m in self.moments],
+                "live_volumes": [m["volumes"] for m in self.moments],
+            },
+            "faults": [[since(e["at"]), e["kind"]] for e in self.fault_log],
+            "kills": [[since(_epoch(k["at"])), k["why"]] for k in self.kills],
+            "violations": [[since(v.at), v.kind] for v in self.violations],
+            "time_to_first_ready_s": sorted(
+                round(self.first_ready[key] - inst.created_at, 2)
+                for key, inst in self.instances.items()
+                if key in self.first_ready and inst.created_at
+            ),
+            "fly_calls_by_phase": calls,
+            "process": process,
+        }
 
     def check_moment(self) -> None:
         machines = self.machines_by_uid()
@@ -1260,7 +1361,7 @@ class ChaosRun:
         args = self.args
         await asyncio.sleep(args.warmup)
         # ---- chaos: the fleet is created into it
-        self.phase = "chaos"
+        await self.enter("chaos")
         started = time.monotonic()
         for _ in range(2):
             await self.inject("silent_create_then_stale_list")
@@ -1297,7 +1398,7 @@ class ChaosRun:
         self.durations["chaos_s"] = round(time.monotonic() - started, 1)
 
         # ---- faults lift; everyone unpaused; convergence
-        self.phase = "converge"
+        await self.enter("converge")
         async with self.kill_lock:
             if not self.operator.running:
                 self.operator.start()
@@ -1316,11 +1417,11 @@ class ChaosRun:
         )
 
         # ---- delete everything (one more kill between a destroy and a volume delete)
-        self.phase = "delete"
+        await self.enter("delete")
         self.delete_started = now_epoch()
         await self.delete_all()
         await self.check_destroyed_events()
-        self.phase = "done"
+        await self.enter("done")
         return await self.result()
 
     async def result(self) -> dict[str, Any]:
@@ -1368,7 +1469,26 @@ class ChaosRun:
             "harness_errors": self.harness_errors,
             "violations_by_kind": dict(sorted(kinds.items())),
             "violations": [v.to_json() for v in self.violations],
+            "series": self.series(),
         }
+
+
+def _ready_true(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def fly_counts(stats: dict[str, Any]) -> Counter[str]:
+    """flysim's requests per endpoint so far, whatever their status."""
+    counts: Counter[str] = Counter()
+    for row in stats["requests"]:
+        if row["route"].startswith("/v1/"):
+            counts[f"{row['method']} {row['route']}"] += row["count"]
+    return counts
 
 
 def event_time(event: dict[str, Any]) -> float | None:
@@ -1533,6 +1653,9 @@ def main() -> int:
     )
     parser.add_argument("--poll", type=float, default=5.0, help="the operator's --poll-running")
     parser.add_argument("--sample-every", type=float, default=0.5, help="seconds between invariant checks")
+    parser.add_argument(
+        "--series-every", type=float, default=1.0, help="seconds between two points of the pictures' series"
+    )
     parser.add_argument("--converge-timeout", type=float, default=150.0, help="the bound after faults lift")
     parser.add_argument(
         "--quiet",
@@ -1592,6 +1715,10 @@ def main() -> int:
     summary(report)
     shown = output.relative_to(REPO) if output.is_relative_to(REPO) else output
     print(f"total {report['duration_s']}s; wrote {shown}")
+    for seed in seeds:
+        picture = output.with_name(f"{output.stem}-seed{seed['seed']}.png")
+        picture = plots.draw_chaos(plots.chaos_title(report, seed), seed["series"], picture)
+        print(f"drew {picture.relative_to(REPO) if picture.is_relative_to(REPO) else picture}")
     if any(seed["harness_errors"] for seed in seeds):
         return 2  # the checks themselves broke: the figures cannot be trusted
     return 1 if report["totals"]["violations"] else 0

@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import itertools
+from collections import Counter
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -50,17 +51,19 @@ def timeline_from_series(title: str, series: Mapping[str, Any]) -> RunTimeline:
     )
 
 
-def _shade_phases(ax: Axes, phases: Sequence[tuple[str, float, float]]) -> None:
+def _shade_phases(ax: Axes, phases: Sequence[tuple[str, float, float]], above: bool = False) -> None:
+    """Shade each phase of the run; its name inside the top of the axes, or just above them
+    (`above`: where a legend would hide it; the title then needs a `pad`)."""
     colours = ("#f2f2f2", "#e3ecf7")
     for index, (name, start, end) in enumerate(phases):
         ax.axvspan(start, end, color=colours[index % 2], zorder=0)
         ax.text(
             (start + end) / 2,
-            0.98,
+            1.005 if above else 0.98,
             name,
             transform=ax.get_xaxis_transform(),
             ha="center",
-            va="top",
+            va="bottom" if above else "top",
             fontsize=8,
             color="#555555",
         )
@@ -156,6 +159,191 @@ def draw_run(run: RunTimeline, path: Path) -> Path:
     return path
 
 
+# ------------------------------------------------------------------------------- chaos runs
+
+_PHASE_COLOURS = {
+    "None": "#c7c7c7",
+    "Provisioned": "#aec7e8",
+    "Starting": "#ffbb78",
+    "Running": "#98df8a",
+    "Stopped": "#9edae5",
+    "Destroying": "#ff9896",
+}
+
+
+def _kills(ax: Axes, kills: Sequence[Sequence[Any]], label: bool = True) -> None:
+    """A dashed red line at each `kill -9` of the operator."""
+    for index, (at, _why) in enumerate(kills):
+        ax.axvline(
+            float(at),
+            color="#d62728",
+            linestyle="--",
+            linewidth=0.8,
+            alpha=0.7,
+            label="operator kill -9" if label and index == 0 else None,
+        )
+
+
+def _fleet(ax: Axes, series: Mapping[str, Any]) -> None:
+    fleet = series["fleet"]
+    _shade_phases(ax, [tuple(p) for p in series["phases"]], above=True)  # type: ignore[misc]
+    times = fleet["t"]
+    if not times:
+        ax.text(0.5, 0.5, "no samples", ha="center", transform=ax.transAxes)
+        return
+    order = [p for p in _PHASE_COLOURS if p in fleet["by_phase"]]
+    order += [p for p in fleet["by_phase"] if p not in order]
+    ax.stackplot(
+        times,
+        [fleet["by_phase"][p] for p in order],
+        labels=["no status yet" if p == "None" else f"phase {p}" for p in order],
+        colors=[_PHASE_COLOURS.get(p, "#dddddd") for p in order],
+        alpha=0.9,
+    )
+    ax.plot(times, fleet["ready"], color="black", linewidth=1.8, label="Ready=True")
+    _kills(ax, series["kills"])
+    ax.set_title("The fleet: ClawInstances by status.phase (stacked) and Ready", pad=14)
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("ClawInstances")
+    totals = [sum(column) for column in zip(*fleet["by_phase"].values(), strict=True)]
+    ax.set_ylim(0, max([series["n"], *totals]) * 1.35 or 1)
+    ax.legend(fontsize=7, ncol=4, loc="upper right")
+
+
+def _faults(ax: Axes, series: Mapping[str, Any]) -> None:
+    _shade_phases(ax, [tuple(p) for p in series["phases"]], above=True)  # type: ignore[misc]
+    faults = sorted((float(t), kind) for t, kind in series["faults"])
+    kinds = sorted({kind for _, kind in faults})
+    cmap = plt.get_cmap("tab10")
+    end = series["phases"][-1][2] if series["phases"] else (faults[-1][0] if faults else 1.0)
+    for index, kind in enumerate(kinds):
+        times = [t for t, k in faults if k == kind]
+        ax.step(
+            [0.0, *times, end],
+            [0, *range(1, len(times) + 1), len(times)],
+            where="post",
+            color=cmap(index % 10),
+            linewidth=1.4,
+            label=f"{kind} ({len(times)})",
+        )
+    _kills(ax, series["kills"])
+    ax.set_title(
+        f"Faults injected into Fly, cumulative by kind ({len(faults)} in all), and operator kills", pad=14
+    )
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("faults injected so far")
+    counts = Counter(kind for _, kind in faults)
+    ax.set_ylim(0, max(counts.values(), default=1) * 1.6)
+    if kinds or series["kills"]:
+        ax.legend(fontsize=7, ncol=3, loc="upper right")
+
+
+def _violations(ax: Axes, series: Mapping[str, Any]) -> None:
+    fleet = series["fleet"]
+    _shade_phases(ax, [tuple(p) for p in series["phases"]], above=True)  # type: ignore[misc]
+    ax.plot(fleet["t"], fleet["live_machines"], color="#1f77b4", linewidth=1.4, label="live Fly machines")
+    ax.plot(fleet["t"], fleet["live_volumes"], color="#8c564b", linewidth=1.4, label="live Fly volumes")
+    ax.axhline(series["n"], color="#999999", linestyle=":", linewidth=1)
+    ax.text(0, series["n"], f" N = {series['n']}", va="bottom", fontsize=8, color="#555555")
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("Fly machines / volumes (flysim's own state)")
+    ax.set_ylim(bottom=0, top=max([series["n"], *fleet["live_machines"], *fleet["live_volumes"]]) * 1.35 or 1)
+    violations = sorted(float(t) for t, _ in series["violations"])
+    bad = ax.twinx()
+    end = fleet["t"][-1] if fleet["t"] else 1.0
+    bad.step(
+        [0.0, *violations, end],
+        [0, *range(1, len(violations) + 1), len(violations)],
+        where="post",
+        color="#d62728",
+        linewidth=2,
+        label=f"invariant violations ({len(violations)})",
+    )
+    bad.set_ylabel("invariant violations so far", color="#d62728")
+    bad.set_ylim(0, max(3, len(violations) * 1.25))
+    if not violations:
+        bad.text(
+            0.5,
+            0.08,
+            "0 invariant violations",
+            transform=bad.transAxes,
+            ha="center",
+            color="#d62728",
+            fontsize=10,
+            fontweight="bold",
+        )
+    lines = ax.get_legend_handles_labels()
+    more = bad.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
+    ax.set_title("What Fly holds (machines, volumes) and invariant violations over time", pad=14)
+
+
+def _first_ready(ax: Axes, series: Mapping[str, Any]) -> None:
+    values = sorted(series["time_to_first_ready_s"])
+    if not values:
+        ax.text(0.5, 0.5, "no instance became Ready", ha="center", transform=ax.transAxes)
+        return
+    ax.hist(values, bins=30, color="#1f77b4", alpha=0.8)
+    for share, style in ((0.5, "--"), (0.99, ":")):
+        at = values[min(len(values) - 1, int(share * len(values)))]
+        ax.axvline(at, color="#333333", linestyle=style, linewidth=1)
+        ax.text(at, ax.get_ylim()[1] * 0.95, f" p{int(share * 100)} {at:.1f}s", fontsize=8, va="top")
+    ax.set_title(f"Time from create to first Ready under chaos ({len(values)}/{series['n']} instances)")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("instances")
+
+
+def _with_gaps(process: Sequence[Sequence[float]]) -> list[tuple[float, float, float]]:
+    """(t, CPU %, RSS, life) rows → (t, CPU %, RSS), with a gap (NaN) where a life ended."""
+    out: list[tuple[float, float, float]] = []
+    for index, row in enumerate(process):
+        if index and row[3] != process[index - 1][3]:
+            out.append((row[0], math.nan, math.nan))
+        out.append((row[0], row[1], row[2]))
+    return out
+
+
+def draw_chaos(title: str, series: Mapping[str, Any], path: Path) -> Path:
+    """One chaos seed (`benchmarks/chaos.py`'s `series`): the fleet by phase and Ready, faults
+    and kills, Fly's live objects and the violations, time to first Ready, Fly calls per phase
+    of the run, and the operator's CPU and RSS across its lives. Red dashed lines: kills."""
+    figure, axes = plt.subplots(3, 2, figsize=(16, 14))
+    _fleet(axes[0][0], series)
+    _faults(axes[0][1], series)
+    _violations(axes[1][0], series)
+    _first_ready(axes[1][1], series)
+    run = RunTimeline(
+        title=title,
+        n=int(series["n"]),
+        calls_by_phase={k: dict(v) for k, v in series["fly_calls_by_phase"].items()},
+        process=_with_gaps(series["process"]),
+        phases=[tuple(p) for p in series["phases"]],  # type: ignore[misc]
+    )
+    _calls_by_phase(axes[2][0], run)
+    _process(axes[2][1], run)
+    for text in list(axes[2][1].texts):
+        text.remove()  # the phase names, drawn again above the axes
+    _shade_phases(axes[2][1], run.phases, above=True)
+    _kills(axes[2][1], series["kills"])
+    axes[2][1].set_xlabel("seconds since the first create")
+    axes[2][1].set_title("The operator: CPU % and RSS MiB (each kill -9 starts a new process)", pad=14)
+    figure.suptitle(title, fontsize=13)
+    figure.tight_layout(rect=(0, 0, 1, 0.975))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def chaos_title(report: Mapping[str, Any], seed: Mapping[str, Any]) -> str:
+    series = seed["series"]
+    return (
+        f"chaos seed {seed['seed']}: {series['n']} ClawInstances (N, deletes and re-creates included), "
+        f"{len(series['faults'])} Fly faults, {len(series['kills'])} operator kills, "
+        f"{len(series['violations'])} invariant violations (flysim realistic; commit {report['commit'][:8]})"
+    )
+
+
 def cpu_percent(samples: Sequence[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
     """(t, cumulative CPU seconds, RSS) samples → (t, CPU % over the last interval, RSS)."""
     out: list[tuple[float, float, float]] = []
@@ -166,13 +354,22 @@ def cpu_percent(samples: Sequence[tuple[float, float, float]]) -> list[tuple[flo
 
 
 def main() -> int:
-    """Redraw the picture of a saved run: `python benchmarks/plots.py benchmarks/results/fleet-40.json`."""
+    """Redraw the pictures of saved runs: `python benchmarks/plots.py benchmarks/results/fleet-40.json
+    benchmarks/results/chaos.json`."""
     import json
     import sys
 
     for name in sys.argv[1:]:
         path = Path(name)
         result = json.loads(path.read_text())
+        if "seeds" in result:  # a chaos run: one picture per seed
+            for seed in result["seeds"]:
+                if "series" not in seed:
+                    sys.stderr.write(f"{path}: seed {seed['seed']} has no series (run it again)\n")
+                    return 1
+                target = path.with_name(f"{path.stem}-seed{seed['seed']}.png")
+                sys.stdout.write(f"drew {draw_chaos(chaos_title(result, seed), seed['series'], target)}\n")
+            continue
         if "series" not in result:
             sys.stderr.write(f"{path}: no series recorded (run the benchmark again)\n")
             return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from argparse import SUPPRESS
 from collections.abc import Callable, Sequence
 
 from claw_operator import __version__
@@ -45,103 +46,111 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--default-app", metavar="APP", help="Fly app for instances without spec.app (env FLY_APP)"
     )
-    parser.add_argument(
-        "--fly-api-url", metavar="URL", default="https://api.machines.dev", help="Fly Machines API base URL"
-    )
+    # The flags with a default declare none here (argparse.SUPPRESS: absent unless given); the
+    # operator's configuration states each default once (kube/config.py, lifecycle Timings).
+    parser.add_argument("--fly-api-url", metavar="URL", default=SUPPRESS, help="Fly Machines API base URL")
     parser.add_argument(
         "--fly-token-file", metavar="PATH", help="read the Fly token from this file instead of FLY_API_TOKEN"
     )
     parser.add_argument(
-        "--metrics-port", metavar="P", type=int, default=8080, help="port of /metrics, /healthz and /readyz"
+        "--metrics-port",
+        metavar="P",
+        type=int,
+        default=SUPPRESS,
+        help="port of /metrics, /healthz and /readyz",
     )
     parser.add_argument(
         "--watch-stale-after",
         metavar="S",
         type=float,
-        default=600,
+        default=SUPPRESS,
         help="/healthz fails when the watch stream owes an event for longer than this (seconds)",
     )
-    parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
+    parser.add_argument("--log-format", choices=["json", "text"], default=SUPPRESS, help="log line format")
     parser.add_argument(
         "--kubeconfig",
         metavar="PATH",
         help="kubeconfig to use (default: in-cluster, then $KUBECONFIG or ~/.kube/config)",
     )
-    timing = parser.add_argument_group("timing (seconds unless noted; KiloClaw's defaults)")
-    timing.add_argument("--poll-starting", type=float, default=60, help="check cadence while Starting")
-    timing.add_argument("--poll-running", type=float, default=300, help="check cadence while Running")
-    timing.add_argument("--poll-destroying", type=float, default=60, help="check cadence while Destroying")
-    timing.add_argument("--poll-idle", type=float, default=1800, help="check cadence in other phases")
+    # Each sets the lifecycle Timings field of its name (`timings_from_seconds`).
+    timing = parser.add_argument_group(
+        "timing (seconds unless noted; KiloClaw's defaults)", argument_default=SUPPRESS
+    )
+    timing.add_argument("--poll-starting", type=float, help="check cadence while Starting")
+    timing.add_argument("--poll-running", type=float, help="check cadence while Running")
+    timing.add_argument("--poll-destroying", type=float, help="check cadence while Destroying")
+    timing.add_argument("--poll-idle", type=float, help="check cadence in other phases")
     timing.add_argument(
-        "--poll-jitter", type=float, default=60, help="random extra delay added to each check, up to this"
+        "--poll-jitter", type=float, help="random extra delay added to each check, up to this"
     )
     timing.add_argument(
         "--starting-timeout",
         type=float,
-        default=300,
         help="Starting longer than this becomes Stopped (StartTimeout)",
     )
     timing.add_argument(
         "--stopped-threshold",
         type=int,
-        default=5,
         help="consecutive stopped sightings before marking Stopped (a count)",
     )
-    timing.add_argument(
-        "--fly-wait-timeout", type=float, default=60, help="server-side timeout of one Fly wait call"
-    )
+    timing.add_argument("--fly-wait-timeout", type=float, help="server-side timeout of one Fly wait call")
     timing.add_argument(
         "--crash-window",
         type=float,
-        default=600,
         help="a machine that stops or fails within this long of its start is a crash",
     )
     timing.add_argument(
         "--crash-backoff",
         type=float,
-        default=10,
         help="wait before the start after a crash; doubled for each further consecutive crash",
     )
-    timing.add_argument(
-        "--crash-backoff-max", type=float, default=300, help="the longest wait after consecutive crashes"
+    timing.add_argument("--crash-backoff-max", type=float, help="the longest wait after consecutive crashes")
+    shards = parser.add_argument_group(
+        "shards (several replicas share the fleet through Kubernetes Leases; docs/operations.md)"
+    )
+    shards.add_argument(
+        "--shards",
+        choices=["off", "auto"],
+        default=SUPPRESS,
+        help="auto: hold a Lease in the ring and reconcile only this replica's share (default: off, "
+        "a single replica reconciles everything)",
+    )
+    shards.add_argument(
+        "--shard-lease-duration",
+        type=int,
+        default=SUPPRESS,
+        help="leaseDurationSeconds of this replica's Lease (whole seconds)",
+    )
+    shards.add_argument(
+        "--shard-renew-deadline",
+        type=float,
+        default=SUPPRESS,
+        help="stop every Fly mutation when the Lease was not renewed for this long (seconds)",
+    )
+    shards.add_argument(
+        "--shard-retry-period",
+        type=float,
+        default=SUPPRESS,
+        help="renew and list the ring this often (seconds)",
+    )
+    shards.add_argument(
+        "--shard-identity", help="this replica's name in the ring (default: POD_NAME, hostname)"
+    )
+    shards.add_argument(
+        "--shard-namespace", help="where the Leases live (default: POD_NAMESPACE, the operator's namespace)"
     )
     parser.set_defaults(command=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import os
 
-    from claw_operator.kube.config import ConfigError, OperatorConfig, read_token, timings_from_seconds
+    from claw_operator.kube.config import ConfigError, config_from_flags
     from claw_operator.kube.logs import setup_logging
     from claw_operator.kube.runner import run_operator
 
     try:
-        config = OperatorConfig(
-            fly_api_url=args.fly_api_url,
-            fly_token=read_token(args.fly_token_file),
-            default_app=args.default_app or os.environ.get("FLY_APP") or None,
-            namespaces=tuple(args.namespaces or ()),
-            metrics_port=args.metrics_port,
-            watch_stale_after=args.watch_stale_after,
-            log_format=args.log_format,
-            timings=timings_from_seconds(
-                poll_starting=args.poll_starting,
-                poll_running=args.poll_running,
-                poll_destroying=args.poll_destroying,
-                poll_idle=args.poll_idle,
-                poll_jitter=args.poll_jitter,
-                starting_timeout=args.starting_timeout,
-                stopped_threshold=args.stopped_threshold,
-                fly_wait_timeout=args.fly_wait_timeout,
-                crash_window=args.crash_window,
-                crash_backoff=args.crash_backoff,
-                crash_backoff_max=args.crash_backoff_max,
-            ),
-            kubeconfig=args.kubeconfig,
-        )
-        if config.watch_stale_after <= 0:
-            raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")
+        config = config_from_flags(vars(args))
     except ConfigError as exc:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
@@ -156,6 +165,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+async def _until_signalled() -> None:
+    """Serve until SIGINT or SIGTERM (a simulator's command)."""
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
 
 
 def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -181,7 +202,6 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
     def serve(args: argparse.Namespace) -> int:
         import asyncio
-        import signal
 
         try:
             from claw_operator.sim.flysim import FlySim
@@ -199,12 +219,8 @@ def _add_flysim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
             base_url = await sim.start(args.host, args.port)
             print(f"flysim serving the Fly Machines API at {base_url}/v1 (control: {base_url}/_sim/)")
             print(f"FLY_API_URL={base_url}", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
             try:
-                await stop.wait()
+                await _until_signalled()
             finally:
                 await sim.stop()
 
@@ -233,7 +249,6 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     def serve_kubesim(args: argparse.Namespace) -> int:
         import asyncio
-        import signal
         from pathlib import Path
 
         try:
@@ -252,11 +267,7 @@ def _add_kubesim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                 kubeconfig = sim.write_kubeconfig(args.kubeconfig).resolve()
                 print(f"kubesim serving on {base_url} (Ctrl-C to stop)", file=sys.stderr)
                 print(f"export KUBECONFIG={kubeconfig}", flush=True)
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(signum, stop.set)
-                await stop.wait()
+                await _until_signalled()
             finally:
                 await sim.stop()
 

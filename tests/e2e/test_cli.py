@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from claw_operator.cli import build_parser
+from claw_operator.kube.config import config_from_flags
 
 CLI = [str(Path(sys.executable).parent / "claw-operator")]
 
@@ -43,18 +44,18 @@ def test_run_has_the_architecture_flags(flag: str) -> None:
 
 def test_run_timing_defaults_are_kiloclaws() -> None:
     args = build_parser().parse_args(["run"])
-    assert (args.poll_starting, args.poll_running, args.poll_destroying, args.poll_idle) == (
-        60,
-        300,
-        60,
-        1800,
-    )
-    assert (args.poll_jitter, args.starting_timeout, args.stopped_threshold, args.fly_wait_timeout) == (
-        60,
-        300,
-        5,
-        60,
-    )
+    timings = config_from_flags(vars(args), {"FLY_API_TOKEN": "fo1_x"}).timings
+    seconds = [
+        t.total_seconds()
+        for t in (timings.poll_starting, timings.poll_running, timings.poll_destroying, timings.poll_idle)
+    ]
+    assert seconds == [60, 300, 60, 1800]
+    assert (
+        timings.poll_jitter.total_seconds(),
+        timings.starting_timeout.total_seconds(),
+        timings.stopped_threshold,
+        timings.fly_wait_timeout.total_seconds(),
+    ) == (60, 300, 5, 60)
 
 
 def test_kubesim_tls_serves_https_that_kubectl_verifies(tmp_path: Path) -> None:

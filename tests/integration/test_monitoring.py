@@ -14,6 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.monitoring.promql import Evaluator, Store, metric_names
+from tests.contract.monitoring.record_scrapes import CRASH, CRASHING
 from tests.contract.monitoring.test_alerts import RULES
 from tests.contract.monitoring.test_dashboard_and_chart import dashboard_json, expressions
 from tests.integration.conftest import Sandbox
@@ -114,6 +115,21 @@ def test_failing_starts_hold_the_start_failure_alert(sandbox: Sandbox) -> None:
         sandbox.wait_condition(name, "StartFailed", "True", "InsufficientCapacity")
     holding = recorder.record(2).holding()
     assert "ClawStartFailures" in holding, holding
+
+
+def test_a_crash_loop_holds_the_crash_looping_alert(sandbox: Sandbox) -> None:
+    port = _free_port()
+    sandbox.start_operator(metrics_port=port, timings=CRASH)
+    recorder = Recorder(port)
+    recorder.scrape()  # before: the CrashLoopBackOff counter at 0
+    assert "ClawInstanceCrashLooping" not in recorder.holding()
+    sandbox.create("looping", image=CRASHING)
+    sandbox.wait(lambda: sandbox.status("looping").get("crashCount", 0) >= 2, 40, "two crashes")
+    assert sandbox.condition("looping", "StartFailed")["reason"] == "CrashLoopBackOff"
+    holding = recorder.record(1).holding()
+    assert "ClawInstanceCrashLooping" in holding, holding
+    # A machine that crashes is not a failed start, a Fly error nor a reconcile error.
+    assert not {"ClawStartFailures", "ClawFlyAPIErrors", "ClawReconcileErrors"} & set(holding), holding
 
 
 def test_fly_5xx_holds_the_fly_errors_alert_for_the_failing_operation(sandbox: Sandbox) -> None:

@@ -49,3 +49,39 @@ def test_a_fleet_series_draws_four_panels(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = plots.draw_run(plots.RunTimeline(title="nothing"), tmp_path / "empty.png")
     assert empty.exists()
+
+
+def test_operator_lives_are_drawn_apart() -> None:
+    plots = _plots()
+    rows = [[1, 10.0, 90.0, 1], [2, 20.0, 95.0, 1], [3, 30.0, 40.0, 2], [4, 5.0, 60.0, 2]]
+    drawn = plots._with_gaps(rows)
+    assert [row[0] for row in drawn] == [1, 2, 3, 3, 4]
+    assert drawn[2][1] != drawn[2][1]  # NaN: the line breaks where a kill -9 ended a life
+    assert drawn[3] == (3, 30.0, 40.0)
+
+
+def test_a_chaos_seed_draws_its_picture(tmp_path: Path) -> None:
+    import json
+
+    plots = _plots()
+    saved = json.loads((REPO / "benchmarks" / "results" / "chaos-quick.json").read_text())
+    (seed,) = saved["seeds"]
+    series = seed["series"]
+    assert series["fleet"]["t"] and series["faults"] and series["kills"]
+    assert {name for name, _, _ in series["phases"]} == {"chaos", "converge", "delete"}
+    title = plots.chaos_title(saved, seed)
+    assert f"{len(series['kills'])} operator kills" in title
+    path = plots.draw_chaos(title, series, tmp_path / "chaos.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nothing = {
+        "n": 0,
+        "phases": [],
+        "fleet": {"t": [], "by_phase": {}, "ready": [], "live_machines": [], "live_volumes": []},
+        "faults": [],
+        "kills": [],
+        "violations": [],
+        "time_to_first_ready_s": [],
+        "fly_calls_by_phase": {},
+        "process": [],
+    }
+    assert plots.draw_chaos("nothing", nothing, tmp_path / "empty.png").exists()

@@ -24,11 +24,11 @@ import yaml
 
 from claw_operator.demo.console import Console
 from claw_operator.demo.sandbox import REPO, Sandbox, SandboxError
+from claw_operator.demo.timeline import Recording, TimelineRecorder, draw_timeline
 from claw_operator.demo.tour import Tour, example_manifest
 from claw_operator.fly import FlyClientOptions, RateLimits, RetryPolicy
 from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.flysim.profiles import resolve_profile
-from claw_operator.tourtimeline import Recording, TimelineRecorder, draw_timeline
 
 __all__ = ["run_demo"]
 

@@ -19,7 +19,7 @@ import httpx
 
 from claw_operator.demo.console import Console, indent
 from claw_operator.demo.sandbox import REPO, Sandbox, SandboxError
-from claw_operator.tourtimeline import TimelineRecorder
+from claw_operator.demo.timeline import TimelineRecorder
 
 __all__ = ["Tour", "example_manifest"]
 

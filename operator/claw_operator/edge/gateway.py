@@ -154,6 +154,15 @@ class FlyGateway:
         self._named_volumes: SharedListing[Volume] = SharedListing(self._volumes_by_name)
         # volume id -> the size Fly last reported for it (see `_volume_needs_a_look`).
         self._volume_sizes: dict[str, int] = {}
+        # UID -> when (monotonic) this process took the instance over from another operator
+        # replica (`inherit`): treated as after an operator restart.
+        self._inherited: dict[str, float] = {}
+
+    def inherit(self, uid: str) -> None:
+        """Another operator replica may have acted on this instance (with `--shards auto`, this
+        replica just gained it): it is not "born under watch", and a listing proves "none" only
+        `listing_settle` after the takeover, exactly as after an operator restart."""
+        self._inherited[uid] = time.monotonic()
 
     async def aclose(self) -> None:
         await self._fly.aclose()
@@ -202,6 +211,7 @@ class FlyGateway:
             and created is not None
             and created > self._started_at + self.BORN_WATCHED_MARGIN
             and instance.uid not in self._sent_creates
+            and instance.uid not in self._inherited
         )
 
     async def _without_stale_attachment(
@@ -342,6 +352,9 @@ class FlyGateway:
             left = settle - (time.monotonic() - sent)
         if self._older_than_this_process(instance):
             left = max(left, settle - (time.monotonic() - self._started_monotonic))
+        inherited = self._inherited.get(instance.uid)
+        if inherited is not None:
+            left = max(left, settle - (time.monotonic() - inherited))
         if left <= 0:
             return None
         listed = f"no {kind} of {instance.uid} listed yet" if kind == "machine" else (

@@ -1,14 +1,23 @@
-"""The operator's configuration, from `claw-operator run` flags and the environment."""
+"""The operator's configuration, from `claw-operator run` flags and the environment.
+
+Every default is stated once, here (`OperatorConfig`) or in `lifecycle.model.Timings`: the CLI
+declares none (a flag not given is absent, `config_from_flags` keeps the default), and the
+chart's values and the README's tables are pinned to these by tests.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Final
 
 from claw_operator.fly import FlyClientOptions
+from claw_operator.fly.config import DEFAULT_BASE_URL
 from claw_operator.lifecycle.model import Timings
+from claw_operator.lifecycle.shards import ShardTimings
 
 
 class ConfigError(Exception):
@@ -17,7 +26,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    fly_api_url: str = "https://api.machines.dev"
+    fly_api_url: str = DEFAULT_BASE_URL
     fly_token: str = field(default="", repr=False)  # never printed
     default_app: str | None = None
     namespaces: tuple[str, ...] = ()  # empty = all namespaces
@@ -31,9 +40,66 @@ class OperatorConfig:
     # The Fly client's tuning (pool, retry policy, limiter rates…) over the operator's defaults
     # (`runner.FLEET_FLY_CLIENT`); tests shorten the retries.
     fly_client_options: FlyClientOptions = field(default_factory=FlyClientOptions)
+    # `--shards auto`: several replicas share the fleet through Leases (kube/shards.py);
+    # "off": this process reconciles every instance (one replica only).
+    shards: str = "off"
+    shard_timings: ShardTimings = field(default_factory=ShardTimings)
+    shard_identity: str | None = None  # default: POD_NAME, else the hostname
+    shard_namespace: str | None = None  # where the Leases live; default: the operator's namespace
 
 
-def read_token(token_file: str | None, environ: dict[str, str] | None = None) -> str:
+# `claw-operator run` flags that set the OperatorConfig field of their name when given; the
+# timing flags set the Timings field of their name.
+_CONFIG_FLAGS: Final = ("fly_api_url", "metrics_port", "watch_stale_after", "log_format")
+_TIMING_FIELDS: Final = frozenset(f.name for f in fields(Timings))
+
+
+def config_from_flags(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> OperatorConfig:
+    """The configuration of `claw-operator run`, from its parsed flags (by destination name; a
+    flag not given is absent and keeps its default) and the environment (FLY_API_TOKEN, FLY_APP)."""
+    env = os.environ if environ is None else environ
+    config = OperatorConfig(
+        fly_token=read_token(flags.get("fly_token_file"), env),
+        default_app=flags.get("default_app") or env.get("FLY_APP") or None,
+        namespaces=tuple(flags.get("namespaces") or ()),
+        kubeconfig=flags.get("kubeconfig"),
+        timings=timings_from_seconds(**{name: v for name, v in flags.items() if name in _TIMING_FIELDS}),
+        **{name: flags[name] for name in _CONFIG_FLAGS if name in flags},
+    )
+    if config.watch_stale_after <= 0:
+        raise ConfigError(f"--watch-stale-after must be > 0 seconds (got {config.watch_stale_after})")
+    return replace(
+        config,
+        shards=flags.get("shards") or config.shards,
+        shard_timings=shard_timings_from_seconds(
+            **{name: flags[name] for name in _SHARD_TIMING_FLAGS if name in flags}
+        ),
+        shard_identity=flags.get("shard_identity"),
+        shard_namespace=flags.get("shard_namespace"),
+    )
+
+
+# `--shard-lease-duration` etc. and the ShardTimings field each sets.
+_SHARD_TIMING_FLAGS: Final = {
+    "shard_lease_duration": "lease_duration",
+    "shard_renew_deadline": "renew_deadline",
+    "shard_retry_period": "retry_period",
+}
+
+
+def shard_timings_from_seconds(**given: float) -> ShardTimings:
+    """`ShardTimings` from the `--shard-*` flags given (by destination name, in seconds); a flag
+    not given keeps ShardTimings' default (client-go's: 15, 10, 2)."""
+    try:
+        return replace(
+            ShardTimings(),
+            **{_SHARD_TIMING_FLAGS[name]: timedelta(seconds=value) for name, value in given.items()},
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--shard-*: {exc}") from exc
+
+
+def read_token(token_file: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The Fly token from --fly-token-file, else env FLY_API_TOKEN; ConfigError if neither."""
     env = os.environ if environ is None else environ
     if token_file:
@@ -50,51 +116,32 @@ def read_token(token_file: str | None, environ: dict[str, str] | None = None) ->
     return token
 
 
-def timings_from_seconds(
-    *,
-    poll_starting: float,
-    poll_running: float,
-    poll_destroying: float,
-    poll_idle: float,
-    poll_jitter: float,
-    starting_timeout: float,
-    stopped_threshold: int,
-    fly_wait_timeout: float,
-    crash_window: float = 600,
-    crash_backoff: float = 10,
-    crash_backoff_max: float = 300,
-) -> Timings:
-    for flag, value in (
-        ("--poll-starting", poll_starting),
-        ("--poll-running", poll_running),
-        ("--poll-destroying", poll_destroying),
-        ("--poll-idle", poll_idle),
-        ("--starting-timeout", starting_timeout),
-        ("--fly-wait-timeout", fly_wait_timeout),
-        ("--crash-window", crash_window),
-        ("--crash-backoff", crash_backoff),
-        ("--crash-backoff-max", crash_backoff_max),
-    ):
-        if value <= 0:
+def timings_from_seconds(**given: float) -> Timings:
+    """`Timings` from `claw-operator run`'s timing flags: each given under the name of the
+    field it sets (`--crash-backoff-max` is `crash_backoff_max`), in seconds, except
+    `stopped_threshold` (a count). A field not given keeps `Timings`' default: the one place the
+    operator's defaults are stated (the CLI declares none, the chart and README are pinned to it)."""
+    unknown = sorted(given.keys() - _TIMING_FIELDS)
+    if unknown:
+        raise TypeError(f"not a Timings field: {', '.join(unknown)}")
+    for name, value in given.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "stopped_threshold":
+            if value < 1:
+                raise ConfigError(f"{flag} must be >= 1 (got {value})")
+        elif name == "poll_jitter":
+            if value < 0:
+                raise ConfigError(f"{flag} must be >= 0 seconds (got {value})")
+        elif value <= 0:
             raise ConfigError(f"{flag} must be > 0 seconds (got {value})")
-    if poll_jitter < 0:
-        raise ConfigError(f"--poll-jitter must be >= 0 seconds (got {poll_jitter})")
-    if stopped_threshold < 1:
-        raise ConfigError(f"--stopped-threshold must be >= 1 (got {stopped_threshold})")
-    if crash_backoff_max < crash_backoff:
+    values: dict[str, Any] = {
+        name: int(value) if name == "stopped_threshold" else timedelta(seconds=value)
+        for name, value in given.items()
+    }
+    timings = replace(Timings(), **values)
+    if timings.crash_backoff_max < timings.crash_backoff:
         raise ConfigError(
-            f"--crash-backoff-max must be >= --crash-backoff (got {crash_backoff_max} < {crash_backoff})"
+            "--crash-backoff-max must be >= --crash-backoff (got "
+            f"{timings.crash_backoff_max.total_seconds()} < {timings.crash_backoff.total_seconds()})"
         )
-    return Timings(
-        poll_starting=timedelta(seconds=poll_starting),
-        poll_running=timedelta(seconds=poll_running),
-        poll_destroying=timedelta(seconds=poll_destroying),
-        poll_idle=timedelta(seconds=poll_idle),
-        poll_jitter=timedelta(seconds=poll_jitter),
-        starting_timeout=timedelta(seconds=starting_timeout),
-        stopped_threshold=stopped_threshold,
-        fly_wait_timeout=timedelta(seconds=fly_wait_timeout),
-        crash_window=timedelta(seconds=crash_window),
-        crash_backoff=timedelta(seconds=crash_backoff),
-        crash_backoff_cap=timedelta(seconds=crash_backoff_max),
-    )
+    return timings

@@ -31,6 +31,7 @@ from claw_operator.kube import metrics as m
 from claw_operator.kube.health import WatchHealth
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.reconciler import FINALIZER_WAIT, PassOutcome, Reconciler
+from claw_operator.kube.shards import LeaseKeeper, ShardFenced
 
 logger = logging.getLogger("claw_operator.handlers")
 
@@ -95,8 +96,17 @@ def register(
     *,
     metrics: OperatorMetrics | None = None,
     health: WatchHealth | None = None,
+    shards: LeaseKeeper | None = None,
 ) -> None:
-    """Register the handlers of one operator instance on `registry`."""
+    """Register the handlers of one operator instance on `registry`.
+
+    With `shards` (`--shards auto`), every replica runs a loop per instance, but only the one
+    the ring assigns it to (and the fence allows) reconciles it; the others wait for the ring
+    to change. kopf's `when=` filters are not used for this: a filter is re-evaluated only on
+    the object's own watch events (an instance whose owner died gets none), and a delete
+    handler filtered out would let kopf remove the finalizer.
+    """
+    shard_wait = shards.timings.lease_duration.total_seconds() if shards is not None else 0.0
 
     async def reconcile(
         namespace: str, name: str, *, deleting: bool = False, last_seen: Mapping[str, Any] | None = None
@@ -109,6 +119,10 @@ def register(
         started = time.perf_counter()
         try:
             outcome = await reconciler.reconcile(namespace, name, deleting=deleting)
+        except ShardFenced as fenced:
+            # Lost the instance (or the Lease) during the run, before a Fly mutation.
+            logger.info(str(fenced), extra={"action": "shard_fenced", "instance": f"{namespace}/{name}"})
+            return PassOutcome(shards.timings.retry_period.total_seconds() if shards is not None else 1.0)
         except Exception:
             if metrics is not None:
                 metrics.observe_reconcile(m.ERROR, time.perf_counter() - started)
@@ -124,8 +138,15 @@ def register(
         memo: kopf.Memo = kwargs["memo"]
         stopped: kopf.DaemonStopped = kwargs["stopped"]
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
+        uid: str = kwargs["uid"]
         while not stopped:
             wakeup.clear()
+            if shards is not None:
+                shards.track(uid, kwargs["body"].get("metadata", {}).get("creationTimestamp"))
+                if not shards.may_act(uid):
+                    await _first(shards.wait_change(shard_wait), stopped.wait())
+                    continue
+                shards.before_pass(uid)
             outcome = await reconcile(namespace, name, last_seen=kwargs["body"])
             if outcome.requeue_after is None or outcome.finalized:
                 return
@@ -154,6 +175,12 @@ def register(
             health.event_received(uid, body.get("metadata", {}).get("resourceVersion"))
             if kwargs.get("type") == "DELETED" and uid:
                 health.forget(uid)
+        if shards is not None:
+            meta = body.get("metadata", {})
+            if kwargs.get("type") == "DELETED":
+                shards.forget(meta.get("uid", ""))
+            elif meta.get("uid"):
+                shards.track(meta["uid"], meta.get("creationTimestamp"))
         trigger = _trigger(kwargs["body"])
         if memo.get("trigger") == trigger:
             return
@@ -163,11 +190,32 @@ def register(
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def destroy(**kwargs: Any) -> None:
+        if shards is not None:
+            # Another replica's: wait until it finalizes (the object is gone) or this one
+            # gains it. Returning earlier would let kopf remove the finalizer.
+            while not shards.may_act(kwargs["uid"]):
+                if not await reconciler.exists(kwargs["namespace"], kwargs["name"]):
+                    shards.forget(kwargs["uid"])
+                    return
+                await shards.wait_change(shards.timings.retry_period.total_seconds() * 2)
+            shards.before_pass(kwargs["uid"])
         outcome = await reconcile(kwargs["namespace"], kwargs["name"], deleting=True)
         if outcome.finalized or outcome.requeue_after is None:
             reconciler.forget(kwargs["uid"])
+            if shards is not None:
+                shards.forget(kwargs["uid"])
             return
         raise kopf.TemporaryError("destroy in progress", delay=max(outcome.requeue_after, 0.1))
+
+
+async def _first(*waits: Any) -> None:
+    """Until the first of these awaitables is done (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -> None:

@@ -9,7 +9,8 @@ server-side timeout reconnects without re-listing), so liveness fails only when 
 *knows* of a change the stream should have delivered and it has stayed silent for longer than
 `stale_after` since: every status the operator writes must come back as a watch event. The
 bound must exceed the longest normal gap between a write and its echo, which includes a
-watch reconnect (kopf's `server_timeout` 300 s, `inactivity_timeout` 70 s): 600 s by default.
+watch reconnect (kopf's `server_timeout` 300 s, `inactivity_timeout` 70 s): `--watch-stale-after`,
+600 s by default (`OperatorConfig.watch_stale_after`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from claw_operator.kube.kubeapi import KubeApi
 from claw_operator.kube.metrics import CONTENT_TYPE, OperatorMetrics
 
 logger = logging.getLogger("claw_operator.health")
-
-DEFAULT_WATCH_STALE_AFTER = 600.0
 
 
 def _revision(resource_version: str | None) -> int | None:
@@ -50,6 +49,11 @@ class WatchHealth:
         # when the stream owes it.
         self._owed: dict[str, tuple[int | None, float]] = {}
         self.ready = False
+        # More conditions of readiness (with `--shards auto`: this replica holds its Lease).
+        self.ready_checks: list[Callable[[], bool]] = []
+
+    def is_ready(self) -> bool:
+        return self.ready and all(check() for check in self.ready_checks)
 
     def event_received(self, uid: str | None = None, resource_version: str | None = None) -> None:
         self.last_event = self._clock()
@@ -83,7 +87,7 @@ class WatchHealth:
         since_event = None if self.last_event is None else round(self._clock() - self.last_event, 3)
         return {
             "alive": self.alive(),
-            "ready": self.ready,
+            "ready": self.is_ready(),
             "watchOwedEventFor": None if silent is None else round(silent, 3),
             "watchStaleAfter": self.stale_after,
             "secondsSinceLastWatchEvent": since_event,
@@ -121,7 +125,7 @@ def build_app(metrics: OperatorMetrics, health: WatchHealth) -> web.Application:
 
     async def readyz(_: web.Request) -> web.Response:
         report = health.report()
-        return _json(report, 200 if health.ready else 503)
+        return _json(report, 200 if report["ready"] else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", get_metrics)

@@ -252,6 +252,9 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         self._objects.pop(uid, None)
 
+    async def exists(self, namespace: str, name: str) -> bool:
+        return await self._kube.get_instance(namespace, name) is not None
+
     def _state(self, uid: str) -> ObjectState:
         return self._objects.setdefault(uid, ObjectState())
 

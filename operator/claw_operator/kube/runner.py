@@ -22,6 +22,14 @@ from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
+from claw_operator.kube.shards import (
+    FencedExecutor,
+    LeaseApi,
+    LeaseKeeper,
+    default_identity,
+    default_namespace,
+    register_metrics,
+)
 from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Instance, RestartMachine
 
 logger = logging.getLogger("claw_operator.runner")
@@ -97,6 +105,23 @@ def _counted_events(metrics: OperatorMetrics, series: EventSeries) -> EventSink:
     return post
 
 
+def _lease_keeper(config: OperatorConfig, api_client: Any, gateway: FlyGateway) -> LeaseKeeper:
+    identity = config.shard_identity or default_identity()
+    timings = config.shard_timings
+    api = LeaseApi(
+        api_client.configuration,
+        timeout=timings.retry_period.total_seconds() * 2,
+        user_agent=f"claw-operator-shards/{identity}",
+    )
+    return LeaseKeeper(
+        api,
+        identity=identity,
+        namespace=config.shard_namespace or default_namespace(config.kubeconfig),
+        timings=timings,
+        on_gained=gateway.inherit,
+    )
+
+
 async def _forward_ready(
     kopf_ready: asyncio.Event, health: WatchHealth, ready_flag: asyncio.Event | threading.Event | None
 ) -> None:
@@ -131,16 +156,22 @@ async def run_operator(
     # The Fly client reports each exchange to the metrics (it never imports them).
     gateway = FlyGateway(fly_client(config, on_request=metrics.observe_fly_request), config.timings)
     edge = gateway_hook(gateway) if gateway_hook is not None else gateway
+    keeper = _lease_keeper(config, api_client, gateway) if config.shards == "auto" else None
+    executor: Executor = _CountedExecutor(edge, metrics)
+    if keeper is not None:
+        executor = FencedExecutor(executor, keeper)
+        register_metrics(metrics.registry, keeper)
+        health.ready_checks.append(keeper.can_mutate)
     reconciler = Reconciler(
         kube,
         edge,
-        _CountedExecutor(edge, metrics),
+        executor,
         _counted_events(metrics, EventSeries(kube)),
         timings=config.timings,
         default_app=config.default_app,
     )
     registry = kopf.OperatorRegistry()
-    register(registry, reconciler, metrics=metrics, health=health)
+    register(registry, reconciler, metrics=metrics, health=health, shards=keeper)
     kopf.on.login(registry=registry)(_login_handler(api_client))
     settings = kopf.OperatorSettings()
     configure(settings)
@@ -163,6 +194,10 @@ async def run_operator(
             await server.start()
         if not await check_startup(api_client, config, stop_flag):
             return  # stopped while waiting for the apiserver or Fly
+        if keeper is not None:
+            # Join the ring once kopf has listed every instance and runs the handlers: the others
+            # stop acting on this replica's share the moment they see its Lease.
+            keeper.launch(kopf_ready)
         await kopf.operator(
             registry=registry,
             settings=settings,
@@ -175,6 +210,9 @@ async def run_operator(
         )
     finally:
         forward.cancel()
+        if keeper is not None:
+            # kopf has stopped every handler: nothing acts any more, the others may take over.
+            await keeper.stop(release=True)
         if server is not None:
             await server.stop()
         await gateway.aclose()

@@ -9,12 +9,15 @@ pass, so no code path can forget to update them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from claw_operator.api import ClawInstanceStatus, ConditionStatus, DesiredState, Phase
 from claw_operator.api.conditions import (
     MOUNT_REPAIRED,
+    READY,
+    RECONCILING,
     RESTARTING,
     STALLED,
     START_FAILED,
@@ -171,3 +174,25 @@ def reconciling(
     if instance.spec.state == DesiredState.STOPPED:
         return ConditionValue(TRUE, Reason.STOPPING, "stopping the machine")
     return ConditionValue(TRUE, Reason.STARTING, "starting the machine")
+
+
+def _ready(
+    instance: Instance, status: ClawInstanceStatus, recorded: Mapping[str, ConditionValue]
+) -> ConditionValue:
+    return ready(instance, status, recorded[STALLED], recorded[START_FAILED])
+
+
+def _reconciling(
+    instance: Instance, status: ClawInstanceStatus, recorded: Mapping[str, ConditionValue]
+) -> ConditionValue:
+    return reconciling(instance, status, recorded[STALLED], recorded[RESTARTING])
+
+
+# Conditions derived at the end of every pass (`Draft.finish`) from the final status and the
+# recorded conditions, unless the pass set one itself.
+DERIVED: Final[
+    Mapping[str, Callable[[Instance, ClawInstanceStatus, Mapping[str, ConditionValue]], ConditionValue]]
+] = {
+    READY: _ready,
+    RECONCILING: _reconciling,
+}

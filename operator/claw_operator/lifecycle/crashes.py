@@ -6,7 +6,7 @@ A *crash* is a desired-running machine that Fly shows failed, or stopped by an e
 `Timings.crash_window` of its start (the stop time is Fly's latest `exit` event, else its
 `updated_at`, so a crash seen only after the stopped-check threshold still counts as one).
 Each consecutive crash doubles the wait before the next start (`crash_backoff`, `2 *`, …
-capped by `crash_backoff_cap`), counted in `status.crashCount` from `status.lastCrashAt`; a run longer
+capped by `crash_backoff_max`), counted in `status.crashCount` from `status.lastCrashAt`; a run longer
 than the window resets the count. While it lasts, `StartFailed=True` with reason
 `CrashLoopBackOff` names the count and the next attempt, and one Warning Event series (posted
 by `kube` as one Event whose count grows) records each crash.
@@ -30,7 +30,7 @@ def crash_delay(count: int, timings: Timings) -> timedelta:
     if count <= 0:
         return timedelta(0)
     delay: timedelta = timings.crash_backoff * (2 ** min(count - 1, 32))
-    return min(delay, timings.crash_backoff_cap)
+    return min(delay, timings.crash_backoff_max)
 
 
 def _seconds(delta: timedelta) -> str:

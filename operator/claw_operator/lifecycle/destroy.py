@@ -142,43 +142,37 @@ def _recover_pending_volume(d: Draft, observed: Observation) -> None:
         d.log("recover_volume_by_name", volume_id=leftover.id, reason="destroy")
 
 
-def _step_failed(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> Decision | None:
-    """What every destroy step's result shares: a failure is recorded and retried (404 counts
-    as done); success is logged and clears the last destroy error."""
+def _settle_step(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> Decision:
+    """A destroy step's result: a failure is recorded and retried (404 counts as done); success
+    is logged, clears the last destroy error and forgets `target`, and the next pass takes the
+    next step (after the volume, the finalizing pass first lists by tag for a machine never
+    recorded)."""
     failure = result.failure
     if failure is not None and failure.kind != FailureKind.NOT_FOUND:
         return _failed(d, op, failure, target)
     outcome = "ok" if failure is None else "already_gone"
     d.log(f"destroy_{op.value}_{outcome}", **{f"{op.value}_id": target})
     _clear_destroy_error(d)
-    return None
+    status = d.status
+    if op == DestroyOp.MACHINE:
+        if status.pending_destroy_machine_id == target:
+            status.pending_destroy_machine_id = None
+        if status.machine_id == target:
+            status.machine_id = status.machine_state = status.instance_id = None
+    else:
+        if status.pending_destroy_volume_id == target:
+            status.pending_destroy_volume_id = None
+        if status.volume_id == target:
+            status.volume_id = None
+    return d.finish(requeue_after=0)
 
 
 def settle_destroy_machine(d: Draft, action: DestroyMachine, result: ActionResult) -> Decision:
-    failed = _step_failed(d, DestroyOp.MACHINE, action.machine_id, result)
-    if failed is not None:
-        return failed
-    status = d.status
-    if status.pending_destroy_machine_id == action.machine_id:
-        status.pending_destroy_machine_id = None
-    if status.machine_id == action.machine_id:
-        status.machine_id = None
-        status.machine_state = None
-        status.instance_id = None
-    return d.finish(requeue_after=0)
+    return _settle_step(d, DestroyOp.MACHINE, action.machine_id, result)
 
 
 def settle_delete_volume(d: Draft, action: DeleteVolume, result: ActionResult) -> Decision:
-    failed = _step_failed(d, DestroyOp.VOLUME, action.volume_id, result)
-    if failed is not None:
-        return failed
-    status = d.status
-    if status.pending_destroy_volume_id == action.volume_id:
-        status.pending_destroy_volume_id = None
-    if status.volume_id == action.volume_id:
-        status.volume_id = None
-    # Finalized by the next pass, which first lists by tag for a machine never recorded.
-    return d.finish(requeue_after=0)
+    return _settle_step(d, DestroyOp.VOLUME, action.volume_id, result)
 
 
 def _clear_destroy_error(d: Draft) -> None:

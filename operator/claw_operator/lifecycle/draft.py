@@ -19,7 +19,7 @@ from claw_operator.api import (
     find_condition,
     set_condition,
 )
-from claw_operator.api.conditions import MOUNT_REPAIRED, READY, RECONCILING, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.conditions import MOUNT_REPAIRED, STALLED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import conditions
 from claw_operator.lifecycle.conditions import DEFAULTS, RECORDED_TYPES, ConditionValue
@@ -65,26 +65,26 @@ class Draft:
 
     @classmethod
     def begin(cls, instance: Instance, now: datetime, timings: Timings) -> Draft:
-        return cls(
-            instance=instance,
-            now=now,
-            timings=timings,
-            status=instance.status.model_copy(deep=True),
-            basis=instance.status.conditions,
-            recorded=_recorded_from(instance.status.conditions, instance),
-        )
+        """The draft `decide` starts from: the status as read."""
+        return cls._from(instance, instance.status, now, timings)
 
     @classmethod
     def resume(cls, instance: Instance, decided: Decision, now: datetime, timings: Timings) -> Draft:
+        """The draft `settle` starts from: what `decide` left, its events and logs kept."""
+        draft = cls._from(instance, decided.status, now, timings)
+        draft.events = list(decided.events)
+        draft.logs = list(decided.logs)
+        return draft
+
+    @classmethod
+    def _from(cls, instance: Instance, status: ClawInstanceStatus, now: datetime, timings: Timings) -> Draft:
         return cls(
             instance=instance,
             now=now,
             timings=timings,
-            status=decided.status.model_copy(deep=True),
+            status=status.model_copy(deep=True),
             basis=instance.status.conditions,
-            recorded=_recorded_from(decided.status.conditions, instance),
-            events=list(decided.events),
-            logs=list(decided.logs),
+            recorded=_recorded_from(status.conditions, instance),
         )
 
     # ------------------------------------------------------------------ recording
@@ -151,12 +151,8 @@ class Draft:
             status.last_handled_reconcile_at = instance.reconcile_request
 
         values = dict(self.recorded)
-        values[READY] = self.overrides.get(READY) or conditions.ready(
-            instance, status, self.recorded[STALLED], self.recorded[START_FAILED]
-        )
-        values[RECONCILING] = self.overrides.get(RECONCILING) or conditions.reconciling(
-            instance, status, self.recorded[STALLED], self.recorded[RESTARTING]
-        )
+        for type_, derive in conditions.DERIVED.items():
+            values[type_] = self.overrides.get(type_) or derive(instance, status, self.recorded)
         written: list[Condition] = list(self.basis)
         for type_ in CONDITION_TYPES:
             value = values[type_]

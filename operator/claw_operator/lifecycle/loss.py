@@ -18,16 +18,19 @@ the suspicion without any Warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from claw_operator.api.reasons import EventReason
+from claw_operator.api.status import ClawInstanceStatus
 from claw_operator.lifecycle import transitions
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.failures import retry_delay
 from claw_operator.lifecycle.model import (
     Decision,
     EventType,
+    FlyFailure,
     Lookup,
     MachineView,
     Observation,
@@ -52,6 +55,83 @@ class _Hold:
     retry: bool = False
 
 
+# ---------------------------------------------------------------------------- the proof
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """The status fields of a machine or a volume (its id, where its first 404 is remembered),
+    and the name of its logs."""
+
+    noun: str  # "machine" | "volume": `<noun>_not_found_once`, `<noun>_not_found_contradicted`
+    recorded_id: Callable[[ClawInstanceStatus], str | None]
+    missing_since: Callable[[ClawInstanceStatus], datetime | None]
+    set_missing_since: Callable[[ClawInstanceStatus, datetime | None], None]
+
+
+def _set_machine_missing_since(status: ClawInstanceStatus, since: datetime | None) -> None:
+    status.machine_missing_since = since
+
+
+def _set_volume_missing_since(status: ClawInstanceStatus, since: datetime | None) -> None:
+    status.volume_missing_since = since
+
+
+_MACHINE = _Kind(
+    "machine",
+    lambda status: status.machine_id,
+    lambda status: status.machine_missing_since,
+    _set_machine_missing_since,
+)
+_VOLUME = _Kind(
+    "volume",
+    lambda status: status.volume_id,
+    lambda status: status.volume_missing_since,
+    _set_volume_missing_since,
+)
+
+
+def _first_404(d: Draft, kind: _Kind) -> None:
+    """Remember the first 404 (a later one proves nothing new)."""
+    if kind.missing_since(d.status) is None:
+        kind.set_missing_since(d.status, d.now)
+        d.log(f"{kind.noun}_not_found_once")
+
+
+def _found_again(d: Draft, kind: _Kind, how: str) -> None:
+    """Seen again (`how`: read, listed, mounted): the suspicion goes, without any Warning."""
+    if kind.missing_since(d.status) is not None:
+        d.log(f"{kind.noun}_not_found_contradicted", seen=how)
+        kind.set_missing_since(d.status, None)
+
+
+def _prove_gone(
+    d: Draft,
+    kind: _Kind,
+    object_id: str,
+    listed_ids: set[str] | None,
+    listing_failure: FlyFailure | None,
+    lost: Callable[[datetime], None],
+) -> _Hold | None:
+    """The read answered 404: steps 2 and 3 of the proof. `listed_ids` are the live ids a
+    successful listing shows (None: no conclusive listing); `lost(since)` reports the loss."""
+    since = kind.missing_since(d.status)
+    if since is None:
+        _first_404(d, kind)
+        return _Hold(d.timings.loss_grace.total_seconds())
+    left = _seconds_left(d, since)
+    if left > 0:
+        return _Hold(left)
+    if listed_ids is None:
+        # No conclusive listing: the loss is not proven. Look again (with backoff on failures).
+        return _Hold(retry_delay(listing_failure, d.instance, d.timings), retry=True)
+    if object_id in listed_ids:
+        _found_again(d, kind, "listed")
+        return None
+    lost(since)
+    return _Hold(0)
+
+
 def check_losses(d: Draft, observed: Observation) -> Decision | None:
     """The pass's Decision when a loss is suspected (wait, look again) or proven (report it);
     None when nothing the status names is missing, and the pass goes on.
@@ -59,7 +139,15 @@ def check_losses(d: Draft, observed: Observation) -> Decision | None:
     Both objects are checked in the same pass, so a machine and its volume destroyed together
     are proven lost after one grace period, not two.
     """
-    holds = [hold for hold in (_check_volume(d, observed), _check_machine(d, observed)) if hold is not None]
+    holds: list[_Hold] = []
+    for kind, check in ((_VOLUME, _check_volume), (_MACHINE, _check_machine)):
+        object_id = kind.recorded_id(d.status)
+        if object_id is None:
+            kind.set_missing_since(d.status, None)  # nothing recorded, nothing suspected
+            continue
+        hold = check(d, observed, object_id)
+        if hold is not None:
+            holds.append(hold)
     if not holds:
         return None
     return d.finish(
@@ -85,12 +173,8 @@ def _instance_machines(observed: Observation) -> list[MachineView]:
     return [m for m in machines if m.state not in GONE_STATES]
 
 
-def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
+def _check_volume(d: Draft, observed: Observation, volume_id: str) -> _Hold | None:
     status = d.status
-    volume_id = status.volume_id
-    if volume_id is None:
-        status.volume_missing_since = None
-        return None
     lookup = observed.volume
     seen = lookup.volume
     named = observed.named_volumes
@@ -118,33 +202,20 @@ def _check_volume(d: Draft, observed: Observation) -> _Hold | None:
     if lookup.outcome != Lookup.GONE:
         return None
 
-    since = status.volume_missing_since
-    if since is None:
-        status.volume_missing_since = d.now
-        d.log("volume_not_found_once", volume_id=volume_id)
-        return _Hold(d.timings.loss_grace.total_seconds())
-    left = _seconds_left(d, since)
-    if left > 0:
-        return _Hold(left)
-    if named is None:
-        # No conclusive listing: the loss is not proven. Look again (with backoff on failures).
-        return _Hold(retry_delay(observed.named_failure, d.instance, d.timings), retry=True)
-    if any(v.id == volume_id for v in live_volumes(named)):
-        _volume_found_again(d, "listed")
-        return None
-    evidence = (
-        f"404 on GET since {_stamp(since)} and again at {_stamp(d.now)}; "
-        f"not among the {len(live_volumes(named))} live volume(s) listed under its name"
-    )
-    _volume_lost(d, evidence)
-    return _Hold(0)
+    def lost(since: datetime) -> None:
+        listed = len(live_volumes(named))
+        _volume_lost(
+            d,
+            f"404 on GET since {_stamp(since)} and again at {_stamp(d.now)}; "
+            f"not among the {listed} live volume(s) listed under its name",
+        )
+
+    listed_ids = None if named is None else {v.id for v in live_volumes(named)}
+    return _prove_gone(d, _VOLUME, volume_id, listed_ids, observed.named_failure, lost)
 
 
 def _volume_found_again(d: Draft, how: str) -> None:
-    status = d.status
-    if status.volume_missing_since is not None:
-        d.log("volume_not_found_contradicted", volume_id=status.volume_id, seen=how)
-        status.volume_missing_since = None
+    _found_again(d, _VOLUME, how)
 
 
 def _follow_mount(d: Draft, old: str, mounted: VolumeView) -> None:
@@ -187,18 +258,10 @@ def _volume_lost(d: Draft, evidence: str) -> None:
 def suspect_machine_missing(d: Draft) -> None:
     """A call on the machine answered 404: remember it; the next pass reads it again and only
     a second 404 after the grace period (and a listing without it) makes it lost."""
-    status = d.status
-    if status.machine_missing_since is None:
-        status.machine_missing_since = d.now
-        d.log("machine_not_found_once", machine_id=status.machine_id)
+    _first_404(d, _MACHINE)
 
 
-def _check_machine(d: Draft, observed: Observation) -> _Hold | None:
-    status = d.status
-    machine_id = status.machine_id
-    if machine_id is None:
-        status.machine_missing_since = None
-        return None
+def _check_machine(d: Draft, observed: Observation, machine_id: str) -> _Hold | None:
     lookup = observed.machine
     seen = lookup.machine
     if lookup.outcome == Lookup.FOUND and seen is not None:
@@ -210,28 +273,15 @@ def _check_machine(d: Draft, observed: Observation) -> _Hold | None:
         return None
     if lookup.outcome != Lookup.GONE:
         return None
-    since = status.machine_missing_since
-    if since is None:
-        suspect_machine_missing(d)
-        return _Hold(d.timings.loss_grace.total_seconds())
-    left = _seconds_left(d, since)
-    if left > 0:
-        return _Hold(left)
     listing = observed.tagged_machines
-    if listing is None:
-        return _Hold(retry_delay(observed.tagged_failure, d.instance, d.timings), retry=True)
-    if any(m.id == machine_id for m in live_machines(listing)):
-        _machine_found_again(d, "listed")
-        return None
-    _machine_lost(d)
-    return _Hold(0)
+    listed_ids = None if listing is None else {m.id for m in live_machines(listing)}
+    return _prove_gone(
+        d, _MACHINE, machine_id, listed_ids, observed.tagged_failure, lambda _since: _machine_lost(d)
+    )
 
 
 def _machine_found_again(d: Draft, how: str) -> None:
-    status = d.status
-    if status.machine_missing_since is not None:
-        d.log("machine_not_found_contradicted", machine_id=status.machine_id, seen=how)
-        status.machine_missing_since = None
+    _found_again(d, _MACHINE, how)
 
 
 def _machine_lost(d: Draft) -> None:

@@ -193,10 +193,10 @@ class Timings:
     listing_settle: timedelta = timedelta(seconds=30)
     # A machine that stops or fails within this long of its start is a crash; consecutive
     # crashes delay the next start by crash_backoff * 2**(crashes - 1), at most
-    # crash_backoff_cap (the kubelet's CrashLoopBackOff). A longer run resets the count.
+    # crash_backoff_max (the kubelet's CrashLoopBackOff). A longer run resets the count.
     crash_window: timedelta = timedelta(seconds=600)
     crash_backoff: timedelta = timedelta(seconds=10)
-    crash_backoff_cap: timedelta = timedelta(seconds=300)
+    crash_backoff_max: timedelta = timedelta(seconds=300)
 
 
 # ---------------------------------------------------------------------------- actions

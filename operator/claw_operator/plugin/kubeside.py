@@ -21,6 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from claw_operator.api import GROUP, KIND, PLURAL, VERSION
+from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.kube.kubeapi import load_api_client
 from claw_operator.plugin.errors import ExitCode, PluginError
 
@@ -229,11 +230,7 @@ def event_time(event: dict[str, Any]) -> str:
 
 
 def parse_time(value: Any) -> datetime | None:
+    """A time the API wrote (RFC 3339), or one already read; None when absent or unreadable."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339(value)

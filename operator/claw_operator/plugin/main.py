@@ -21,6 +21,7 @@ import yaml
 from claw_operator import __version__
 from claw_operator.api import PAUSED_ANNOTATION, RECONCILE_REQUEST_ANNOTATION
 from claw_operator.fly import DEFAULT_BASE_URL
+from claw_operator.fly.models import DESTROYED_MACHINE_STATES
 from claw_operator.kube.instance import to_instance
 from claw_operator.plugin import flyside
 from claw_operator.plugin.errors import EXIT_CODES_HELP, ExitCode, PluginError
@@ -144,7 +145,7 @@ def _row(
         row["flyState"] = "error"
     elif machine_id:
         view = machines.get(machine_id)
-        if view is None or view.state in ("destroyed", "destroying"):
+        if view is None or view.state in DESTROYED_MACHINE_STATES:
             row["flyState"] = "gone"
         else:
             row["flyState"], row["version"] = view.state, view.instance_id

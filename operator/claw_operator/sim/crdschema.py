@@ -38,9 +38,6 @@ class Cause:
     field: str  # e.g. "spec.guest.cpus"
     message: str  # e.g. 'Invalid value: 0: spec.guest.cpus in body should be greater than or equal to 1'
 
-    def as_status_cause(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": f"{self.field}: {self.message}", "field": self.field}
-
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
 

@@ -50,15 +50,23 @@ NON_DEFAULT: dict[str, Any] = {
         "startingTimeout": 600,
         "stoppedThreshold": 3,
         "flyWaitTimeout": 45,
+        "crashWindow": 300,
+        "crashBackoff": 5,
+        "crashBackoffMax": 120,
     },
+    "watchStaleAfter": 900,
 }
 
-# `--watch-stale-after` comes with the operator's health endpoints: set it when this CLI has it
-# (the chart renders the flag only when the value is set, so either CLI accepts the defaults).
-if "--watch-stale-after" in run_parser()._option_string_actions:
-    NON_DEFAULT["watchStaleAfter"] = 900
-
 SCENARIOS: dict[str, dict[str, Any]] = {"default": {}, "non-default": NON_DEFAULT}
+
+# Several replicas sharing the instances through Leases (`--shards auto`): tests of their own
+# (test_chart_shards.py), since the Deployment differs (replicas, RollingUpdate).
+SHARDED: dict[str, Any] = {
+    "replicas": 3,
+    "shards": "auto",
+    "shardTimings": {"leaseDuration": 20, "renewDeadline": 12, "retryPeriod": 3},
+    "podDisruptionBudget": {"maxUnavailable": 1},
+}
 
 
 def render_files(values: dict[str, Any] | None = None) -> dict[str, str]:

@@ -4,6 +4,9 @@ with flags the real CLI accepts."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,8 @@ import pytest
 import yaml
 
 from claw_operator.cli import build_parser
+from claw_operator.kube.config import OperatorConfig, config_from_flags
+from claw_operator.lifecycle.model import Timings
 from tests.conftest import CRD_PATH
 from tests.contract.helm.chart import (
     CHART,
@@ -20,6 +25,7 @@ from tests.contract.helm.chart import (
     NON_DEFAULT,
     RELEASE_NAMESPACE,
     SCENARIOS,
+    SHARDED,
     chart_crds,
     kinds,
     load_values,
@@ -222,54 +228,47 @@ def test_the_fly_token_comes_from_an_existing_secret(scenario: str) -> None:
     }
 
 
-def test_the_operator_cli_accepts_the_default_args() -> None:
-    args = build_parser().parse_args(["run", *container(render())["args"]])
-    defaults = run_parser().parse_args([])
-    assert args.all_namespaces is True and args.namespaces is None
-    assert args.default_app is None
-    assert args.log_format == "json"
-    for name in (
-        "fly_api_url",
-        "metrics_port",
-        "poll_starting",
-        "poll_running",
-        "poll_destroying",
-        "poll_idle",
-        "poll_jitter",
-        "starting_timeout",
-        "stopped_threshold",
-        "fly_wait_timeout",
-    ):
-        assert getattr(args, name) == getattr(defaults, name), (
-            f"the chart's default for {name} is not the CLI's"
-        )
+def chart_config(values: dict[str, Any] | None = None) -> OperatorConfig:
+    """The operator's configuration from the flags the chart's Deployment passes."""
+    args = build_parser().parse_args(["run", *container(render(values))["args"]])
+    return config_from_flags(vars(args), {"FLY_API_TOKEN": "fo1_chart"})
+
+
+def test_the_chart_defaults_are_the_operators() -> None:
+    """values.yaml restates every default of `claw-operator run` (a chart lists its values):
+    pinned here to the one place the operator states them (OperatorConfig, Timings)."""
+    defaults = OperatorConfig(fly_token="fo1_chart")
+    # The one deliberate difference: a pod's logs are JSON.
+    assert chart_config() == replace(defaults, log_format="json")
 
 
 def test_the_operator_cli_accepts_the_non_default_args() -> None:
-    args = build_parser().parse_args(["run", *container(render(NON_DEFAULT))["args"]])
+    config = chart_config(NON_DEFAULT)
+    assert config.namespaces == ("team-a", "team-b")
+    assert config.default_app == "claw-sandboxes"
+    assert config.fly_api_url == NON_DEFAULT["flyApiUrl"]
+    assert config.metrics_port == 9090
+    assert config.log_format == "text"
+    assert config.watch_stale_after == NON_DEFAULT["watchStaleAfter"]
     timings = NON_DEFAULT["timings"]
-    assert args.namespaces == ["team-a", "team-b"] and not args.all_namespaces
-    assert args.default_app == "claw-sandboxes"
-    assert args.fly_api_url == NON_DEFAULT["flyApiUrl"]
-    assert args.metrics_port == 9090
-    assert args.log_format == "text"
-    assert args.poll_starting == timings["pollStarting"]
-    assert args.poll_running == timings["pollRunning"]
-    assert args.poll_destroying == timings["pollDestroying"]
-    assert args.poll_idle == timings["pollIdle"]
-    assert args.poll_jitter == timings["pollJitter"]
-    assert args.starting_timeout == timings["startingTimeout"]
-    assert args.stopped_threshold == timings["stoppedThreshold"]
-    assert args.fly_wait_timeout == timings["flyWaitTimeout"]
+    assert set(timings) == set(load_values()["timings"]), "NON_DEFAULT changes every timing"
+    for key, value in timings.items():
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+        expected = value if name == "stopped_threshold" else timedelta(seconds=value)
+        assert getattr(config.timings, name) == expected, key
+        assert getattr(config.timings, name) != getattr(Timings(), name), f"{key} is its default"
 
 
 # Flags the chart deliberately does not expose: the token comes from env FLY_API_TOKEN (a Secret)
 # and in a pod the operator uses its in-cluster config.
-NOT_IN_CHART = {"--help", "--fly-token-file", "--kubeconfig"}
+# With `shards: auto`, the replica's identity and namespace come from the downward API (env
+# POD_NAME, POD_NAMESPACE).
+NOT_IN_CHART = {"--help", "--fly-token-file", "--kubeconfig", "--shard-identity", "--shard-namespace"}
 
 
 def test_every_run_flag_is_set_by_the_chart_or_deliberately_left_out() -> None:
     rendered = container(render(NON_DEFAULT))["args"] + container(render())["args"]
+    rendered += container(render(SHARDED))["args"]
     used = {arg.split("=", 1)[0] for arg in rendered}
     for action in run_parser()._actions:
         long = [o for o in action.option_strings if o.startswith("--")]
@@ -315,3 +314,22 @@ def test_the_chart_readme_lists_every_value() -> None:
     readme = (CHART / "README.md").read_text()
     missing = [key for key in _leaves(load_values()) if f"| `{key}` |" not in readme]
     assert missing == [], f"helm/claw-operator/README.md lacks rows for {missing}"
+
+
+def test_the_chart_readme_states_each_values_default() -> None:
+    """The README's Default column is values.yaml's value (where it is one literal)."""
+    readme = (CHART / "README.md").read_text()
+    cells = dict(re.findall(r"^\| `([^`]+)` \| `([^`]*)` \|", readme, re.M))
+    values = load_values()
+    compared = 0
+    for key in _leaves(values):
+        if key not in cells:
+            continue  # a default described in words (resources, probes, the runbook URL)
+        value: Any = values
+        for part in key.split("."):
+            value = value[part]
+        cell = cells[key]
+        stated = yaml.safe_load(f"{{{cell}}}" if isinstance(value, dict) and value else cell)
+        assert stated == value, f"helm/claw-operator/README.md: the default of {key}"
+        compared += 1
+    assert compared >= 40

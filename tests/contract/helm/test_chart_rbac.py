@@ -113,7 +113,7 @@ FAST = Timings(
     retry_base=timedelta(seconds=0.2),
     retry_cap=timedelta(seconds=1),
     crash_backoff=timedelta(seconds=0.2),
-    crash_backoff_cap=timedelta(seconds=0.5),
+    crash_backoff_max=timedelta(seconds=0.5),
 )
 VERBS = {
     "GET": "get",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from claw_operator.tourtimeline import Recording, Sample, _segments, draw_timeline, sample_of
+from claw_operator.demo.timeline import Recording, Sample, _segments, draw_timeline, sample_of
 
 
 def test_samples_become_runs_of_one_value_each() -> None:

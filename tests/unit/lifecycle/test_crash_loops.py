@@ -264,5 +264,5 @@ def test_crash_loops(case: Case) -> None:
 def test_the_backoff_doubles_and_is_capped() -> None:
     delays = [crash_delay(n, TIMINGS).total_seconds() for n in range(0, 8)]
     assert delays == [0, 10, 20, 40, 80, 160, 300, 300]
-    fast = Timings(crash_backoff=timedelta(seconds=1), crash_backoff_cap=timedelta(seconds=3))
+    fast = Timings(crash_backoff=timedelta(seconds=1), crash_backoff_max=timedelta(seconds=3))
     assert crash_delay(1000, fast) == timedelta(seconds=3)

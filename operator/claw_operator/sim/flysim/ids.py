@@ -42,7 +42,6 @@ class IdFactory:
     """Makes every identifier flysim hands out, deterministically from one seed."""
 
     def __init__(self, seed: int) -> None:
-        self._seed = seed
         self._objects = random.Random(f"flysim:{seed}:objects")
         self._versions = random.Random(f"flysim:{seed}:versions")
         self._requests = random.Random(f"flysim:{seed}:requests")

@@ -414,36 +414,30 @@ class MachineLifecycle:
         # stopped, stopping, failed, created-not-launched: nothing to stop [I].
 
     def suspend(self, app: str, machine_id: str, nonce: str | None) -> None:
-        world = self.world
-        machine = self._mutable(app, machine_id, nonce)
-        self._check_host(machine)
-        if machine.state != "started":
-            raise errors.failed_precondition(
-                f"unable to suspend machine from current state: '{machine.state}'"
-            )
-        world.schedule(
-            machine,
-            [
-                (world.pacer.draw("ack"), "suspending", None, "user"),
-                (world.pacer.draw("suspend"), "suspended", "suspend", "user"),
-            ],
-        )
+        self._from_started(app, machine_id, nonce, "suspend", "suspending", "suspended")
 
     def restart(self, app: str, machine_id: str, nonce: str | None, timeout: str | None) -> None:
         if timeout is not None and not (timeout.isdigit() or _GO_DURATION.match(timeout)):
             raise errors.bad_request(f"time: invalid duration {timeout!r}")
+        self._from_started(app, machine_id, nonce, "restart", "restarting", "started")
+
+    def _from_started(
+        self, app: str, machine_id: str, nonce: str | None, verb: str, passing: str, final: str
+    ) -> None:
+        """Suspend or restart: only a started machine, through `passing` to `final` (the event
+        and the latency step are named `verb`)."""
         world = self.world
         machine = self._mutable(app, machine_id, nonce)
         self._check_host(machine)
         if machine.state != "started":
             raise errors.failed_precondition(
-                f"unable to restart machine from current state: '{machine.state}'"
+                f"unable to {verb} machine from current state: '{machine.state}'"
             )
         world.schedule(
             machine,
             [
-                (world.pacer.draw("ack"), "restarting", None, "user"),
-                (world.pacer.draw("restart"), "started", "restart", "user"),
+                (world.pacer.draw("ack"), passing, None, "user"),
+                (world.pacer.draw(verb), final, verb, "user"),
             ],
         )
 

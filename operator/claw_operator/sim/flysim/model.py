@@ -12,21 +12,8 @@ from typing import Any
 
 from .clock import Timer
 
-# §4 of the reference: resting, transient and terminal machine states [D].
+# §4 of the reference: resting and terminal machine states [D].
 RESTING_STATES = frozenset({"created", "started", "stopped", "suspended", "failed"})
-TRANSIENT_STATES = frozenset(
-    {
-        "creating",
-        "starting",
-        "stopping",
-        "restarting",
-        "suspending",
-        "destroying",
-        "replacing",
-        "updating",
-        "launch_failed",
-    }
-)
 TERMINAL_STATES = frozenset({"destroyed", "replaced", "migrated"})
 # What `wait?state=settled` accepts: anything that is not in motion [C].
 SETTLED_STATES = RESTING_STATES | TERMINAL_STATES
@@ -187,9 +174,6 @@ class Machine:
     @property
     def alive(self) -> bool:
         return self.state not in ("destroyed", "destroying")
-
-    def is_replaced_version(self, version: str) -> bool:
-        return any(old.version == version for old in self.versions[:-1])
 
     def knows_version(self, version: str) -> bool:
         return any(entry.version == version for entry in self.versions)

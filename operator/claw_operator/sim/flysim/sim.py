@@ -385,28 +385,13 @@ class FlySim:
         volume = self.world.volumes.get(volume_id)
         if volume is None:
             raise errors.FlyError(404, "not_found: volume not found")
-        return [
-            {
-                "state": change.state,
-                "at": datetime.fromtimestamp(change.at, UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                "time": change.at,
-                "elapsed": round(change.at - volume.created_at, 6),
-            }
-            for change in volume.timeline
-        ]
+        return [_timeline_entry(change.state, change.at, volume.created_at) for change in volume.timeline]
 
     def timeline(self, machine_id: str) -> list[dict[str, Any]]:
         machine = self._machine(machine_id)
         return [
             {
-                "state": change.state,
-                "at": datetime.fromtimestamp(change.at, UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                "time": change.at,
-                "elapsed": round(change.at - machine.created_at, 6),
+                **_timeline_entry(change.state, change.at, machine.created_at),
                 "instance_id": change.instance_id,
             }
             for change in machine.timeline
@@ -462,3 +447,13 @@ class FlySim:
     def get_volume(self, volume_id: str) -> dict[str, Any] | None:
         volume = self.world.volumes.get(volume_id)
         return volume_json(volume) if volume else None
+
+
+def _timeline_entry(state: str, at: float, created_at: float) -> dict[str, Any]:
+    """One recorded state of a machine or volume; `elapsed` counts from its create request."""
+    return {
+        "state": state,
+        "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": at,
+        "elapsed": round(at - created_at, 6),
+    }

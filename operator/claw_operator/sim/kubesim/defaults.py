@@ -125,13 +125,6 @@ def _pod(obj: dict[str, Any], old: dict[str, Any] | None, causes: Causes) -> Non
 # --- workloads -----------------------------------------------------------------------------------
 
 
-def _rolling(max_unavailable: Any, max_surge: Any) -> dict[str, Any]:
-    return {
-        "type": "RollingUpdate",
-        "rollingUpdate": {"maxUnavailable": max_unavailable, "maxSurge": max_surge},
-    }
-
-
 def _deployment(obj: dict[str, Any], old: dict[str, Any] | None, causes: Causes) -> None:
     spec = obj.setdefault("spec", {})
     template = _template(spec, "spec", causes, restart_policies=("Always",))

@@ -25,19 +25,18 @@ from .errors import ApiError
 from .resources import ResourceType
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-# Nobody owns these: the server sets them (or they identify the object).
-_UNOWNED_METADATA = {
-    "name",
-    "namespace",
+# Metadata the server sets: what a client sends for them is not kept.
+SERVER_OWNED_METADATA = (
     "uid",
     "resourceVersion",
     "creationTimestamp",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "generation",
-    "managedFields",
     "selfLink",
-}
+)
+# Nobody owns these: the server sets them (or they identify the object).
+_UNOWNED_METADATA = {"name", "namespace", "managedFields", *SERVER_OWNED_METADATA}
 
 Path = tuple[str, ...]  # fieldsV1 keys: "f:spec", 'k:{"name":"app"}', 'v:"x"'
 PRESENT = object()  # the value of a member that is a node (a map, a list item), not a leaf

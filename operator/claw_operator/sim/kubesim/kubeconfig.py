@@ -18,6 +18,7 @@ def kubeconfig_document(
     namespace: str = "default",
     context: str = "kubesim",
     certificate_authority_data: str | None = None,
+    token: str = TOKEN,
 ) -> dict[str, Any]:
     cluster: dict[str, Any] = {"server": server}
     if certificate_authority_data is not None:
@@ -27,7 +28,7 @@ def kubeconfig_document(
         "kind": "Config",
         "preferences": {},
         "clusters": [{"name": context, "cluster": cluster}],
-        "users": [{"name": context, "user": {"token": TOKEN}}],
+        "users": [{"name": context, "user": {"token": token}}],
         "contexts": [
             {"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}
         ],
@@ -42,11 +43,18 @@ def write_kubeconfig(
     namespace: str = "default",
     context: str = "kubesim",
     certificate_authority_data: str | None = None,
+    token: str = TOKEN,
 ) -> Path:
+    """Write a kubeconfig; `token` tells this client apart (kubesim accepts any token, and a
+    partition can name one: see partition.py)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     document = kubeconfig_document(
-        server, namespace=namespace, context=context, certificate_authority_data=certificate_authority_data
+        server,
+        namespace=namespace,
+        context=context,
+        certificate_authority_data=certificate_authority_data,
+        token=token,
     )
     target.write_text(yaml.safe_dump(document))
     target.chmod(0o600)

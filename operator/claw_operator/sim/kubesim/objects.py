@@ -27,15 +27,6 @@ from .store import ADDED, DELETED, MODIFIED, ObjectList, ObjectStore
 FOREGROUND_FINALIZER = "foregroundDeletion"
 # Go's `utilrand.String`: no vowels, no confusable digits.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SERVER_OWNED_METADATA = (
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-    "selfLink",
-)
 # Metadata a client cannot change with an update: the server carries it over from the old object.
 _IMMUTABLE_METADATA = (
     "uid",
@@ -232,7 +223,7 @@ class ObjectService:
         else:
             metadata.pop("namespace", None)
             namespace = ""
-        for key in (*_SERVER_OWNED_METADATA, "managedFields"):
+        for key in (*fieldmanager.SERVER_OWNED_METADATA, "managedFields"):
             metadata.pop(key, None)
         bucket_storage = rtype.storage
         if not metadata.get("name"):

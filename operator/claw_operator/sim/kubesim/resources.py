@@ -52,11 +52,6 @@ class ResourceType:
         """Key of the object store shared by every version of this group/resource."""
         return self.storage_override or f"{self.group}/{self.plural}"
 
-    @property
-    def qualified_plural(self) -> str:
-        """`clawinstances.claw.dev`, as error messages name resources."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
     def url(self, namespace: str | None = None, name: str | None = None) -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else "/api/v1"
         if self.namespaced and namespace:

@@ -28,9 +28,11 @@ from .errors import (
 )
 from .objects import ObjectService, WriteOptions, WriteResult
 from .options import DeleteOptions, parse_delete_options, parse_dry_run
+from .partition import Partitions
 from .protobuf import ProtobufError, decode_object
 from .resources import ResourceType
 from .selectors import combine, parse_field_selector, parse_label_selector
+from .sharding import parse_shard_selector, shard_info
 from .table import build_table, partial_metadata
 from .watch import WatchRequest, WatchStream
 
@@ -84,11 +86,15 @@ class ApiServer:
         self.default_watch_timeout = default_watch_timeout
         self.server_address = "127.0.0.1:0"
         self.request_counts: Counter[tuple[str, str]] = Counter()
+        self.partitions = Partitions()
 
     # --- application -------------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self.partitions.middleware, self._errors], client_max_size=64 * 1024 * 1024
+        )
+        self.partitions.add_routes(app)
         app.router.add_get("/version", self._version)
         app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/livez", "/readyz"):
@@ -361,10 +367,14 @@ class ApiServer:
         return json_response(obj)
 
     def _predicate(self, request: web.Request, rtype: ResourceType) -> Any:
-        return combine(
+        predicates = [
             parse_label_selector(request.query.get("labelSelector")),
             parse_field_selector(request.query.get("fieldSelector"), f"{rtype.group}/{rtype.plural}"),
-        )
+        ]
+        shard_selector = request.query.get("shardSelector")
+        if shard_selector:
+            predicates.append(parse_shard_selector(shard_selector))
+        return combine(*predicates)
 
     def _list(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
         predicate = self._predicate(request, rtype)
@@ -372,6 +382,8 @@ class ApiServer:
         list_rv = store.resource_version
         items = self.objects.list(rtype, namespace, predicate)
         metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        if request.query.get("shardSelector"):
+            metadata["shardInfo"] = shard_info(request.query["shardSelector"])
         token = request.query.get("continue")
         if token:
             try:

@@ -123,14 +123,29 @@ class KubeSim:
         return info
 
     def write_kubeconfig(
-        self, path: str | Path, *, namespace: str = "default", context: str = "kubesim"
+        self,
+        path: str | Path,
+        *,
+        namespace: str = "default",
+        context: str = "kubesim",
+        token: str | None = None,
     ) -> Path:
-        """Write a kubeconfig pointing at this server (with its certificate, with TLS); its path."""
+        """Write a kubeconfig pointing at this server (with its certificate, with TLS); its path.
+
+        With `token`, a kubeconfig for one client of its own (a partition can name it), and
+        `self.kubeconfig` stays as it was."""
         authority = self.certificate.authority_data if self.certificate is not None else None
-        self.kubeconfig = write_kubeconfig(
-            path, self.base_url, namespace=namespace, context=context, certificate_authority_data=authority
+        written = write_kubeconfig(
+            path,
+            self.base_url,
+            namespace=namespace,
+            context=context,
+            certificate_authority_data=authority,
+            token=token or TOKEN,
         )
-        return self.kubeconfig
+        if token is None:
+            self.kubeconfig = written
+        return written
 
     # --- resource types ----------------------------------------------------------------------------
 

@@ -1,0 +1,505 @@
+"""Several operator replicas share the fleet (`claw-operator run --shards auto`).
+
+`LeaseKeeper` is the I/O around the pure rules of `lifecycle/shards.py`: every retry period it
+renews this replica's Lease (`claw-operator-<pod>` in the operator's namespace, labelled
+`claw.dev/ring=claw-operator`) and lists the ring's Leases. Everything else asks it:
+
+- `may_act(uid)`: reconcile this instance now (it is ours, and the fence allows it);
+- `can_mutate()`: this replica may touch Fly at all (a Lease renewed within the renew
+  deadline, a view of the ring as fresh). Computed from the clock at each call, so it turns
+  False the moment the deadline passes, whatever the loop is doing (a hung request included);
+- `wait_change()`: until the ring (or this replica's standing in it) changes.
+
+A Lease not renewed within the renew deadline stops every Fly mutation; a late renew resumes
+them while the Lease cannot have expired for anyone else. Once it may have (the others then
+took this replica's instances over), it is acquired anew with a fresh `acquireTime`: this
+replica is a newcomer again and waits a lease duration before acting.
+
+Its Kubernetes calls use aiohttp with the credentials of the operator's ApiClient (kubeconfig
+or in-cluster), a few requests every retry period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from claw_operator.api.timefmt import parse_rfc3339
+from claw_operator.lifecycle.model import Action, ActionResult, Instance
+from claw_operator.lifecycle.shards import (
+    RING_LABEL,
+    RING_NAME,
+    RingView,
+    ShardTimings,
+    inherited,
+    lease_name,
+    live_members,
+    member_from_lease,
+    moved,
+)
+
+logger = logging.getLogger("claw_operator.shards")
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+class ShardFenced(Exception):
+    """This replica may not mutate Fly for this instance now (lost it, or lost its Lease)."""
+
+
+class LeaseConflict(Exception):
+    """409: the Lease changed (or exists) since it was read."""
+
+
+def micro_time(moment: datetime) -> str:
+    """metav1.MicroTime: RFC 3339 with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_identity() -> str:
+    """The pod's name (POD_NAME from the downward API, else the hostname, which is the pod's)."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def default_namespace(kubeconfig: str | None = None) -> str:
+    """The operator's namespace: POD_NAMESPACE, the in-cluster one, the kubeconfig context's."""
+    configured = os.environ.get("POD_NAMESPACE")
+    if configured:
+        return configured
+    with contextlib.suppress(OSError):
+        return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+    with contextlib.suppress(Exception):
+        from kubernetes import config as kube_config
+
+        _, active = kube_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        return str((active or {}).get("context", {}).get("namespace") or "default")
+    return "default"
+
+
+class LeaseApi:
+    """GET/POST/PUT/LIST of Leases over aiohttp, with the ApiClient's credentials."""
+
+    def __init__(self, configuration: Any, *, timeout: float, user_agent: str) -> None:
+        self._cfg = configuration
+        self._host = str(configuration.host).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        cfg = self._cfg
+        if not self._host.startswith("https"):
+            return False
+        if not cfg.verify_ssl:
+            return False
+        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if cfg.cert_file:
+            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+        return context
+
+    def _headers(self) -> dict[str, str]:
+        cfg = self._cfg
+        if getattr(cfg, "refresh_api_key_hook", None) is not None:
+            cfg.refresh_api_key_hook(cfg)  # in-cluster tokens rotate
+        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
+        if auth:
+            headers["Authorization"] = auth
+        elif cfg.username:
+            headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password or "").encode()
+        return headers
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=4)
+            )
+        async with self._session.request(
+            method, self._host + path, headers=self._headers(), **kwargs
+        ) as answer:
+            if answer.status == 404:
+                return None
+            if answer.status == 409:
+                raise LeaseConflict(f"{method} {path}: 409")
+            if answer.status >= 400:
+                text = (await answer.text())[:300]
+                raise aiohttp.ClientResponseError(
+                    answer.request_info, answer.history, status=answer.status, message=text
+                )
+            body: dict[str, Any] = await answer.json()
+            return body
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._request("GET", f"{LEASES.format(namespace=namespace)}/{name}")
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        created = await self._request("POST", LEASES.format(namespace=namespace), json=body)
+        assert created is not None
+        return created
+
+    async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        replaced = await self._request("PUT", f"{LEASES.format(namespace=namespace)}/{name}", json=body)
+        if replaced is None:
+            raise LeaseConflict(f"lease {name} is gone")
+        return replaced
+
+    async def list(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        listed = await self._request(
+            "GET", LEASES.format(namespace=namespace), params={"labelSelector": label_selector}
+        )
+        return list((listed or {}).get("items") or [])
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class LeaseKeeper:
+    """This replica's membership of the ring (see the module's docstring)."""
+
+    def __init__(
+        self,
+        api: LeaseApi,
+        *,
+        identity: str,
+        namespace: str,
+        timings: ShardTimings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_gained: Callable[[str], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.identity = identity
+        self.namespace = namespace
+        self.lease_name = lease_name(identity)
+        self.timings = timings
+        self._clock = clock
+        self._on_gained = on_gained
+        self._lease: dict[str, Any] | None = None  # the Lease as last written, while held
+        self._renewed_at: datetime | None = None
+        self._fresh_acquire = False
+        self._founder = False
+        self._view: RingView | None = None
+        self.stable_since = clock()  # when this replica last saw the ring change
+        self._changed = asyncio.Event()
+        self._standing: tuple[Any, ...] = ()
+        self._tracked: dict[str, datetime | None] = {}  # uid -> creationTimestamp
+        self._inherited_in: dict[str, datetime] = {}  # uid -> the stable_since it was inherited in
+        self.handovers = {"gained": 0, "lost": 0}
+        self.ring_changes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._overdue = False
+
+    # ------------------------------------------------------------------ asking
+
+    def view(self) -> RingView | None:
+        return self._view
+
+    def members(self) -> tuple[str, ...]:
+        return self._view.identities if self._view is not None else ()
+
+    def can_mutate(self) -> bool:
+        view = self._view
+        return view is not None and not self._stopping and view.can_mutate(self._clock())
+
+    def may_act(self, uid: str) -> bool:
+        view = self._view
+        return view is not None and not self._stopping and view.may_act(uid, self._clock())
+
+    def owns(self, uid: str) -> bool:
+        """The assignment (whatever the fence says): metrics and logs."""
+        view = self._view
+        return view is not None and view.owns(uid)
+
+    def owned_count(self) -> int:
+        return sum(1 for uid in self._tracked if self.owns(uid))
+
+    def acting_count(self) -> int:
+        """Instances this replica may act on right now (owned, past the fence, Lease renewed)."""
+        return sum(1 for uid in self._tracked if self.may_act(uid))
+
+    def track(self, uid: str, created: str | datetime | None) -> None:
+        """An instance exists (kopf saw it): counted, and followed across handovers."""
+        if uid not in self._tracked:
+            self._tracked[uid] = parse_rfc3339(created) if isinstance(created, str) else created
+
+    def forget(self, uid: str) -> None:
+        self._tracked.pop(uid, None)
+        self._inherited_in.pop(uid, None)
+
+    def before_pass(self, uid: str) -> None:
+        """Before reconciling an instance this replica may act on: one that another replica may
+        have acted on is handed to `on_gained` once per ring change (the gateway then treats it
+        as after an operator restart: recovery lists first)."""
+        if uid in self._inherited_in and self._inherited_in[uid] == self.stable_since:
+            return
+        created = self._tracked.get(uid)
+        if inherited(created, self.stable_since, self.timings):
+            self._inherited_in[uid] = self.stable_since
+            if self._on_gained is not None:
+                self._on_gained(uid)
+
+    async def wait_change(self, timeout: float) -> None:
+        """Until the ring or this replica's standing in it changes, or `timeout` seconds."""
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+    def fence(self, uid: str) -> None:
+        """Raise ShardFenced unless this replica may mutate Fly for `uid` right now."""
+        if not self.may_act(uid):
+            reason = "its Lease is not renewed" if not self.can_mutate() else "the instance is not its own"
+            raise ShardFenced(f"this replica ({self.identity}) may not act: {reason}")
+
+    # ------------------------------------------------------------------ the loop
+
+    async def start(self) -> None:
+        """Join the ring now: the first round, then one every retry period in a task."""
+        await self.step()
+        self._task = asyncio.create_task(self._loop(), name="claw-operator-lease-keeper")
+
+    def launch(self, when: asyncio.Event) -> None:
+        """Join the ring once `when` is set, from a task created now. (kopf waits up to 5 s at
+        shutdown for every task created after it started, before the Lease could be released.)"""
+        self._task = asyncio.create_task(self._loop(when), name="claw-operator-lease-keeper")
+
+    async def _loop(self, when: asyncio.Event | None = None) -> None:
+        if when is not None:
+            await when.wait()
+            await self.step()
+        period = self.timings.retry_period.total_seconds()
+        while True:
+            await asyncio.sleep(period)
+            await self.step()
+
+    async def step(self) -> None:
+        """One round: renew (or acquire) the Lease, then list the ring."""
+        try:
+            await self._renew()
+        except Exception as exc:  # a partition, a timeout, a 5xx: the deadline decides
+            logger.warning(
+                "lease renew failed",
+                extra={"lease": self.lease_name, "error": f"{type(exc).__name__}: {exc}"},
+            )
+        now = self._clock()
+        overdue = self._renewed_at is not None and now - self._renewed_at >= self.timings.renew_deadline
+        if overdue and not self._overdue:
+            logger.error(
+                "lease not renewed within the renew deadline: no Fly mutations until it is renewed",
+                extra={
+                    "lease": self.lease_name,
+                    "renew_deadline": self.timings.renew_deadline.total_seconds(),
+                },
+            )
+        self._overdue = overdue
+        try:
+            await self._list()
+        except Exception as exc:
+            logger.warning(
+                "listing the ring's Leases failed", extra={"error": f"{type(exc).__name__}: {exc}"}
+            )
+        self._notify_if_changed()
+
+    def _may_have_expired(self, now: datetime) -> bool:
+        """Another replica may have seen this replica's Lease expire (and taken its instances):
+        its last renew is older than the lease duration, less half the margin between the lease
+        duration and the renew deadline (for the clocks' disagreement)."""
+        if self._renewed_at is None:
+            return True
+        margin = (self.timings.lease_duration - self.timings.renew_deadline) / 2
+        return now - self._renewed_at >= self.timings.lease_duration - margin
+
+    async def _renew(self) -> None:
+        started = self._clock()
+        if self._lease is not None and self._may_have_expired(started):
+            # Past the renew deadline, but that alone moved nothing: while the Lease cannot have
+            # expired for anyone, a late renew simply resumes. Once it may have, the others took
+            # this replica's instances over: it joins anew (a fresh acquireTime, the fence).
+            logger.warning("lease may have expired: acquiring it anew", extra={"lease": self.lease_name})
+            self._lease = None
+        if self._lease is not None:
+            body = copy.deepcopy(self._lease)
+            body["spec"]["renewTime"] = micro_time(started)
+            try:
+                self._lease = await self.api.replace(self.namespace, body)
+                self._renewed_at = started
+                return
+            except LeaseConflict:
+                current = await self.api.get(self.namespace, self.lease_name)
+                spec = (current or {}).get("spec") or {}
+                if (
+                    current is not None
+                    and spec.get("holderIdentity") == self.identity
+                    and spec.get("acquireTime") == self._lease["spec"].get("acquireTime")
+                ):
+                    current["spec"]["renewTime"] = micro_time(started)
+                    self._lease = await self.api.replace(self.namespace, current)
+                    self._renewed_at = started
+                    return
+                logger.error("lease taken by someone else", extra={"lease": self.lease_name})
+                self._lease, self._renewed_at = None, None
+                return
+        await self._acquire(started)
+
+    async def _acquire(self, now: datetime) -> None:
+        current = await self.api.get(self.namespace, self.lease_name)
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": self.timings.lease_seconds,
+            "acquireTime": micro_time(now),
+            "renewTime": micro_time(now),
+        }
+        if current is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.lease_name, "labels": {RING_LABEL: RING_NAME}},
+                "spec": {**spec, "leaseTransitions": 0},
+            }
+            self._lease = await self.api.create(self.namespace, body)
+        else:
+            holder = member_from_lease(current)
+            if holder.identity and holder.identity != self.identity and holder.live(now):
+                logger.error(
+                    "lease held by another live holder",
+                    extra={"lease": self.lease_name, "holder": holder.identity},
+                )
+                return
+            transitions = int((current.get("spec") or {}).get("leaseTransitions") or 0)
+            current["spec"] = {**spec, "leaseTransitions": transitions + 1}
+            current.setdefault("metadata", {}).setdefault("labels", {})[RING_LABEL] = RING_NAME
+            self._lease = await self.api.replace(self.namespace, current)
+        self._renewed_at = now
+        self._fresh_acquire = True
+        logger.info("lease acquired", extra={"lease": self.lease_name, "namespace": self.namespace})
+
+    async def _list(self) -> None:
+        seen_at = self._clock()
+        leases = await self.api.list(self.namespace, f"{RING_LABEL}={RING_NAME}")
+        members = tuple(live_members(leases, seen_at))
+        identities = tuple(m.identity for m in members)
+        if self._fresh_acquire and self.identity in identities:
+            self._founder = identities == (self.identity,)
+            self._fresh_acquire = False
+        elif self._lease is None:
+            self._founder = False
+        previous = self._view.identities if self._view is not None else ()
+        self._view = RingView(
+            self.identity, members, seen_at, self._renewed_at, self.timings, founder=self._founder
+        )
+        if identities != previous:
+            self._ring_changed(previous, identities, seen_at)
+
+    def _ring_changed(self, before: tuple[str, ...], after: tuple[str, ...], now: datetime) -> None:
+        self.stable_since = now
+        self.ring_changes += 1
+        changes = moved(self._tracked, before, after)
+        gained = sum(1 for old, new in changes.values() if new == self.identity)
+        lost = sum(1 for old, new in changes.values() if old == self.identity)
+        self.handovers["gained"] += gained
+        self.handovers["lost"] += lost
+        logger.info(
+            "shard handover: the ring changed",
+            extra={
+                "members": ",".join(after),
+                "joined": ",".join(sorted(set(after) - set(before))),
+                "left": ",".join(sorted(set(before) - set(after))),
+                "gained": gained,
+                "lost": lost,
+                "owned": self.owned_count(),
+            },
+        )
+
+    def _notify_if_changed(self) -> None:
+        view, now = self._view, self._clock()
+        standing = (
+            self.members(),
+            self.can_mutate(),
+            view is not None and view.settled(now),
+        )
+        if standing != self._standing:
+            self._standing = standing
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop renewing; with `release`, clear the holder so the others take over at once
+        (call it only after this replica stopped acting)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if release and self._lease is not None:
+            body = copy.deepcopy(self._lease)
+            now = micro_time(self._clock())
+            body["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=now, acquireTime=now)
+            try:
+                await self.api.replace(self.namespace, body)
+                logger.info("lease released", extra={"lease": self.lease_name})
+            except Exception as exc:
+                logger.warning("lease release failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            self._lease = None
+        await self.api.aclose()
+
+
+class FencedExecutor:
+    """The Executor, refusing any Fly mutation this replica may not make right now (checked
+    at the moment of the call, not at the start of the pass)."""
+
+    def __init__(self, executor: Any, keeper: LeaseKeeper) -> None:
+        self._executor, self._keeper = executor, keeper
+
+    async def execute(self, action: Action, instance: Instance, env: Any) -> ActionResult:
+        self._keeper.fence(instance.uid)
+        result: ActionResult = await self._executor.execute(action, instance, env)
+        return result
+
+
+def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
+    """claw_shard_* gauges and counters, computed at scrape time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
+    class ShardCollector(Collector):
+        def collect(self) -> Any:
+            members = GaugeMetricFamily("claw_shard_members", "Live replicas this replica sees in the ring")
+            members.add_metric([], len(keeper.members()))
+            owned = GaugeMetricFamily("claw_shard_instances_owned", "ClawInstances assigned to this replica")
+            owned.add_metric([], keeper.owned_count())
+            acting = GaugeMetricFamily(
+                "claw_shard_instances_acting",
+                "ClawInstances this replica may act on now (owned, past the handover fence, Lease renewed)",
+            )
+            acting.add_metric([], keeper.acting_count())
+            mutate = GaugeMetricFamily(
+                "claw_shard_can_mutate", "1 while this replica holds a renewed Lease (may touch Fly)"
+            )
+            mutate.add_metric([], 1 if keeper.can_mutate() else 0)
+            handovers = CounterMetricFamily(
+                "claw_shard_handovers",
+                "ClawInstances this replica gained or lost when the ring changed",
+                labels=["direction"],
+            )
+            for direction in ("gained", "lost"):
+                handovers.add_metric([direction], keeper.handovers[direction])
+            changes = CounterMetricFamily("claw_shard_ring_changes", "Membership changes seen")
+            changes.add_metric([], keeper.ring_changes)
+            yield from (members, owned, acting, mutate, handovers, changes)
+
+    registry.register(ShardCollector())

@@ -1,0 +1,290 @@
+"""Leases, sharded list/watch (KEP-5866 `shardSelector`) and client partitions, with real
+clients: the official `kubernetes` client and kubectl."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from claw_operator.sim.kubesim import KubeSimThread
+from claw_operator.sim.kubesim.sharding import fnv1a_64
+from tests.contract.kubesim.kubectl import Kubectl, requires_kubectl
+
+HALF = "0x8000000000000000"
+TOP = "0x10000000000000000"
+
+
+def lower_half(field: str = "object.metadata.uid") -> str:
+    return f"shardRange({field}, '0x0000000000000000', '{HALF}')"
+
+
+def upper_half(field: str = "object.metadata.uid") -> str:
+    return f"shardRange({field}, '{HALF}', '{TOP}')"
+
+
+def api_for(kubeconfig: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.retries = 0
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture
+def api_client(kubesim_thread: KubeSimThread) -> Iterator[client.ApiClient]:
+    assert kubesim_thread.kubeconfig is not None
+    with api_for(kubesim_thread.kubeconfig) as api:
+        yield api
+
+
+def lease(name: str, holder: str, duration: int = 15) -> client.V1Lease:
+    now = datetime.now(UTC)
+    return client.V1Lease(
+        metadata=client.V1ObjectMeta(name=name, labels={"claw.dev/ring": "claw-operator"}),
+        spec=client.V1LeaseSpec(
+            holder_identity=holder,
+            lease_duration_seconds=duration,
+            acquire_time=now,
+            renew_time=now,
+            lease_transitions=0,
+        ),
+    )
+
+
+def test_lease_create_renew_conflict_list(api_client: client.ApiClient) -> None:
+    coordination = client.CoordinationV1Api(api_client)
+    created = coordination.create_namespaced_lease("default", lease("claw-operator-a", "a"))
+    assert created.spec.holder_identity == "a" and created.spec.lease_duration_seconds == 15
+    assert created.spec.renew_time is not None
+
+    with pytest.raises(ApiException) as exists:
+        coordination.create_namespaced_lease("default", lease("claw-operator-a", "b"))
+    assert exists.value.status == 409
+
+    # A renew is a PUT carrying the resourceVersion read: a stale one answers 409.
+    renewed_spec = created.spec
+    renewed_spec.renew_time = datetime.now(UTC)
+    renewed = coordination.replace_namespaced_lease("claw-operator-a", "default", created)
+    assert int(renewed.metadata.resource_version) > int(created.metadata.resource_version)
+    with pytest.raises(ApiException) as stale:
+        coordination.replace_namespaced_lease("claw-operator-a", "default", created)
+    assert stale.value.status == 409
+
+    coordination.create_namespaced_lease("default", lease("claw-operator-b", "b"))
+    other = lease("unrelated", "x")
+    other.metadata.labels = {}
+    coordination.create_namespaced_lease("default", other)
+    members = coordination.list_namespaced_lease("default", label_selector="claw.dev/ring=claw-operator")
+    assert sorted(item.metadata.name for item in members.items) == ["claw-operator-a", "claw-operator-b"]
+    assert members.items[0].spec.renew_time.tzinfo is not None  # MicroTime round-trips
+
+
+def test_lease_watch_sees_renewals(api_client: client.ApiClient) -> None:
+    coordination = client.CoordinationV1Api(api_client)
+    created = coordination.create_namespaced_lease("default", lease("claw-operator-a", "a"))
+    events: list[tuple[str, str]] = []
+
+    def follow() -> None:
+        stream = watch.Watch()
+        for event in stream.stream(
+            coordination.list_namespaced_lease,
+            "default",
+            resource_version=created.metadata.resource_version,
+            timeout_seconds=5,
+        ):
+            events.append((event["type"], event["object"].spec.holder_identity))
+            if len(events) == 2:
+                stream.stop()
+
+    watcher = threading.Thread(target=follow)
+    watcher.start()
+    created.spec.holder_identity = "b"
+    coordination.replace_namespaced_lease("claw-operator-a", "default", created)
+    coordination.delete_namespaced_lease("claw-operator-a", "default")
+    watcher.join(10)
+    assert events == [("MODIFIED", "b"), ("DELETED", "b")]
+
+
+@requires_kubectl
+def test_kubectl_get_leases(
+    kubesim_thread: KubeSimThread, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    client.CoordinationV1Api(api_client).create_namespaced_lease("default", lease("claw-operator-a", "pod-a"))
+    assert kubesim_thread.kubeconfig is not None
+    kubectl = Kubectl(kubesim_thread.kubeconfig, tmp_path / "cache")
+    table = kubectl.run("get", "leases").stdout
+    assert "claw-operator-a" in table and "pod-a" in table
+    got = kubectl.json("get", "lease", "claw-operator-a")
+    assert got["spec"]["holderIdentity"] == "pod-a"
+
+
+def test_fnv1a_64_matches_the_reference_vectors() -> None:
+    # The FNV test suite's vectors for FNV-1a 64.
+    assert fnv1a_64("") == 0xCBF29CE484222325
+    assert fnv1a_64("a") == 0xAF63DC4C8601EC8C
+    assert fnv1a_64("foobar") == 0x85944171F73967E8
+
+
+def _create_configmaps(api_client: client.ApiClient, count: int) -> dict[str, str]:
+    core = client.CoreV1Api(api_client)
+    uids = {}
+    for i in range(count):
+        made = core.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"cm-{i}"))
+        )
+        uids[made.metadata.name] = made.metadata.uid
+    return uids
+
+
+def test_shard_selector_partitions_a_list_and_echoes_shard_info(api_client: client.ApiClient) -> None:
+    uids = _create_configmaps(api_client, 24)
+    halves = {}
+    for selector in (lower_half(), upper_half()):
+        # The Python client has no shardSelector parameter (yet): the query goes raw.
+        answer = requests.get(
+            f"{api_client.configuration.host}/api/v1/namespaces/default/configmaps",
+            params={"shardSelector": selector},
+            timeout=5,
+        )
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["metadata"]["shardInfo"] == {"selector": selector}
+        halves[selector] = {item["metadata"]["name"] for item in body["items"]}
+    low, high = halves[lower_half()], halves[upper_half()]
+    assert low.isdisjoint(high) and low | high == set(uids)
+    assert low == {name for name, uid in uids.items() if fnv1a_64(uid) < 1 << 63}
+    # Both halves in one selector: everything; no selector: no shardInfo.
+    both = requests.get(
+        f"{api_client.configuration.host}/api/v1/namespaces/default/configmaps",
+        params={"shardSelector": f"{lower_half()} || {upper_half()}"},
+        timeout=5,
+    ).json()
+    assert {item["metadata"]["name"] for item in both["items"]} == set(uids)
+    plain = requests.get(f"{api_client.configuration.host}/api/v1/namespaces/default/configmaps", timeout=5)
+    assert len(plain.json()["items"]) == 24 and "shardInfo" not in plain.json()["metadata"]
+
+
+@requires_kubectl
+def test_kubectl_raw_sharded_list(
+    kubesim_thread: KubeSimThread, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    uids = _create_configmaps(api_client, 8)
+    assert kubesim_thread.kubeconfig is not None
+    kubectl = Kubectl(kubesim_thread.kubeconfig, tmp_path / "cache")
+    path = "/api/v1/namespaces/default/configmaps?" + urllib.parse.urlencode({"shardSelector": upper_half()})
+    body = json.loads(kubectl.run("get", "--raw", path).stdout)
+    assert body["metadata"]["shardInfo"]["selector"] == upper_half()
+    assert {i["metadata"]["name"] for i in body["items"]} == {
+        name for name, uid in uids.items() if fnv1a_64(uid) >= 1 << 63
+    }
+
+
+def test_shard_selector_by_namespace(api_client: client.ApiClient, kubesim_thread: KubeSimThread) -> None:
+    core = client.CoreV1Api(api_client)
+    for ns in ("team-a", "team-b", "team-c", "team-d"):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
+    selector = lower_half("object.metadata.namespace")
+    answer = requests.get(
+        f"{kubesim_thread.base_url}/api/v1/configmaps", params={"shardSelector": selector}, timeout=5
+    ).json()
+    namespaces = {item["metadata"]["namespace"] for item in answer["items"]}
+    expected = {ns for ns in ("team-a", "team-b", "team-c", "team-d") if fnv1a_64(ns) < 1 << 63}
+    assert namespaces == expected
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "shardRange(object.metadata.name, '0x0', '0x10')",
+        "shardRange(object.metadata.uid, '0x10', '0x10')",
+        "shardRange(object.metadata.uid, '0x0', '0x10000000000000001')",
+        "shardRange(object.metadata.uid, 0x0, 0x10)",
+        "shardRange(object.metadata.uid, '0x0', '0x10') || "
+        "shardRange(object.metadata.namespace, '0x0', '0x10')",
+    ],
+)
+def test_malformed_shard_selectors_are_refused(kubesim_thread: KubeSimThread, selector: str) -> None:
+    answer = requests.get(
+        f"{kubesim_thread.base_url}/api/v1/configmaps", params={"shardSelector": selector}, timeout=5
+    )
+    assert answer.status_code == 400 and "shardSelector" in answer.json()["message"]
+
+
+def test_sharded_watch_delivers_only_its_share(
+    kubesim_thread: KubeSimThread, api_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api_client)
+    start_rv = core.list_namespaced_config_map("default").metadata.resource_version
+    seen: list[str] = []
+    query = urllib.parse.urlencode(
+        {"watch": "1", "resourceVersion": start_rv, "timeoutSeconds": "3", "shardSelector": lower_half()}
+    )
+
+    def follow() -> None:
+        with requests.get(
+            f"{kubesim_thread.base_url}/api/v1/namespaces/default/configmaps?{query}", stream=True, timeout=10
+        ) as stream:
+            for line in stream.iter_lines():
+                if line:
+                    seen.append(json.loads(line)["object"]["metadata"]["name"])
+
+    watcher = threading.Thread(target=follow)
+    watcher.start()
+    uids = _create_configmaps(api_client, 16)
+    watcher.join(10)
+    expected = sorted(name for name, uid in uids.items() if fnv1a_64(uid) < 1 << 63)
+    assert sorted(seen) == expected and 0 < len(expected) < 16
+
+
+def test_partition_refuses_one_client_only(kubesim_thread: KubeSimThread, tmp_path: Path) -> None:
+    isolated = kubesim_thread.write_kubeconfig(tmp_path / "isolated", token="replica-b")
+    assert kubesim_thread.kubeconfig is not None
+    base = kubesim_thread.base_url
+    with api_for(kubesim_thread.kubeconfig) as healthy, api_for(isolated) as cut_off:
+        client.CoreV1Api(cut_off).list_namespaced_config_map("default")  # fine before
+        made = requests.post(f"{base}/_kubesim/partitions", json={"token": "replica-b"}, timeout=5)
+        assert made.status_code == 201
+        with pytest.raises(Exception) as refused:  # the connection is dropped: no HTTP answer
+            client.CoreV1Api(cut_off).list_namespaced_config_map("default", _request_timeout=5)
+        assert not isinstance(refused.value, ApiException)
+        client.CoreV1Api(healthy).list_namespaced_config_map("default")  # others are served
+
+        requests.delete(f"{base}/_kubesim/partitions/{made.json()['id']}", timeout=5)
+        requests.post(f"{base}/_kubesim/partitions", json={"token": "replica-b", "mode": "error"}, timeout=5)
+        with pytest.raises(ApiException) as unavailable:
+            client.CoreV1Api(cut_off).list_namespaced_config_map("default")
+        assert unavailable.value.status == 503
+        report = requests.get(f"{base}/_kubesim/partitions", timeout=5).json()
+        assert [p["token"] for p in report["partitions"]] == ["replica-b"]
+
+        requests.delete(f"{base}/_kubesim/partitions", timeout=5)
+        client.CoreV1Api(cut_off).list_namespaced_config_map("default")  # healed
+
+
+def test_partition_by_user_agent_and_hang(kubesim_thread: KubeSimThread) -> None:
+    base = kubesim_thread.base_url
+    requests.post(f"{base}/_kubesim/partitions", json={"userAgent": "replica-c", "mode": "hang"}, timeout=5)
+    with pytest.raises(requests.exceptions.Timeout):
+        requests.get(f"{base}/api/v1/namespaces", headers={"User-Agent": "replica-c/1"}, timeout=0.5)
+    assert requests.get(f"{base}/api/v1/namespaces", headers={"User-Agent": "other"}, timeout=5).ok
+    answers: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(
+            requests.get(
+                f"{base}/api/v1/namespaces", headers={"User-Agent": "replica-c"}, timeout=10
+            ).status_code
+        )
+    )
+    waiter.start()
+    requests.delete(f"{base}/_kubesim/partitions", timeout=5)
+    waiter.join(10)
+    assert answers == [200]  # lifted while it hung: served after all

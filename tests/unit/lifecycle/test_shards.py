@@ -1,0 +1,257 @@
+"""The sharding core: membership from Leases, rendezvous assignment, the fence."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from claw_operator.lifecycle.shards import (
+    Member,
+    RingView,
+    ShardTimings,
+    inherited,
+    lease_name,
+    live_members,
+    member_from_lease,
+    moved,
+    owner,
+)
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+TIMINGS = ShardTimings()
+UIDS = [str(uuid.UUID(int=i * 7919 + 13, version=4)) for i in range(3000)]
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def wire(
+    name: str, holder: str | None, renewed: float | None, acquired: float | None = 0, duration: Any = 15
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"leaseDurationSeconds": duration}
+    if holder is not None:
+        spec["holderIdentity"] = holder
+    if renewed is not None:
+        spec["renewTime"] = at(renewed).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if acquired is not None:
+        spec["acquireTime"] = at(acquired).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+@dataclass(frozen=True)
+class LiveCase:
+    reason: str
+    leases: list[dict[str, Any]]
+    now: float
+    live: list[str]
+
+
+LIVE_CASES = [
+    LiveCase("renewed within its duration: live", [wire("claw-operator-a", "a", renewed=10)], 24.9, ["a"]),
+    LiveCase("renewTime + duration reached: expired", [wire("claw-operator-a", "a", renewed=10)], 25, []),
+    LiveCase("released (holder cleared): gone at once", [wire("claw-operator-a", "", renewed=10)], 11, []),
+    LiveCase("no holder at all", [wire("claw-operator-a", None, renewed=10)], 11, []),
+    LiveCase("never renewed", [wire("claw-operator-a", "a", renewed=None)], 1, []),
+    LiveCase("no duration: expired", [wire("claw-operator-a", "a", renewed=10, duration=None)], 10.5, []),
+    LiveCase(
+        "a short duration of its own counts, not ours",
+        [wire("claw-operator-a", "a", renewed=10, duration=2)],
+        12.5,
+        [],
+    ),
+    LiveCase(
+        "several members, sorted by identity; one expired",
+        [
+            wire("claw-operator-c", "c", renewed=9),
+            wire("claw-operator-a", "a", renewed=1),
+            wire("claw-operator-b", "b", renewed=8),
+        ],
+        20,
+        ["b", "c"],
+    ),
+    LiveCase(
+        "two Leases with one holder: one member",
+        [wire("claw-operator-a", "a", renewed=9), wire("claw-operator-a2", "a", renewed=5)],
+        10,
+        ["a"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LIVE_CASES, ids=lambda c: c.reason)
+def test_live_members(case: LiveCase) -> None:
+    assert [m.identity for m in live_members(case.leases, at(case.now))] == case.live
+
+
+def test_member_reads_microtime_and_duration() -> None:
+    member = member_from_lease(wire("claw-operator-a", "a", renewed=3.25, acquired=1))
+    assert member == Member("a", "claw-operator-a", at(1), at(3.25), timedelta(seconds=15))
+    assert member.expires == at(18.25)
+
+
+def test_every_uid_has_exactly_one_owner_and_shares_are_even() -> None:
+    members = ["claw-operator-x7k2p", "claw-operator-q9d4m", "claw-operator-b3n8w"]
+    shares = Counter(owner(uid, members) for uid in UIDS)
+    assert set(shares) == set(members) and sum(shares.values()) == len(UIDS)
+    for count in shares.values():
+        assert abs(count - len(UIDS) / 3) < 0.1 * len(UIDS) / 3
+
+
+def test_owner_is_independent_of_member_order() -> None:
+    members = ["a", "b", "c", "d"]
+    assert all(owner(uid, members) == owner(uid, list(reversed(members))) for uid in UIDS[:300])
+    assert owner("uid", []) is None
+
+
+@dataclass(frozen=True)
+class MoveCase:
+    reason: str
+    before: list[str]
+    after: list[str]
+    only_from: set[str | None]  # the old owners of every moved UID
+    only_to: set[str | None]  # the new owners of every moved UID
+
+
+MOVE_CASES = [
+    MoveCase("a member leaves: only its UIDs move", ["a", "b", "c"], ["a", "b"], {"c"}, {"a", "b"}),
+    MoveCase("a member joins: only UIDs it wins move, to it", ["a", "b"], ["a", "b", "c"], {"a", "b"}, {"c"}),
+    MoveCase("first member: everything moves to it", [], ["a"], {None}, {"a"}),
+    MoveCase("last member leaves: everything is unowned", ["a"], [], {"a"}, {None}),
+]
+
+
+@pytest.mark.parametrize("case", MOVE_CASES, ids=lambda c: c.reason)
+def test_membership_changes_move_only_what_they_must(case: MoveCase) -> None:
+    changes = moved(UIDS, case.before, case.after)
+    assert changes
+    assert {old for old, _ in changes.values()} == case.only_from
+    assert {new for _, new in changes.values()} == case.only_to
+    if {len(case.before), len(case.after)} == {2, 3}:
+        assert abs(len(changes) - len(UIDS) / 3) < 0.1 * len(UIDS)  # about 1/N moves
+
+
+def view(
+    me: str, members: list[Member], seen: float, renewed: float | None, *, founder: bool = False
+) -> RingView:
+    return RingView(me, tuple(members), at(seen), None if renewed is None else at(renewed), TIMINGS, founder)
+
+
+def member(identity: str, acquired: float, renewed: float) -> Member:
+    return Member(identity, lease_name(identity), at(acquired), at(renewed), TIMINGS.lease_duration)
+
+
+@dataclass(frozen=True)
+class MutateCase:
+    reason: str
+    seen: float
+    renewed: float | None
+    now: float
+    members: list[str]
+    can_mutate: bool
+
+
+MUTATE_CASES = [
+    MutateCase("renewed and listed just now", 100, 100, 100.5, ["a", "b"], True),
+    MutateCase("renew deadline passed without a renew: stop at once", 100, 90, 100, ["a", "b"], False),
+    MutateCase("renewed 9.9 s ago: still inside the deadline", 100, 90.1, 100, ["a", "b"], True),
+    MutateCase("view of the ring older than the deadline", 90, 100, 100, ["a", "b"], False),
+    MutateCase("never held a Lease", 100, None, 100, ["b"], False),
+    MutateCase("own Lease not among the live ones", 100, 100, 100, ["b"], False),
+]
+
+
+@pytest.mark.parametrize("case", MUTATE_CASES, ids=lambda c: c.reason)
+def test_can_mutate(case: MutateCase) -> None:
+    members = [member(m, 0, case.seen) for m in case.members]
+    assert view("a", members, case.seen, case.renewed).can_mutate(at(case.now)) is case.can_mutate
+
+
+@dataclass(frozen=True)
+class FenceCase:
+    reason: str
+    me_acquired: float
+    others_acquired: list[float]  # one other member per entry
+    founder: bool
+    now: float
+    settled: bool
+
+
+FENCE_CASES = [
+    FenceCase("founded the ring (alone after creating its Lease): acts at once", 100, [], True, 100, True),
+    FenceCase("founder keeps acting when others join", 100, [101], True, 102, True),
+    FenceCase("joined a live member 5 s ago: waits a lease duration", 100, [0], False, 105, False),
+    FenceCase("joined a live member 15 s ago: acts", 100, [0], False, 115, True),
+    FenceCase("joined an unsettled founder: waits all the same", 101, [100], False, 110, False),
+    FenceCase("not the founder, alone now (the others left): waits", 100, [], False, 110, False),
+]
+
+
+@pytest.mark.parametrize("case", FENCE_CASES, ids=lambda c: c.reason)
+def test_newcomer_waits_until_every_other_replica_saw_it(case: FenceCase) -> None:
+    others = [member(f"o{i}", acquired, case.now) for i, acquired in enumerate(case.others_acquired)]
+    ring = view(
+        "a", [member("a", case.me_acquired, case.now), *others], case.now, case.now, founder=case.founder
+    )
+    assert ring.settled(at(case.now)) is case.settled
+    mine = [uid for uid in UIDS[:200] if ring.owns(uid)]
+    assert mine, "this replica owns some UIDs"
+    assert all(ring.may_act(uid, at(case.now)) is case.settled for uid in mine)
+    assert not any(ring.may_act(uid, at(case.now)) for uid in UIDS[:200] if not ring.owns(uid))
+
+
+def test_a_lost_uid_stops_at_once_and_the_new_owner_starts_only_after_the_fence() -> None:
+    """b joins at t=100: a stops acting on b's UIDs as soon as it sees b's Lease, b starts
+    on them only a lease duration after joining — after a's stale view (at most the renew
+    deadline old) can have lasted."""
+    a_old = view("a", [member("a", 0, 99)], 99, 99)
+    a_new = view("a", [member("a", 0, 101), member("b", 100, 100)], 101, 101)
+    b = view("b", [member("a", 0, 101), member("b", 100, 101)], 101, 101)
+    moved_to_b = [uid for uid in UIDS[:300] if b.owns(uid)]
+    assert moved_to_b and all(a_old.may_act(uid, at(99.5)) for uid in moved_to_b)
+    # a, once it sees b: stops at once.
+    assert not any(a_new.may_act(uid, at(101)) for uid in moved_to_b)
+    # a, not seeing b (its listing fails): its view is too old to act by 99 + renew deadline.
+    assert not any(a_old.may_act(uid, at(99 + 10)) for uid in moved_to_b)
+    # b: nothing before 100 + lease duration, everything after.
+    assert not any(b.may_act(uid, at(114.9)) for uid in moved_to_b)
+    b_later = view("b", [member("a", 0, 115), member("b", 100, 115)], 115, 115)
+    assert all(b_later.may_act(uid, at(115)) for uid in moved_to_b)
+
+
+def test_a_dead_members_uids_go_over_when_its_lease_expires() -> None:
+    leases = [wire("claw-operator-a", "a", renewed=50), wire("claw-operator-b", "b", renewed=64)]
+    before = live_members(leases, at(64.9))
+    after = live_members(leases, at(65))
+    assert [m.identity for m in before] == ["a", "b"] and [m.identity for m in after] == ["b"]
+    ring = RingView("b", tuple(after), at(65), at(64), TIMINGS)
+    assert all(ring.may_act(uid, at(65)) for uid in UIDS[:100])
+
+
+@pytest.mark.parametrize(
+    ("created", "stable_since", "expected"),
+    [
+        (None, 100, True),
+        (50, 100, True),  # existed before the ring changed
+        (110, 100, True),  # within a lease duration of the change: a stale view may have acted
+        (115.5, 100, False),  # born after every other view caught up: born under watch is safe
+    ],
+)
+def test_inherited(created: float | None, stable_since: float, expected: bool) -> None:
+    assert inherited(None if created is None else at(created), at(stable_since), TIMINGS) is expected
+
+
+def test_timings_must_nest() -> None:
+    ShardTimings(timedelta(seconds=3), timedelta(seconds=2), timedelta(seconds=0.5))
+    with pytest.raises(ValueError, match="lease duration > renew deadline"):
+        ShardTimings(timedelta(seconds=10), timedelta(seconds=10), timedelta(seconds=2))
+
+
+def test_lease_name() -> None:
+    assert lease_name("web-7d9f") == "claw-operator-web-7d9f"
+    assert lease_name("claw-operator-7d9f") == "claw-operator-7d9f"
