@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install tools lint test unit crds crds-check demo sandbox bench chaos monitoring clean
+.PHONY: help install tools lint test smoke unit crds crds-check demo sandbox bench chaos monitoring clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,9 +33,13 @@ lint: install ## ruff, mypy (strict on api/fly/lifecycle), import-linter layer c
 	$(BIN)/lint-imports
 	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml --check
 
-test: install ## lint, then the whole pytest suite
+test: install ## lint, then the whole pytest suite, then the operator's CPU figure (smoke)
 	$(MAKE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) smoke
+
+smoke: install ## operator CPU per instance to Ready and per periodic check, small fleet (~40 s; printed, not asserted)
+	$(BIN)/python benchmarks/fleet.py --smoke
 
 unit: install ## only the pure unit tests (fast)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -54,7 +58,7 @@ sandbox: install ## the interactive sandbox (Ctrl-C to stop)
 	$(BIN)/claw-operator demo
 
 # processes.py is the benchmarks' shared helper; chaos.py has its own target.
-BENCH_SKIP := benchmarks/processes.py benchmarks/chaos.py benchmarks/plots.py
+BENCH_SKIP := benchmarks/processes.py benchmarks/chaos.py benchmarks/plots.py benchmarks/profiling.py benchmarks/textbook_operator.py
 CHAOS_ARGS ?=
 
 bench: install ## run the benchmarks and print their figures

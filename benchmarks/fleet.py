@@ -44,6 +44,7 @@ import yaml
 
 import plots
 from processes import REPO, RESULTS, free_port, sample, spawn, stop, wait_for_line
+from profiling import Profiler
 
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
 REGIONS = ("iad", "ord", "ams", "fra")
@@ -53,6 +54,9 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 # flysim's limits (Fly's documented ones): app-level actions such as create are 1/s, burst 3.
 FLY_APP_ACTION_RATE, FLY_APP_ACTION_BURST = 1.0, 3
 DEFAULT_APPS = 4
+MACHINE_ROUTE = "/v1/apps/{app}/machines/{id}"  # one periodic check = one GET of it
+TEXTBOOK = REPO / "benchmarks" / "textbook_operator.py"
+SMOKE_N = 30
 
 
 # ------------------------------------------------------------------------------- the clients
@@ -77,6 +81,8 @@ class Tracker:
     ready_epoch: dict[str, float] = field(default_factory=dict)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
+    # MODIFIED events per instance (a restart must not write what did not change).
+    modified: Counter[str] = field(default_factory=Counter)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def observe(self, kind: str, obj: dict[str, Any]) -> None:
@@ -85,6 +91,8 @@ class Tracker:
         if kind == "DELETED":
             self.present.discard(key)
         else:
+            if kind == "MODIFIED":
+                self.modified[key] += 1
             self.present.add(key)
             status = obj.get("status") or {}
             self.status[key] = status
@@ -196,8 +204,91 @@ async def wait_until(
     return bool(await predicate())
 
 
+SCENARIOS = ("burst", "steady", "restart", "delete")
+
+
+def operator_command(
+    args: argparse.Namespace, kubeconfig: Path, fly_url: str
+) -> tuple[list[str], Path | None]:
+    """The operator's command line (claw-operator, or the textbook kopf operator) and its script."""
+    poll = args.poll
+    if args.operator == "textbook":
+        return (
+            [
+                "--kubeconfig",
+                str(kubeconfig),
+                "--fly-api-url",
+                fly_url,
+                "--default-app",
+                "bench",
+                "--poll",
+                str(poll),
+            ],
+            TEXTBOOK,
+        )
+    return (
+        [
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--fly-api-url",
+            fly_url,
+            "--default-app",
+            "bench",
+            "--metrics-port",
+            str(free_port()),
+            "--poll-starting",
+            str(poll),
+            "--poll-running",
+            str(poll),
+            "--poll-destroying",
+            str(max(1.0, poll / 2)),
+            "--poll-idle",
+            str(poll),
+            "--poll-jitter",
+            str(args.jitter),
+            "--fly-wait-timeout",
+            "30",
+            "--starting-timeout",
+            str(max(300.0, 5.0 * args.n)),
+        ],
+        None,
+    )
+
+
+class Operator:
+    """The operator process under test: started, restarted, sampled, profiled."""
+
+    def __init__(self, args: argparse.Namespace, kubeconfig: Path, fly_url: str, log: Path) -> None:
+        self.command, self.script = operator_command(args, kubeconfig, fly_url)
+        self.log = log
+        self.process = self._spawn()
+        self.profiler: Profiler | None = None
+        if args.profile:
+            self.profiler = Profiler(self.process.pid, args.profile)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return spawn(self.command, self.log, env={"FLY_API_TOKEN": FLY_TOKEN}, script=self.script)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def restart(self) -> None:
+        """SIGTERM (a rolling update's way), then a new process with the same command line."""
+        stop(self.process)
+        self.process = self._spawn()
+
+    def profile(self, phase: str) -> None:
+        if self.profiler is not None:
+            self.profiler.start(phase, self.process.pid)
+
+    def end_profile(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    n = args.n
     kubeconfig = workdir / "kubeconfig"
     kube_log, fly_log, op_log = workdir / "kubesim.log", workdir / "flysim.log", workdir / "operator.log"
     kubesim = spawn(
@@ -216,55 +307,32 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ["flysim", "--port", "0", "--profile", "realistic", "--rate-limit", "--seed", str(args.seed)], fly_log
     )
     processes = [kubesim, flysim]
+    operator: Operator | None = None
     try:
         await wait_for_line(kube_log, "export KUBECONFIG=", kubesim)
         fly_url = await wait_for_line(fly_log, "FLY_API_URL=", flysim)
         kube_url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        poll = args.poll
-        operator = spawn(
-            [
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--fly-api-url",
-                fly_url,
-                "--default-app",
-                "bench",
-                "--metrics-port",
-                str(free_port()),
-                "--poll-starting",
-                str(poll),
-                "--poll-running",
-                str(poll),
-                "--poll-destroying",
-                str(max(1.0, poll / 2)),
-                "--poll-idle",
-                str(poll),
-                "--poll-jitter",
-                str(args.jitter),
-                "--fly-wait-timeout",
-                "30",
-                "--starting-timeout",
-                str(max(300.0, 5.0 * n)),
-            ],
-            op_log,
-            env={"FLY_API_TOKEN": FLY_TOKEN},
-        )
-        processes.append(operator)
+        operator = Operator(args, kubeconfig, fly_url, op_log)
         connector = aiohttp.TCPConnector(limit=64)
         async with aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=120)
         ) as session:
             return await measure(args, Bench(kube_url, fly_url, session), operator)
     finally:
+        if operator is not None:
+            operator.end_profile()
+            stop(operator.process)
         for process in reversed(processes):
             stop(process)
 
 
-async def measure(
-    args: argparse.Namespace, bench: Bench, operator: subprocess.Popen[bytes]
-) -> dict[str, Any]:
+def cpu_between(before: Any, after: Any) -> float:
+    return max(0.0, after.cpu_seconds - before.cpu_seconds)
+
+
+async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) -> dict[str, Any]:
     n, poll = args.n, args.poll
+    scenarios = set(SCENARIOS) if args.scenario == "all" else {"burst", args.scenario}
     interval = poll + args.jitter / 2  # the mean time between two periodic checks
     namespaces = [f"fleet-{i}" for i in range(args.namespaces)]
     for namespace in namespaces:
@@ -282,22 +350,40 @@ async def measure(
     peak = {"rss": 0.0}
 
     process_series: list[tuple[float, float, float]] = []  # (monotonic t, CPU seconds, RSS MiB)
+    # CPU seconds of operator processes that have exited (a restart), so the series stays cumulative.
+    retired = {"cpu": 0.0}
 
     async def sampler() -> None:
         while True:
-            now = sample(operator.pid)
-            peak["rss"] = max(peak["rss"], now.rss_mib)
-            process_series.append((time.monotonic(), now.cpu_seconds, now.rss_mib))
+            with contextlib.suppress(OSError, ValueError):
+                now = sample(operator.pid)
+                peak["rss"] = max(peak["rss"], now.rss_mib)
+                process_series.append((time.monotonic(), retired["cpu"] + now.cpu_seconds, now.rss_mib))
             await asyncio.sleep(0.5)
 
     sampling = asyncio.create_task(sampler())
     empty = sample(operator.pid)
     kube_before, fly_before = await bench.kube_stats(), await bench.fly_stats()
     apps = [f"fleet-app-{i}" for i in range(args.apps)] if args.apps > 1 else [None]
+    result: dict[str, Any] = {
+        "operator": args.operator,
+        "commit": commit(),
+        "scenario": args.scenario,
+        "n": n,
+        "namespaces": len(namespaces),
+        "apps": len(apps),
+        "poll_interval_s": poll,
+        "poll_jitter_s": args.jitter,
+        "warmup_s": args.warmup,
+    }
+    phases: list[list[Any]] = []
+    calls_by_phase: dict[str, dict[str, float]] = {}
 
-    # ---- create N at once
+    # ---- burst: create N at once
     print(f"creating {n} ClawInstances in {len(namespaces)} namespaces, {len(apps)} app(s) …", flush=True)
     gate = asyncio.Semaphore(64)
+    operator.profile("ramp")
+    cpu_created = sample(operator.pid)
     started = time.monotonic()
 
     async def create(index: int) -> None:
@@ -332,10 +418,13 @@ async def measure(
     if not await wait_until(ready_with_progress, budget, tracker):
         raise RuntimeError(f"only {len(tracker.ready)}/{n} Ready after {budget:.0f}s")
     all_ready_at = time.monotonic()
-    kube_ready, fly_ready = await bench.kube_stats(), await bench.fly_stats()
     ready_sample = sample(operator.pid)
+    operator.end_profile()
+    kube_ready, fly_ready = await bench.kube_stats(), await bench.fly_stats()
     time_to_all_ready = all_ready_at - started
-    print(f"  all Ready in {time_to_all_ready:.1f}s", flush=True)
+    ramp_cpu = cpu_between(cpu_created, ready_sample)
+    print(f"  all Ready in {time_to_all_ready:.1f}s, operator CPU {ramp_cpu:.1f}s", flush=True)
+    phases.append(["ramp to Ready", 0.0, round(time_to_all_ready, 2)])
 
     # ---- Fly-intrinsic times (flysim's own timelines)
     gate_fly = asyncio.Semaphore(32)
@@ -361,143 +450,269 @@ async def measure(
     await asyncio.gather(*(intrinsic_of(key) for key in tracker.created))
     ttr = {key: tracker.ready[key] - tracker.created[key] for key in tracker.created}
     overhead = [ttr[key] / intrinsic[key] for key in tracker.created]
-
-    # ---- steady state
-    print(f"  steady state for {args.steady_polls} poll intervals of ~{interval:.1f}s …", flush=True)
-    cpu_start, fly_start, kube_start = sample(operator.pid), await bench.fly_stats(), await bench.kube_stats()
-    steady_from = time.monotonic()
-    await asyncio.sleep(args.steady_polls * interval)
-    steady_seconds = time.monotonic() - steady_from
-    cpu_end, fly_end, kube_end = sample(operator.pid), await bench.fly_stats(), await bench.kube_stats()
-    steady_calls = fly_counts(fly_end) - fly_counts(fly_start)
-    steady_per_instance_interval = sum(steady_calls.values()) / n / (steady_seconds / interval)
-    idle_cpu = 100.0 * (cpu_end.cpu_seconds - cpu_start.cpu_seconds) / steady_seconds
-
-    # ---- Fly calls to reach Ready (raw, and less the periodic checks of instances already Ready)
-    ramp_calls = fly_counts(fly_ready) - fly_counts(fly_before)
-    ready_instance_seconds = sum(all_ready_at - at for at in tracker.ready.values())
-    per_second = {route: count / n / steady_seconds for route, count in steady_calls.items()}
-    adjusted: Counter[str] = Counter()
-    for route, count in ramp_calls.items():
-        adjusted[route] = max(0, round(count - per_second.get(route, 0.0) * ready_instance_seconds))
-    calls_raw = sum(ramp_calls.values()) / n
-    calls = sum(adjusted.values()) / n
+    intrinsic_values = list(intrinsic.values())
+    ttr_values = list(ttr.values())
+    per_app = -(-n // len(apps))
+    rate_bound = max(0.0, (per_app - FLY_APP_ACTION_BURST) / FLY_APP_ACTION_RATE)
     kube_writes = writes(kube_before, kube_ready)
     own_creates = f"POST /apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}"
     kube_writes[own_creates] -= n
     kube_writes = +kube_writes
+    ramp_calls = fly_counts(fly_ready) - fly_counts(fly_before)
+    result.update(
+        {
+            "create_requests_s": round(created_in, 2),
+            "time_to_all_ready_s": round(time_to_all_ready, 2),
+            "time_to_ready_s": {
+                "p50": round(percentile(ttr_values, 0.5), 2),
+                "p99": round(percentile(ttr_values, 0.99), 2),
+            },
+            "fly_intrinsic_s": {
+                "p50": round(percentile(intrinsic_values, 0.5), 2),
+                "p99": round(percentile(intrinsic_values, 0.99), 2),
+            },
+            "operator_share_s": {
+                name: {"p50": round(percentile(values, 0.5), 2), "p99": round(percentile(values, 0.99), 2)}
+                for name, values in (
+                    ("create_to_volume_create", lead),
+                    ("volume_to_machine_create", gap),
+                    ("started_to_ready_seen", tail),
+                )
+            },
+            "overhead_ratio": {
+                "p50": round(percentile(overhead, 0.5), 2),
+                "p99": round(percentile(overhead, 0.99), 2),
+            },
+            "fly_create_rate_bound_s": round(rate_bound, 1),
+            "operator_cpu_s_to_all_ready": round(ramp_cpu, 2),
+            "operator_cpu_s_per_instance_to_ready": round(ramp_cpu / n, 4),
+            "kube_writes_per_instance_to_ready": round(sum(kube_writes.values()) / n, 2),
+            "kube_writes_to_ready_by_route": {k: round(v / n, 2) for k, v in sorted(kube_writes.items())},
+            "fly_calls_per_instance_to_ready_raw": round(sum(ramp_calls.values()) / n, 2),
+        }
+    )
+
+    # ---- steady state
+    steady_calls: Counter[str] = Counter()
+    steady_seconds = 0.0
+    if scenarios & {"steady", "restart", "delete"}:
+        # The ramp's calls less the periodic checks need the steady rate: measured whenever the
+        # run goes on (a few intervals), not only in the steady scenario.
+        polls = args.steady_polls if "steady" in scenarios else 1
+        print(f"  steady state for {polls} poll intervals of ~{interval:.1f}s …", flush=True)
+        operator.profile("steady")
+        cpu_start, fly_start, kube_start = (
+            sample(operator.pid),
+            await bench.fly_stats(),
+            await bench.kube_stats(),
+        )
+        steady_from = time.monotonic()
+        await asyncio.sleep(polls * interval)
+        steady_seconds = time.monotonic() - steady_from
+        cpu_end, fly_end, kube_end = sample(operator.pid), await bench.fly_stats(), await bench.kube_stats()
+        operator.end_profile()
+        steady_calls = fly_counts(fly_end) - fly_counts(fly_start)
+        checks = steady_calls.get(f"GET {MACHINE_ROUTE}", 0)
+        steady_cpu = cpu_between(cpu_start, cpu_end)
+        phases.append(
+            ["steady", round(steady_from - started, 2), round(steady_from - started + steady_seconds, 2)]
+        )
+        calls_by_phase["steady (per interval)"] = {
+            k: round(v / n / (steady_seconds / interval), 3) for k, v in sorted(steady_calls.items())
+        }
+        result.update(
+            {
+                "steady_fly_calls_per_instance_per_interval": round(
+                    sum(steady_calls.values()) / n / (steady_seconds / interval), 3
+                ),
+                "steady_fly_calls_by_endpoint": dict(sorted(steady_calls.items())),
+                "steady_checks": checks,
+                "steady_kube_writes": sum(writes(kube_start, kube_end).values()),
+                "operator_idle_cpu_percent": round(100.0 * steady_cpu / steady_seconds, 1),
+                "operator_cpu_ms_per_check": round(1000.0 * steady_cpu / checks, 3) if checks else None,
+            }
+        )
+        # ---- Fly calls to reach Ready (less the periodic checks of instances already Ready)
+        ready_instance_seconds = sum(all_ready_at - at for at in tracker.ready.values())
+        per_second = {route: count / n / steady_seconds for route, count in steady_calls.items()}
+        adjusted: Counter[str] = Counter()
+        for route, count in ramp_calls.items():
+            adjusted[route] = max(0, round(count - per_second.get(route, 0.0) * ready_instance_seconds))
+        calls = sum(adjusted.values()) / n
+        calls_by_phase = {
+            "ramp to Ready": {k: round(v / n, 3) for k, v in sorted(adjusted.items()) if v},
+            **calls_by_phase,
+        }
+        result.update(
+            {
+                "fly_calls_per_instance_to_ready": round(calls, 2),
+                "fly_calls_ratio_to_minimum": round(calls / MIN_CALLS, 2),
+                "fly_calls_to_ready_by_endpoint": {
+                    k: round(v / n, 2) for k, v in sorted(adjusted.items()) if v
+                },
+            }
+        )
+    result.update(
+        {
+            "operator_rss_empty_mib": round(empty.rss_mib, 1),
+            "operator_rss_all_ready_mib": round(ready_sample.rss_mib, 1),
+            "operator_rss_per_instance_kib": round(1024 * (ready_sample.rss_mib - empty.rss_mib) / n, 1),
+        }
+    )
+
+    # ---- restart: the operator restarted with the whole fleet Ready
+    if "restart" in scenarios:
+        print("  restarting the operator …", flush=True)
+        machine_ids = {tracker.status[key]["machineId"] for key in tracker.created}
+        kube_from, fly_from = await bench.kube_stats(), await bench.fly_stats()
+        reads_from = (await bench.fly("/_sim/reads"))["machines"]
+        modified_before = dict(tracker.modified)
+        last = sample(operator.pid)
+        retired["cpu"] += last.cpu_seconds
+        restart_from = time.monotonic()
+        operator.restart()
+        operator.profile("restart")
+        checked_at: dict[str, float] = {}
+        window = args.restart_window
+        while time.monotonic() - restart_from < window:
+            reads = (await bench.fly("/_sim/reads"))["machines"]
+            now = time.monotonic() - restart_from
+            for machine_id in machine_ids:
+                if machine_id not in checked_at and reads.get(machine_id, 0) > reads_from.get(machine_id, 0):
+                    checked_at[machine_id] = now
+            if len(checked_at) == len(machine_ids):
+                break
+            await asyncio.sleep(0.5)
+        # What the new process does in its first `window` seconds, whatever it finished sooner.
+        await asyncio.sleep(max(0.0, window - (time.monotonic() - restart_from)))
+        restart_cpu = sample(operator.pid).cpu_seconds
+        operator.end_profile()
+        kube_to, fly_to = await bench.kube_stats(), await bench.fly_stats()
+        restart_calls = fly_counts(fly_to) - fly_counts(fly_from)
+        restart_writes = writes(kube_from, kube_to)
+        modified = [key for key, count in tracker.modified.items() if count > modified_before.get(key, 0)]
+        phases.append(["restart", round(restart_from - started, 2), round(time.monotonic() - started, 2)])
+        calls_by_phase["restart"] = {k: round(v / n, 3) for k, v in sorted(restart_calls.items())}
+        result.update(
+            {
+                "restart_window_s": window,
+                "restart_all_checked": len(checked_at) == len(machine_ids),
+                "restart_checked": len(checked_at),
+                "restart_time_to_all_checked_s": round(max(checked_at.values()), 2)
+                if len(checked_at) == len(machine_ids)
+                else None,
+                "restart_checked_p50_s": round(percentile(list(checked_at.values()), 0.5), 2),
+                "restart_fly_calls_per_instance": round(sum(restart_calls.values()) / n, 3),
+                # The first check of each instance after the restart (its later periodic checks
+                # within the window, one GET machine each, left out): the restart's own cost.
+                "restart_fly_calls_per_instance_first_check": round(
+                    (
+                        sum(restart_calls.values())
+                        - max(0, restart_calls.get(f"GET {MACHINE_ROUTE}", 0) - len(checked_at))
+                    )
+                    / n,
+                    3,
+                ),
+                "restart_fly_calls_by_endpoint": dict(sorted(restart_calls.items())),
+                "restart_kube_writes": sum(restart_writes.values()),
+                "restart_kube_writes_by_route": dict(sorted(restart_writes.items())),
+                "restart_instances_modified": len(modified),
+                "restart_operator_cpu_s": round(restart_cpu, 2),
+                "restart_operator_cpu_ms_per_instance": round(1000.0 * restart_cpu / n, 3),
+            }
+        )
 
     # ---- delete all, wait for Fly to be empty
-    print("  deleting all …", flush=True)
-    fly_delete_from = await bench.fly_stats()
-    delete_from = time.monotonic()
+    if "delete" in scenarios:
+        print("  deleting all …", flush=True)
+        operator.profile("delete")
+        fly_delete_from = await bench.fly_stats()
+        cpu_delete = sample(operator.pid)
+        delete_from = time.monotonic()
 
-    async def delete(key: str) -> None:
-        namespace, name = key.split("/")
-        async with gate:
-            await bench.kube("DELETE", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
+        async def delete(key: str) -> None:
+            namespace, name = key.split("/")
+            async with gate:
+                await bench.kube("DELETE", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
 
-    await asyncio.gather(*(delete(key) for key in tracker.created))
-    live_volume_states = ("created", "creating", "hydrating", "restoring", "extending")
+        await asyncio.gather(*(delete(key) for key in tracker.created))
+        live_volume_states = ("created", "creating", "hydrating", "restoring", "extending")
 
-    async def fly_empty() -> bool:
-        stats = await bench.fly_stats()
-        machines = sum(c for s, c in stats["machines"].items() if s not in ("destroyed", "destroying"))
-        volumes = sum(c for s, c in stats["volumes"].items() if s in live_volume_states)
-        return machines == 0 and volumes == 0 and not tracker.present
+        async def fly_empty() -> bool:
+            stats = await bench.fly_stats()
+            machines = sum(c for s, c in stats["machines"].items() if s not in ("destroyed", "destroying"))
+            volumes = sum(c for s, c in stats["volumes"].items() if s in live_volume_states)
+            return machines == 0 and volumes == 0 and not tracker.present
 
-    emptied = await wait_until(fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0)
-    time_to_empty = time.monotonic() - delete_from
-    deleted_at = time.monotonic()
+        emptied = await wait_until(
+            fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0
+        )
+        time_to_empty = time.monotonic() - delete_from
+        operator.end_profile()
+        delete_cpu = cpu_between(cpu_delete, sample(operator.pid))
+        final = await bench.fly_stats()
+        delete_calls = fly_counts(final) - fly_counts(fly_delete_from)
+        phases.append(["delete", round(delete_from - started, 2), round(time.monotonic() - started, 2)])
+        calls_by_phase["delete"] = {k: round(v / n, 3) for k, v in sorted(delete_calls.items())}
+        result.update(
+            {
+                "delete_time_to_empty_s": round(time_to_empty, 2),
+                "delete_completed": emptied,
+                "delete_operator_cpu_s": round(delete_cpu, 2),
+                "fly_calls_per_instance_to_delete": round(sum(delete_calls.values()) / n, 2),
+                "fly_calls_to_delete_by_endpoint": {
+                    k: round(v / n, 2) for k, v in sorted(delete_calls.items())
+                },
+                "leaked_fly_machines": sum(
+                    c for s, c in final["machines"].items() if s not in ("destroyed", "destroying")
+                ),
+                "leaked_fly_volumes": sum(c for s, c in final["volumes"].items() if s in live_volume_states),
+                "leaked_crs": len(tracker.present),
+            }
+        )
     final = await bench.fly_stats()
-    delete_calls = fly_counts(final) - fly_counts(fly_delete_from)
-    leaked_machines = sum(c for s, c in final["machines"].items() if s not in ("destroyed", "destroying"))
-    leaked_volumes = sum(c for s, c in final["volumes"].items() if s in live_volume_states)
     final_sample = sample(operator.pid)
     sampling.cancel()
     watcher.cancel()
-
-    per_app = -(-n // len(apps))
-    rate_bound = max(0.0, (per_app - FLY_APP_ACTION_BURST) / FLY_APP_ACTION_RATE)
-    intrinsic_values = list(intrinsic.values())
-    ttr_values = list(ttr.values())
-    return {
+    result.update(
+        {
+            "operator_peak_rss_mib": round(max(peak["rss"], final_sample.peak_rss_mib), 1),
+            "fly_429s": fly_429s(final),
+            "fly_rate_limited_total": final["rate_limited"],
+        }
+    )
+    if operator.profiler is not None:
+        result["profile"] = operator.profiler.summaries
+    result["series"] = {
         "n": n,
-        "namespaces": len(namespaces),
-        "apps": len(apps),
-        "poll_interval_s": poll,
-        "poll_jitter_s": args.jitter,
-        "warmup_s": args.warmup,
-        "create_requests_s": round(created_in, 2),
-        "time_to_all_ready_s": round(time_to_all_ready, 2),
-        "time_to_ready_s": {
-            "p50": round(percentile(ttr_values, 0.5), 2),
-            "p99": round(percentile(ttr_values, 0.99), 2),
-        },
-        "fly_intrinsic_s": {
-            "p50": round(percentile(intrinsic_values, 0.5), 2),
-            "p99": round(percentile(intrinsic_values, 0.99), 2),
-        },
-        "operator_share_s": {
-            name: {"p50": round(percentile(values, 0.5), 2), "p99": round(percentile(values, 0.99), 2)}
-            for name, values in (
-                ("create_to_volume_create", lead),
-                ("volume_to_machine_create", gap),
-                ("started_to_ready_seen", tail),
-            )
-        },
-        "overhead_ratio": {
-            "p50": round(percentile(overhead, 0.5), 2),
-            "p99": round(percentile(overhead, 0.99), 2),
-        },
-        "fly_create_rate_bound_s": round(rate_bound, 1),
-        "fly_calls_per_instance_to_ready": round(calls, 2),
-        "fly_calls_per_instance_to_ready_raw": round(calls_raw, 2),
-        "fly_calls_ratio_to_minimum": round(calls / MIN_CALLS, 2),
-        "fly_calls_to_ready_by_endpoint": {k: round(v / n, 2) for k, v in sorted(adjusted.items()) if v},
-        "kube_writes_per_instance_to_ready": round(sum(kube_writes.values()) / n, 2),
-        "kube_writes_to_ready_by_route": {k: round(v / n, 2) for k, v in sorted(kube_writes.items())},
-        "steady_fly_calls_per_instance_per_interval": round(steady_per_instance_interval, 3),
-        "steady_fly_calls_by_endpoint": dict(sorted(steady_calls.items())),
-        "steady_kube_writes": sum(writes(kube_start, kube_end).values()),
-        "operator_idle_cpu_percent": round(idle_cpu, 1),
-        "operator_rss_empty_mib": round(empty.rss_mib, 1),
-        "operator_rss_all_ready_mib": round(ready_sample.rss_mib, 1),
-        "operator_peak_rss_mib": round(max(peak["rss"], final_sample.peak_rss_mib), 1),
-        "operator_rss_per_instance_kib": round(1024 * (ready_sample.rss_mib - empty.rss_mib) / n, 1),
-        "delete_time_to_empty_s": round(time_to_empty, 2),
-        "delete_completed": emptied,
-        "fly_calls_per_instance_to_delete": round(sum(delete_calls.values()) / n, 2),
-        "fly_calls_to_delete_by_endpoint": {k: round(v / n, 2) for k, v in sorted(delete_calls.items())},
-        "leaked_fly_machines": leaked_machines,
-        "leaked_fly_volumes": leaked_volumes,
-        "leaked_crs": len(tracker.present),
-        "fly_429s": fly_429s(final),
-        "fly_rate_limited_total": final["rate_limited"],
-        # The raw material of the pictures (benchmarks/plots.py), times since the creates.
-        "series": {
-            "n": n,
-            "time_to_ready_s": [round(v, 3) for v in ttr_values],
-            "fly_intrinsic_s": [round(v, 3) for v in intrinsic_values],
-            "ready_at_s": sorted(round(at - started, 3) for at in tracker.ready.values()),
-            "phases": [
-                ["ramp to Ready", 0.0, round(all_ready_at - started, 2)],
-                ["steady", round(steady_from - started, 2), round(steady_from - started + steady_seconds, 2)],
-                ["delete", round(delete_from - started, 2), round(deleted_at - started, 2)],
-            ],
-            "fly_calls_by_phase": {
-                "ramp to Ready": {k: round(v / n, 3) for k, v in sorted(adjusted.items()) if v},
-                "steady (per interval)": {
-                    k: round(v / n / (steady_seconds / interval), 3) for k, v in sorted(steady_calls.items())
-                },
-                "delete": {k: round(v / n, 3) for k, v in sorted(delete_calls.items())},
-            },
-            "process": [
-                [round(t - started, 2), round(cpu, 1), round(rss, 1)]
-                for t, cpu, rss in plots.cpu_percent(process_series)
-            ],
-        },
+        "time_to_ready_s": [round(v, 3) for v in ttr_values],
+        "fly_intrinsic_s": [round(v, 3) for v in intrinsic_values],
+        "ready_at_s": sorted(round(at - started, 3) for at in tracker.ready.values()),
+        "phases": phases,
+        "fly_calls_by_phase": calls_by_phase,
+        "process": [
+            [round(t - started, 2), round(cpu, 1), round(rss, 1)]
+            for t, cpu, rss in plots.cpu_percent(process_series)
+        ],
     }
+    return result
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{'+dirty' if dirty else ''}"
 
 
 def rss_slope(result: dict[str, Any]) -> dict[str, Any] | None:
@@ -521,8 +736,34 @@ def rss_slope(result: dict[str, Any]) -> dict[str, Any] | None:
 
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
-        if key != "series":
+        if key not in ("series", "profile"):
             print(f"{key:45s} {json.dumps(value)}")
+    for phase, summary in result.get("profile", {}).items():
+        print(f"profile of the {phase} ({summary['samples']} samples), self time by package:")
+        print(
+            "   " + ", ".join(f"{name} {share}%" for name, share in summary["self_by_package_percent"][:12])
+        )
+        print("  top frames (inclusive):")
+        for name, share in summary["top_inclusive_percent"][:12]:
+            print(f"    {share:5.1f}%  {name}")
+
+
+def smoke(args: argparse.Namespace) -> int:
+    args.n, args.apps, args.namespaces, args.scenario = SMOKE_N, SMOKE_N, 2, "steady"
+    args.poll, args.jitter, args.steady_polls = 2.0, 0.5, 4
+    # The operator must be older than `BORN_WATCHED_MARGIN` (10 s) for a new instance to cost only
+    # its creates, as in production.
+    args.warmup = 10.5
+    with tempfile.TemporaryDirectory(prefix="fleet-smoke-") as tmp:
+        result = asyncio.run(run(args, Path(tmp)))
+    print(
+        f"smoke figure ({result['commit']}, N={SMOKE_N}, one app each, poll 2 s): operator CPU "
+        f"{1000 * result['operator_cpu_s_per_instance_to_ready']:.1f} ms per instance to Ready, "
+        f"{result['operator_cpu_ms_per_check']} ms per periodic check "
+        f"({result['steady_fly_calls_per_instance_per_interval']} Fly calls per instance per interval; "
+        f"all Ready in {result['time_to_all_ready_s']} s)"
+    )
+    return 0
 
 
 def main() -> int:
@@ -551,9 +792,42 @@ def main() -> int:
         "within its first 10 s it looks for Fly objects a previous operator may have left)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scenario",
+        choices=[*SCENARIOS, "all"],
+        default="all",
+        help="burst: create N, wait for all Ready; steady: then hold a few poll intervals; restart: "
+        "then restart the operator with all Ready; delete: then delete all, wait for Fly to be empty "
+        "(each one runs the burst first); all: every one in turn",
+    )
+    parser.add_argument(
+        "--operator",
+        choices=["claw", "textbook"],
+        default="claw",
+        help="the operator under test: claw-operator, or benchmarks/textbook_operator.py (the textbook "
+        "kopf operator the issue compares with)",
+    )
+    parser.add_argument(
+        "--restart-window",
+        type=float,
+        default=30.0,
+        help="restart: seconds within which every instance must be checked again",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the operator into this directory, one recording per phase"
+    )
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/fleet-N.json)")
     parser.add_argument("--keep-logs", type=Path, help="copy the three processes' logs into this directory")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the figure `make test` prints: a small fleet (30 instances, 30 apps, poll 2 s), burst then "
+        "steady, one line of operator CPU per instance to Ready and per periodic check; no JSON, no "
+        "picture (a figure to watch, never asserted)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        return smoke(args)
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         workdir = Path(tmp)
         try:
@@ -568,6 +842,10 @@ def main() -> int:
         result["operator_rss_slope_between_runs"] = slope
     report(result)
     layout = "" if args.apps == DEFAULT_APPS else f"-apps{args.apps}"
+    if args.scenario != "all":
+        layout += f"-{args.scenario}"
+    if args.operator != "claw":
+        layout += f"-{args.operator}"
     output = args.output or RESULTS / f"fleet-{args.n}{layout}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
@@ -583,10 +861,12 @@ def main() -> int:
     failures = [
         name
         for name in ("leaked_fly_machines", "leaked_fly_volumes", "leaked_crs", "fly_429s")
-        if result[name]
+        if result.get(name)
     ]
-    if failures or not result["delete_completed"]:
-        print(f"FAILED: {', '.join(failures) or 'delete did not complete'}", file=sys.stderr)
+    if result.get("delete_completed") is False:
+        failures.append("delete did not complete")
+    if failures:
+        print(f"FAILED: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
 

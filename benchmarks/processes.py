@@ -26,10 +26,14 @@ def free_port() -> int:
         return port
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], log: Path, env: dict[str, str] | None = None, *, script: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m claw_operator.cli ARGS` (or `python SCRIPT ARGS`), output appended to `log`."""
     handle = log.open("ab")
+    program = [str(script)] if script is not None else ["-m", "claw_operator.cli"]
     return subprocess.Popen(
-        [sys.executable, "-m", "claw_operator.cli", *args],
+        [sys.executable, *program, *args],
         stdout=handle,
         stderr=subprocess.STDOUT,
         cwd=REPO,

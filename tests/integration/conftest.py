@@ -22,7 +22,7 @@ from kubernetes import client, config
 
 from claw_operator.api import GROUP, PLURAL, VERSION
 from claw_operator.demo import sandbox as demo_sandbox
-from claw_operator.fly import RateLimits, RetryPolicy
+from claw_operator.fly import FlyClientOptions, RateLimits, RetryPolicy
 from claw_operator.lifecycle.model import Timings
 
 APP = "claw-test"
@@ -50,15 +50,15 @@ def _fast_kopf(settings: Any) -> None:
     settings.posting.idle_timeout = 0.1
 
 
-FLY_CLIENT = {
-    "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
-    "create_resolve_attempts": 3,
-    "create_resolve_delay": 0.1,
-    "volume_resolve_timeout": 0.5,
+FLY_CLIENT = FlyClientOptions(
+    retry=RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
+    create_resolve_attempts=3,
+    create_resolve_delay=0.1,
+    volume_resolve_timeout=0.5,
     # Every test instance shares one app: Fly's per-app list limit (1/s) would pace the whole
     # suite. The limiter itself is pinned by the client's tests.
-    "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
-}
+    rate_limits=RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
+)
 
 
 class Sandbox(demo_sandbox.Sandbox):

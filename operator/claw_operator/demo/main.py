@@ -26,7 +26,7 @@ from claw_operator.demo.console import Console
 from claw_operator.demo.sandbox import REPO, Sandbox, SandboxError
 from claw_operator.demo.timeline import Recording, TimelineRecorder, draw_timeline
 from claw_operator.demo.tour import Tour, example_manifest
-from claw_operator.fly import RateLimits, RetryPolicy
+from claw_operator.fly import FlyClientOptions, RateLimits, RetryPolicy
 from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.flysim.profiles import resolve_profile
 
@@ -50,11 +50,11 @@ DEMO_TIMINGS = Timings(
     retry_cap=timedelta(seconds=3),
 )
 
-DEMO_FLY_CLIENT = {
-    "retry": RetryPolicy(attempts=3, timeout=10, wait_initial=0.1, wait_max=0.5),
-    "create_resolve_delay": 0.2,
-    "rate_limits": RateLimits(action_rate=20, action_burst=20, get_rate=50, get_burst=50),
-}
+DEMO_FLY_CLIENT = FlyClientOptions(
+    retry=RetryPolicy(attempts=3, timeout=10, wait_initial=0.1, wait_max=0.5),
+    create_resolve_delay=0.2,
+    rate_limits=RateLimits(action_rate=20, action_burst=20, get_rate=50, get_burst=50),
+)
 
 # flysim's realistic profile keeps a destroyed machine's volume claimed for 20 s ("up to a few
 # minutes" on Fly); the tour shortens that wait so the delete step takes seconds.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ import httpx
 
 from claw_operator.api import GROUP, VERSION
 from claw_operator.api.crd import render_crd_yaml
-from claw_operator.fly import DESTROYED_MACHINE_STATES, DESTROYED_VOLUME_STATES
+from claw_operator.fly import DESTROYED_MACHINE_STATES, DESTROYED_VOLUME_STATES, FlyClientOptions
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.logs import JsonFormatter
 from claw_operator.kube.runner import OperatorThread
@@ -79,7 +79,7 @@ class Sandbox:
         profile: str | LatencyProfile = "fast",
         seed: int = 0,
         timings: Timings | None = None,
-        fly_client_options: Mapping[str, object] | None = None,
+        fly_client_options: FlyClientOptions | None = None,
         kopf_settings: KopfSettingsHook | None = None,
         log_handler: logging.Handler | None = None,
         namespace: str = "default",
@@ -90,7 +90,7 @@ class Sandbox:
         self.profile = profile
         self.seed = seed
         self.timings = timings or Timings()
-        self.fly_client_options = dict(fly_client_options or {})
+        self.fly_client_options = fly_client_options or FlyClientOptions()
         self.kopf_settings = kopf_settings
         self.log_handler = log_handler
         self.namespace = namespace
@@ -135,7 +135,7 @@ class Sandbox:
                     kubeconfig=str(self.kubeconfig),
                     metrics_port=None,
                     metrics_host="127.0.0.1",
-                    fly_client_options=dict(self.fly_client_options),
+                    fly_client_options=self.fly_client_options,
                 ),
                 **config,
             ),

@@ -11,6 +11,7 @@ from claw_operator.fly.client import FlyMachinesClient, close_shared_client, get
 from claw_operator.fly.config import (
     DEFAULT_BASE_URL,
     FlyClientConfig,
+    FlyClientOptions,
     RateLimits,
     RetryPolicy,
     auth_header_value,
@@ -74,6 +75,7 @@ __all__ = [
     "ExtendVolumeResult",
     "FailureKind",
     "FlyClientConfig",
+    "FlyClientOptions",
     "FlyError",
     "FlyMachinesClient",
     "FlyRateLimiter",

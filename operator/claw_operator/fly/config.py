@@ -7,6 +7,7 @@ The operator's `run` command builds one `FlyClientConfig` from its flags and the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from claw_operator.fly.observe import RequestObserver
 __all__ = [
     "DEFAULT_BASE_URL",
     "FlyClientConfig",
+    "FlyClientOptions",
     "RateLimits",
     "RetryPolicy",
     "auth_header_value",
@@ -78,6 +80,35 @@ class RetryPolicy:
     wait_jitter: float = 0.5
     # A Retry-After longer than this is clipped: a reconcile should requeue rather than block.
     max_retry_after: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class FlyClientOptions:
+    """How an embedding tunes the client beyond where, who and the wait's server timeout: the
+    operator's defaults for a fleet (its connection pool), the tests' short retries and open
+    limiter, the demo's. A field left None keeps `FlyClientConfig`'s value (or the embedding's
+    own default); `overrides()` names the others, as `FlyClientConfig` keyword arguments."""
+
+    timeout: float | None = None
+    connect_timeout: float | None = None
+    max_connections: int | None = None
+    max_keepalive_connections: int | None = None
+    rate_limits: RateLimits | None = None
+    retry: RetryPolicy | None = None
+    create_resolve_attempts: int | None = None
+    create_resolve_delay: float | None = None
+    volume_resolve_timeout: float | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def over(self, defaults: FlyClientOptions) -> FlyClientOptions:
+        """These options, with `defaults` where a field is None."""
+        return dataclasses.replace(defaults, **self.overrides())
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
+import aiohttp
 import httpx
 import stamina
 from pydantic import ValidationError
@@ -53,6 +54,7 @@ from claw_operator.fly.ratelimit import FlyRateLimiter
 __all__ = [
     "LEASE_NONCE_HEADER",
     "REQUEST_ID_HEADER",
+    "AiohttpTransport",
     "Backoff",
     "FlyTransport",
     "Retry",
@@ -195,6 +197,87 @@ def read_as(parse: Callable[[Any], _T], response: httpx.Response, *, route: str)
     return parse_as(parse, decode_json(response, route=route), response, route=route)
 
 
+# --- the connection pool --------------------------------------------------------------------------
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's client API over aiohttp's connection pool (the default transport of `FlyTransport`).
+
+    Why (issue 13): httpcore's pool scans every connection it holds on each request (to assign
+    requests to connections and to find expired ones), so with the few hundred connections a
+    starting fleet holds open — every machine wait is a long poll of seconds — a fifth of the
+    operator's CPU went to that bookkeeping. aiohttp's connector keeps idle connections per host
+    in a queue: taking or returning one costs the same whatever the pool's size. httpx stays the
+    client's interface (requests, responses, errors, and the mock transport of the tests).
+
+    `max_connections` bounds the pool; aiohttp has no separate cap on idle connections, so
+    `max_keepalive_connections` is not applied: an idle connection is closed after 15 s instead.
+
+    Errors are raised as the httpx exceptions `_transport_error` classifies: a failure to connect
+    (`ConnectError`, `ConnectTimeout`: nothing was sent), a read timeout, and a connection lost
+    mid-exchange (`RemoteProtocolError`, `ReadError`: the request may have landed).
+    """
+
+    def __init__(self, *, max_connections: int, max_keepalive_connections: int | None = None) -> None:
+        self._limit = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use, on the running loop (a client is bound to the loop it is used on).
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=15.0),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        read = timeouts.get("read")
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeouts.get("pool"),
+            sock_connect=timeouts.get("connect"),
+            sock_read=read,
+        )
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        body = request.content if request.method not in ("GET", "HEAD") else None
+        try:
+            async with self._client().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                timeout=timeout,
+                allow_redirects=False,
+                compress=None,
+            ) as answer:
+                content = await answer.read()
+                raw_headers = list(answer.raw_headers)
+                status = answer.status
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc) or "connect failed", request=request) from exc
+        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+        # The body is read whole, so httpx must not decode it again.
+        raw_headers = [(k, v) for k, v in raw_headers if k.lower() != b"content-encoding"]
+        return httpx.Response(status, headers=raw_headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 # --- the transport --------------------------------------------------------------------------------
 
 
@@ -204,6 +287,11 @@ class FlyTransport:
     def __init__(self, config: FlyClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._config = config
         self.limiter = FlyRateLimiter(config.rate_limits)
+        if transport is None:
+            transport = AiohttpTransport(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_keepalive_connections,
+            )
         self._http = httpx.AsyncClient(
             base_url=config.origin,
             headers={
@@ -315,12 +403,37 @@ class FlyTransport:
         policy = self._config.retry
         if policy.attempts <= 1:
             return await self.send(method, route, **kwargs)
+        # The first attempt is sent outside stamina: nearly every call succeeds at once, and a
+        # retry context per call (a tenacity controller, its hooks) cost a twentieth of a
+        # periodic check (issue 13). A failure it may repeat enters the same schedule stamina
+        # would have run: the first wait (the hook's, or the backoff's first step), then the
+        # remaining attempts with the backoff one step further, within what is left of the budget.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        hook = self._retry_hook(mode)
+        try:
+            return await self.send(method, route, **kwargs)
+        except Exception as exc:
+            verdict = hook(exc)
+            if verdict is False:
+                raise
+            first_wait = (
+                verdict
+                if not isinstance(verdict, bool)
+                else min(policy.wait_max, policy.wait_initial + random.uniform(0, policy.wait_jitter))
+            )
+            left = policy.timeout - (loop.time() - started) - first_wait
+            if left <= 0:
+                raise
+        await asyncio.sleep(first_wait)
         return await retrying(
             lambda: self.send(method, route, **kwargs),
-            on=self._retry_hook(mode),
-            backoff=Backoff(policy.wait_initial, policy.wait_max, policy.wait_jitter),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
+            on=hook,
+            backoff=Backoff(
+                min(policy.wait_initial * 2, policy.wait_max), policy.wait_max, policy.wait_jitter
+            ),
+            attempts=policy.attempts - 1,
+            timeout=left,
         )
 
     def _retry_hook(self, mode: Retry) -> Callable[[Exception], bool | float]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from claw_operator.fly import FlyClientOptions
 from claw_operator.fly.config import DEFAULT_BASE_URL
 from claw_operator.lifecycle.model import Timings
 from claw_operator.lifecycle.shards import ShardTimings
@@ -36,8 +37,9 @@ class OperatorConfig:
     log_format: str = "text"
     timings: Timings = field(default_factory=Timings)
     kubeconfig: str | None = None
-    # Extra FlyClientConfig fields (retry policy, limiter rates…); tests shorten the retries.
-    fly_client_options: dict[str, object] = field(default_factory=dict)
+    # The Fly client's tuning (pool, retry policy, limiter rates…) over the operator's defaults
+    # (`runner.FLEET_FLY_CLIENT`); tests shorten the retries.
+    fly_client_options: FlyClientOptions = field(default_factory=FlyClientOptions)
     # `--shards auto`: several replicas share the fleet through Leases (kube/shards.py);
     # "off": this process reconciles every instance (one replica only).
     shards: str = "off"

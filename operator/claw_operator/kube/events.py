@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from claw_operator.api.reasons import EventReason
-from claw_operator.kube.kubeapi import KubeApi
+from claw_operator.kube.kubeapi import KubeApi, KubeApiError
 from claw_operator.lifecycle.model import EventRecord
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ class EventSeries:
                 self._counts[name] = 1
             else:
                 self._counts.pop(name, None)  # created meanwhile: read its count next time
-        except ApiException as exc:
+        except KubeApiError as exc:
             # Events are auxiliary: never fail a pass over one.
             log.warning(
                 "failed to post an event",

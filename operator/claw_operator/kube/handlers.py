@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -45,7 +45,15 @@ class NoDiffBase(kopf.DiffBaseStorage):
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         # "Nothing changed since last handled": kopf then sees no create/update cause, and
         # deletion is detected from the deletionTimestamp alone.
-        return self.build(body=body)
+        return kopf.BodyEssence()
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        # The same empty essence as `fetch`, so the diff is empty, without kopf's deep copy of
+        # the whole object on every watch event (twice: the new essence and the fetched one;
+        # 4 % of the operator's CPU during a burst, issue 13).
+        return kopf.BodyEssence()
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None

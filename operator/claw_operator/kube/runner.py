@@ -13,7 +13,7 @@ import yaml
 from kubernetes.config import ConfigException
 
 from claw_operator.edge import FlyGateway, ResolvedEnv
-from claw_operator.fly import FlyClientConfig, FlyMachinesClient
+from claw_operator.fly import FlyClientConfig, FlyClientOptions, FlyMachinesClient
 from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
@@ -35,28 +35,28 @@ from claw_operator.lifecycle.model import Action, ActionResult, EventRecord, Ins
 logger = logging.getLogger("claw_operator.runner")
 
 
-# Connections to Fly (far below a pod's usual 1,024 file descriptors).
-FLEET_CONNECTIONS = 512
-FLEET_KEEPALIVE = 128
+# Connections to Fly (far below a pod's usual 1,024 file descriptors). Every starting instance
+# holds a connection for its wait (a long poll of seconds): a fleet starting at once must not
+# queue its creates behind 100 of them.
+FLEET_FLY_CLIENT = FlyClientOptions(max_connections=512, max_keepalive_connections=128)
 
 
 def fly_client(config: OperatorConfig, *, on_request: Callable[..., None] | None = None) -> FlyMachinesClient:
     """The one Fly client of the process, sized for a fleet; the edge receives it ready-made.
 
-    `config.fly_client_options` (tests, benchmarks) override any FlyClientConfig field.
+    `config.fly_client_options` (tests, benchmarks) override `FLEET_FLY_CLIENT` field by field.
     """
     wait = max(1, min(60, int(config.timings.fly_wait_timeout.total_seconds())))
-    options: dict[str, Any] = {
-        "wait_server_timeout": wait,
-        # Every starting instance holds a connection for its wait (a long poll of seconds):
-        # a fleet starting at once must not queue its creates behind 100 of them.
-        "max_connections": FLEET_CONNECTIONS,
-        "max_keepalive_connections": FLEET_KEEPALIVE,
-        **config.fly_client_options,
-    }
-    if on_request is not None:
-        options["on_request"] = on_request
-    return FlyMachinesClient(FlyClientConfig(token=config.fly_token, base_url=config.fly_api_url, **options))
+    options = config.fly_client_options.over(FLEET_FLY_CLIENT)
+    return FlyMachinesClient(
+        FlyClientConfig(
+            token=config.fly_token,
+            base_url=config.fly_api_url,
+            wait_server_timeout=wait,
+            on_request=on_request,
+            **options.overrides(),
+        )
+    )
 
 
 def _login_handler(api_client: Any) -> Any:
@@ -216,7 +216,7 @@ async def run_operator(
         if server is not None:
             await server.stop()
         await gateway.aclose()
-        kube.close()
+        await kube.aclose()
         api_client.close()  # type: ignore[no-untyped-call]
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from claw_operator.cli import build_parser
 from claw_operator.demo.sandbox import Sandbox
-from claw_operator.fly import RateLimits, RetryPolicy
+from claw_operator.fly import FlyClientOptions, RateLimits, RetryPolicy
 from claw_operator.lifecycle.model import Timings
 from claw_operator.sim.kubesim import KubeSimThread
 from tests.contract.gitops.test_argocd_health import health
@@ -161,10 +161,10 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         token=TOKEN,
         seed=3,
         timings=FAST,
-        fly_client_options={
-            "retry": RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
-            "rate_limits": RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
-        },
+        fly_client_options=FlyClientOptions(
+            retry=RetryPolicy(attempts=3, timeout=5, wait_initial=0.05, wait_max=0.2),
+            rate_limits=RateLimits(action_rate=100, action_burst=100, get_rate=100, get_burst=100),
+        ),
         kopf_settings=_fast_kopf,
     ) as box:
         yield box

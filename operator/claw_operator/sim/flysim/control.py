@@ -36,6 +36,7 @@ class ControlRoutes:
         r.add_delete("/_sim/faults", self.clear_faults)
         r.add_delete("/_sim/faults/{fault}", self.remove_fault)
         r.add_get("/_sim/stats", self.stats)
+        r.add_get("/_sim/reads", self.reads)
         r.add_get("/_sim/timeline", self.timeline)
         r.add_get("/_sim/world", self.world)
         r.add_post("/_sim/capacity", self.capacity)
@@ -67,6 +68,10 @@ class ControlRoutes:
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.sim.stats())
+
+    async def reads(self, request: web.Request) -> web.Response:
+        """GET machine requests so far, per machine id."""
+        return web.json_response({"machines": dict(self.sim.machine_reads)})
 
     async def world(self, request: web.Request) -> web.Response:
         return web.json_response(self.sim.world_snapshot())

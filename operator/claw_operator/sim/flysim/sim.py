@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # A `hang` fault holds the request this long at most, then drops the connection.
 MAX_HANG_SECONDS = 600.0
+# The route of GET machine, as aiohttp names it (`machine_reads` counts those requests).
+MACHINE_ROUTE = "/v1/apps/{app}/machines/{id}"
 
 
 class FlySim:
@@ -67,6 +69,9 @@ class FlySim:
         self.faults = FaultBook(seed)
         self.limiter = RateLimiter(self.clock)
         self.requests: Counter[tuple[str, str, int]] = Counter()
+        # GET machine requests per machine id (`/_sim/reads`): a benchmark tells from it that every
+        # instance was checked again after an operator restart.
+        self.machine_reads: Counter[str] = Counter()
         self._hangs: set[asyncio.Future[None]] = set()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -147,6 +152,8 @@ class FlySim:
             status = 500
         finally:
             self.requests[(request.method, route, status)] += 1
+            if route == MACHINE_ROUTE and request.method == "GET":
+                self.machine_reads[request.match_info.get("id", "")] += 1
         now = self.world.now()
         response.headers["fly-request-id"] = self.world.ids.request_id(now, self._settings.default_region)
         response.headers["fly-trace-id"] = self.world.ids.trace_id()
@@ -413,6 +420,7 @@ class FlySim:
         """Forget everything: apps, machines, volumes, faults, stats, rate-limit buckets."""
         self.clear_faults()
         self.requests.clear()
+        self.machine_reads.clear()
         self.limiter.clear()
         self.faults = FaultBook(self.seed)
         self._new_world()

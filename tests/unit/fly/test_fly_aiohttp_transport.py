@@ -1,0 +1,87 @@
+"""The Fly client's default connection pool (aiohttp under httpx): failures reach the retry
+policy as the same typed errors — nothing sent, or sent and maybe processed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from claw_operator.fly import FlyClientConfig, RetryPolicy, Timeout, Unavailable
+from claw_operator.fly.transport import R_MACHINE, R_MACHINES, AiohttpTransport, FlyTransport
+
+
+def _config(url: str) -> FlyClientConfig:
+    return FlyClientConfig(token="t", base_url=url, retry=RetryPolicy(attempts=1), timeout=0.5)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    async def machine(request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["id"], "state": "started"})
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    async def drop(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        request.transport.close()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v1/apps/{app}/machines/{id}", machine)
+    app.router.add_post("/v1/apps/hang/machines", hang)
+    app.router.add_post("/v1/apps/drop/machines", drop)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def test_the_default_transport_is_aiohttps_pool() -> None:
+    transport = FlyTransport(_config("http://127.0.0.1:1"))
+    assert isinstance(transport._http._transport, AiohttpTransport)
+
+
+async def test_an_answer_reads_as_httpx_would(server: str) -> None:
+    transport = FlyTransport(_config(server))
+    try:
+        response = await transport.send("GET", R_MACHINE, action="get", app="a", object_id="m1")
+        assert response.status_code == 200 and response.json() == {"id": "m1", "state": "started"}
+        assert response.request.method == "GET"
+    finally:
+        await transport.aclose()
+
+
+async def test_nothing_listening_is_unavailable_and_never_ambiguous() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = FlyTransport(_config(f"http://127.0.0.1:{port}"))
+    try:
+        with pytest.raises(Unavailable) as refused:
+            await transport.send("POST", R_MACHINES, action="create_machine", app="a", json={})
+        assert refused.value.ambiguous is False
+    finally:
+        await transport.aclose()
+
+
+async def test_a_create_without_an_answer_may_have_happened(server: str) -> None:
+    transport = FlyTransport(_config(server))
+    try:
+        with pytest.raises(Timeout) as slow:
+            await transport.send("POST", R_MACHINES, action="create_machine", app="hang", json={})
+        assert slow.value.ambiguous is True
+        with pytest.raises(Unavailable) as dropped:
+            await transport.send("POST", R_MACHINES, action="create_machine", app="drop", json={})
+        assert dropped.value.ambiguous is True
+    finally:
+        await transport.aclose()
