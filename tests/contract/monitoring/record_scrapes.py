@@ -48,7 +48,7 @@ CRASH = replace(
     stopped_threshold=2,
     crash_window=timedelta(seconds=4),
     crash_backoff=timedelta(seconds=0.5),
-    crash_backoff_cap=timedelta(seconds=2),
+    crash_backoff_max=timedelta(seconds=2),
 )
 
 
