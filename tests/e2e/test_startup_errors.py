@@ -117,6 +117,28 @@ def test_a_cluster_without_the_crd_is_one_line_and_exit_2(tmp_path: Path) -> Non
     assert "kubectl apply -f crds/clawinstances.yaml" in result.stderr
 
 
+def test_rbac_forbidding_the_list_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The apiserver answers the ServiceAccount's list with RBAC's 403 (kubesim's `forbidden`
+    partition, worded as the RBAC authorizer words it)."""
+    with KubeSimThread(crds=REPO / "crds", kubeconfig=tmp_path / "admin") as kube:
+        denied = kube.write_kubeconfig(tmp_path / "denied", token="operator-without-rbac")
+        made = httpx.post(
+            f"{kube.base_url}/_kubesim/partitions",
+            json={"token": "operator-without-rbac", "mode": "forbidden", "resource": "clawinstances"},
+            timeout=5,
+        )
+        assert made.status_code == 201
+        result = run_to_exit("--kubeconfig", str(denied))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    # The start-up log lines, then one line with the problem and its fix.
+    errors = [x for x in lines if x.startswith("claw-operator run:")]
+    assert errors == [lines[-1]], result.stderr
+    assert lines[-1].startswith("claw-operator run: RBAC forbids listing clawinstances.claw.dev cluster-wide")
+    assert 'cannot list resource "clawinstances" in API group "claw.dev"' in lines[-1]
+    assert "grant get, list, watch and patch on them" in lines[-1]
+
+
 def test_an_unreachable_apiserver_is_retried_with_a_clear_line_while_readyz_fails(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     with KubeSimThread(crds=REPO / "crds", kubeconfig=kubeconfig) as kube:

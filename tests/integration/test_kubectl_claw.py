@@ -320,3 +320,22 @@ def test_a_cluster_without_the_crd_is_named_with_exit_code_4(tmp_path: Path) -> 
             assert result.returncode == 4, (verb, result.stderr)
             assert "the ClawInstance CRD (clawinstances.claw.dev) is not installed" in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_rbac_that_forbids_the_read_is_one_line_naming_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    import httpx
+
+    sandbox.create("guarded")
+    denied = sandbox.kube.write_kubeconfig(tmp_path / "denied", token="viewer-without-rbac")
+    httpx.post(
+        f"{sandbox.kube.base_url}/_kubesim/partitions",
+        json={"token": "viewer-without-rbac", "mode": "forbidden", "resource": "clawinstances"},
+        timeout=5,
+    ).raise_for_status()
+    for verb in (["inspect", "guarded"], ["get"], ["restart", "guarded"]):
+        result = claw(sandbox, *verb, extra_env={"KUBECONFIG": str(denied)})
+        assert result.returncode == 1, (verb, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "forbidden (403)" in lines[0] and "check your RBAC / credentials" in lines[0]
+        assert 'resource "clawinstances" in API group "claw.dev"' in lines[0]

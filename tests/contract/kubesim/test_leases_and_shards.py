@@ -288,3 +288,44 @@ def test_partition_by_user_agent_and_hang(kubesim_thread: KubeSimThread) -> None
     requests.delete(f"{base}/_kubesim/partitions", timeout=5)
     waiter.join(10)
     assert answers == [200]  # lifted while it hung: served after all
+
+
+@requires_kubectl
+def test_a_forbidden_client_gets_the_rbac_denial_kubectl_and_the_client_show(
+    kubesim_thread: KubeSimThread, tmp_path: Path
+) -> None:
+    denied = kubesim_thread.write_kubeconfig(tmp_path / "denied", token="no-rbac")
+    base = kubesim_thread.base_url
+    made = requests.post(
+        f"{base}/_kubesim/partitions",
+        json={"token": "no-rbac", "mode": "forbidden", "resource": "configmaps"},
+        timeout=5,
+    )
+    assert made.status_code == 201
+    with api_for(denied) as api:
+        with pytest.raises(ApiException) as refused:
+            client.CoreV1Api(api).list_namespaced_config_map("default")
+        assert refused.value.status == 403
+        status = json.loads(refused.value.body)
+        assert status["reason"] == "Forbidden"
+        assert status["message"] == (
+            'configmaps is forbidden: User "system:serviceaccount:kubesim:denied" cannot list '
+            'resource "configmaps" in API group "" in the namespace "default"'
+        )
+        client.CoreV1Api(api).list_namespaced_secret("default")  # another resource: allowed
+    # kubectl sends no bearer token over plain HTTP: told apart by its User-Agent instead.
+    requests.post(
+        f"{base}/_kubesim/partitions",
+        json={"userAgent": "kubectl/", "mode": "forbidden", "resource": "configmaps"},
+        timeout=5,
+    ).raise_for_status()
+    kubectl = Kubectl(denied, tmp_path / "cache")
+    shown = kubectl.run("get", "configmap", "absent", "-n", "default", check=False)
+    assert shown.returncode != 0
+    assert 'Error from server (Forbidden): configmaps "absent" is forbidden' in shown.stderr
+    assert 'cannot get resource "configmaps"' in shown.stderr
+    assert kubectl.run("get", "secrets", "-n", "default").returncode == 0  # discovery stays open
+    with pytest.raises(requests.HTTPError):
+        requests.post(
+            f"{base}/_kubesim/partitions", json={"token": "x", "mode": "reset", "resource": "pods"}, timeout=5
+        ).raise_for_status()
