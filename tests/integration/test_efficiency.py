@@ -182,9 +182,11 @@ def test_a_check_on_a_stale_watched_object_acts_on_the_fresh_read(
     machine_id = stale["status"]["machineId"]
     sandbox.patch("lagging", {"spec": {"image": "registry.fly.io/claw:2"}})
     sandbox.wait(
-        lambda: sandbox.machine(machine_id)["config"]["image"] == "registry.fly.io/claw:2"
-        and (sandbox.get("lagging") or {}).get("status", {}).get("observedGeneration") == 2
-        and sandbox.condition("lagging", "Ready")["status"] == "True",
+        lambda: (
+            sandbox.machine(machine_id)["config"]["image"] == "registry.fly.io/claw:2"
+            and (sandbox.get("lagging") or {}).get("status", {}).get("observedGeneration") == 2
+            and sandbox.condition("lagging", "Ready")["status"] == "True"
+        ),
         what="the new image applied and Ready",
     )
     time.sleep(0.5)
