@@ -6,6 +6,8 @@ status write is a PUT carrying that read's resourceVersion. If anything changed 
 a deletion, a spec edit — the apiserver answers 409 and the pass is thrown away, re-read and
 re-decided. A Fly mutation already made by the discarded pass is found again by the next one:
 every Fly object is tagged with (machines) or named after (volumes) the ClawInstance UID.
+A periodic check that would do nothing ends on the object its watch holds (`_quiet_pass`);
+anything it would do is decided again on a fresh read.
 """
 
 from __future__ import annotations
