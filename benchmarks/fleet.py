@@ -528,6 +528,12 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
                 "steady_fly_calls_by_endpoint": dict(sorted(steady_calls.items())),
                 "steady_checks": checks,
                 "steady_kube_writes": sum(writes(kube_start, kube_end).values()),
+                # Reads (watches excluded): an idle check decides on the watched object (0).
+                "steady_kube_reads": sum(
+                    count - kube_start.get((verb, route), 0)
+                    for (verb, route), count in kube_end.items()
+                    if verb == "GET"
+                ),
                 "operator_idle_cpu_percent": round(100.0 * steady_cpu / steady_seconds, 1),
                 "operator_cpu_ms_per_check": round(1000.0 * steady_cpu / checks, 3) if checks else None,
             }

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from claw_operator.edge import FlyGateway
+from claw_operator.kube.reconciler import PassOutcome, Reconciler
 from tests.integration.conftest import FAST, Sandbox
 
 # No periodic check while the figures of the path to Running are taken.
@@ -121,3 +124,81 @@ def test_an_instance_older_than_the_operator_is_looked_for_before_any_create(
     sandbox.wait_condition("elder", "Ready", "True", "Running")
     calls = fly_calls(sandbox)
     assert calls["GET /v1/apps/{app}/machines"] == 1 and calls["GET /v1/apps/{app}/volumes"] == 1
+
+
+def kube_requests(sandbox: Sandbox) -> Counter[str]:
+    """Every request to the apiserver but the watches (reads included)."""
+    return Counter(
+        {
+            f"{verb} {route}": count
+            for (verb, route), count in sandbox.kube.sim.request_counts.items()
+            if verb != "WATCH"
+        }
+    )
+
+
+def test_an_idle_periodic_check_makes_no_kubernetes_request(sandbox: Sandbox) -> None:
+    """A check that finds nothing to do is decided on the object the watch delivered: its one
+    Fly GET, and not a single Kubernetes request (no read, no write, no Event)."""
+    sandbox.start_operator()
+    sandbox.create("idle")
+    sandbox.wait_condition("idle", "Ready", "True", "Running")
+    time.sleep(0.5)  # the status write of Running and its pass settle
+    kube_before, fly_before = kube_requests(sandbox), fly_calls(sandbox)
+    time.sleep(3.0)  # several checks at FAST's 0.5 s cadence
+    checks = fly_calls(sandbox) - fly_before
+    assert checks["GET /v1/apps/{app}/machines/{id}"] >= 3, checks
+    assert kube_requests(sandbox) - kube_before == Counter()
+
+
+def test_a_check_on_a_stale_watched_object_acts_on_the_fresh_read(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch may lag behind a spec change: a check that would act on the object it holds
+    reads it fresh and decides again. Here every check is handed the object as it stood before
+    an image change (which the operator has since applied): on that stale spec it would put the
+    old image back; on the fresh read there is nothing to do."""
+    pinned: dict[str, dict[str, Any]] = {}
+    original = Reconciler.reconcile
+
+    async def reconcile_on_pinned(
+        self: Reconciler,
+        namespace: str,
+        name: str,
+        *,
+        deleting: bool = False,
+        watched: Mapping[str, Any] | None = None,
+    ) -> PassOutcome:
+        if watched is not None and name in pinned:
+            watched = pinned[name]
+        return await original(self, namespace, name, deleting=deleting, watched=watched)
+
+    monkeypatch.setattr(Reconciler, "reconcile", reconcile_on_pinned)
+    sandbox.start_operator()
+    sandbox.create("lagging")
+    sandbox.wait_condition("lagging", "Ready", "True", "Running")
+    stale = sandbox.get("lagging")
+    assert stale is not None
+    machine_id = stale["status"]["machineId"]
+    sandbox.patch("lagging", {"spec": {"image": "registry.fly.io/claw:2"}})
+    sandbox.wait(
+        lambda: (
+            sandbox.machine(machine_id)["config"]["image"] == "registry.fly.io/claw:2"
+            and (sandbox.get("lagging") or {}).get("status", {}).get("observedGeneration") == 2
+            and sandbox.condition("lagging", "Ready")["status"] == "True"
+        ),
+        what="the new image applied and Ready",
+    )
+    time.sleep(0.5)
+    pinned["lagging"] = stale  # from now on every check starts from the image-1 object
+    kube_before, fly_before = kube_requests(sandbox), fly_calls(sandbox)
+    time.sleep(3.0)
+    checks = fly_calls(sandbox) - fly_before
+    assert checks["GET /v1/apps/{app}/machines/{id}"] >= 3, checks
+    # Each check read the object fresh (it would have acted on the stale one) ...
+    reads = kube_requests(sandbox) - kube_before
+    assert reads[f"GET {CLAWS}/{{name}}"] >= 3, reads
+    # ... and, deciding on it, did nothing: no Fly mutation, no status write.
+    assert set(checks) == {"GET /v1/apps/{app}/machines/{id}"}, checks
+    assert set(reads) == {f"GET {CLAWS}/{{name}}"}, reads
+    assert sandbox.machine(machine_id)["config"]["image"] == "registry.fly.io/claw:2"

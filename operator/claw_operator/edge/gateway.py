@@ -108,10 +108,13 @@ def volume_needs_a_look(instance: Instance, machine: MachineLookup, size_seen: i
     """False when the volume cannot have changed in a way the decisions act on.
 
     A volume mounted by a started machine cannot be deleted (Fly refuses to delete a bound
-    volume) nor shrink; it only matters again when the spec asks for more than the size
-    last seen. So a periodic check of a healthy instance is one GET (the machine), not
-    two. Without a size seen by this process (a restart), or with a status that does not
-    record it, it is looked at.
+    volume) nor shrink; it only matters again when the spec asks for more than its size. So
+    a periodic check of a healthy instance is one GET (the machine), not two. The size is
+    the one this process last saw (`size_seen`); without one (after a restart), the status's
+    `volumeSizeGB` is trusted only when the spec asks for exactly that size: nothing to grow,
+    and a grow whose status write was lost leaves the recorded size below the spec (looked at).
+    A status that does not record the size, a volume not mounted, a machine not started or
+    not found, or a deletion: looked at.
     """
     volume_id = instance.status.volume_id
     if instance.deleting or volume_id is None or machine.machine is None:
@@ -122,15 +125,11 @@ def volume_needs_a_look(instance: Instance, machine: MachineLookup, size_seen: i
     # status write would otherwise leave it behind for good.
     recorded = instance.status.volume_size_gb
     want = instance.spec.volume.size_gb
-    return not (
-        machine.outcome == Lookup.FOUND
-        and seen.state == "started"
-        and mounted
-        and size_seen is not None
-        and size_seen >= want
-        and recorded is not None
-        and recorded >= want
-    )
+    if machine.outcome != Lookup.FOUND or seen.state != "started" or not mounted or recorded is None:
+        return True
+    if size_seen is None:
+        return recorded != want
+    return not (size_seen >= want and recorded >= want)
 
 
 class FlyGateway:

@@ -121,12 +121,14 @@ def register(
     ) -> PassOutcome:
         """A run of passes, counted. `last_seen`: the object as the watch last showed it; while
         kopf has not added our finalizer yet no pass can start, so the apiserver is not even
-        asked (kopf's finalizer patch comes back through the watch and wakes the loop)."""
+        asked (kopf's finalizer patch comes back through the watch and wakes the loop). The
+        run's first pass is decided on it, and reads fresh only to act or write
+        (`Reconciler.reconcile`)."""
         if last_seen is not None and not deleting and _awaits_finalizer(last_seen):
             return PassOutcome(FINALIZER_WAIT)
         started = time.perf_counter()
         try:
-            outcome = await reconciler.reconcile(namespace, name, deleting=deleting)
+            outcome = await reconciler.reconcile(namespace, name, deleting=deleting, watched=last_seen)
         except ShardFenced as fenced:
             # Lost the instance (or the Lease) during the run, before a Fly mutation.
             logger.info(str(fenced), extra={"action": "shard_fenced", "instance": f"{namespace}/{name}"})

@@ -6,6 +6,8 @@ status write is a PUT carrying that read's resourceVersion. If anything changed 
 a deletion, a spec edit — the apiserver answers 409 and the pass is thrown away, re-read and
 re-decided. A Fly mutation already made by the discarded pass is found again by the next one:
 every Fly object is tagged with (machines) or named after (volumes) the ClawInstance UID.
+A periodic check that would do nothing ends on the object its watch holds (`_quiet_pass`);
+anything it would do is decided again on a fresh read.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never
@@ -146,13 +148,17 @@ class StatusWriter:
         """After a conflict: the object as read again (Events posted so far stay posted)."""
         self.persisted: dict[str, Any] = obj.get("status") or {}
 
+    def unchanged(self, decision: Decision) -> bool:
+        """The decided status is the one persisted: `write` would make no request."""
+        return decision.status.to_wire() == self.persisted
+
     async def write(self, scope: PassScope) -> dict[str, Any]:
         """Write the pass's status (or hold it for the next pass); return the object as it now
         stands. Raises StatusConflict, after posting the Events of an action that was made."""
         assert scope.decision is not None
         obj = scope.obj
         new_status = scope.decision.status.to_wire()
-        if new_status == self.persisted:
+        if new_status == self.persisted:  # `unchanged`
             return {**obj, "status": new_status} if new_status != (obj.get("status") or {}) else obj
         if scope.decision.write_can_wait and scope.follows:
             # Written with the next pass's status, still conditional on this read's version.
@@ -269,12 +275,30 @@ class Reconciler:
     def _state(self, uid: str) -> ObjectState:
         return self._objects.setdefault(uid, ObjectState())
 
-    async def reconcile(self, namespace: str, name: str, *, deleting: bool = False) -> PassOutcome:
+    async def reconcile(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        deleting: bool = False,
+        watched: Mapping[str, Any] | None = None,
+    ) -> PassOutcome:
         """Run passes until the decisions settle; return when to check again.
 
         The periodic loop calls with `deleting=False` and stops (None) once the object is being
         deleted: from then on the delete handler alone drives the destroy.
+
+        `watched`: the object as the watch last delivered it (kopf's body). The run's first
+        pass is then decided on it (`_quiet_pass`); when that pass would do nothing at all, the
+        run ends there without a Kubernetes request. Otherwise the object is read fresh and the
+        passes go on as without it, every action and write decided on the fresh read.
         """
+        carried: Observation | None = None
+        if watched is not None and not deleting:
+            quiet, seen = await self._quiet_pass(watched)
+            if quiet is not None:
+                return quiet
+            carried = seen
         obj = await self._kube.get_instance(namespace, name)
         if obj is None:
             return PassOutcome(None)
@@ -286,12 +310,17 @@ class Reconciler:
             # first would otherwise remove it with nothing left to clean the Fly objects up.
             # kopf adds the finalizer on first sight; the event handler wakes us when it lands.
             return PassOutcome(FINALIZER_WAIT, obj=obj)
+        # The Fly observation of the quiet pass holds for the fresh read only when the object did
+        # not change in between; otherwise Fly is observed again.
+        if watched is not None and meta.get("resourceVersion") != (watched.get("metadata") or {}).get(
+            "resourceVersion"
+        ):
+            carried = None
         state = self._state(meta["uid"])
         async with state.lock:
             conflicts = 0
             passes = 0
             writer = StatusWriter(self._kube, self._events, obj)
-            carried: Observation | None = None
             while True:
                 passes += 1
                 scope = PassScope(obj=obj, last=passes >= MAX_PASSES)
@@ -372,12 +401,46 @@ class Reconciler:
         with contextlib.suppress(StatusConflict):
             await self._kube.replace_status(fresh, decision.status.to_wire())
 
-    async def _one_pass(
-        self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
-    ) -> Decision:
-        """One pass, the six steps of docs/design.md; fills `scope` (its `obj` ends as the
-        object after the write). `carried`: what the previous pass already knows the next
-        observation would be (`carry_over`)."""
+    async def _quiet_pass(self, watched: Mapping[str, Any]) -> tuple[PassOutcome | None, Observation | None]:
+        """A pass decided on the object as the watch delivered it, that may only end the run.
+
+        When its decision has no Fly action, no status change to write (`StatusWriter.
+        unchanged`), no Events, no logs and no pass to follow at once, the run ends with it:
+        no Kubernetes request (besides the Secret of a `secretEnv`, read as in every pass).
+        Otherwise (None, the Fly observation it made): the caller reads the object fresh and
+        decides again, on the fresh object. `watched` is only read: kopf replaces its body's
+        contents wholesale on each watch event, so the shallow copy taken here stays the
+        object of one resourceVersion while the pass awaits Fly.
+        """
+        obj = dict(watched)
+        meta = obj.get("metadata") or {}
+        if (
+            not meta.get("uid")
+            or meta.get("deletionTimestamp")
+            or FINALIZER not in (meta.get("finalizers") or [])
+        ):
+            return None, None  # the fresh read decides (gone, deleting, or no pass yet)
+        state = self._state(meta["uid"])
+        async with state.lock:
+            scope = PassScope(obj=obj, last=False)
+            decision = await self._decide(scope, state, None)
+            if (
+                decision.action is not None
+                or decision.events
+                or decision.logs
+                or decision.finalize
+                or decision.requeue_after == 0
+                or not StatusWriter(self._kube, self._events, obj).unchanged(decision)
+            ):
+                return None, None if scope.skips_fly else scope.observed
+            state.failures = state.failures + 1 if decision.retry else 0
+        return (
+            PassOutcome(self._next_delay(decision), status=obj.get("status"), retry=decision.retry, obj=obj),
+            None,
+        )
+
+    async def _decide(self, scope: PassScope, state: ObjectState, carried: Observation | None) -> Decision:
+        """Steps 1-3 of a pass (read, observe, decide) on `scope.obj`; fills `scope`."""
         # 1. read: the object (already in scope) as the decisions see it, and its env.
         meta = scope.obj["metadata"]
         instance = to_instance(scope.obj, default_app=self._default_app, env=None, failures=state.failures)
@@ -389,7 +452,18 @@ class Reconciler:
         if not scope.skips_fly:
             scope.observed = carried if carried is not None else await self._observer.observe(instance)
         # 3. decide.
-        decision = decide(instance, scope.observed, self._clock(), self._timings)
+        return decide(instance, scope.observed, self._clock(), self._timings)
+
+    async def _one_pass(
+        self, scope: PassScope, state: ObjectState, writer: StatusWriter, carried: Observation | None
+    ) -> Decision:
+        """One pass, the six steps of docs/design.md; fills `scope` (its `obj` ends as the
+        object after the write). `carried`: what the previous pass already knows the next
+        observation would be (`carry_over`)."""
+        meta = scope.obj["metadata"]
+        decision = await self._decide(scope, state, carried)
+        instance = scope.instance
+        assert instance is not None
         # 4. act (at most one Fly mutation) and 5. settle.
         if decision.action is not None and not scope.skips_fly:
             scope.action = decision.action

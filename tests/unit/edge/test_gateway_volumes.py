@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from claw_operator.edge import FlyGateway
+from claw_operator.edge.gateway import volume_needs_a_look
 from claw_operator.lifecycle.model import Lookup, MachineLookup, Timings
 from tests.unit.lifecycle.builders import UID, instance, machine, running, running_status, spec
 
@@ -70,3 +71,73 @@ def test_the_volume_is_read_while_the_status_size_is_behind_the_spec() -> None:
     # The extend's status write was lost: the status still says 10, so look (and record 20).
     assert gw._volume_needs_a_look(instance(spec_=grown, status_=running_status(volume_size_gb=10)), started)
     assert gw._volume_needs_a_look(running(), started)  # no size recorded yet
+
+
+GROWN = spec(volume={"sizeGB": 20})
+STARTED = MachineLookup(Lookup.FOUND, machine("started"))
+
+
+@pytest.mark.parametrize(
+    ("case", "inst", "lookup", "size_seen", "looks"),
+    [
+        # After a restart (nothing seen by this process): the status's size is trusted when
+        # the spec asks for exactly it and a started machine mounts the recorded volume.
+        ("restart, spec = recorded", running(volume_size_gb=10), STARTED, None, False),
+        (
+            "restart, spec grown past recorded",
+            instance(spec_=GROWN, status_=running_status(volume_size_gb=10)),
+            STARTED,
+            None,
+            True,
+        ),
+        ("restart, recorded above spec", running(volume_size_gb=20), STARTED, None, True),
+        ("restart, no size recorded", running(), STARTED, None, True),
+        (
+            "restart, machine stopped",
+            running(volume_size_gb=10),
+            MachineLookup(Lookup.FOUND, machine("stopped")),
+            None,
+            True,
+        ),
+        (
+            "restart, another volume mounted",
+            running(volume_size_gb=10),
+            MachineLookup(Lookup.FOUND, machine("started", volume="vol-other")),
+            None,
+            True,
+        ),
+        (
+            "restart, nothing mounted",
+            running(volume_size_gb=10),
+            MachineLookup(Lookup.FOUND, machine("started", volume=None)),
+            None,
+            True,
+        ),
+        ("restart, machine gone", running(volume_size_gb=10), MachineLookup(Lookup.GONE), None, True),
+        ("restart, machine read failed", running(volume_size_gb=10), MachineLookup(Lookup.ERROR), None, True),
+        ("restart, deleting", replace(running(volume_size_gb=10), deleting=True), STARTED, None, True),
+        ("no volume recorded", running(volume_id=None, volume_size_gb=10), STARTED, None, True),
+        # Seen by this process: trusted while neither it nor the status is below the spec.
+        ("seen = spec", running(volume_size_gb=10), STARTED, 10, False),
+        ("seen above spec", running(volume_size_gb=10), STARTED, 20, False),
+        (
+            "seen below grown spec",
+            instance(spec_=GROWN, status_=running_status(volume_size_gb=20)),
+            STARTED,
+            10,
+            True,
+        ),
+        (
+            "status below grown spec",
+            instance(spec_=GROWN, status_=running_status(volume_size_gb=10)),
+            STARTED,
+            20,
+            True,
+        ),
+        ("seen, no size recorded", running(), STARTED, 10, True),
+    ],
+)
+def test_volume_needs_a_look(
+    case: str, inst: Any, lookup: MachineLookup, size_seen: int | None, looks: bool
+) -> None:
+    assert volume_needs_a_look(inst, lookup, size_seen) is looks, case
