@@ -392,6 +392,7 @@ def test_rolling_restart_hands_over_one_replica_at_a_time(
     updates_before = machine_updates()
     live = dict(replicas)
     gaps: list[tuple[str, float]] = []
+    overlaps: list[tuple[str, float]] = []  # (phase, instances acted on by two replicas at once)
     phase = "start"
     sampling = threading.Event()
 
@@ -401,6 +402,8 @@ def test_rolling_restart_hands_over_one_replica_at_a_time(
         while not sampling.is_set():
             acting = sum(r.value("claw_shard_instances_acting{}") or 0 for r in list(live.values()))
             now = time.monotonic()
+            if acting > count:
+                overlaps.append((phase, acting - count))
             if acting < count and gap_started is None:
                 gap_started = now
             elif acting >= count and gap_started is not None:
@@ -437,6 +440,8 @@ def test_rolling_restart_hands_over_one_replica_at_a_time(
     sampling.set()
     watcher.join(10)
     print(f"rolling restart: gaps where some instance had no acting replica (s): {gaps}")
+    # Never two replicas acting on one instance at once (their acting sets sum to at most all).
+    assert not overlaps, overlaps
     # Exactly one restart per instance per round: nobody restarted an instance twice.
     assert machine_updates() - updates_before == 3 * count
     assert [s.get("phase") for s in statuses()] == ["Running"] * count

@@ -180,6 +180,7 @@ class LeaseKeeper:
         timings: ShardTimings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_gained: Callable[[str], None] | None = None,
+        on_handover: Callable[[dict[str, tuple[str | None, str | None]]], None] | None = None,
     ) -> None:
         self.api = api
         self.identity = identity
@@ -188,6 +189,7 @@ class LeaseKeeper:
         self.timings = timings
         self._clock = clock
         self._on_gained = on_gained
+        self._on_handover = on_handover
         self._lease: dict[str, Any] | None = None  # the Lease as last written, while held
         self._renewed_at: datetime | None = None
         self._fresh_acquire = False
@@ -198,6 +200,10 @@ class LeaseKeeper:
         self._standing: tuple[Any, ...] = ()
         self._tracked: dict[str, datetime | None] = {}  # uid -> creationTimestamp
         self._inherited_in: dict[str, datetime] = {}  # uid -> the stable_since it was inherited in
+        # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
+        self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
+        self._acting: tuple[str, ...] = ()  # the acting ring as last computed
+        self._timer: asyncio.TimerHandle | None = None
         self.handovers = {"gained": 0, "lost": 0}
         self.ring_changes = 0
         self._task: asyncio.Task[None] | None = None
@@ -398,24 +404,51 @@ class LeaseKeeper:
         elif self._lease is None:
             self._founder = False
         previous = self._view.identities if self._view is not None else ()
+        first_seen: dict[str, datetime] = {}
+        for member in members:
+            key = (member.identity, member.acquired)
+            first_seen[member.identity] = self._first_seen.setdefault(key, seen_at)
+        live = {(m.identity, m.acquired) for m in members}
+        for key in [k for k in self._first_seen if k not in live]:
+            del self._first_seen[key]
         self._view = RingView(
-            self.identity, members, seen_at, self._renewed_at, self.timings, founder=self._founder
+            self.identity,
+            members,
+            seen_at,
+            self._renewed_at,
+            self.timings,
+            founder=self._founder,
+            first_seen=first_seen,
         )
         if identities != previous:
             self._ring_changed(previous, identities, seen_at)
 
     def _ring_changed(self, before: tuple[str, ...], after: tuple[str, ...], now: datetime) -> None:
-        self.stable_since = now
+        """The live members changed (a Lease appeared, expired or was released)."""
         self.ring_changes += 1
+        logger.info(
+            "shard ring changed",
+            extra={
+                "members": ",".join(after),
+                "joined": ",".join(sorted(set(after) - set(before))),
+                "left": ",".join(sorted(set(before) - set(after))),
+                "owned": self.owned_count(),
+            },
+        )
+
+    def _acting_changed(self, before: tuple[str, ...], after: tuple[str, ...], now: datetime) -> None:
+        """The ring UIDs are assigned among changed (a member left, a handover fell due, this
+        replica settled): instances this replica gained or lost change hands now."""
+        self.stable_since = now
         changes = moved(self._tracked, before, after)
         gained = sum(1 for old, new in changes.values() if new == self.identity)
         lost = sum(1 for old, new in changes.values() if old == self.identity)
         self.handovers["gained"] += gained
         self.handovers["lost"] += lost
         logger.info(
-            "shard handover: the ring changed",
+            "shard handover",
             extra={
-                "members": ",".join(after),
+                "acting": ",".join(after),
                 "joined": ",".join(sorted(set(after) - set(before))),
                 "left": ",".join(sorted(set(before) - set(after))),
                 "gained": gained,
@@ -423,11 +456,18 @@ class LeaseKeeper:
                 "owned": self.owned_count(),
             },
         )
+        if self._on_handover is not None and changes:
+            self._on_handover({uid: pair for uid, pair in changes.items() if self.identity in pair})
 
     def _notify_if_changed(self) -> None:
         view, now = self._view, self._clock()
+        acting = view.acting(now) if view is not None else ()
+        if acting != self._acting:
+            before, self._acting = self._acting, acting
+            self._acting_changed(before, acting, now)
         standing = (
             self.members(),
+            acting,
             self.can_mutate(),
             view is not None and view.settled(now),
         )
@@ -435,11 +475,28 @@ class LeaseKeeper:
             self._standing = standing
             self._changed.set()
             self._changed = asyncio.Event()
+        self._schedule(view, now)
+
+    def _schedule(self, view: RingView | None, now: datetime) -> None:
+        """Wake at the next handover time (between two rounds): the previous owner stops and
+        the newcomer starts on time, not up to a retry period late."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        upcoming = view.next_change(now) if view is not None else None
+        if upcoming is None or self._stopping:
+            return
+        delay = max(0.0, (upcoming - now).total_seconds()) + 0.001
+        with contextlib.suppress(RuntimeError):  # no running loop (a synchronous test)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._notify_if_changed)
 
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with `release`, clear the holder so the others take over at once
         (call it only after this replica stopped acting)."""
         self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from claw_operator.api.timefmt import parse_rfc3339
@@ -42,6 +42,7 @@ from claw_operator.api.timefmt import parse_rfc3339
 RING_LABEL = "claw.dev/ring"
 RING_NAME = "claw-operator"
 LEASE_PREFIX = "claw-operator-"
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ class ShardTimings:
                 f"(got {self.lease_duration.total_seconds()}, {self.renew_deadline.total_seconds()}, "
                 f"{self.retry_period.total_seconds()})"
             )
+
+    @property
+    def handover_margin(self) -> timedelta:
+        """How long before a newcomer may act the previous owners stop acting on what moves to
+        it: one retry period (the newcomer's own wake-up and the clocks' disagreement fit in
+        it). The instances moving are unowned for about this long, never a lease duration."""
+        return self.retry_period
 
     @property
     def lease_seconds(self) -> int:
@@ -134,6 +142,19 @@ def owner(uid: str, identities: Iterable[str]) -> str | None:
     return None if best is None else best[1]
 
 
+def handover_at(member: Member, first_seen: datetime | None, timings: ShardTimings) -> datetime | None:
+    """When the others hand a joining member what it wins (their clock): a margin before it
+    may act itself (`acquireTime + lease_duration`, its clock). The earlier of its
+    `acquireTime` and the moment this replica first listed it counts (client-go's "observed
+    time": a newcomer whose clock runs ahead does not delay the handover past what this
+    replica saw), so a previous owner stops `handover_margin` before the newcomer starts
+    while the clocks agree within that margin. None when nothing is known about the member."""
+    starts = [t for t in (member.acquired, first_seen) if t is not None]
+    if not starts:
+        return None
+    return min(starts) + timings.lease_duration - timings.handover_margin
+
+
 @dataclass(frozen=True)
 class RingView:
     """What one replica knows of the ring at one moment (`kube/shards.py` refreshes it)."""
@@ -145,6 +166,8 @@ class RingView:
     timings: ShardTimings
     # The first listing after this replica's Lease was created showed no other live member.
     founder: bool = False
+    # identity -> when this replica first listed that member's current Lease (its clock).
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -167,16 +190,45 @@ class RingView:
         mine = next((m for m in self.members if m.identity == self.me), None)
         return mine is not None and (self.founder or mine.settled(now, self.timings))
 
+    def joins_at(self, member: Member) -> datetime | None:
+        """When `member` enters the acting ring in this replica's eyes: for this replica, when
+        it is settled (None for a founder: at once); for another, its handover time."""
+        if member.identity == self.me:
+            if self.founder:
+                return None
+            return _NEVER if member.acquired is None else member.acquired + self.timings.lease_duration
+        joins = handover_at(member, self.first_seen.get(member.identity), self.timings)
+        return _NEVER if joins is None else joins
+
+    def acting(self, now: datetime) -> tuple[str, ...]:
+        """The members UIDs are assigned among right now, as this replica must act: the live
+        members, less those still joining (another before its handover time, this replica
+        before it is settled). A member that left is gone from it at once."""
+        out = []
+        for member in self.members:
+            joins = self.joins_at(member)
+            if joins is None or joins <= now:
+                out.append(member.identity)
+        return tuple(out)
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The next moment `acting` changes without a new listing (a handover falls due)."""
+        upcoming = [j for m in self.members if (j := self.joins_at(m)) is not None and now < j < _NEVER]
+        return min(upcoming, default=None)
+
     def owner(self, uid: str) -> str | None:
         return owner(uid, self.identities)
 
     def owns(self, uid: str) -> bool:
-        """The assignment alone (for metrics and filtering): this replica wins `uid`."""
+        """The assignment among all live members (metrics): this replica wins `uid` once every
+        handover under way completed."""
         return self.owner(uid) == self.me
 
     def may_act(self, uid: str, now: datetime) -> bool:
-        """The fence: act on `uid` now (reconcile it, mutate Fly for it)."""
-        return self.can_mutate(now) and self.owns(uid) and self.settled(now)
+        """The fence: act on `uid` now (reconcile it, mutate Fly for it). A previous owner
+        keeps acting on what moves to a newcomer until the handover time; the newcomer starts
+        once settled, a margin later; what a member that left held goes at once."""
+        return self.can_mutate(now) and self.settled(now) and owner(uid, self.acting(now)) == self.me
 
 
 def moved(

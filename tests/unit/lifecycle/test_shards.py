@@ -14,6 +14,7 @@ from claw_operator.lifecycle.shards import (
     Member,
     RingView,
     ShardTimings,
+    handover_at,
     inherited,
     lease_name,
     live_members,
@@ -202,26 +203,128 @@ def test_newcomer_waits_until_every_other_replica_saw_it(case: FenceCase) -> Non
     mine = [uid for uid in UIDS[:200] if ring.owns(uid)]
     assert mine, "this replica owns some UIDs"
     assert all(ring.may_act(uid, at(case.now)) is case.settled for uid in mine)
-    assert not any(ring.may_act(uid, at(case.now)) for uid in UIDS[:200] if not ring.owns(uid))
+    # What the others win and already hold (their handover is past) is never this replica's.
+    others_settled = [
+        o.identity
+        for o in others
+        if o.acquired is not None
+        and o.acquired + TIMINGS.lease_duration - TIMINGS.handover_margin <= at(case.now)
+    ]
+    theirs = [uid for uid in UIDS[:200] if owner(uid, ["a", *others_settled]) != "a"]
+    assert not any(ring.may_act(uid, at(case.now)) for uid in theirs)
 
 
-def test_a_lost_uid_stops_at_once_and_the_new_owner_starts_only_after_the_fence() -> None:
-    """b joins at t=100: a stops acting on b's UIDs as soon as it sees b's Lease, b starts
-    on them only a lease duration after joining — after a's stale view (at most the renew
-    deadline old) can have lasted."""
+def test_a_moving_uid_stays_with_its_previous_owner_until_a_margin_before_the_newcomer_starts() -> None:
+    """b joins at t=100 (acquireTime), a first lists it at 101: a keeps acting on what moves to
+    b until 100 + lease duration - margin (113), b starts at 115. Never both; unowned 2 s."""
+    margin = TIMINGS.handover_margin.total_seconds()
+    assert margin == TIMINGS.retry_period.total_seconds()
     a_old = view("a", [member("a", 0, 99)], 99, 99)
-    a_new = view("a", [member("a", 0, 101), member("b", 100, 100)], 101, 101)
-    b = view("b", [member("a", 0, 101), member("b", 100, 101)], 101, 101)
-    moved_to_b = [uid for uid in UIDS[:300] if b.owns(uid)]
-    assert moved_to_b and all(a_old.may_act(uid, at(99.5)) for uid in moved_to_b)
-    # a, once it sees b: stops at once.
-    assert not any(a_new.may_act(uid, at(101)) for uid in moved_to_b)
+    moving = [uid for uid in UIDS[:300] if owner(uid, ["a", "b"]) == "b"]
+    assert moving and all(a_old.may_act(uid, at(99.5)) for uid in moving)
+
+    def a_at(now: float) -> RingView:
+        return RingView(
+            "a",
+            (member("a", 0, now), member("b", 100, now)),
+            at(now),
+            at(now),
+            TIMINGS,
+            first_seen={"a": at(0), "b": at(101)},
+        )
+
+    def b_at(now: float) -> RingView:
+        return RingView(
+            "b",
+            (member("a", 0, now), member("b", 100, now)),
+            at(now),
+            at(now),
+            TIMINGS,
+            first_seen={"a": at(100.2), "b": at(100.2)},
+        )
+
+    handover = 100 + 15 - margin
+    timeline = [99.0, 101.0, 110.0, handover - 0.01, handover, 114.0, 114.99, 115.0, 120.0]
+    for now in timeline:
+        a_acts = {uid for uid in moving if a_at(now).may_act(uid, at(now))}
+        b_acts = {uid for uid in moving if b_at(now).may_act(uid, at(now))}
+        assert not (a_acts & b_acts), f"both act at {now}"
+        assert a_acts == (set(moving) if now < handover else set()), now
+        assert b_acts == (set(moving) if now >= 115 else set()), now
+    # What b does not win stays a's throughout.
+    kept = [uid for uid in UIDS[:300] if uid not in moving]
+    assert all(a_at(now).may_act(uid, at(now)) for now in timeline[1:] for uid in kept)
+    # Both see the handover coming: a wakes at 113, b at 115.
+    assert a_at(101).next_change(at(101)) == at(handover)
+    assert b_at(101).next_change(at(101)) == at(115)
+    assert a_at(120).next_change(at(120)) is None
     # a, not seeing b (its listing fails): its view is too old to act by 99 + renew deadline.
-    assert not any(a_old.may_act(uid, at(99 + 10)) for uid in moved_to_b)
-    # b: nothing before 100 + lease duration, everything after.
-    assert not any(b.may_act(uid, at(114.9)) for uid in moved_to_b)
-    b_later = view("b", [member("a", 0, 115), member("b", 100, 115)], 115, 115)
-    assert all(b_later.may_act(uid, at(115)) for uid in moved_to_b)
+    assert not any(a_old.may_act(uid, at(99 + 10)) for uid in moving)
+
+
+@dataclass(frozen=True)
+class HandoverCase:
+    reason: str
+    acquired: float | None  # the newcomer's acquireTime (its clock)
+    first_seen: float | None  # when this replica first listed it (this replica's clock)
+    handover: float | None  # when this replica hands it what it wins
+
+
+HANDOVER_CASES = [
+    HandoverCase("seen right after it joined: its acquireTime counts", 100, 100.4, 113),
+    HandoverCase("seen late (a listing failed): still its acquireTime", 100, 106, 113),
+    HandoverCase("its clock runs ahead of ours: what we saw counts", 105, 101, 114),
+    HandoverCase("no acquireTime: first seen", None, 101, 114),
+    HandoverCase("nothing known", None, None, None),
+]
+
+
+@pytest.mark.parametrize("case", HANDOVER_CASES, ids=lambda c: c.reason)
+def test_handover_at(case: HandoverCase) -> None:
+    newcomer = Member(
+        "b",
+        "claw-operator-b",
+        None if case.acquired is None else at(case.acquired),
+        at(120),
+        TIMINGS.lease_duration,
+    )
+    got = handover_at(newcomer, None if case.first_seen is None else at(case.first_seen), TIMINGS)
+    assert got == (None if case.handover is None else at(case.handover))
+
+
+def test_a_replica_rejoining_after_a_restart_gets_its_share_back_without_overlap() -> None:
+    """A rolling restart, as the survivors and the replacement see it: r1 released its Lease
+    (gone at once: r2 and r3 act on its share as soon as they list), then r1 rejoins with a
+    fresh acquireTime: r2/r3 act on its share until the handover, r1 from a margin later."""
+    r1_back = 50.0
+    members = lambda now: (member("r1", r1_back, now), member("r2", 0, now), member("r3", 0, now))  # noqa: E731
+
+    def survivor(me: str, now: float) -> RingView:
+        return RingView(me, members(now), at(now), at(now), TIMINGS, first_seen={"r1": at(r1_back + 0.3)})
+
+    def newcomer(now: float) -> RingView:
+        return RingView(
+            "r1", members(now), at(now), at(now), TIMINGS, first_seen={"r2": at(r1_back), "r3": at(r1_back)}
+        )
+
+    sample = UIDS[:300]
+    for step in range(0, 80):
+        now = r1_back + step * 0.25
+        acting = Counter(
+            name
+            for uid in sample
+            for name, ring in (
+                ("r1", newcomer(now)),
+                ("r2", survivor("r2", now)),
+                ("r3", survivor("r3", now)),
+            )
+            if ring.may_act(uid, at(now))
+        )
+        total = sum(acting.values())
+        assert total <= len(sample), f"two replicas act on one instance at {now}"
+        handover = r1_back + 15 - TIMINGS.handover_margin.total_seconds()
+        if now < handover or now >= r1_back + 15:
+            assert total == len(sample), f"unowned instances at {now}"
 
 
 def test_a_dead_members_uids_go_over_when_its_lease_expires() -> None:
