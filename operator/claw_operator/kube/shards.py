@@ -40,13 +40,14 @@ from claw_operator.lifecycle.model import Action, ActionResult, Instance
 from claw_operator.lifecycle.shards import (
     RING_LABEL,
     RING_NAME,
+    Rings,
     RingView,
     ShardTimings,
+    held,
     inherited,
     lease_name,
     live_members,
     member_from_lease,
-    moved,
 )
 
 logger = logging.getLogger("claw_operator.shards")
@@ -180,7 +181,7 @@ class LeaseKeeper:
         timings: ShardTimings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_gained: Callable[[str], None] | None = None,
-        on_handover: Callable[[dict[str, tuple[str | None, str | None]]], None] | None = None,
+        on_handover: Callable[[dict[str, str]], None] | None = None,
     ) -> None:
         self.api = api
         self.identity = identity
@@ -202,7 +203,7 @@ class LeaseKeeper:
         self._inherited_in: dict[str, datetime] = {}  # uid -> the stable_since it was inherited in
         # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
         self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
-        self._acting: tuple[str, ...] = ()  # the acting ring as last computed
+        self._rings: Rings = ((), ())  # the rings as last computed (RingView.rings)
         self._timer: asyncio.TimerHandle | None = None
         self.handovers = {"gained": 0, "lost": 0}
         self.ring_changes = 0
@@ -436,38 +437,43 @@ class LeaseKeeper:
             },
         )
 
-    def _acting_changed(self, before: tuple[str, ...], after: tuple[str, ...], now: datetime) -> None:
-        """The ring UIDs are assigned among changed (a member left, a handover fell due, this
-        replica settled): instances this replica gained or lost change hands now."""
+    def _rings_changed(self, before: Rings, after: Rings, now: datetime) -> None:
+        """The members buckets are assigned among changed (a member left, a handover fell
+        due, this replica settled): the instances this replica gained or lost change hands."""
         self.stable_since = now
-        changes = moved(self._tracked, before, after)
-        gained = sum(1 for old, new in changes.values() if new == self.identity)
-        lost = sum(1 for old, new in changes.values() if old == self.identity)
+        changes: dict[str, str] = {}
+        for uid in self._tracked:
+            was, is_ = held(uid, self.identity, before), held(uid, self.identity, after)
+            if was != is_:
+                changes[uid] = "gained" if is_ else "lost"
+        gained = sum(1 for d in changes.values() if d == "gained")
+        lost = len(changes) - gained
         self.handovers["gained"] += gained
         self.handovers["lost"] += lost
+        if not changes and before[1] == after[1]:
+            return
         logger.info(
             "shard handover",
             extra={
-                "acting": ",".join(after),
-                "joined": ",".join(sorted(set(after) - set(before))),
-                "left": ",".join(sorted(set(before) - set(after))),
+                "ring": ",".join(after[1]),
+                "joining": ",".join(sorted(set(after[0]) - set(after[1]))),
                 "gained": gained,
                 "lost": lost,
                 "owned": self.owned_count(),
             },
         )
         if self._on_handover is not None and changes:
-            self._on_handover({uid: pair for uid, pair in changes.items() if self.identity in pair})
+            self._on_handover(changes)
 
     def _notify_if_changed(self) -> None:
         view, now = self._view, self._clock()
-        acting = view.acting(now) if view is not None else ()
-        if acting != self._acting:
-            before, self._acting = self._acting, acting
-            self._acting_changed(before, acting, now)
+        rings: Rings = view.rings(now) if view is not None else ((), ())
+        if rings != self._rings:
+            before, self._rings = self._rings, rings
+            self._rings_changed(before, rings, now)
         standing = (
             self.members(),
-            acting,
+            rings,
             self.can_mutate(),
             view is not None and view.settled(now),
         )

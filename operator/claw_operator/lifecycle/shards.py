@@ -35,8 +35,10 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+from claw_operator.api.sharding import HASH_SPACE, fnv1a_64, merge_ranges
 from claw_operator.api.timefmt import parse_rfc3339
 
 RING_LABEL = "claw.dev/ring"
@@ -125,21 +127,73 @@ def live_members(leases: Iterable[Mapping[str, Any]], now: datetime) -> list[Mem
     return sorted(by_identity.values(), key=lambda m: m.identity)
 
 
-def weight(identity: str, uid: str) -> int:
-    """The rendezvous score of a member for a UID (a stable, well-mixed 64-bit hash)."""
-    digest = hashlib.blake2b(f"{identity}\x00{uid}".encode(), digest_size=8).digest()
+BUCKETS = 256  # contiguous slices of the FNV-1a 64 hash space of metadata.uid
+_BUCKET_SHIFT = 64 - (BUCKETS.bit_length() - 1)
+
+
+def bucket(uid: str) -> int:
+    """The bucket of a UID: which of BUCKETS equal slices of the hash space its FNV-1a 64
+    hash (KEP-5866's) falls in."""
+    return fnv1a_64(uid) >> _BUCKET_SHIFT
+
+
+def bucket_range(index: int) -> tuple[int, int]:
+    """The `[start, end)` hash range of a bucket."""
+    width = HASH_SPACE // BUCKETS
+    return index * width, (index + 1) * width
+
+
+def weight(identity: str, index: int) -> int:
+    """The rendezvous score of a member for a bucket (a stable, well-mixed 64-bit hash)."""
+    digest = hashlib.blake2b(f"{identity}\x00{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
+@lru_cache(maxsize=64)
+def assignment(identities: tuple[str, ...]) -> tuple[str, ...]:
+    """The owner of every bucket: rendezvous hashing with bounded loads. Every (member,
+    bucket) pair is ranked by weight, highest first, and each bucket goes to the first member
+    in that order with room (BUCKETS / members, the remainder one each to the first in
+    order of identity): shares differ by at most one bucket, and a member joining or leaving
+    moves little more than its share (the pairs it tops; a few buckets between the others
+    keep the shares equal). Every replica that sees the same members computes the same
+    assignment."""
+    members = sorted(set(identities))
+    if not members:
+        return ()
+    base, extra = divmod(BUCKETS, len(members))
+    room = {identity: base + (1 if rank < extra else 0) for rank, identity in enumerate(members)}
+    ranked = sorted(
+        ((weight(identity, index), identity, index) for identity in members for index in range(BUCKETS)),
+        key=lambda pair: (-pair[0], pair[1], pair[2]),
+    )
+    owners: list[str | None] = [None] * BUCKETS
+    load = dict.fromkeys(members, 0)
+    for _, identity, index in ranked:
+        if owners[index] is None and load[identity] < room[identity]:
+            owners[index] = identity
+            load[identity] += 1
+    return tuple(o or "" for o in owners)
+
+
 def owner(uid: str, identities: Iterable[str]) -> str | None:
-    """The member with the highest weight for `uid` (ties, never seen in practice, go to the
-    smaller identity); None without members."""
-    best: tuple[int, str] | None = None
-    for identity in identities:
-        key = (weight(identity, uid), identity)
-        if best is None or key[0] > best[0] or (key[0] == best[0] and identity < best[1]):
-            best = key
-    return None if best is None else best[1]
+    """The member that owns `uid`'s bucket; None without members."""
+    owners = assignment(tuple(sorted(set(identities))))
+    return owners[bucket(uid)] if owners else None
+
+
+def share(identity: str, identities: Iterable[str]) -> list[tuple[int, int]]:
+    """The hash ranges of a member's buckets, merged (what a shardSelector for it names)."""
+    owners = assignment(tuple(sorted(set(identities))))
+    return merge_ranges(bucket_range(i) for i, o in enumerate(owners) if o == identity)
+
+
+Rings = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def held(uid: str, me: str, rings: Rings) -> bool:
+    """`me` owns `uid` in both rings (see `RingView.rings`)."""
+    return all(owner(uid, ring) == me for ring in rings)
 
 
 def handover_at(member: Member, first_seen: datetime | None, timings: ShardTimings) -> datetime | None:
@@ -190,30 +244,49 @@ class RingView:
         mine = next((m for m in self.members if m.identity == self.me), None)
         return mine is not None and (self.founder or mine.settled(now, self.timings))
 
-    def joins_at(self, member: Member) -> datetime | None:
-        """When `member` enters the acting ring in this replica's eyes: for this replica, when
-        it is settled (None for a founder: at once); for another, its handover time."""
+    def joins_at(self, member: Member) -> tuple[datetime, datetime] | None:
+        """When `member` enters the ring in this replica's eyes, as (stop, start): from `stop`
+        the previous owners of what it changes stop acting on it, from `start` the new owners
+        act (a margin later). This replica joins when it is settled (None for a founder: it
+        was there first); another member at its handover time."""
         if member.identity == self.me:
             if self.founder:
                 return None
-            return _NEVER if member.acquired is None else member.acquired + self.timings.lease_duration
-        joins = handover_at(member, self.first_seen.get(member.identity), self.timings)
-        return _NEVER if joins is None else joins
+            settles = _NEVER if member.acquired is None else member.acquired + self.timings.lease_duration
+            return settles, settles
+        stop = handover_at(member, self.first_seen.get(member.identity), self.timings)
+        if stop is None:
+            return _NEVER, _NEVER
+        return stop, stop + self.timings.handover_margin
 
-    def acting(self, now: datetime) -> tuple[str, ...]:
-        """The members UIDs are assigned among right now, as this replica must act: the live
-        members, less those still joining (another before its handover time, this replica
-        before it is settled). A member that left is gone from it at once."""
-        out = []
+    def rings(self, now: datetime) -> Rings:
+        """The members buckets are assigned among right now, as (stopping, starting): the
+        live members, less those still joining (`joins_at`). A member that left is gone from
+        both at once (its Lease expired or was released: it stopped acting)."""
+        early, late = [], []
         for member in self.members:
             joins = self.joins_at(member)
-            if joins is None or joins <= now:
-                out.append(member.identity)
-        return tuple(out)
+            if joins is None or joins[0] <= now:
+                early.append(member.identity)
+            if joins is None or joins[1] <= now:
+                late.append(member.identity)
+        return tuple(early), tuple(late)
+
+    def holds(self, uid: str, now: datetime) -> bool:
+        """`uid` is this replica's to act on now, as far as the assignment goes: it owns it
+        both among the members whose handover began and among those whose handover is
+        complete. An instance changing hands is nobody's for the margin in between."""
+        return held(uid, self.me, self.rings(now))
 
     def next_change(self, now: datetime) -> datetime | None:
-        """The next moment `acting` changes without a new listing (a handover falls due)."""
-        upcoming = [j for m in self.members if (j := self.joins_at(m)) is not None and now < j < _NEVER]
+        """The next moment `rings` changes without a new listing (a handover falls due)."""
+        upcoming = [
+            moment
+            for m in self.members
+            if (joins := self.joins_at(m)) is not None
+            for moment in joins
+            if now < moment < _NEVER
+        ]
         return min(upcoming, default=None)
 
     def owner(self, uid: str) -> str | None:
@@ -228,7 +301,7 @@ class RingView:
         """The fence: act on `uid` now (reconcile it, mutate Fly for it). A previous owner
         keeps acting on what moves to a newcomer until the handover time; the newcomer starts
         once settled, a margin later; what a member that left held goes at once."""
-        return self.can_mutate(now) and self.settled(now) and owner(uid, self.acting(now)) == self.me
+        return self.can_mutate(now) and self.settled(now) and self.holds(uid, now)
 
 
 def moved(

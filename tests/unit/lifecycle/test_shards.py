@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -10,10 +13,15 @@ from typing import Any
 
 import pytest
 
+from claw_operator.api.sharding import fnv1a_64, shard_selector
 from claw_operator.lifecycle.shards import (
+    BUCKETS,
     Member,
     RingView,
     ShardTimings,
+    assignment,
+    bucket,
+    bucket_range,
     handover_at,
     inherited,
     lease_name,
@@ -21,6 +29,7 @@ from claw_operator.lifecycle.shards import (
     member_from_lease,
     moved,
     owner,
+    share,
 )
 
 T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
@@ -115,26 +124,31 @@ class MoveCase:
     reason: str
     before: list[str]
     after: list[str]
-    only_from: set[str | None]  # the old owners of every moved UID
-    only_to: set[str | None]  # the new owners of every moved UID
+    changing: str | None  # the member joining or leaving
 
 
 MOVE_CASES = [
-    MoveCase("a member leaves: only its UIDs move", ["a", "b", "c"], ["a", "b"], {"c"}, {"a", "b"}),
-    MoveCase("a member joins: only UIDs it wins move, to it", ["a", "b"], ["a", "b", "c"], {"a", "b"}, {"c"}),
-    MoveCase("first member: everything moves to it", [], ["a"], {None}, {"a"}),
-    MoveCase("last member leaves: everything is unowned", ["a"], [], {"a"}, {None}),
+    MoveCase("a member leaves: its UIDs move, and few others", ["a", "b", "c"], ["a", "b"], "c"),
+    MoveCase("a member joins: UIDs it wins move to it, and few others", ["a", "b"], ["a", "b", "c"], "c"),
+    MoveCase("3 -> 4", ["r0", "r1", "r2"], ["r0", "r1", "r2", "r0-b"], "r0-b"),
+    MoveCase("4 -> 3", ["r0", "r1", "r2", "r0-b"], ["r1", "r2", "r0-b"], "r0"),
+    MoveCase("first member: everything moves to it", [], ["a"], None),
+    MoveCase("last member leaves: everything is unowned", ["a"], [], None),
 ]
 
 
 @pytest.mark.parametrize("case", MOVE_CASES, ids=lambda c: c.reason)
-def test_membership_changes_move_only_what_they_must(case: MoveCase) -> None:
+def test_membership_changes_move_little_more_than_they_must(case: MoveCase) -> None:
+    """Rendezvous with bounded loads: what the member joining wins or leaving held moves
+    (about 1/N), plus a few buckets between the others to keep the shares equal."""
     changes = moved(UIDS, case.before, case.after)
-    assert changes
-    assert {old for old, _ in changes.values()} == case.only_from
-    assert {new for _, new in changes.values()} == case.only_to
-    if {len(case.before), len(case.after)} == {2, 3}:
-        assert abs(len(changes) - len(UIDS) / 3) < 0.1 * len(UIDS)  # about 1/N moves
+    if case.changing is None:
+        assert len(changes) == len(UIDS)
+        return
+    involved = sum(1 for pair in changes.values() if case.changing in pair)
+    ideal = len(UIDS) / max(len(case.before), len(case.after))
+    assert abs(involved - ideal) < 0.1 * ideal
+    assert len(changes) - involved < 0.1 * len(UIDS), "few moves between the other members"
 
 
 def view(
@@ -358,3 +372,43 @@ def test_timings_must_nest() -> None:
 def test_lease_name() -> None:
     assert lease_name("web-7d9f") == "claw-operator-web-7d9f"
     assert lease_name("claw-operator-7d9f") == "claw-operator-7d9f"
+
+
+def test_buckets_are_shared_equally_and_cover_the_hash_space_once() -> None:
+    members = ["claw-operator-x7k2p", "claw-operator-q9d4m", "claw-operator-b3n8w"]
+    owners = assignment(tuple(sorted(members)))
+    assert len(owners) == BUCKETS and set(owners) == set(members)
+    loads = Counter(owners)
+    assert max(loads.values()) - min(loads.values()) <= 1
+    ranges = sorted(r for m in members for r in share(m, members))
+    assert ranges[0][0] == 0 and ranges[-1][1] == 1 << 64
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges)), "disjoint and contiguous"
+    for uid in UIDS[:500]:
+        mine = owner(uid, members)
+        assert any(start <= fnv1a_64(uid) < end for start, end in share(mine or "", members))
+        assert bucket_range(bucket(uid))[0] <= fnv1a_64(uid) < bucket_range(bucket(uid))[1]
+
+
+def test_600_random_instances_split_within_15_percent_of_a_third() -> None:
+    """The acceptance figure: 3 replicas, 600 instances with random UIDs. Buckets are shared
+    exactly; the UIDs' own randomness (a binomial, sd ~5.8 % of a third) is what remains."""
+    members = ["claw-operator-0", "claw-operator-1", "claw-operator-2"]
+    seeds, within = 300, 0
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        uids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(600)]
+        shares = Counter(owner(uid, members) for uid in uids)
+        within += all(abs(shares[m] - 200) <= 30 for m in members)
+    print(f"600 random UIDs over 3 replicas: {within}/{seeds} seeds within ±15 % of a third")
+    assert within >= 0.95 * seeds
+
+
+def test_the_share_selector_selects_what_the_replica_owns() -> None:
+    members = ["r0", "r1", "r2"]
+    selector = shard_selector(share("r1", members))
+    assert selector.startswith("shardRange(object.metadata.uid, '0x")
+    terms = selector.split(" || ")
+    bounds = [tuple(int(x, 16) for x in re.findall(r"'(0x[0-9a-f]+)'", term)) for term in terms]
+    for uid in UIDS[:500]:
+        selected = any(start <= fnv1a_64(uid) < end for start, end in bounds)
+        assert selected == (owner(uid, members) == "r1")
