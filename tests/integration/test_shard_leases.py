@@ -119,6 +119,11 @@ async def test_a_newcomer_takes_its_share_only_after_the_fence(ring: Ring) -> No
     for uid in UIDS:
         assert len(acting(ring.keepers, uid)) == 1
     assert a.handovers["lost"] == len(mine_b) and b.owned_count() == len(mine_b)
+    # Each gained instance is announced once (its HandedOver Event), the kept ones never.
+    assert all(b.handed_over(uid) == "a" for uid in mine_b)
+    assert b.handovers["gained"] == len(mine_b)
+    assert not any(b.handed_over(uid) for uid in UIDS)
+    assert not any(a.handed_over(uid) for uid in UIDS)
 
 
 async def test_a_partitioned_replica_stops_before_its_lease_expires(ring: Ring, kubesim: KubeSim) -> None:

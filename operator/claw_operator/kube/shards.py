@@ -8,7 +8,9 @@ renews this replica's Lease (`claw-operator-<pod>` in the operator's namespace, 
 - `can_mutate()`: this replica may touch Fly at all (a Lease renewed within the renew
   deadline, a view of the ring as fresh). Computed from the clock at each call, so it turns
   False the moment the deadline passes, whatever the loop is doing (a hung request included);
-- `wait_change()`: until the ring (or this replica's standing in it) changes.
+- `wait_change()`: until the ring (or this replica's standing in it) changes — including at
+  the moments a handover falls due between two rounds (a timer wakes the waiting loops then);
+- `handed_over(uid)`: once per gained instance, for its `HandedOver` Event.
 
 A Lease not renewed within the renew deadline stops every Fly mutation; a late renew resumes
 them while the Lease cannot have expired for anyone else. Once it may have (the others then
@@ -48,6 +50,7 @@ from claw_operator.lifecycle.shards import (
     lease_name,
     live_members,
     member_from_lease,
+    owner,
 )
 
 logger = logging.getLogger("claw_operator.shards")
@@ -201,6 +204,7 @@ class LeaseKeeper:
         self._standing: tuple[Any, ...] = ()
         self._tracked: dict[str, datetime | None] = {}  # uid -> creationTimestamp
         self._inherited_in: dict[str, datetime] = {}  # uid -> the stable_since it was inherited in
+        self._handed: dict[str, str] = {}  # uid -> the replica it was gained from, until its pass
         # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
         self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
         self._rings: Rings = ((), ())  # the rings as last computed (RingView.rings)
@@ -244,8 +248,20 @@ class LeaseKeeper:
         if uid not in self._tracked:
             self._tracked[uid] = parse_rfc3339(created) if isinstance(created, str) else created
 
+    def handed_over(self, uid: str) -> str | None:
+        """Once, at the first pass after this replica gained `uid` from another replica: that
+        replica's identity (the caller posts the `HandedOver` Event); None otherwise. (The handover
+        is taken into account first if its moment passed a hair before the timer fired.)"""
+        self.refresh()
+        return self._handed.pop(uid, None)
+
+    def refresh(self) -> None:
+        """Take into account a handover whose moment passed (the timer does it a hair later)."""
+        self._notify_if_changed()
+
     def forget(self, uid: str) -> None:
         self._tracked.pop(uid, None)
+        self._handed.pop(uid, None)
         self._inherited_in.pop(uid, None)
 
     def before_pass(self, uid: str) -> None:
@@ -448,6 +464,12 @@ class LeaseKeeper:
                 changes[uid] = "gained" if is_ else "lost"
         gained = sum(1 for d in changes.values() if d == "gained")
         lost = len(changes) - gained
+        for uid, direction in changes.items():
+            previous = owner(uid, before[1])
+            if direction == "gained" and previous not in (None, self.identity):
+                self._handed[uid] = previous  # from another replica: announced (not a founding)
+            else:
+                self._handed.pop(uid, None)
         self.handovers["gained"] += gained
         self.handovers["lost"] += lost
         if not changes and before[1] == after[1]:
@@ -541,6 +563,7 @@ def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
 
     class ShardCollector(Collector):
         def collect(self) -> Any:
+            keeper.refresh()
             members = GaugeMetricFamily("claw_shard_members", "Live replicas this replica sees in the ring")
             members.add_metric([], len(keeper.members()))
             owned = GaugeMetricFamily("claw_shard_instances_owned", "ClawInstances assigned to this replica")

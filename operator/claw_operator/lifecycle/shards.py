@@ -5,26 +5,29 @@ Pure decisions over the ring's Leases; `kube/shards.py` does the I/O.
 - **Membership**: every replica holds one `coordination.k8s.io/v1` Lease labelled as a member
   of the ring. A member is *live* while `renewTime + leaseDurationSeconds > now` and its
   `holderIdentity` is set (a replica that shuts down releases its Lease by clearing it).
-- **Assignment**: rendezvous (highest-random-weight) hashing of `metadata.uid` over the live
-  members: each member scores every UID, the highest score owns it. A member that joins or
-  leaves moves only the UIDs it wins or held (about 1/N of the fleet), and every replica that
-  sees the same Leases computes the same owner, with no coordinator.
-- **The fence**: a replica must stop acting on an instance it lost *before* the new owner may
-  start. A replica acts only while its own view of the ring is at most `renew_deadline` old
-  and its Lease was renewed within `renew_deadline` (otherwise it stops all Fly mutations at
-  once), and it stops acting on a UID as soon as its view gives it to someone else.
-  - A UID moves away from a member that *left* only when that member's Lease expired
-    (`renewTime + leaseDurationSeconds`) or was released: by then it had stopped, since it
-    stops `renew_deadline` (< `lease_duration`) after its last successful renew.
-  - A UID moves to a member that *joined* from members still alive. Those may not have seen
-    the newcomer yet, but they will within `renew_deadline` of its Lease's creation. So a
-    newcomer acts on nothing until it is *settled*: `acquireTime + lease_duration` has passed
-    — unless it *founded* the ring: the first listing after its Lease was created showed no
-    other live member. Every replica that joins later lists after that Lease exists, so it
-    sees the founder (of two replicas starting at once, at least one sees the other).
-  Two replicas acting on one instance stays harmless (status writes are conditional on the
-  resourceVersion), but by these rules it does not happen while the clocks agree within the
-  margin between `renew_deadline` and `lease_duration`.
+- **Assignment**: the 64-bit FNV-1a hash of `metadata.uid` (KEP-5866's, `api/sharding.py`)
+  falls in one of BUCKETS equal buckets of the hash space; the buckets go to the live members
+  by rendezvous (highest-random-weight) hashing with bounded loads, so shares differ by at
+  most one bucket and a member joining or leaving moves little more than its share. Every
+  replica that sees the same Leases computes the same owner, with no coordinator, and a
+  member's share is a union of hash ranges (a `shardSelector`).
+- **The fence**: two replicas never act on one instance at once. A replica acts only while
+  its own view of the ring is at most `renew_deadline` old and its Lease was renewed within
+  `renew_deadline` (otherwise it stops all Fly mutations at once).
+  - What a member that *left* held moves when its Lease expired (`renewTime +
+    leaseDurationSeconds`) or was released: by then it had stopped, since it stops
+    `renew_deadline` (< `lease_duration`) after its last successful renew.
+  - A newcomer acts on nothing until it is *settled*: `acquireTime + lease_duration` has
+    passed (every other live member listed its Lease by then) — unless it *founded* the ring:
+    the first listing after its Lease was created showed no other live member.
+  - What moves because a member *joined* changes hands at two moments the others compute
+    from its Lease as they observed it (`handover_at`): its previous owner stops
+    `handover_margin` (one retry period) before the newcomer settles, its new owner (the
+    newcomer, or another member when bounded loads shift a bucket) starts at that settling.
+    Unowned for about the margin, never for a lease duration; never owned twice while the
+    clocks agree within the margin.
+  Two replicas acting on one instance would stay harmless (status writes are conditional on
+  the resourceVersion), but by these rules it does not happen.
 
 Timings default to client-go's leader election: lease 15 s, renew deadline 10 s, retry 2 s.
 """
