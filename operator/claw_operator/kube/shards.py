@@ -207,7 +207,8 @@ class LeaseKeeper:
         self._handed: dict[str, str] = {}  # uid -> the replica it was gained from, until its pass
         # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
         self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
-        self._rings: Rings = ((), ())  # the rings as last computed (RingView.rings)
+        self._rings: Rings = ((), (), ())  # the rings as last computed (RingView.rings)
+        self._departed: dict[str, datetime] = {}  # identity -> when first seen gone
         self._timer: asyncio.TimerHandle | None = None
         self.handovers = {"gained": 0, "lost": 0}
         self.ring_changes = 0
@@ -428,6 +429,11 @@ class LeaseKeeper:
         live = {(m.identity, m.acquired) for m in members}
         for key in [k for k in self._first_seen if k not in live]:
             del self._first_seen[key]
+        for gone in set(previous) - set(identities):
+            self._departed[gone] = seen_at
+        for identity, gone_at in list(self._departed.items()):
+            if identity in identities or seen_at - gone_at >= self.timings.renew_deadline:
+                del self._departed[identity]
         self._view = RingView(
             self.identity,
             members,
@@ -436,6 +442,7 @@ class LeaseKeeper:
             self.timings,
             founder=self._founder,
             first_seen=first_seen,
+            departed=dict(self._departed),
         )
         if identities != previous:
             self._ring_changed(previous, identities, seen_at)
@@ -472,13 +479,13 @@ class LeaseKeeper:
                 self._handed.pop(uid, None)
         self.handovers["gained"] += gained
         self.handovers["lost"] += lost
-        if not changes and before[1] == after[1]:
+        if not changes and before[0] == after[0]:
             return
         logger.info(
             "shard handover",
             extra={
-                "ring": ",".join(after[1]),
-                "joining": ",".join(sorted(set(after[0]) - set(after[1]))),
+                "ring": ",".join(after[0]),
+                "departing": ",".join(after[2]),
                 "gained": gained,
                 "lost": lost,
                 "owned": self.owned_count(),
@@ -489,7 +496,7 @@ class LeaseKeeper:
 
     def _notify_if_changed(self) -> None:
         view, now = self._view, self._clock()
-        rings: Rings = view.rings(now) if view is not None else ((), ())
+        rings: Rings = view.rings(now) if view is not None else ((), (), ())
         if rings != self._rings:
             before, self._rings = self._rings, rings
             self._rings_changed(before, rings, now)
@@ -518,6 +525,26 @@ class LeaseKeeper:
         with contextlib.suppress(RuntimeError):  # no running loop (a synchronous test)
             self._timer = asyncio.get_running_loop().call_later(delay, self._notify_if_changed)
 
+    async def _release(self, lease: dict[str, Any]) -> None:
+        """Clear the holder. A renew cancelled in flight (the loop stopped mid-request) may
+        have landed: on a conflict the current Lease is read and, still ours, released."""
+        now = micro_time(self._clock())
+        clear = {"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now}
+        body = copy.deepcopy(lease)
+        body["spec"].update(clear)
+        try:
+            await self.api.replace(self.namespace, body)
+            return
+        except LeaseConflict:
+            current = await self.api.get(self.namespace, self.lease_name)
+        spec = (current or {}).get("spec") or {}
+        if current is None or spec.get("holderIdentity") != self.identity:
+            return
+        if spec.get("acquireTime") != lease["spec"].get("acquireTime"):
+            return
+        current["spec"].update(clear)
+        await self.api.replace(self.namespace, current)
+
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with `release`, clear the holder so the others take over at once
         (call it only after this replica stopped acting)."""
@@ -531,11 +558,8 @@ class LeaseKeeper:
                 await self._task
             self._task = None
         if release and self._lease is not None:
-            body = copy.deepcopy(self._lease)
-            now = micro_time(self._clock())
-            body["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=now, acquireTime=now)
             try:
-                await self.api.replace(self.namespace, body)
+                await self._release(self._lease)
                 logger.info("lease released", extra={"lease": self.lease_name})
             except Exception as exc:
                 logger.warning("lease release failed", extra={"error": f"{type(exc).__name__}: {exc}"})

@@ -59,9 +59,15 @@ class ShardTimings:
     retry_period: timedelta = timedelta(seconds=2)
 
     def __post_init__(self) -> None:
-        if not self.lease_duration > self.renew_deadline > self.retry_period > timedelta(0):
+        if not (
+            self.lease_duration > self.renew_deadline > self.retry_period > timedelta(0)
+            # A previous owner whose listings fail stops by its last one + the renew deadline,
+            # before the handover time (acquireTime + lease duration - one retry period).
+            and self.lease_duration - self.retry_period >= self.renew_deadline
+        ):
             raise ValueError(
                 "shard timings must satisfy lease duration > renew deadline > retry period > 0 "
+                "and lease duration - retry period >= renew deadline "
                 f"(got {self.lease_duration.total_seconds()}, {self.renew_deadline.total_seconds()}, "
                 f"{self.retry_period.total_seconds()})"
             )
@@ -191,12 +197,18 @@ def share(identity: str, identities: Iterable[str]) -> list[tuple[int, int]]:
     return merge_ranges(bucket_range(i) for i, o in enumerate(owners) if o == identity)
 
 
-Rings = tuple[tuple[str, ...], tuple[str, ...]]
+# (stopping, starting, departing): see RingView.rings
+Rings = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
 def held(uid: str, me: str, rings: Rings) -> bool:
-    """`me` owns `uid` in both rings (see `RingView.rings`)."""
-    return all(owner(uid, ring) == me for ring in rings)
+    """`me` may hold `uid` under these rings (see `RingView.rings`): it owns it among the
+    stopping ring, and among the starting ring too — or there a member that departed owns it."""
+    early, late, departing = rings
+    if owner(uid, early) != me:
+        return False
+    previous = owner(uid, late)
+    return previous == me or previous in departing
 
 
 def handover_at(member: Member, first_seen: datetime | None, timings: ShardTimings) -> datetime | None:
@@ -225,6 +237,8 @@ class RingView:
     founder: bool = False
     # identity -> when this replica first listed that member's current Lease (its clock).
     first_seen: Mapping[str, datetime] = field(default_factory=dict)
+    # identity -> when this replica first saw that member gone (its Lease expired or released).
+    departed: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def identities(self) -> tuple[str, ...]:
@@ -262,10 +276,26 @@ class RingView:
             return _NEVER, _NEVER
         return stop, stop + self.timings.handover_margin
 
+    def departing(self, now: datetime) -> tuple[str, ...]:
+        """Members gone for less than the renew deadline (this replica's clock): another
+        replica whose last listing still showed one may act on that view that long."""
+        live = set(self.identities)
+        return tuple(
+            sorted(
+                identity
+                for identity, gone in self.departed.items()
+                if identity not in live and now < gone + self.timings.renew_deadline
+            )
+        )
+
     def rings(self, now: datetime) -> Rings:
-        """The members buckets are assigned among right now, as (stopping, starting): the
-        live members, less those still joining (`joins_at`). A member that left is gone from
-        both at once (its Lease expired or was released: it stopped acting)."""
+        """The members buckets are assigned among right now, as (stopping, starting,
+        departing). `stopping`: the live members, less those still joining (`joins_at`'s
+        stop); a previous owner acts only on what it owns there. `starting`: the live members
+        whose handover is complete, plus the members departing; a new owner acts only on what
+        it owns there too, or what a departing member owns there. So what a member that left
+        held goes over at once, and what bounded loads shift between two remaining members
+        when one leaves waits out the renew deadline (the previous owner's stale view)."""
         early, late = [], []
         for member in self.members:
             joins = self.joins_at(member)
@@ -273,12 +303,12 @@ class RingView:
                 early.append(member.identity)
             if joins is None or joins[1] <= now:
                 late.append(member.identity)
-        return tuple(early), tuple(late)
+        departing = self.departing(now)
+        return tuple(early), tuple(sorted({*late, *departing})), departing
 
     def holds(self, uid: str, now: datetime) -> bool:
-        """`uid` is this replica's to act on now, as far as the assignment goes: it owns it
-        both among the members whose handover began and among those whose handover is
-        complete. An instance changing hands is nobody's for the margin in between."""
+        """`uid` is this replica's to act on now, as far as the assignment goes (see
+        `rings`). An instance changing hands is nobody's for the margin in between."""
         return held(uid, self.me, self.rings(now))
 
     def next_change(self, now: datetime) -> datetime | None:
@@ -289,6 +319,11 @@ class RingView:
             if (joins := self.joins_at(m)) is not None
             for moment in joins
             if now < moment < _NEVER
+        ]
+        upcoming += [
+            gone + self.timings.renew_deadline
+            for identity, gone in self.departed.items()
+            if identity in self.departing(now)
         ]
         return min(upcoming, default=None)
 

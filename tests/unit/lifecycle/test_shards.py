@@ -367,6 +367,8 @@ def test_timings_must_nest() -> None:
     ShardTimings(timedelta(seconds=3), timedelta(seconds=2), timedelta(seconds=0.5))
     with pytest.raises(ValueError, match="lease duration > renew deadline"):
         ShardTimings(timedelta(seconds=10), timedelta(seconds=10), timedelta(seconds=2))
+    with pytest.raises(ValueError, match="lease duration - retry period >= renew deadline"):
+        ShardTimings(timedelta(seconds=15), timedelta(seconds=14), timedelta(seconds=2))
 
 
 def test_lease_name() -> None:
@@ -412,3 +414,41 @@ def test_the_share_selector_selects_what_the_replica_owns() -> None:
     for uid in UIDS[:500]:
         selected = any(start <= fnv1a_64(uid) < end for start, end in bounds)
         assert selected == (owner(uid, members) == "r1")
+
+
+def test_a_leaving_member_hands_its_share_over_at_once_and_rebalanced_buckets_after_the_deadline() -> None:
+    """c releases its Lease; a and b see it gone at 50.2 and 50.4 (their listings). What c held
+    goes over at once; a bucket bounded loads shift between a and b waits until the renew
+    deadline after the departure (a stale view could act that long). Never two at once."""
+    before = ["a", "b", "c"]
+    after = ["a", "b"]
+
+    def ring(me: str, now: float, gone_seen: float) -> RingView:
+        if now < gone_seen:  # not listed since the departure
+            return RingView(
+                me, tuple(member(m, 0, now) for m in before), at(gone_seen - 0.5), at(now), TIMINGS
+            )
+        return RingView(
+            me,
+            tuple(member(m, 0, now) for m in after),
+            at(now),
+            at(now),
+            TIMINGS,
+            departed={"c": at(gone_seen)},
+        )
+
+    from_c = [u for u in UIDS if owner(u, before) == "c"]
+    shifted = [u for u in UIDS if owner(u, before) in after and owner(u, before) != owner(u, after)]
+    assert from_c and shifted, "bounded loads shift a few buckets between a and b"
+    for now in [49.9, 50.2, 50.3, 50.4, 55.0, 60.19, 60.2, 60.4, 61.0]:
+        acts = {
+            m: {u for u in UIDS if ring(m, now, seen).may_act(u, at(now))}
+            for m, seen in (("a", 50.2), ("b", 50.4))
+        }
+        assert not (acts["a"] & acts["b"]), now
+        if now >= 50.4:
+            assert all(u in acts[owner(u, after) or ""] for u in from_c), now
+        for u in shifted:
+            new, old = owner(u, after), owner(u, before)
+            assert (u in acts[new or ""]) is (now >= {"a": 50.2, "b": 50.4}[new or "a"] + 10), (now, u)
+            assert (u in acts[old or ""]) is (now < {"a": 50.2, "b": 50.4}[old or "a"]), (now, u)
