@@ -184,7 +184,6 @@ class LeaseKeeper:
         timings: ShardTimings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_gained: Callable[[str], None] | None = None,
-        on_handover: Callable[[dict[str, str]], None] | None = None,
     ) -> None:
         self.api = api
         self.identity = identity
@@ -193,7 +192,6 @@ class LeaseKeeper:
         self.timings = timings
         self._clock = clock
         self._on_gained = on_gained
-        self._on_handover = on_handover
         self._lease: dict[str, Any] | None = None  # the Lease as last written, while held
         self._renewed_at: datetime | None = None
         self._fresh_acquire = False
@@ -491,8 +489,6 @@ class LeaseKeeper:
                 "owned": self.owned_count(),
             },
         )
-        if self._on_handover is not None and changes:
-            self._on_handover(changes)
 
     def _notify_if_changed(self) -> None:
         view, now = self._view, self._clock()
