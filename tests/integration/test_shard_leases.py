@@ -109,12 +109,21 @@ async def test_a_newcomer_takes_its_share_only_after_the_fence(ring: Ring) -> No
     assert 0 < len(mine_b) < len(UIDS)
     assert not any(b.may_act(uid) for uid in UIDS)  # unsettled: a may not have seen it yet
     await ring.until(lambda: a.members() == ("a", "b"))
-    assert not any(a.may_act(uid) for uid in mine_b)  # a stopped on b's share as it saw b
+    # a keeps acting on b's share until a margin before b may start: never both, never long none.
+    assert all(a.may_act(uid) for uid in mine_b)
+    await ring.until(lambda: not a.may_act(mine_b[0]) or b.may_act(mine_b[0]))
+    assert not any(a.may_act(uid) and b.may_act(uid) for uid in mine_b)
+    assert not a.may_act(mine_b[0]) and not b.may_act(mine_b[0])  # a stopped first
     await ring.until(lambda: b.may_act(mine_b[0]))
     await ring.until(lambda: balanced(ring))
     for uid in UIDS:
         assert len(acting(ring.keepers, uid)) == 1
     assert a.handovers["lost"] == len(mine_b) and b.owned_count() == len(mine_b)
+    # Each gained instance is announced once (its HandedOver Event), the kept ones never.
+    assert all(b.handed_over(uid) == "a" for uid in mine_b)
+    assert b.handovers["gained"] == len(mine_b)
+    assert not any(b.handed_over(uid) for uid in UIDS)
+    assert not any(a.handed_over(uid) for uid in UIDS)
 
 
 async def test_a_partitioned_replica_stops_before_its_lease_expires(ring: Ring, kubesim: KubeSim) -> None:
@@ -138,7 +147,7 @@ async def test_a_partitioned_replica_stops_before_its_lease_expires(ring: Ring, 
     # Healed: b acquires its Lease anew, a newcomer again; a stops on b's share first.
     kubesim.api.partitions.remove()
     await ring.until(lambda: b.can_mutate() and a.members() == ("a", "b"))
-    assert not any(a.may_act(uid) for uid in mine_b)
+    assert not any(b.may_act(uid) for uid in mine_b)  # a acts on them until the handover
     await ring.until(lambda: balanced(ring))
 
 

@@ -87,3 +87,4 @@ class EventReason(StrEnum):
     DESTROY_FAILED = "DestroyFailed"
     DESTROYED = "Destroyed"
     PAUSED = "Paused"
+    HANDED_OVER = "HandedOver"  # `--shards auto`: another operator replica reconciles it now

@@ -74,7 +74,6 @@ logger = logging.getLogger("claw_operator.fly_gateway")
 MAX_MACHINE_CONFIG_BYTES = 256 * 1024
 
 
-
 def to_failure(error: FlyError) -> FlyFailure:
     kind = error.kind
     retry_after = getattr(error, "retry_after", None)
@@ -366,8 +365,10 @@ class FlyGateway:
             left = max(left, settle - (time.monotonic() - inherited))
         if left <= 0:
             return None
-        listed = f"no {kind} of {instance.uid} listed yet" if kind == "machine" else (
-            f"no volume named {volume_name(instance.uid)} listed yet"
+        listed = (
+            f"no {kind} of {instance.uid} listed yet"
+            if kind == "machine"
+            else (f"no volume named {volume_name(instance.uid)} listed yet")
         )
         return FlyFailure(
             kind=FailureKind.UNAVAILABLE,

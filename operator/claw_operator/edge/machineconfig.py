@@ -132,11 +132,7 @@ def merged_config(current: dict[str, Any], desired: dict[str, Any]) -> dict[str,
     """An update sends the full config back: keep what Fly (or a human) set that we do not own.
     Of `checks`, the operator owns only its own (`claw`): others are kept, ours follows the spec."""
     merged = {**current, **desired}
-    others = {
-        name: check
-        for name, check in (current.get("checks") or {}).items()
-        if name != CHECK_NAME
-    }
+    others = {name: check for name, check in (current.get("checks") or {}).items() if name != CHECK_NAME}
     ours = (desired.get("checks") or {}).get(CHECK_NAME)
     checks = {**others, **({CHECK_NAME: ours} if ours is not None else {})}
     if checks or "checks" in current or "checks" in desired:

@@ -27,11 +27,14 @@ from claw_operator.api import (
     RECONCILE_REQUEST_ANNOTATION,
     VERSION,
 )
+from claw_operator.api.reasons import EventReason
 from claw_operator.kube import metrics as m
+from claw_operator.kube.events import post_event
 from claw_operator.kube.health import WatchHealth
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.reconciler import FINALIZER_WAIT, PassOutcome, Reconciler
 from claw_operator.kube.shards import LeaseKeeper, ShardFenced
+from claw_operator.lifecycle.model import EventRecord, EventType
 
 logger = logging.getLogger("claw_operator.handlers")
 
@@ -157,6 +160,7 @@ def register(
                     await _first(shards.wait_change(shard_wait), stopped.wait())
                     continue
                 shards.before_pass(uid)
+                await _announce_handover(shards, uid, kwargs["body"], metrics)
             outcome = await reconcile(namespace, name, last_seen=kwargs["body"])
             if outcome.requeue_after is None or outcome.finalized:
                 return
@@ -216,6 +220,24 @@ def register(
                 shards.forget(kwargs["uid"])
             return
         raise kopf.TemporaryError("destroy in progress", delay=max(outcome.requeue_after, 0.1))
+
+
+async def _announce_handover(
+    shards: LeaseKeeper, uid: str, body: Mapping[str, Any], metrics: OperatorMetrics | None
+) -> None:
+    """A Normal `HandedOver` Event on an instance this replica gained, before its first pass."""
+    previous = shards.handed_over(uid)
+    if previous is None:
+        return
+    event = EventRecord(
+        EventType.NORMAL,
+        EventReason.HANDED_OVER,
+        f"operator replica {shards.identity} reconciles this instance from now on "
+        f"(handed over from {previous})",
+    )
+    if metrics is not None:
+        metrics.observe_event(event)
+    await post_event(dict(body), event)  # queued: kopf posts it in the background
 
 
 async def _first(*waits: Any) -> None:

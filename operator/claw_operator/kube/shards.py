@@ -8,7 +8,9 @@ renews this replica's Lease (`claw-operator-<pod>` in the operator's namespace, 
 - `can_mutate()`: this replica may touch Fly at all (a Lease renewed within the renew
   deadline, a view of the ring as fresh). Computed from the clock at each call, so it turns
   False the moment the deadline passes, whatever the loop is doing (a hung request included);
-- `wait_change()`: until the ring (or this replica's standing in it) changes.
+- `wait_change()`: until the ring (or this replica's standing in it) changes — including at
+  the moments a handover falls due between two rounds (a timer wakes the waiting loops then);
+- `handed_over(uid)`: once per gained instance, for its `HandedOver` Event.
 
 A Lease not renewed within the renew deadline stops every Fly mutation; a late renew resumes
 them while the Lease cannot have expired for anyone else. Once it may have (the others then
@@ -40,13 +42,15 @@ from claw_operator.lifecycle.model import Action, ActionResult, Instance
 from claw_operator.lifecycle.shards import (
     RING_LABEL,
     RING_NAME,
+    Rings,
     RingView,
     ShardTimings,
+    held,
     inherited,
     lease_name,
     live_members,
     member_from_lease,
-    moved,
+    owner,
 )
 
 logger = logging.getLogger("claw_operator.shards")
@@ -198,6 +202,12 @@ class LeaseKeeper:
         self._standing: tuple[Any, ...] = ()
         self._tracked: dict[str, datetime | None] = {}  # uid -> creationTimestamp
         self._inherited_in: dict[str, datetime] = {}  # uid -> the stable_since it was inherited in
+        self._handed: dict[str, str] = {}  # uid -> the replica it was gained from, until its pass
+        # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
+        self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
+        self._rings: Rings = ((), (), ())  # the rings as last computed (RingView.rings)
+        self._departed: dict[str, datetime] = {}  # identity -> when first seen gone
+        self._timer: asyncio.TimerHandle | None = None
         self.handovers = {"gained": 0, "lost": 0}
         self.ring_changes = 0
         self._task: asyncio.Task[None] | None = None
@@ -237,8 +247,20 @@ class LeaseKeeper:
         if uid not in self._tracked:
             self._tracked[uid] = parse_rfc3339(created) if isinstance(created, str) else created
 
+    def handed_over(self, uid: str) -> str | None:
+        """Once, at the first pass after this replica gained `uid` from another replica: that
+        replica's identity (the caller posts the `HandedOver` Event); None otherwise. (The handover
+        is taken into account first if its moment passed a hair before the timer fired.)"""
+        self.refresh()
+        return self._handed.pop(uid, None)
+
+    def refresh(self) -> None:
+        """Take into account a handover whose moment passed (the timer does it a hair later)."""
+        self._notify_if_changed()
+
     def forget(self, uid: str) -> None:
         self._tracked.pop(uid, None)
+        self._handed.pop(uid, None)
         self._inherited_in.pop(uid, None)
 
     def before_pass(self, uid: str) -> None:
@@ -398,26 +420,70 @@ class LeaseKeeper:
         elif self._lease is None:
             self._founder = False
         previous = self._view.identities if self._view is not None else ()
+        first_seen: dict[str, datetime] = {}
+        for member in members:
+            key = (member.identity, member.acquired)
+            first_seen[member.identity] = self._first_seen.setdefault(key, seen_at)
+        live = {(m.identity, m.acquired) for m in members}
+        for key in [k for k in self._first_seen if k not in live]:
+            del self._first_seen[key]
+        for gone in set(previous) - set(identities):
+            self._departed[gone] = seen_at
+        for identity, gone_at in list(self._departed.items()):
+            if identity in identities or seen_at - gone_at >= self.timings.renew_deadline:
+                del self._departed[identity]
         self._view = RingView(
-            self.identity, members, seen_at, self._renewed_at, self.timings, founder=self._founder
+            self.identity,
+            members,
+            seen_at,
+            self._renewed_at,
+            self.timings,
+            founder=self._founder,
+            first_seen=first_seen,
+            departed=dict(self._departed),
         )
         if identities != previous:
             self._ring_changed(previous, identities, seen_at)
 
     def _ring_changed(self, before: tuple[str, ...], after: tuple[str, ...], now: datetime) -> None:
-        self.stable_since = now
+        """The live members changed (a Lease appeared, expired or was released)."""
         self.ring_changes += 1
-        changes = moved(self._tracked, before, after)
-        gained = sum(1 for old, new in changes.values() if new == self.identity)
-        lost = sum(1 for old, new in changes.values() if old == self.identity)
-        self.handovers["gained"] += gained
-        self.handovers["lost"] += lost
         logger.info(
-            "shard handover: the ring changed",
+            "shard ring changed",
             extra={
                 "members": ",".join(after),
                 "joined": ",".join(sorted(set(after) - set(before))),
                 "left": ",".join(sorted(set(before) - set(after))),
+                "owned": self.owned_count(),
+            },
+        )
+
+    def _rings_changed(self, before: Rings, after: Rings, now: datetime) -> None:
+        """The members buckets are assigned among changed (a member left, a handover fell
+        due, this replica settled): the instances this replica gained or lost change hands."""
+        self.stable_since = now
+        changes: dict[str, str] = {}
+        for uid in self._tracked:
+            was, is_ = held(uid, self.identity, before), held(uid, self.identity, after)
+            if was != is_:
+                changes[uid] = "gained" if is_ else "lost"
+        gained = sum(1 for d in changes.values() if d == "gained")
+        lost = len(changes) - gained
+        for uid, direction in changes.items():
+            previous = owner(uid, before[1])
+            if direction == "gained" and previous not in (None, self.identity):
+                self._handed[uid] = previous  # from another replica: announced (not a founding)
+            else:
+                self._handed.pop(uid, None)
+        self.handovers["gained"] += gained
+        self.handovers["lost"] += lost
+        if not changes and before[0] == after[0]:
+            return
+        logger.info(
+            "shard handover",
+            extra={
+                "ring": ",".join(after[0]),
+                "departing": ",".join(after[2]),
                 "gained": gained,
                 "lost": lost,
                 "owned": self.owned_count(),
@@ -426,8 +492,13 @@ class LeaseKeeper:
 
     def _notify_if_changed(self) -> None:
         view, now = self._view, self._clock()
+        rings: Rings = view.rings(now) if view is not None else ((), (), ())
+        if rings != self._rings:
+            before, self._rings = self._rings, rings
+            self._rings_changed(before, rings, now)
         standing = (
             self.members(),
+            rings,
             self.can_mutate(),
             view is not None and view.settled(now),
         )
@@ -435,22 +506,56 @@ class LeaseKeeper:
             self._standing = standing
             self._changed.set()
             self._changed = asyncio.Event()
+        self._schedule(view, now)
+
+    def _schedule(self, view: RingView | None, now: datetime) -> None:
+        """Wake at the next handover time (between two rounds): the previous owner stops and
+        the newcomer starts on time, not up to a retry period late."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        upcoming = view.next_change(now) if view is not None else None
+        if upcoming is None or self._stopping:
+            return
+        delay = max(0.0, (upcoming - now).total_seconds()) + 0.001
+        with contextlib.suppress(RuntimeError):  # no running loop (a synchronous test)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._notify_if_changed)
+
+    async def _release(self, lease: dict[str, Any]) -> None:
+        """Clear the holder. A renew cancelled in flight (the loop stopped mid-request) may
+        have landed: on a conflict the current Lease is read and, still ours, released."""
+        now = micro_time(self._clock())
+        clear = {"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now}
+        body = copy.deepcopy(lease)
+        body["spec"].update(clear)
+        try:
+            await self.api.replace(self.namespace, body)
+            return
+        except LeaseConflict:
+            current = await self.api.get(self.namespace, self.lease_name)
+        spec = (current or {}).get("spec") or {}
+        if current is None or spec.get("holderIdentity") != self.identity:
+            return
+        if spec.get("acquireTime") != lease["spec"].get("acquireTime"):
+            return
+        current["spec"].update(clear)
+        await self.api.replace(self.namespace, current)
 
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with `release`, clear the holder so the others take over at once
         (call it only after this replica stopped acting)."""
         self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         if release and self._lease is not None:
-            body = copy.deepcopy(self._lease)
-            now = micro_time(self._clock())
-            body["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=now, acquireTime=now)
             try:
-                await self.api.replace(self.namespace, body)
+                await self._release(self._lease)
                 logger.info("lease released", extra={"lease": self.lease_name})
             except Exception as exc:
                 logger.warning("lease release failed", extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -478,6 +583,7 @@ def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
 
     class ShardCollector(Collector):
         def collect(self) -> Any:
+            keeper.refresh()
             members = GaugeMetricFamily("claw_shard_members", "Live replicas this replica sees in the ring")
             members.add_metric([], len(keeper.members()))
             owned = GaugeMetricFamily("claw_shard_instances_owned", "ClawInstances assigned to this replica")

@@ -215,8 +215,10 @@ def restart_succeeded(
     status.last_started_at = d.now
     restarted = f"machine {status.machine_id} restarted ({reason.value})"
     d.event(EventType.NORMAL, EventReason.RESTARTED, restarted)
-    repaired = mount_repair if mount_repair is not None else (
-        announced if reason == RestartReason.MOUNT_REPAIR else None
+    repaired = (
+        mount_repair
+        if mount_repair is not None
+        else (announced if reason == RestartReason.MOUNT_REPAIR else None)
     )
     if repaired is not None:
         mount_repaired(d, repaired)
@@ -236,8 +238,10 @@ def restart_failed(
     d.record(RESTARTING, FALSE, Reason.RESTART_FAILED, message)
     if reason == RestartReason.MOUNT_REPAIR:
         path = d.instance.spec.volume.mount_path
-        if machine is not None and volume_id is not None and any(
-            m.volume == volume_id and m.path == path for m in machine.mounts
+        if (
+            machine is not None
+            and volume_id is not None
+            and any(m.volume == volume_id and m.path == path for m in machine.mounts)
         ):
             mount_repaired(d, announced)
         else:

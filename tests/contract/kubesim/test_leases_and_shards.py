@@ -15,6 +15,8 @@ import requests
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from claw_operator.api.sharding import shard_selector
+from claw_operator.lifecycle.shards import owner, share
 from claw_operator.sim.kubesim import KubeSimThread
 from claw_operator.sim.kubesim.sharding import fnv1a_64
 from tests.contract.kubesim.kubectl import Kubectl, requires_kubectl
@@ -329,3 +331,24 @@ def test_a_forbidden_client_gets_the_rbac_denial_kubectl_and_the_client_show(
         requests.post(
             f"{base}/_kubesim/partitions", json={"token": "x", "mode": "reset", "resource": "pods"}, timeout=5
         ).raise_for_status()
+
+
+def test_a_replicas_share_as_a_selector_lists_exactly_what_it_owns(api_client: client.ApiClient) -> None:
+    """The operator's bucket assignment written as a shardSelector (what a 1.36 apiserver
+    could filter): each of three replicas lists exactly the instances the ring gives it."""
+    uids = _create_configmaps(api_client, 60)
+    members = ["claw-operator-a", "claw-operator-b", "claw-operator-c"]
+    seen: set[str] = set()
+    for identity in members:
+        selector = shard_selector(share(identity, members))
+        answer = requests.get(
+            f"{api_client.configuration.host}/api/v1/namespaces/default/configmaps",
+            params={"shardSelector": selector},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text[:300]
+        names = {item["metadata"]["name"] for item in answer.json()["items"]}
+        assert names == {name for name, uid in uids.items() if owner(uid, members) == identity}
+        assert names.isdisjoint(seen)
+        seen |= names
+    assert seen == set(uids)

@@ -16,11 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from claw_operator.api.sharding import HASH_SPACE, fnv1a_64
+
 from .errors import bad_request
 
-FNV64_OFFSET = 0xCBF29CE484222325
-FNV64_PRIME = 0x100000001B3
-HASH_SPACE = 1 << 64
+__all__ = ["HASH_SPACE", "fnv1a_64", "parse_shard_selector", "shard_info"]
+
 FIELDS = {
     "object.metadata.uid": ("metadata", "uid"),
     "object.metadata.namespace": ("metadata", "namespace"),
@@ -29,15 +30,6 @@ FIELDS = {
 _TERM = re.compile(
     r"""^shardRange\(\s*([A-Za-z.]+)\s*,\s*'(0x[0-9a-fA-F]+)'\s*,\s*'(0x[0-9a-fA-F]+)'\s*\)$"""
 )
-
-
-def fnv1a_64(value: str) -> int:
-    """The 64-bit FNV-1a hash of the value's UTF-8 bytes."""
-    digest = FNV64_OFFSET
-    for byte in value.encode("utf-8"):
-        digest ^= byte
-        digest = (digest * FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return digest
 
 
 def _invalid(text: str, why: str) -> Exception:
