@@ -10,6 +10,7 @@ no machine tagged with the instance is left. Destroying never creates anything.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
 from claw_operator.api import DeletionPolicy, DestroyOp, Phase
@@ -26,10 +27,12 @@ from claw_operator.lifecycle.model import (
     EventType,
     FailureKind,
     FlyFailure,
+    Instance,
     Lookup,
     Observation,
 )
 from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
+from claw_operator.lifecycle.timing import detach_retry
 
 # The destroy's last look found no listing of the volumes to go on (none was taken).
 _NOT_LISTED: Final = FlyFailure(
@@ -39,6 +42,40 @@ _NOT_LISTED: Final = FlyFailure(
 )
 # KiloClaw refuses to act on an attached_machine_id that is not a plain Fly id.
 _MACHINE_ID: Final = re.compile(r"^[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class DestroyLookups:
+    """What a deleting pass must see on Fly for `decide_destroy` (the observer skips the rest).
+
+    `decide_destroy` never reads the recorded machine's GET (the destroy's own answer, 404
+    included, tells: the observer skips it). It reads the machines tagged with the instance's
+    UID, and the volume's attachment, only while no machine is pending, and the volumes named
+    after it only once neither is pending (or on the first pass, for an unrecorded volume).
+    So while both ids are known nothing is listed, and the listings come back for the pass
+    that must prove Fly empty before the finalizer goes.
+    """
+
+    volume_get: bool = False
+    tagged_machines: bool = False
+    named_volumes: bool = False
+
+
+def destroy_lookups(instance: Instance) -> DestroyLookups:
+    status = instance.status
+    if instance.spec.deletion_policy == DeletionPolicy.ORPHAN:
+        return DestroyLookups()
+    if status.phase == Phase.DESTROYING:
+        machine, volume = status.pending_destroy_machine_id, status.pending_destroy_volume_id
+    else:
+        # The first pass takes the recorded ids as the pending ones.
+        machine, volume = status.machine_id, status.volume_id
+    no_machine = machine is None
+    return DestroyLookups(
+        volume_get=no_machine,
+        tagged_machines=no_machine,
+        named_volumes=volume is None and (no_machine or status.phase != Phase.DESTROYING),
+    )
 
 
 def decide_destroy(d: Draft, observed: Observation) -> Decision:
@@ -149,7 +186,7 @@ def _settle_step(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> 
     recorded)."""
     failure = result.failure
     if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, op, failure, target)
+        return _failed(d, op, failure, target, detaching=op == DestroyOp.VOLUME and is_still_bound(failure))
     outcome = "ok" if failure is None else "already_gone"
     d.log(f"destroy_{op.value}_{outcome}", **{f"{op.value}_id": target})
     _clear_destroy_error(d)
@@ -185,7 +222,16 @@ def _clear_destroy_error(d: Draft) -> None:
         d.record(STALLED, FALSE, Reason.NOT_STALLED)
 
 
-def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
+def is_still_bound(failure: FlyFailure) -> bool:
+    """A volume delete refused because the volume is still bound to a machine (Fly answers
+    409/412 `failed_precondition: volume is currently bound to machine`): volumes take no
+    lease, so either kind means that."""
+    return failure.kind in (FailureKind.PRECONDITION, FailureKind.CONFLICT)
+
+
+def _failed(
+    d: Draft, op: DestroyOp, failure: FlyFailure, target: str, *, detaching: bool = False
+) -> Decision:
     status = d.status
     # The same step failing the same way again (a volume still bound while Fly detaches it,
     # retried with backoff) updates the fields but posts no new Event: one Warning per kind of
@@ -211,5 +257,11 @@ def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decisi
     )
     if is_auth_failure(failure):
         d.record(STALLED, TRUE, Reason.UNAUTHORIZED, failure.message)
+    if detaching:
+        # Fly detaches a destroyed machine's volume on its own schedule: the first refusal
+        # waits the known detach delay (un-jittered, not counted as a failure), further ones
+        # back off from the base, never longer than that delay.
+        delay, retry = detach_retry(repeated, d.instance.failures, failure.retry_after, d.timings)
+        return d.finish(retry=retry, requeue_after=delay)
     # A deletion is always retried: the user asked for it, and Fly may recover.
     return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
