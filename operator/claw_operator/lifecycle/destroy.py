@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from claw_operator.api import DeletionPolicy, DestroyOp, Phase
@@ -30,6 +31,7 @@ from claw_operator.lifecycle.model import (
     Instance,
     Lookup,
     Observation,
+    Timings,
 )
 from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
 from claw_operator.lifecycle.timing import detach_retry
@@ -113,6 +115,12 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
         return d.finish(DestroyMachine(machine_id=status.pending_destroy_machine_id))
     _recover_pending_volume(d, observed)
     if status.pending_destroy_volume_id is not None:
+        left = detach_wait_left(d.instance, d.now, d.timings)
+        if left > 0:
+            # Woken before Fly can have detached it (a watch event, a restart): asking now
+            # would only be refused again.
+            d.log("await_volume_detach", volume_id=status.pending_destroy_volume_id, seconds_left=left)
+            return d.finish(requeue_after=left)
         return d.finish(DeleteVolume(volume_id=status.pending_destroy_volume_id))
     if observed.tagged_failure is not None:
         # Without a conclusive listing a machine created but never recorded could be leaked.
@@ -220,6 +228,27 @@ def _clear_destroy_error(d: Draft) -> None:
     status.last_destroy_error_at = None
     if d.stalled and d.condition(STALLED).reason == Reason.UNAUTHORIZED:
         d.record(STALLED, FALSE, Reason.NOT_STALLED)
+
+
+# HTTP statuses of a volume delete refused because the volume is still bound (`is_still_bound`).
+_BOUND_STATUSES: Final = frozenset({409, 412})
+
+
+def detach_wait_left(instance: Instance, now: datetime, timings: Timings) -> float:
+    """Seconds before the volume delete is worth trying again after Fly refused it as bound for
+    the first time (`detach_retry`: `volume_detach` after that refusal, whoever wakes the
+    pass). 0 once that is over, after any other failure, and once refusals have become
+    failures (`instance.failures` > 0: they back off as usual)."""
+    status = instance.status
+    at = status.last_destroy_error_at
+    if (
+        status.last_destroy_error_op != DestroyOp.VOLUME
+        or status.last_destroy_error_status not in _BOUND_STATUSES
+        or at is None
+        or instance.failures > 0
+    ):
+        return 0.0
+    return max((at + timings.volume_detach - now).total_seconds(), 0.0)
 
 
 def is_still_bound(failure: FlyFailure) -> bool:
