@@ -2,9 +2,11 @@
 the finalizer, and deletionPolicy.
 
 First pass: phase Destroying with the pending ids, persisted before any Fly call. Then one
-step per pass: destroy the machine, then delete the volume (404 is done), recording failures
-in lastDestroyError* and retrying with backoff. The finalizer goes only when both are gone and
-no machine tagged with the instance is left. Destroying never creates anything.
+step per pass: destroy the machine (the edge waits for `destroyed`), then delete the volume
+(404 is done), recording failures in lastDestroyError* and retrying with backoff; a volume
+still bound to the destroyed machine is asked again once Fly can have detached it
+(`detach_retry`, `detach_wait_left`). The finalizer goes only when both are gone and no machine
+tagged with the instance, nor volume named after it, is left. Destroying never creates anything.
 """
 
 from __future__ import annotations
