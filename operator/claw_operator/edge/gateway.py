@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, assert_never
 
@@ -38,6 +38,7 @@ from claw_operator.fly import (
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.lifecycle import volume_name
+from claw_operator.lifecycle.destroy import destroy_lookups
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -131,6 +132,14 @@ def volume_needs_a_look(instance: Instance, machine: MachineLookup, size_seen: i
     return not (size_seen >= want and recorded >= want)
 
 
+@dataclass
+class _Made:
+    """The Fly objects this process created for one instance and has not removed since."""
+
+    machines: dict[str, MachineView] = field(default_factory=dict)
+    volumes: dict[str, VolumeView] = field(default_factory=dict)
+
+
 class FlyGateway:
     """Observer and Executor of the Reconciler, over one shared FlyMachinesClient."""
 
@@ -158,6 +167,10 @@ class FlyGateway:
         # UID -> when (monotonic) this process took the instance over from another operator
         # replica (`inherit`): treated as after an operator restart.
         self._inherited: dict[str, float] = {}
+        # UID -> what this process created for the instance and has not removed (`_known_objects`).
+        self._made: dict[str, _Made] = {}
+        # UIDs with a create that failed or whose answer was lost: `_made` may miss an object.
+        self._unsure: set[str] = set()
 
     def inherit(self, uid: str) -> None:
         """Another operator replica may have acted on this instance (with `--shards auto`, this
@@ -241,7 +254,106 @@ class FlyGateway:
             return volume
         return VolumeLookup(Lookup.FOUND, replace(seen, attached_machine_id=None)) if gone else volume
 
+    def _known_objects(
+        self, instance: Instance
+    ) -> tuple[tuple[MachineView, ...], tuple[VolumeView, ...]] | None:
+        """Every machine and volume of the instance on Fly, known without asking: it was created
+        after this process started (no earlier operator acted on it), no other replica did
+        (`inherit`), and every create this process sent for it was answered. Then what this
+        process created and has not destroyed is all there is: Fly creates nothing on its own,
+        and the client never sends a create twice (an ambiguous one is resolved by listing, or
+        raised, which makes the instance unsure). None when that cannot be known.
+        """
+        created = instance.created_at
+        if (
+            created is None
+            or created <= self._started_at + self.BORN_WATCHED_MARGIN
+            or instance.uid in self._inherited
+            or instance.uid in self._unsure
+        ):
+            return None
+        made = self._made.get(instance.uid, _Made())
+        return tuple(made.machines.values()), tuple(made.volumes.values())
+
+    def _made_for(self, uid: str) -> _Made:
+        return self._made.setdefault(uid, _Made())
+
+    def _removed(self, uid: str, *, machine_id: str | None = None, volume_id: str | None = None) -> None:
+        made = self._made.get(uid)
+        if made is None:
+            return
+        if machine_id is not None:
+            made.machines.pop(machine_id, None)
+        if volume_id is not None:
+            made.volumes.pop(volume_id, None)
+        if not made.machines and not made.volumes:
+            del self._made[uid]
+
+    async def _observe_destroy(self, instance: Instance) -> Observation:
+        """A deleting instance's observation: only what `decide_destroy` reads
+        (`destroy_lookups`), and nothing at all when this process knows every object of the
+        instance (`_known_objects`): the listings that prove Fly empty before the finalizer
+        goes are then answered from that record."""
+        known = self._known_objects(instance)
+        if known is not None:
+            machines, volumes = known
+            return Observation(tagged_machines=machines, named_volumes=volumes)
+        needs = destroy_lookups(instance)
+        app, status = instance.app, instance.status
+        volume = VolumeLookup()
+        if needs.volume_get and status.volume_id:
+            try:
+                got = await self._fly.get_volume(app, status.volume_id)
+                volume = (
+                    VolumeLookup(Lookup.GONE)
+                    if got.is_gone
+                    else VolumeLookup(Lookup.FOUND, self._seen_volume(volume_view(got)))
+                )
+            except NotFound:
+                volume = VolumeLookup(Lookup.GONE)
+            except FlyError as exc:
+                volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
+            volume = await self._without_stale_attachment(app, volume, MachineLookup())
+        tagged: tuple[MachineView, ...] | None = None
+        tagged_failure: FlyFailure | None = None
+        if needs.tagged_machines:
+            try:
+                owned = await self._owned_machines.lookup(app, instance.uid)
+                tagged = tuple(machine_view(m) for m in owned)
+            except FlyError as exc:
+                tagged_failure = to_failure(exc)
+            else:
+                if not any(m.state not in GONE_STATES for m in tagged):
+                    tagged_failure = self._unsettled(instance, "machine", self._machine_creates_sent)
+                if tagged_failure is not None:
+                    tagged = None
+        named: tuple[VolumeView, ...] | None = None
+        named_failure: FlyFailure | None = None
+        if needs.named_volumes:
+            try:
+                found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
+                named = tuple(volume_view(v) for v in found_volumes)
+            except FlyError as exc:
+                named_failure = to_failure(exc)
+            else:
+                # A stranded volume (a capacity recovery) proves nothing, as in `observe`.
+                if not any(
+                    v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id for v in named
+                ):
+                    named_failure = self._unsettled(instance, "volume", self._volume_creates_sent)
+                if named_failure is not None:
+                    named = None
+        return Observation(
+            volume=volume,
+            tagged_machines=tagged,
+            tagged_failure=tagged_failure,
+            named_volumes=named,
+            named_failure=named_failure,
+        )
+
     async def observe(self, instance: Instance) -> Observation:
+        if instance.deleting:
+            return await self._observe_destroy(instance)
         app, status = instance.app, instance.status
         machine = MachineLookup()
         if status.machine_id:
@@ -392,6 +504,13 @@ class FlyGateway:
         try:
             return await self._execute(action, instance, env)
         except FlyError as exc:
+            if isinstance(action, CreateVolume | CreateMachine | ReplaceVolume):
+                self._unsure.add(instance.uid)  # it may exist: from now on, only listings tell
+            elif isinstance(exc, NotFound):
+                if isinstance(action, DestroyMachine | DestroyStrandedMachine):
+                    self._removed(instance.uid, machine_id=action.machine_id)
+                elif isinstance(action, DeleteVolume | DeleteStrandedVolume):
+                    self._removed(instance.uid, volume_id=action.volume_id)
             failure = to_failure(exc)
             if exc.status == 413 and isinstance(action, CreateMachine | StartMachine | RestartMachine):
                 failure = replace(
@@ -491,7 +610,9 @@ class FlyGateway:
                         memory_mb=spec.guest.memory_mb,
                     ),
                 )
-                return ActionResult(volume=self._seen_volume(volume_view(volume)))
+                made = self._seen_volume(volume_view(volume))
+                self._made_for(instance.uid).volumes[made.id] = made
+                return ActionResult(volume=made)
             case ExtendVolume():
                 try:
                     extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
@@ -509,7 +630,9 @@ class FlyGateway:
                 machine = await self._fly.create_machine(
                     app, config, owner=owner_of(instance), region=action.region
                 )
-                return ActionResult(machine=machine_view(machine))
+                view = machine_view(machine)
+                self._made_for(instance.uid).machines[view.id] = view
+                return ActionResult(machine=view)
             case AwaitState():
                 # A machine just created may answer 404 for a moment (Fly's eventual consistency).
                 grace = wait
@@ -581,8 +704,23 @@ class FlyGateway:
                 await self._fly.update_and_start(app, action.machine_id, forced, timeout=wait)
                 await self._fly.wait_for_state(app, action.machine_id, "started", timeout=wait)
                 return ActionResult(machine=machine_view(await self._fly.get_machine(app, action.machine_id)))
-            case DestroyMachine() | DestroyStrandedMachine():
+            case DestroyMachine():
                 await self._fly.destroy_machine(app, action.machine_id, force=True)
+                self._removed(instance.uid, machine_id=action.machine_id)
+                # One long poll until Fly has destroyed it (404 counts), rather than a GET per
+                # pass: the volume is released only after that. A wait that fails or times out
+                # changes nothing: the destroy is accepted, and the volume delete tells.
+                try:
+                    await self._fly.wait_for_state(app, action.machine_id, "destroyed", timeout=wait)
+                except FlyError as exc:
+                    logger.info(
+                        "machine not seen destroyed yet",
+                        extra={"machine_id": action.machine_id, "error": str(exc)},
+                    )
+                return ActionResult()
+            case DestroyStrandedMachine():
+                await self._fly.destroy_machine(app, action.machine_id, force=True)
+                self._removed(instance.uid, machine_id=action.machine_id)
                 return ActionResult()
             case ReplaceVolume():
                 self._sent_creates.add(instance.uid)
@@ -600,14 +738,18 @@ class FlyGateway:
                         memory_mb=spec.guest.memory_mb,
                     ),
                 )
-                return ActionResult(volume=self._seen_volume(volume_view(replacement)))
+                made = self._seen_volume(volume_view(replacement))
+                self._made_for(instance.uid).volumes[made.id] = made
+                return ActionResult(volume=made)
             case DeleteStrandedVolume():
                 await self._fly.delete_volume(app, action.volume_id)
                 self._volume_sizes.pop(action.volume_id, None)
+                self._removed(instance.uid, volume_id=action.volume_id)
                 return ActionResult()
             case DeleteVolume():
                 await self._fly.delete_volume(app, action.volume_id)
                 self._volume_sizes.pop(action.volume_id, None)
+                self._removed(instance.uid, volume_id=action.volume_id)
                 self._sent_creates.discard(instance.uid)
                 self._volume_creates_sent.pop(instance.uid, None)
                 self._machine_creates_sent.pop(instance.uid, None)

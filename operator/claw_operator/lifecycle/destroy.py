@@ -2,14 +2,18 @@
 the finalizer, and deletionPolicy.
 
 First pass: phase Destroying with the pending ids, persisted before any Fly call. Then one
-step per pass: destroy the machine, then delete the volume (404 is done), recording failures
-in lastDestroyError* and retrying with backoff. The finalizer goes only when both are gone and
-no machine tagged with the instance is left. Destroying never creates anything.
+step per pass: destroy the machine (the edge waits for `destroyed`), then delete the volume
+(404 is done), recording failures in lastDestroyError* and retrying with backoff; a volume
+still bound to the destroyed machine is asked again once Fly can have detached it
+(`detach_retry`, `detach_wait_left`). The finalizer goes only when both are gone and no machine
+tagged with the instance, nor volume named after it, is left. Destroying never creates anything.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from claw_operator.api import DeletionPolicy, DestroyOp, Phase
@@ -26,10 +30,13 @@ from claw_operator.lifecycle.model import (
     EventType,
     FailureKind,
     FlyFailure,
+    Instance,
     Lookup,
     Observation,
+    Timings,
 )
 from claw_operator.lifecycle.recovery import live_volumes, select_recovery_candidate
+from claw_operator.lifecycle.timing import detach_retry
 
 # The destroy's last look found no listing of the volumes to go on (none was taken).
 _NOT_LISTED: Final = FlyFailure(
@@ -39,6 +46,40 @@ _NOT_LISTED: Final = FlyFailure(
 )
 # KiloClaw refuses to act on an attached_machine_id that is not a plain Fly id.
 _MACHINE_ID: Final = re.compile(r"^[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class DestroyLookups:
+    """What a deleting pass must see on Fly for `decide_destroy` (the observer skips the rest).
+
+    `decide_destroy` never reads the recorded machine's GET (the destroy's own answer, 404
+    included, tells: the observer skips it). It reads the machines tagged with the instance's
+    UID, and the volume's attachment, only while no machine is pending, and the volumes named
+    after it only once neither is pending (or on the first pass, for an unrecorded volume).
+    So while both ids are known nothing is listed, and the listings come back for the pass
+    that must prove Fly empty before the finalizer goes.
+    """
+
+    volume_get: bool = False
+    tagged_machines: bool = False
+    named_volumes: bool = False
+
+
+def destroy_lookups(instance: Instance) -> DestroyLookups:
+    status = instance.status
+    if instance.spec.deletion_policy == DeletionPolicy.ORPHAN:
+        return DestroyLookups()
+    if status.phase == Phase.DESTROYING:
+        machine, volume = status.pending_destroy_machine_id, status.pending_destroy_volume_id
+    else:
+        # The first pass takes the recorded ids as the pending ones.
+        machine, volume = status.machine_id, status.volume_id
+    no_machine = machine is None
+    return DestroyLookups(
+        volume_get=no_machine,
+        tagged_machines=no_machine,
+        named_volumes=volume is None and (no_machine or status.phase != Phase.DESTROYING),
+    )
 
 
 def decide_destroy(d: Draft, observed: Observation) -> Decision:
@@ -76,6 +117,12 @@ def decide_destroy(d: Draft, observed: Observation) -> Decision:
         return d.finish(DestroyMachine(machine_id=status.pending_destroy_machine_id))
     _recover_pending_volume(d, observed)
     if status.pending_destroy_volume_id is not None:
+        left = detach_wait_left(d.instance, d.now, d.timings)
+        if left > 0:
+            # Woken before Fly can have detached it (a watch event, a restart): asking now
+            # would only be refused again.
+            d.log("await_volume_detach", volume_id=status.pending_destroy_volume_id, seconds_left=left)
+            return d.finish(requeue_after=left)
         return d.finish(DeleteVolume(volume_id=status.pending_destroy_volume_id))
     if observed.tagged_failure is not None:
         # Without a conclusive listing a machine created but never recorded could be leaked.
@@ -149,7 +196,7 @@ def _settle_step(d: Draft, op: DestroyOp, target: str, result: ActionResult) -> 
     recorded)."""
     failure = result.failure
     if failure is not None and failure.kind != FailureKind.NOT_FOUND:
-        return _failed(d, op, failure, target)
+        return _failed(d, op, failure, target, detaching=op == DestroyOp.VOLUME and is_still_bound(failure))
     outcome = "ok" if failure is None else "already_gone"
     d.log(f"destroy_{op.value}_{outcome}", **{f"{op.value}_id": target})
     _clear_destroy_error(d)
@@ -185,7 +232,37 @@ def _clear_destroy_error(d: Draft) -> None:
         d.record(STALLED, FALSE, Reason.NOT_STALLED)
 
 
-def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decision:
+# HTTP statuses of a volume delete refused because the volume is still bound (`is_still_bound`).
+_BOUND_STATUSES: Final = frozenset({409, 412})
+
+
+def detach_wait_left(instance: Instance, now: datetime, timings: Timings) -> float:
+    """Seconds before the volume delete is worth trying again after Fly refused it as bound for
+    the first time (`detach_retry`: `volume_detach` after that refusal, whoever wakes the
+    pass). 0 once that is over, after any other failure, and once refusals have become
+    failures (`instance.failures` > 0: they back off as usual)."""
+    status = instance.status
+    at = status.last_destroy_error_at
+    if (
+        status.last_destroy_error_op != DestroyOp.VOLUME
+        or status.last_destroy_error_status not in _BOUND_STATUSES
+        or at is None
+        or instance.failures > 0
+    ):
+        return 0.0
+    return max((at + timings.volume_detach - now).total_seconds(), 0.0)
+
+
+def is_still_bound(failure: FlyFailure) -> bool:
+    """A volume delete refused because the volume is still bound to a machine (Fly answers
+    409/412 `failed_precondition: volume is currently bound to machine`): volumes take no
+    lease, so either kind means that."""
+    return failure.kind in (FailureKind.PRECONDITION, FailureKind.CONFLICT)
+
+
+def _failed(
+    d: Draft, op: DestroyOp, failure: FlyFailure, target: str, *, detaching: bool = False
+) -> Decision:
     status = d.status
     # The same step failing the same way again (a volume still bound while Fly detaches it,
     # retried with backoff) updates the fields but posts no new Event: one Warning per kind of
@@ -211,5 +288,11 @@ def _failed(d: Draft, op: DestroyOp, failure: FlyFailure, target: str) -> Decisi
     )
     if is_auth_failure(failure):
         d.record(STALLED, TRUE, Reason.UNAUTHORIZED, failure.message)
+    if detaching:
+        # Fly detaches a destroyed machine's volume on its own schedule: the first refusal
+        # waits the known detach delay (un-jittered, not counted as a failure), further ones
+        # back off from the base, never longer than that delay.
+        delay, retry = detach_retry(repeated, d.instance.failures, failure.retry_after, d.timings)
+        return d.finish(retry=retry, requeue_after=delay)
     # A deletion is always retried: the user asked for it, and Fly may recover.
     return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))

@@ -191,6 +191,11 @@ class Timings:
     # An empty volume listing taken less than this after this process sent a create for that
     # name proves nothing (Fly's lists are eventually consistent): no second create on it.
     listing_settle: timedelta = timedelta(seconds=30)
+    # How long Fly keeps a volume bound to its machine after the machine is destroyed (the
+    # volume delete is refused meanwhile, docs/reference/fly-machines-api.md §3): a volume
+    # delete refused as bound right after the destroy is tried again this much later, then
+    # with the usual backoff (never longer than this).
+    volume_detach: timedelta = timedelta(seconds=20)
     # A machine that stops or fails within this long of its start is a crash; consecutive
     # crashes delay the next start by crash_backoff * 2**(crashes - 1), at most
     # crash_backoff_max (the kubelet's CrashLoopBackOff). A longer run resets the count.

@@ -30,3 +30,20 @@ def backoff(failures: int, timings: Timings) -> float:
     exponent = min(max(failures, 0), _MAX_EXPONENT)
     delay: float = timings.retry_base.total_seconds() * float(2**exponent)
     return min(delay, timings.retry_cap.total_seconds())
+
+
+def detach_retry(
+    repeated: bool, failures: int, retry_after: float | None, timings: Timings
+) -> tuple[float, bool]:
+    """When to try a volume delete again that Fly refused because the volume is still bound
+    (its machine was destroyed moments ago), and whether that counts as a failed pass.
+
+    The first refusal is expected: Fly keeps the volume bound for about `volume_detach` after
+    the destroy, so the next try comes then, exactly (no jitter: an early try is refused
+    again), and is no failure. A refusal after that is one: base·2ⁿ backoff, capped at
+    `volume_detach` (the volume is due any moment), never sooner than Fly's Retry-After.
+    """
+    detach = timings.volume_detach.total_seconds()
+    if not repeated:
+        return max(detach, retry_after or 0.0), False
+    return max(min(backoff(failures, timings), detach), retry_after or 0.0), True

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from claw_operator.api import DestroyOp, Phase
-from claw_operator.lifecycle.model import DeleteVolume, DestroyMachine, FailureKind, Instance
+from claw_operator.api import DeletionPolicy, DestroyOp, Phase
+from claw_operator.lifecycle.destroy import DestroyLookups, destroy_lookups
+from claw_operator.lifecycle.model import DeleteVolume, DestroyMachine, FailureKind, Instance, Timings
+from claw_operator.lifecycle.timing import detach_retry
 from tests.unit.lifecycle.builders import (
     GONE,
     MACHINE,
@@ -188,7 +190,100 @@ CASES = [
         events=("DestroyFailed",),
         fields={"last_destroy_error_op": DestroyOp.VOLUME, "last_destroy_error_status": 412},
         logs=("destroy_volume_failed",),
+        # Still bound right after the destroy: tried again once Fly has detached it, no failure.
+        retry=False,
+        requeue_after=20.0,
+    ),
+    Case(
+        "volume_delete_refused_again_backs_off_within_the_detach_delay",
+        destroying(
+            machine_id=None,
+            pending_destroy_machine_id=None,
+            last_destroy_error_op=DestroyOp.VOLUME,
+            last_destroy_error_status=412,
+            last_destroy_error_message="failed_precondition: volume is bound",
+        ),
+        observed(volume=volume(), tagged=()),
+        result=failed(failure(FailureKind.PRECONDITION, 412, "failed_precondition: volume is bound")),
+        events=(),
+        fields={"last_destroy_error_op": DestroyOp.VOLUME, "last_destroy_error_status": 412},
         retry=True,
+        requeue_after=5.0,
+    ),
+    Case(
+        "woken_before_the_volume_can_be_detached_waits_the_rest",
+        destroying(
+            machine_id=None,
+            pending_destroy_machine_id=None,
+            last_destroy_error_op=DestroyOp.VOLUME,
+            last_destroy_error_status=412,
+            last_destroy_error_at=T0 - timedelta(seconds=8),
+        ),
+        observed(volume=volume(), tagged=()),
+        action=None,
+        events=(),
+        logs=("await_volume_detach",),
+        requeue_after=12.0,
+    ),
+    Case(
+        "after_the_detach_delay_the_volume_delete_is_tried_again",
+        destroying(
+            machine_id=None,
+            pending_destroy_machine_id=None,
+            last_destroy_error_op=DestroyOp.VOLUME,
+            last_destroy_error_status=412,
+            last_destroy_error_at=T0 - timedelta(seconds=20),
+        ),
+        observed(volume=volume(), tagged=()),
+        action=DeleteVolume(volume_id=VOLUME),
+    ),
+    Case(
+        "refusals_that_became_failures_back_off_as_usual",
+        instance(
+            status_=status(
+                phase=Phase.DESTROYING,
+                volume_id=VOLUME,
+                pending_destroy_volume_id=VOLUME,
+                last_destroy_error_op=DestroyOp.VOLUME,
+                last_destroy_error_status=412,
+                last_destroy_error_at=T0 - timedelta(seconds=3),
+            ),
+            deleting=True,
+            failures=1,
+        ),
+        observed(volume=volume(), tagged=()),
+        action=DeleteVolume(volume_id=VOLUME),
+    ),
+    Case(
+        "another_volume_failure_does_not_wait_for_a_detach",
+        destroying(
+            machine_id=None,
+            pending_destroy_machine_id=None,
+            last_destroy_error_op=DestroyOp.VOLUME,
+            last_destroy_error_status=503,
+            last_destroy_error_at=T0 - timedelta(seconds=3),
+        ),
+        observed(volume=volume(), tagged=()),
+        action=DeleteVolume(volume_id=VOLUME),
+    ),
+    Case(
+        "volume_delete_409_bound_waits_the_detach_delay",
+        destroying(machine_id=None, pending_destroy_machine_id=None),
+        observed(volume=volume(), tagged=()),
+        result=failed(failure(FailureKind.CONFLICT, 409, "volume is currently bound to machine: m1")),
+        events=("DestroyFailed",),
+        retry=False,
+        requeue_after=20.0,
+    ),
+    Case(
+        "volume_delete_5xx_is_an_ordinary_retry",
+        destroying(machine_id=None, pending_destroy_machine_id=None),
+        observed(volume=volume(), tagged=()),
+        result=failed(failure(FailureKind.UNAVAILABLE, 503, "upstream trouble")),
+        events=("DestroyFailed",),
+        fields={"pending_destroy_volume_id": VOLUME},
+        retry=True,
+        requeue_after=5.0,
     ),
     Case(
         "deleted_volume_clears_pending",
@@ -281,3 +376,88 @@ def test_phase_never_leaves_destroying_even_when_fly_reports_started() -> None:
     )
     assert decision.status.phase == Phase.DESTROYING
     assert isinstance(decision.action, DestroyMachine)
+
+
+# What a deleting pass must look at on Fly (the observer skips the rest).
+LOOKUP_CASES = [
+    # (name, instance, volume_get, tagged_machines, named_volumes)
+    ("first_pass_with_both_ids_lists_nothing", deleting(), False, False, False),
+    (
+        "first_pass_without_a_machine_looks_for_one",
+        deleting(running_status(machine_id=None)),
+        True,
+        True,
+        False,
+    ),
+    (
+        "first_pass_without_a_volume_lists_volumes",
+        deleting(running_status(volume_id=None)),
+        False,
+        False,
+        True,
+    ),
+    ("machine_pending_lists_nothing", destroying(), False, False, False),
+    (
+        "machine_pending_without_volume_lists_nothing_yet",
+        destroying(volume_id=None, pending_destroy_volume_id=None),
+        False,
+        False,
+        False,
+    ),
+    (
+        "volume_pending_looks_for_a_machine_still_mounting_it",
+        destroying(machine_id=None, pending_destroy_machine_id=None),
+        True,
+        True,
+        False,
+    ),
+    (
+        "last_pass_lists_both",
+        destroying(
+            machine_id=None, volume_id=None, pending_destroy_machine_id=None, pending_destroy_volume_id=None
+        ),
+        True,
+        True,
+        True,
+    ),
+    (
+        "orphan_looks_at_nothing",
+        deleting(running_status(machine_id=None, volume_id=None), deletion_policy=DeletionPolicy.ORPHAN),
+        False,
+        False,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "inst", "volume_get", "tagged", "named"), LOOKUP_CASES, ids=[c[0] for c in LOOKUP_CASES]
+)
+def test_destroy_lookups(name: str, inst: Instance, volume_get: bool, tagged: bool, named: bool) -> None:
+    assert destroy_lookups(inst) == DestroyLookups(
+        volume_get=volume_get, tagged_machines=tagged, named_volumes=named
+    )
+
+
+DETACH = Timings(volume_detach=timedelta(seconds=20), retry_base=timedelta(seconds=2))
+DETACH_CASES = [
+    # (name, repeated, failures, retry_after, delay, retry)
+    ("first_refusal_waits_the_detach_delay", False, 0, None, 20.0, False),
+    ("first_refusal_ignores_earlier_failures", False, 3, None, 20.0, False),
+    ("first_refusal_honours_a_longer_retry_after", False, 0, 30.0, 30.0, False),
+    ("repeated_refusal_backs_off_from_the_base", True, 0, None, 2.0, True),
+    ("repeated_refusal_doubles", True, 2, None, 8.0, True),
+    ("repeated_refusal_capped_at_the_detach_delay", True, 6, None, 20.0, True),
+    ("repeated_refusal_never_before_retry_after", True, 0, 7.0, 7.0, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "repeated", "failures", "retry_after", "delay", "retry"),
+    DETACH_CASES,
+    ids=[c[0] for c in DETACH_CASES],
+)
+def test_detach_retry(
+    name: str, repeated: bool, failures: int, retry_after: float | None, delay: float, retry: bool
+) -> None:
+    assert detach_retry(repeated, failures, retry_after, DETACH) == (delay, retry)

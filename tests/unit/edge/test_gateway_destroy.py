@@ -1,0 +1,185 @@
+"""The gateway during a deletion: what it asks Fly, and when it answers from the objects it
+created itself (every create answered) instead of listing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from claw_operator.api import Phase
+from claw_operator.edge import FlyGateway
+from claw_operator.fly import Machine, NotFound, Volume
+from claw_operator.fly.errors import Unavailable
+from claw_operator.fly.tags import METADATA_UID_KEY
+from claw_operator.lifecycle.model import (
+    CreateMachine,
+    CreateVolume,
+    DeleteVolume,
+    DestroyMachine,
+    Instance,
+    Timings,
+)
+from tests.unit.lifecycle.builders import UID, instance, status
+
+
+class RecordingFly:
+    """Just enough of FlyMachinesClient; every call is recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.machines: dict[str, Machine] = {}
+        self.volumes: dict[str, Volume] = {}
+        self.fail_machine_create = False
+
+    async def create_volume(self, app: str, *, name: str, **_: Any) -> Volume:
+        self.calls.append("create_volume")
+        volume = Volume(id=f"vol{len(self.volumes) + 1}", name=name, state="created", size_gb=10)
+        self.volumes[volume.id] = volume
+        return volume
+
+    async def create_machine(self, app: str, config: Any, *, owner: Any, region: str) -> Machine:
+        self.calls.append("create_machine")
+        if self.fail_machine_create:
+            raise Unavailable("upstream reset: the create may have happened")
+        machine = Machine(id=f"m{len(self.machines) + 1}", state="created")
+        self.machines[machine.id] = machine
+        return machine
+
+    async def destroy_machine(self, app: str, machine_id: str, *, force: bool) -> None:
+        self.calls.append("destroy_machine")
+        if self.machines.pop(machine_id, None) is None:
+            raise NotFound("machine not found", status=404)
+
+    async def wait_for_state(self, app: str, machine_id: str, state: str, **_: Any) -> Any:
+        self.calls.append(f"wait_{state}")
+
+    async def delete_volume(self, app: str, volume_id: str) -> None:
+        self.calls.append("delete_volume")
+        if self.volumes.pop(volume_id, None) is None:
+            raise NotFound("volume not found", status=404)
+
+    async def list_machines(self, app: str) -> list[Machine]:
+        self.calls.append("list_machines")
+        return list(self.machines.values())
+
+    async def list_volumes(self, app: str) -> list[Volume]:
+        self.calls.append("list_volumes")
+        return list(self.volumes.values())
+
+    async def get_volume(self, app: str, volume_id: str) -> Volume:
+        self.calls.append("get_volume")
+        if volume_id not in self.volumes:
+            raise NotFound("volume not found", status=404)
+        return self.volumes[volume_id]
+
+    async def get_machine(self, app: str, machine_id: str, **_: Any) -> Machine:
+        self.calls.append("get_machine")
+        if machine_id not in self.machines:
+            raise NotFound("machine not found", status=404)
+        return self.machines[machine_id]
+
+
+def setup(*, born_before_start: bool = False) -> tuple[FlyGateway, RecordingFly, Instance]:
+    fly = RecordingFly()
+    gw = FlyGateway(client=fly, timings=Timings(listing_settle=timedelta(0)))  # type: ignore[arg-type]
+    offset = timedelta(seconds=-60) if born_before_start else timedelta(seconds=60)
+    return gw, fly, instance(created_at=gw._started_at + offset, status_=status())
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def create_both(gw: FlyGateway, inst: Instance) -> Instance:
+    made = await gw.execute(CreateVolume(region="iad", size_gb=10, name="claw_x"), inst, None)
+    machine = await gw.execute(CreateMachine(volume_id=made.volume.id, region="iad"), inst, None)
+    new_status = inst.status.model_copy(
+        update={"volume_id": made.volume.id, "machine_id": machine.machine.id}
+    )
+    return replace(inst, status=new_status, deleting=True)
+
+
+def test_a_deletion_of_what_this_process_created_costs_only_the_destroy_calls() -> None:
+    gw, fly, inst = setup()
+
+    async def scenario() -> None:
+        deleting = await create_both(gw, inst)
+        fly.calls.clear()
+        seen = await gw.observe(deleting)
+        assert fly.calls == []  # no GET, no listing: every object of the instance is known
+        assert [m.id for m in seen.tagged_machines or ()] == ["m1"]
+        assert [v.id for v in seen.named_volumes or ()] == ["vol1"]
+        assert (await gw.execute(DestroyMachine(machine_id="m1"), deleting, None)).ok
+        assert (await gw.execute(DeleteVolume(volume_id="vol1"), deleting, None)).ok
+        done = replace(
+            deleting,
+            status=deleting.status.model_copy(
+                update={"phase": Phase.DESTROYING, "machine_id": None, "volume_id": None}
+            ),
+        )
+        empty = await gw.observe(done)
+        assert empty.tagged_machines == () and empty.named_volumes == ()
+        assert fly.calls == ["destroy_machine", "wait_destroyed", "delete_volume"]
+
+    run(scenario())
+
+
+def test_a_create_whose_answer_was_lost_brings_the_listings_back() -> None:
+    gw, fly, inst = setup()
+
+    async def scenario() -> None:
+        made = await gw.execute(CreateVolume(region="iad", size_gb=10, name="claw_x"), inst, None)
+        fly.fail_machine_create = True
+        failed = await gw.execute(CreateMachine(volume_id=made.volume.id, region="iad"), inst, None)
+        assert not failed.ok
+        deleting = replace(
+            inst, status=inst.status.model_copy(update={"volume_id": made.volume.id}), deleting=True
+        )
+        fly.calls.clear()
+        seen = await gw.observe(deleting)
+        # No machine recorded: the listing by the UID tag (and the volume's attachment) must tell.
+        assert "list_machines" in fly.calls and "get_volume" in fly.calls
+        assert seen.tagged_machines == ()
+
+    run(scenario())
+
+
+def test_an_instance_older_than_the_process_is_listed_once_nothing_is_pending() -> None:
+    gw, fly, inst = setup(born_before_start=True)
+    gw._started_monotonic -= 60  # past listing_settle since the start
+    fly.machines["m1"] = Machine(id="m1", state="started", config={"metadata": {METADATA_UID_KEY: UID}})
+    destroying = replace(
+        inst,
+        deleting=True,
+        status=inst.status.model_copy(
+            update={
+                "phase": Phase.DESTROYING,
+                "machine_id": "m1",
+                "volume_id": "vol1",
+                "pending_destroy_machine_id": "m1",
+                "pending_destroy_volume_id": "vol1",
+            }
+        ),
+    )
+
+    async def scenario() -> None:
+        await gw.observe(destroying)
+        assert fly.calls == []  # both ids pending: nothing to look at
+        last = replace(
+            destroying,
+            status=destroying.status.model_copy(
+                update={
+                    "machine_id": None,
+                    "volume_id": None,
+                    "pending_destroy_machine_id": None,
+                    "pending_destroy_volume_id": None,
+                }
+            ),
+        )
+        seen = await gw.observe(last)
+        assert sorted(fly.calls) == ["list_machines", "list_volumes"]
+        assert [m.id for m in seen.tagged_machines or ()] == ["m1"]  # unrecorded: destroyed next
+
+    run(scenario())
