@@ -257,12 +257,29 @@ class ClawModel(RuleBasedStateMachine):
                     self.precious.add(vol.id)
 
     def _fork_runs(self, volume_id: str) -> bool:
-        """A machine of the instance has started on a fork of the volume (and still runs, or ran)."""
-        forks = {v.id for v in self.world.volumes.values() if v.forked_from == volume_id and v.live}
+        """A machine of the instance has started on a fork of the volume, or on a fork of a fork
+        (a recovery that moved twice), and still runs, or ran."""
+        forks: set[str] = set()
+        sources = {volume_id}
+        while sources:
+            sources = {
+                v.id for v in self.world.volumes.values() if v.forked_from in sources and v.id not in forks
+            }
+            forks |= sources
+        forks = {v for v in forks if self.world.volumes[v].live}
         return bool(forks & self.precious) or any(
             m.state == "started" and any(mt.volume in forks for mt in m.mounts)
             for m in self.world.tagged(UID)
         )
+
+    def _forked_from(self, volume: FlyVolume | None, ancestor: str) -> bool:
+        seen: set[str] = set()
+        while volume is not None and volume.forked_from is not None and volume.id not in seen:
+            if volume.forked_from == ancestor:
+                return True
+            seen.add(volume.id)
+            volume = self.world.volumes.get(volume.forked_from)
+        return False
 
     def _live_precious(self) -> list[FlyVolume]:
         return [self.world.volumes[v] for v in sorted(self.precious) if self.world.volumes[v].live]
@@ -312,9 +329,9 @@ class ClawModel(RuleBasedStateMachine):
             recorded = self.world.volumes.get(status.volume_id)
             self.check(
                 "volume_kept",
-                # A fork of it (a copy of the data: capacity recovery) may be the instance's.
-                status.volume_id == live[0].id
-                or (recorded is not None and recorded.forked_from == live[0].id),
+                # A fork of it (a copy of the data: capacity recovery), or a fork of a fork (a
+                # recovery that moved twice), may be the instance's.
+                status.volume_id == live[0].id or self._forked_from(recorded, live[0].id),
                 f"status.volumeId {status.volume_id} while the data volume {live[0].id} lives",
             )
 
@@ -588,11 +605,15 @@ class ClawModel(RuleBasedStateMachine):
         self.check("one_live_machine", len(machines) <= 1, f"live machines {machines}")
         # Never two live volumes at rest: only a capacity recovery (its guard persisted before
         # it creates anything) holds the stranded volume and its replacement (or fork) at once.
+        # A recovery that moved more than once (a fork whose host filled too after a machine was
+        # launched on it) also keeps the volumes it superseded, until a machine on the newest
+        # volume has started.
         stranded = self.op.status().stranded_volume_id if self.alive else None
+        superseded = set(self.op.status().superseded_volume_ids) if self.alive else set()
         if stranded is None:
             self.check("one_live_volume", len(volumes) <= 1, f"live volumes {volumes}")
         else:
-            others = [v for v in volumes if v != stranded]
+            others = [v for v in volumes if v != stranded and v not in superseded]
             self.check(
                 "one_live_volume",
                 len(others) <= 1,
@@ -842,7 +863,8 @@ class ClawModel(RuleBasedStateMachine):
             # but never seen started, so neither volume may go until one starts there.
             stored.spec.state == DesiredState.STOPPED
             and status.stranded_volume_id is not None
-            and {v.id for v in volumes} == {status.stranded_volume_id, status.volume_id}
+            and {v.id for v in volumes}
+            == {status.stranded_volume_id, status.volume_id, *status.superseded_volume_ids}
         )
         if parked and volumes[0].forked_from is None and volumes[-1].forked_from is None:
             return f"two volumes {[v.id for v in volumes]} and neither is a fork"
