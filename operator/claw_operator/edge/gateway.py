@@ -317,7 +317,7 @@ class FlyGateway:
                     for v in named
                     if v.state not in VOLUME_GONE_STATES
                     and v.id != status.stranded_volume_id
-                    and v.id not in status.superseded_volume_ids
+                    and v.id not in (status.superseded_volume_ids or ())
                 ]
                 named_failure = (
                     None if live_named else self._unsettled(instance, "volume", self._volume_creates_sent)

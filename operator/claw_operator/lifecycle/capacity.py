@@ -109,13 +109,13 @@ def _end_recovery(d: Draft) -> None:
     status.stranded_region = None
     status.stranded_at = None
     status.capacity_recovery = None
-    status.superseded_volume_ids = []
+    status.superseded_volume_ids = None
 
 
 def _retire(d: Draft, why: str) -> Decision | None:
     """The volume of record is proven good (a machine started on it): the older volumes of a
     recovery that moved more than once go first, one per pass, each persisted when gone."""
-    superseded = d.status.superseded_volume_ids
+    superseded = d.status.superseded_volume_ids or []
     if not superseded:
         return None
     d.log("delete_superseded_volume", volume_id=superseded[0], reason=why)
@@ -223,7 +223,7 @@ def _provide_replacement(d: Draft, observed: Observation, stranded: str) -> Deci
             return d.finish(requeue_after=0)
         d.log("volume_listing_inconclusive", error=failure.message)
         return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
-    kept = {stranded, *status.superseded_volume_ids}
+    kept = {stranded, *(status.superseded_volume_ids or ())}
     others = [v for v in live_volumes(named) if v.id not in kept]
     if others:
         # Created by an earlier pass whose answer or status write was lost: finish its job.
@@ -303,7 +303,7 @@ def _refork(d: Draft, stranded: str) -> Decision:
     status = d.status
     fork = status.volume_id
     assert fork is not None
-    status.superseded_volume_ids = [*status.superseded_volume_ids, stranded]
+    status.superseded_volume_ids = [*(status.superseded_volume_ids or ()), stranded]
     status.stranded_volume_id = fork
     status.stranded_region = status.region
     status.stranded_at = d.now
@@ -356,7 +356,7 @@ def _wind_up_before_replacement(d: Draft, observed: Observation, stranded: str) 
         if failure is None:
             return d.finish(requeue_after=0)
         return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
-    kept = {stranded, *d.status.superseded_volume_ids}
+    kept = {stranded, *(d.status.superseded_volume_ids or ())}
     others = [v for v in live_volumes(named) if v.id not in kept]
     free = [v for v in others if v.attached_machine_id is None]
     if free:
@@ -490,9 +490,9 @@ def settle_delete_stranded_volume(d: Draft, action: DeleteStrandedVolume, result
         outcome="ok" if failure is None else "already_gone",
     )
     status = d.status
-    superseded = status.superseded_volume_ids
+    superseded = status.superseded_volume_ids or []
     if action.volume_id in superseded:
-        status.superseded_volume_ids = [v for v in superseded if v != action.volume_id]
+        status.superseded_volume_ids = [v for v in superseded if v != action.volume_id] or None
         return d.finish(requeue_after=0)
     if superseded and action.volume_id != status.stranded_volume_id:
         # An unused fork was dropped: the recovery of the stranded volume (the newest data) goes

@@ -460,7 +460,7 @@ CASES = [
         ),
         decided=DeleteStrandedVolume(volume_id=VOLUME),
         result=ok(),
-        fields={"superseded_volume_ids": [], "stranded_volume_id": "vol2"},
+        fields={"superseded_volume_ids": None, "stranded_volume_id": "vol2"},
         logs=("delete_superseded_volume", "delete_stranded_volume"),
         requeue_after=0,
     ),
