@@ -32,7 +32,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from claw_operator.api import ClawInstanceSpec, DeletionPolicy, DesiredState, Phase, find_condition
 from claw_operator.api.conditions import MOUNT_REPAIRED, READY, RESTARTING, STALLED, START_FAILED
+from claw_operator.api.spec import HealthCheck as HealthCheckSpec
 from claw_operator.lifecycle import volume_name
+from claw_operator.lifecycle.crashes import crash_delay
+from claw_operator.lifecycle.desired import desired_machine
 from claw_operator.lifecycle.model import (
     Instance,
     Lookup,
@@ -88,6 +91,11 @@ WAITING_FOR: Final[dict[str, str | bool]] = {
     # Issue 12 part 1 (capacity recovery): the volume with data is deleted only once the machine
     # on its fork has started.
     "fork_started_before_delete": False,
+    # Issue 12 parts 2 and 3: restarts after consecutive crashes wait the backoff; with a health
+    # check configured, Ready=True only while Fly reports it passing.
+    "crash_backoff_spaced": False,
+    "ready_needs_passing_checks": False,
+    "crash_count_resets": False,
     "converges": False,
 }
 GATED: Final = frozenset(name for name, waiting in WAITING_FOR.items() if waiting)
@@ -111,6 +119,9 @@ INVARIANTS: Final = (
     "lost_only_when_gone",
     "grow_not_idle",
     "fork_started_before_delete",
+    "crash_backoff_spaced",
+    "ready_needs_passing_checks",
+    "crash_count_resets",
     "converges",
 )
 assert set(WAITING_FOR) == set(INVARIANTS), "every invariant has its switch"
@@ -161,6 +172,9 @@ INITIAL_SPEC = ClawInstanceSpec.model_validate(
 VOLUME_NAME = volume_name(UID)
 STRAY_NAME = "someone_elses_volume"
 SECONDS = (1, 5, 20, 61, 90, 301, 600, 1800)
+HEALTH_CHECK = HealthCheckSpec(port=8080, path="/healthz", grace_period="30s")
+# When the checks of a launched machine pass: at once, 30 s after the launch, never.
+HEALTH: tuple[float | None, ...] = (0.0, 30.0, None)
 BOOTS: tuple[tuple[str, float | None], ...] = (
     ("started", 5.0),
     ("started", 90.0),  # slower than --fly-wait-timeout, faster than --starting-timeout
@@ -183,6 +197,8 @@ def drift(m: FlyMachine | MachineView, inst: Instance, volume_id: str | None) ->
         out.append("env")
     if Mount(volume_id or "", spec.volume.mount_path) not in m.mounts:
         out.append("mount")
+    if m.health_check is not None and m.health_check != desired_machine(inst, volume_id or "").health_check:
+        out.append("healthCheck")
     return out
 
 
@@ -217,6 +233,8 @@ class ClawModel(RuleBasedStateMachine):
         self.carried_repairs = 0
         # Generations in which such a carried repair was reported: see _check_recorded_conditions.
         self.carried_into: set[int] = set()
+        # The generation whose spec the last crash counted by the operator ran.
+        self.crash_generation: int | None = None
         self.counter = 0
         # Machines that exited on their own (the `machine_exits` rule): real crashes.
         self.exits = 0
@@ -293,6 +311,7 @@ class ClawModel(RuleBasedStateMachine):
         inst = rec.instance
         self.carried_repairs += len(rec.repairs)
         self._check_mutations(rec)
+        self._check_crash_loop(rec)
         self._check_events(rec)
         if rec.finalized:
             self._check_finalize(rec)
@@ -452,6 +471,12 @@ class ClawModel(RuleBasedStateMachine):
                     not drift(m, inst, status.volume_id),
                     f"{where} but {drift(m, inst, status.volume_id)} differ",
                 )
+                if inst.spec.health_check is not None:
+                    self.check(
+                        "ready_needs_passing_checks",
+                        m.check_status == "passing",
+                        f"{where} but Fly reports the health check of {m.id} {m.check_status}",
+                    )
                 self.check(
                     "ready_truthful",
                     # While restart_not_skipped is gated, its known defect is reported there only.
@@ -492,6 +517,48 @@ class ClawModel(RuleBasedStateMachine):
                 "status_tracks_fly",
                 seen.state == "destroyed" or status.machine_state == seen.state,
                 f"Fly shows machine {seen.id} {seen.state}, status says {status.machine_state}",
+            )
+
+    def _check_crash_loop(self, rec: PassRecord) -> None:
+        """Starts after consecutive crashes wait the backoff (unless the spec changed since the
+        last crash: a new spec is started at once); a run longer than the crash window resets
+        the count."""
+        inst, before = rec.instance, rec.instance.status
+        if (
+            before.crash_count > 0
+            and before.last_crash_at is not None
+            and inst.generation == self.crash_generation
+        ):
+            due = before.last_crash_at + crash_delay(before.crash_count, TIMINGS)
+            for mut in rec.mutations:
+                if mut.kind in ("start", "create_machine"):
+                    self.check(
+                        "crash_backoff_spaced",
+                        mut.at >= due,
+                        f"{mut.kind} {mut.target} at {mut.at:%H:%M:%S} after {before.crash_count} "
+                        f"crashes, the last at {before.last_crash_at:%H:%M:%S}: due {due:%H:%M:%S}",
+                    )
+        if rec.conflicted or rec.crashed:
+            return
+        after = rec.decision.status
+        if after.crash_count > before.crash_count:
+            self.crash_generation = inst.generation
+        m = self.world.machines.get(after.machine_id or "")
+        started = after.last_started_at
+        if (
+            after.crash_count > 0
+            and m is not None
+            and m.state == "started"
+            and after.machine_state == "started"
+            and started is not None
+            and self.world.now - started > TIMINGS.crash_window
+            and rec.decision.requeue_after != 0
+        ):
+            self.check(
+                "crash_count_resets",
+                False,
+                f"machine {m.id} up since {started:%H:%M:%S}, past the crash window, but crashCount "
+                f"{after.crash_count}",
             )
 
     def _check_grow(self, rec: PassRecord) -> None:
@@ -620,7 +687,7 @@ class ClawModel(RuleBasedStateMachine):
         # launched on it) also keeps the volumes it superseded, until a machine on the newest
         # volume has started.
         stranded = self.op.status().stranded_volume_id if self.alive else None
-        superseded = set(self.op.status().superseded_volume_ids) if self.alive else set()
+        superseded = set(self.op.status().superseded_volume_ids or ()) if self.alive else set()
         if stranded is None:
             self.check("one_live_volume", len(volumes) <= 1, f"live volumes {volumes}")
         else:
@@ -642,6 +709,11 @@ class ClawModel(RuleBasedStateMachine):
     @rule(mode=st.sampled_from(("a", "b", "c")))
     def edit_env(self, mode: str) -> None:
         self.op.edit(env={"MODE": mode})
+
+    @precondition(lambda self: self.alive)
+    @rule(on=st.booleans())
+    def edit_health_check(self, on: bool) -> None:
+        self.op.edit(health_check=HEALTH_CHECK if on else None)
 
     @precondition(lambda self: self.alive)
     @rule(memory=st.sampled_from((2048, 3072, 4096)))
@@ -705,6 +777,11 @@ class ClawModel(RuleBasedStateMachine):
         call, kind = pair
         self.world.faults[call].append(kind)
 
+    @rule(after=st.sampled_from(HEALTH))
+    def health(self, after: float | None) -> None:
+        """Fly's checks of the machine pass `after` seconds from now (None: they fail)."""
+        self.world.set_health(after)
+
     @rule(boot=st.sampled_from(BOOTS))
     def boots(self, boot: tuple[str, float | None]) -> None:
         self.world.boot = boot
@@ -727,6 +804,8 @@ class ClawModel(RuleBasedStateMachine):
         m = self._our_machine()
         assert m is not None
         m.state, m.boot_at, m.changed_at = state, None, self.world.now
+        if state == "stopped":
+            m.exited_at = self.world.now  # Fly's `exit` event: the process ended on its own
         self.exits += 1
 
     def machine_exits_if_any(self) -> None:
@@ -825,6 +904,8 @@ class ClawModel(RuleBasedStateMachine):
         world, op = self.world, self.op
         world.faults.clear()
         world.boot = ("started", 5.0)
+        if world.health_after != 0.0:
+            world.set_health(0.0)  # the app answers its health check again
         for m in world.machines.values():
             if m.state == "starting" and m.boot_at is None:
                 m.boot_at = world.now + timedelta(seconds=5)
@@ -875,7 +956,7 @@ class ClawModel(RuleBasedStateMachine):
             stored.spec.state == DesiredState.STOPPED
             and status.stranded_volume_id is not None
             and {v.id for v in volumes}
-            == {status.stranded_volume_id, status.volume_id, *status.superseded_volume_ids}
+            == {status.stranded_volume_id, status.volume_id, *(status.superseded_volume_ids or ())}
         )
         if parked and volumes[0].forked_from is None and volumes[-1].forked_from is None:
             return f"two volumes {[v.id for v in volumes]} and neither is a fork"

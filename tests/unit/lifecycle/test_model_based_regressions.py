@@ -22,7 +22,7 @@ import pytest
 from claw_operator.api import DesiredState
 from claw_operator.api.conditions import MOUNT_REPAIRED, ConditionStatus, set_condition
 from claw_operator.api.reasons import Reason
-from claw_operator.lifecycle import capacity, volume_name
+from claw_operator.lifecycle import capacity, crashes, health, volume_name
 from claw_operator.lifecycle import decide as real_decide
 from tests.unit.lifecycle import flyworld
 from tests.unit.lifecycle.test_model_based import (
@@ -584,4 +584,102 @@ def test_a_mount_repaired_claimed_without_a_repair_is_caught(monkeypatch: pytest
     monkeypatch.setattr(flyworld, "decide", liar)
     with pytest.raises(InvariantViolation, match="mount_repaired_truthful"):
         s.edit_env(mode="b")  # generation 2: a restart, no repair
+        s.calm_then_converge()
+
+
+# ---------------------------------------------------------------------------- issue 12 (crash loops, health)
+
+
+def test_a_ready_claimed_while_the_health_check_fails_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No counterexample on main: an operator that ignores the checks Fly reports."""
+    s = Replay()
+    s.calm_then_converge()
+    s.health(after=None)  # the app stops answering its check
+    monkeypatch.setattr(health, "failing_check", lambda machine: None)
+    with pytest.raises(InvariantViolation, match="ready_needs_passing_checks"):
+        s.edit_health_check(on=True)  # the restart renders the check
+        s.reconcile()
+        s.time_passes(seconds=61)
+        s.reconcile()
+
+
+def test_ready_waits_for_the_health_check_then_follows_it() -> None:
+    s = Replay()
+    s.health(after=30.0)  # the app answers 30 s after each launch
+    s.edit_health_check(on=True)
+    s.reconcile()
+    assert s.model.op.condition("Ready")[:2] == ("False", "Unhealthy")
+    s.calm_then_converge()
+    assert s.model.op.condition("Ready")[:2] == ("True", "Running")
+
+
+def test_a_restart_inside_the_crash_backoff_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No counterexample on main: an operator that starts a crashed machine at once."""
+    s = Replay()
+    s.calm_then_converge()
+    s.machine_exits(state="failed")  # seconds after the start: a crash
+    s.reconcile()
+    assert s.model.op.status().crash_count == 1
+    monkeypatch.setattr(crashes, "backoff_remaining", lambda d: None)
+    with pytest.raises(InvariantViolation, match="crash_backoff_spaced"):
+        s.one_pass()
+
+
+def test_a_crash_count_never_reset_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No counterexample on main: an operator that never ends a crash loop."""
+    monkeypatch.setattr(crashes, "reset_if_stable", lambda d: None)
+    s = Replay()
+    s.calm_then_converge()
+    s.machine_exits(state="failed")
+    s.calm_then_converge()
+    assert s.model.op.status().crash_count == 1
+    with pytest.raises(InvariantViolation, match="crash_count_resets"):
+        s.time_passes(seconds=1800)
+        s.reconcile()
+
+
+def test_crash_loop_backs_off_then_resets_after_a_stable_run() -> None:
+    s = Replay()
+    s.calm_then_converge()
+    for count in (1, 2, 3):
+        s.machine_exits(state="stopped")  # Fly's exit event, seconds after the start
+        for _ in range(10):  # seen stopped on --stopped-threshold consecutive checks
+            if s.model.op.status().crash_count == count:
+                break
+            s.time_passes(seconds=1)
+            s.reconcile()
+        assert s.model.op.status().crash_count == count
+        assert s.model.op.condition("StartFailed")[:2] == ("True", "CrashLoopBackOff")
+        s.calm_then_converge()  # the start waits 10 s, 20 s, 40 s (checked after every pass)
+    s.time_passes(seconds=1800)
+    s.reconcile()
+    assert s.model.op.status().crash_count == 0
+
+
+def test_a_mount_repaired_by_the_update_before_a_start_the_full_host_refused_is_reported() -> None:
+    """Found by this suite once the world reported health checks (11f86c3, reproduces on main):
+    the update before the start re-pointed the mount, the start failed for lack of capacity, and
+    the capacity recovery moved the instance to a fork; the repair was never reported."""
+    s = Replay()
+    with breaks("mount_repaired_truthful"):
+        s.calm_then_converge()
+        s.host_fills()
+        s.mount_repointed()
+        s.machine_exits(state="failed")
+        s.calm_then_converge()
+
+
+def test_a_machine_made_anew_after_a_crash_waits_the_backoff() -> None:
+    """Found by this suite (11f86c3, reproduces on main): a crash, then a capacity recovery
+    destroyed the machine and created one on the fork before the crash backoff was over."""
+    s = Replay()
+    with breaks("crash_backoff_spaced"):
+        s.calm_then_converge()
+        s.grow_volume(by=1)
+        s.crash()
+        s.machine_destroyed_out_of_band()
+        s.calm_then_converge()
+        s.host_fills()
+        s.edit_image(image="registry.fly.io/claw:2")
+        s.machine_exits(state="failed")
         s.calm_then_converge()
