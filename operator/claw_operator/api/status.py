@@ -1,6 +1,7 @@
 """The ClawInstance `status`: what the operator observed and did. Written only by the operator."""
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -88,6 +89,13 @@ class ClawInstanceStatus(WireModel):
         "room for the machine. It is deleted (and this cleared) only once the recovery is done: "
         "after the machine was created on the replacement (Replace), or after the machine on the "
         "fork started (Fork).",
+    )
+    superseded_volume_ids: list[Annotated[str, Field(description="A Fly volume id.")]] | None = Field(
+        default=None,
+        description="Older volumes of a capacity recovery that moved more than once (the fork's "
+        "host was full too after a machine was launched on it, so the fork was forked in turn): "
+        "kept, with the data they may hold, until a machine on the newest volume has started, then "
+        "deleted (before strandedVolumeId). Unset outside such a recovery.",
     )
     stranded_region: str | None = Field(
         default=None, description="The region of strandedVolumeId (reported in the recovery's Events)."

@@ -420,12 +420,14 @@ class FlyGateway:
                     extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
                 )
             else:
-                # In a capacity recovery the stranded volume proves nothing: only its replacement
-                # (or fork) could have been created moments ago.
+                # In a capacity recovery the stranded (and superseded) volumes prove nothing: only
+                # its replacement (or fork) could have been created moments ago.
                 live_named = [
                     v
                     for v in named
-                    if v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id
+                    if v.state not in VOLUME_GONE_STATES
+                    and v.id != status.stranded_volume_id
+                    and v.id not in (status.superseded_volume_ids or ())
                 ]
                 named_failure = (
                     None if live_named else self._unsettled(instance, "volume", self._volume_creates_sent)

@@ -109,6 +109,17 @@ def _end_recovery(d: Draft) -> None:
     status.stranded_region = None
     status.stranded_at = None
     status.capacity_recovery = None
+    status.superseded_volume_ids = None
+
+
+def _retire(d: Draft, why: str) -> Decision | None:
+    """The volume of record is proven good (a machine started on it): the older volumes of a
+    recovery that moved more than once go first, one per pass, each persisted when gone."""
+    superseded = d.status.superseded_volume_ids or []
+    if not superseded:
+        return None
+    d.log("delete_superseded_volume", volume_id=superseded[0], reason=why)
+    return d.finish(DeleteStrandedVolume(volume_id=superseded[0]))
 
 
 def _instance_machines(observed: Observation) -> list[MachineView]:
@@ -165,6 +176,10 @@ def continue_recovery(d: Draft, observed: Observation, blocked: bool) -> Decisio
     seen = observed.machine.machine if observed.machine.outcome == Lookup.FOUND else None
     if seen is not None and seen.state == "started":
         # The host found room after all (or someone started it): nothing to recover.
+        if mounted_volume(seen, d.instance.spec.volume.mount_path) == stranded:
+            retire = _retire(d, "a machine started on the volume of record")
+            if retire is not None:
+                return retire
         d.log("capacity_recovery_abandoned", machine_id=seen.id, volume_id=stranded)
         _end_recovery(d)
         return None
@@ -208,7 +223,8 @@ def _provide_replacement(d: Draft, observed: Observation, stranded: str) -> Deci
             return d.finish(requeue_after=0)
         d.log("volume_listing_inconclusive", error=failure.message)
         return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
-    others = [v for v in live_volumes(named) if v.id != stranded]
+    kept = {stranded, *(status.superseded_volume_ids or ())}
+    others = [v for v in live_volumes(named) if v.id not in kept]
     if others:
         # Created by an earlier pass whose answer or status write was lost: finish its job.
         found = min(others, key=lambda v: (v.attached_machine_id is not None, v.id))
@@ -252,12 +268,16 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
         if any(m.state not in _AT_REST for m in _instance_machines(observed)):
             return None  # the ordinary path stops it first (and records a start it sees)
     if _done(d, observed):
-        return d.finish(DeleteStrandedVolume(volume_id=stranded))
+        return _retire(d, "the machine on the fork started") or d.finish(
+            DeleteStrandedVolume(volume_id=stranded)
+        )
     if not stopped:
         if status.capacity_recovery == CapacityRecovery.FORK and _fork_stranded_too(d):
             # The fork's host is full too: an unused fork goes, and the next capacity error on
-            # the old volume forks it again (elsewhere).
-            return _drop_unused_fork(d, observed, stranded, "its host has no room either")
+            # the old volume forks it again (elsewhere); a fork a machine was launched on is
+            # forked in turn (it holds the newest data).
+            dropped = _drop_unused_fork(d, observed, stranded, "its host has no room either")
+            return dropped if dropped is not None else _refork(d, stranded)
         return None
     if status.capacity_recovery == CapacityRecovery.REPLACE:
         # No data on either: the replacement stays the instance's volume.
@@ -266,9 +286,29 @@ def _after_replacement(d: Draft, observed: Observation, stranded: str, stopped: 
     since, started = status.stranded_at, status.last_started_at
     if since is not None and started is not None and started >= since:
         # A machine ran on the fork (stopped since): the fork holds the data of record now.
+        retire = _retire(d, "a machine started on the fork")
+        if retire is not None:
+            return retire
         d.log("capacity_recovery_wound_up", volume_id=status.volume_id, reason="spec.state is Stopped")
         return d.finish(DeleteStrandedVolume(volume_id=stranded))
     return _drop_unused_fork(d, observed, stranded, "spec.state is Stopped")
+
+
+def _refork(d: Draft, stranded: str) -> Decision:
+    """The fork's host is full too, and a machine was launched on the fork (it may hold newer
+    data than the old volume, and is not proven good): the fork is forked in turn. The recovery
+    moves on, its guard persisted before any step acts: the fork becomes the stranded volume and
+    the old one is superseded — kept until a machine on the newest fork has started, then
+    deleted with it. Never dropped, never replaced by an empty volume."""
+    status = d.status
+    fork = status.volume_id
+    assert fork is not None
+    status.superseded_volume_ids = [*(status.superseded_volume_ids or ()), stranded]
+    status.stranded_volume_id = fork
+    status.stranded_region = status.region
+    status.stranded_at = d.now
+    d.log("fork_stranded_fork", volume_id=fork, region=status.region, superseded=stranded)
+    return d.finish(requeue_after=0)
 
 
 def _fork_stranded_too(d: Draft) -> bool:
@@ -316,7 +356,8 @@ def _wind_up_before_replacement(d: Draft, observed: Observation, stranded: str) 
         if failure is None:
             return d.finish(requeue_after=0)
         return d.finish(retry=True, requeue_after=retry_delay(failure, d.instance, d.timings))
-    others = [v for v in live_volumes(named) if v.id != stranded]
+    kept = {stranded, *(d.status.superseded_volume_ids or ())}
+    others = [v for v in live_volumes(named) if v.id not in kept]
     free = [v for v in others if v.attached_machine_id is None]
     if free:
         d.log(
@@ -325,6 +366,10 @@ def _wind_up_before_replacement(d: Draft, observed: Observation, stranded: str) 
         return d.finish(DeleteStrandedVolume(volume_id=free[0].id))
     if others:
         return None  # attached still (Fly detaches a destroyed machine's volume later): look again
+    if d.status.superseded_volume_ids:
+        # No machine was seen started on the stranded volume (a fork a machine was launched on):
+        # it and the volumes it superseded all stay, recorded, until one starts there.
+        return None
     d.log("capacity_recovery_wound_up", volume_id=stranded, reason="spec.state is Stopped")
     _end_recovery(d)
     return None
@@ -444,6 +489,16 @@ def settle_delete_stranded_volume(d: Draft, action: DeleteStrandedVolume, result
         volume_id=action.volume_id,
         outcome="ok" if failure is None else "already_gone",
     )
+    status = d.status
+    superseded = status.superseded_volume_ids or []
+    if action.volume_id in superseded:
+        status.superseded_volume_ids = [v for v in superseded if v != action.volume_id] or None
+        return d.finish(requeue_after=0)
+    if superseded and action.volume_id != status.stranded_volume_id:
+        # An unused fork was dropped: the recovery of the stranded volume (the newest data) goes
+        # on, the volumes it superseded kept until a machine started on the volume of record.
+        status.stranded_at = d.now
+        return d.finish(requeue_after=0)
     _end_recovery(d)
     # The ordinary path follows at once (this pass took its turn: a machine to stop, say).
     return d.finish(requeue_after=0)

@@ -212,6 +212,12 @@ def _without_machine(d: Draft, observed: Observation, gated: bool) -> Decision:
     located = locate_volume(d, observed)
     if located is not None:
         return located
+    wait = crashes.backoff_remaining(d)
+    if wait is not None:
+        # A machine made anew after a crash (the old one lost, or left on a full host) runs the
+        # same process: it waits the backoff like a start of the old one would.
+        d.log("crash_loop_wait", crash_count=status.crash_count, next_start_in=wait)
+        return d.finish(requeue_after=wait)
     region = status.region or d.instance.spec.region
     return d.finish(CreateMachine(volume_id=status.volume_id, region=region))
 

@@ -197,6 +197,10 @@ def _machine_started(d: Draft, action: StartMachine, result: ActionResult) -> De
     status = d.status
     transitions.observe_machine(d, result.machine)
     if failure is not None and failure.kind != FailureKind.TIMEOUT:
+        if result.machine is not None:
+            # The update went in before the start failed (a full host, say): the mount was
+            # repaired all the same, as a failed repair restart's is (transitions.restart_failed).
+            _report_mount_repair(d, action, result.machine)
         return _failed_start(d, failure, f"starting machine {action.machine_id} failed")
     _report_mount_repair(d, action, result.machine)
     if failure is not None:

@@ -34,10 +34,12 @@ from claw_operator.api import (
 from claw_operator.edge.gateway import volume_needs_a_look
 from claw_operator.kube.reconciler import MAX_CONFLICT_RETRIES, MAX_PASSES, carry_over
 from claw_operator.lifecycle import decide, settle, volume_name
+from claw_operator.lifecycle.desired import CHECK_NAME, desired_machine
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
     AwaitState,
+    CheckView,
     CreateMachine,
     CreateVolume,
     Decision,
@@ -165,6 +167,13 @@ class FlyMachine:
     boot_outcome: str = "started"
     last_boot_at: datetime | None = None  # when it was last (re)launched
     last_boot_seq: int = 0  # FlyWorld.boots when it was last (re)launched
+    # The operator's check in its config (lifecycle.desired.describe_check; "none": no check).
+    health_check: str = "none"
+    # When the check starts passing on this launch (None: never); what Fly reports now.
+    healthy_at: datetime | None = None
+    check_status: str = "critical"
+    # When its process last exited on its own (Fly's `exit` event), not by a requested stop.
+    exited_at: datetime | None = None
 
     def view(self) -> MachineView:
         return MachineView(
@@ -178,7 +187,17 @@ class FlyMachine:
             mounts=self.mounts,
             metadata={META_UID: self.uid},
             updated_at=self.changed_at,
+            exited_at=self.exited_at,
+            health_check=self.health_check,
+            checks=self.checks(),
         )
+
+    def checks(self) -> tuple[CheckView, ...] | None:
+        """Fly reports the check's results in the machine GET while it runs."""
+        if self.health_check == "none" or self.state != "started":
+            return None
+        output = "200 OK" if self.check_status == "passing" else "connect: connection refused"
+        return (CheckView(name=CHECK_NAME, status=self.check_status, output=output),)
 
     @property
     def live(self) -> bool:
@@ -232,6 +251,9 @@ class FlyWorld:
     faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     # How the next launches end: ("started", seconds) / ("failed", seconds) / ("stuck", None).
     boot: tuple[str, float | None] = ("started", 5.0)
+    # How the health check of a launched machine goes: passing that many seconds after the
+    # launch, or never (None).
+    health_after: float | None = 0.0
     mutations: list[Mutation] = field(default_factory=list)
     # (generation, machine id) of each mount the operator's update moved onto the wanted volume.
     repairs: list[tuple[int, str]] = field(default_factory=list)
@@ -277,6 +299,8 @@ class FlyWorld:
                 m.state = m.boot_outcome
                 m.boot_at = None
                 m.changed_at = self.now
+            if m.state == "started" and m.healthy_at is not None and m.healthy_at <= self.now:
+                m.check_status = "passing"
 
     def launch(self, m: FlyMachine) -> None:
         outcome, seconds = self.boot
@@ -287,6 +311,18 @@ class FlyWorld:
         m.changed_at = self.now
         m.boot_outcome = outcome if outcome != "stuck" else "started"
         m.boot_at = None if seconds is None else self.now + timedelta(seconds=seconds)
+        m.check_status = "critical"
+        after = self.health_after
+        m.healthy_at = None if after is None else self.now + timedelta(seconds=after)
+        self.tick()
+
+    def set_health(self, after: float | None) -> None:
+        """From now on the checks pass `after` seconds from now (None: they fail), also on the
+        machines running now."""
+        self.health_after = after
+        for m in self.machines.values():
+            m.check_status = "critical"
+            m.healthy_at = None if after is None else self.now + timedelta(seconds=after)
         self.tick()
 
     def new_volume(self, name: str, region: str, size_gb: int, forked_from: str | None = None) -> FlyVolume:
@@ -383,6 +419,7 @@ class FlyWorld:
         m.image = inst.spec.image
         m.guest = desired_guest(inst.spec)
         m.env_digest = inst.env_digest
+        m.health_check = desired_machine(inst, volume_id).health_check
         m.mounts = (Mount(volume_id, path),)
         m.changed_at = self.now
         self.attach(m)
@@ -687,6 +724,7 @@ def _execute(
                 mounts=(Mount(action.volume_id, spec.volume.mount_path),),
                 changed_at=world.now,
                 created_at=world.now,
+                health_check=desired_machine(inst, action.volume_id).health_check,
             )
             world.machines[m.id] = m
             world.attach(m)

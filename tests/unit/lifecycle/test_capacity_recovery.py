@@ -386,6 +386,96 @@ CASES = [
         action=DeleteStrandedVolume(volume_id="vol2"),
         fields={"volume_id": VOLUME, "stranded_volume_id": VOLUME},
     ),
+    # ------------------------------------------------------------------ a fork of the fork
+    Case(
+        "a_fork_stranded_too_after_a_machine_was_launched_on_it_is_forked_in_turn",
+        # The fork may hold newer data and is not proven good: neither volume may go. The fork
+        # becomes the stranded volume; the old one is superseded (kept until the end).
+        instance(
+            status_=fork_recovery(
+                machine_id="m2",
+                volume_id="vol2",
+                region="ord",
+                used_volume_id="vol2",
+                last_start_error_at=T0,
+                conditions=conditions(StartFailed=("True", "InsufficientCapacity")),
+            )
+        ),
+        observed(machine=machine("stopped", id="m2", volume="vol2"), volume=NEW),
+        action=None,
+        fields={
+            "volume_id": "vol2",
+            "stranded_volume_id": "vol2",
+            "stranded_region": "ord",
+            "stranded_at": T0,
+            "superseded_volume_ids": [VOLUME],
+        },
+        logs=("fork_stranded_fork",),
+        requeue_after=0,
+    ),
+    Case(
+        "the_fork_of_the_fork_is_made_from_the_newest_volume",
+        instance(
+            status_=fork_recovery(
+                machine_id=None, volume_id="vol2", stranded_volume_id="vol2", superseded_volume_ids=[VOLUME]
+            )
+        ),
+        observed(volume=NEW, tagged=(), named=(volume(), NEW)),
+        decided=ReplaceVolume(stranded_volume_id="vol2", fork=True, region="iad", size_gb=10, name=NAME),
+        result=ok(volume_=VolumeView(id="vol3", region="iad", size_gb=10)),
+        fields={"volume_id": "vol3", "stranded_volume_id": "vol2", "superseded_volume_ids": [VOLUME]},
+        events=("VolumeForked",),
+    ),
+    Case(
+        "a_superseded_volume_is_never_adopted_as_the_fork_of_the_fork",
+        instance(
+            status_=fork_recovery(
+                machine_id=None, volume_id="vol2", stranded_volume_id="vol2", superseded_volume_ids=[VOLUME]
+            )
+        ),
+        observed(
+            volume=NEW, tagged=(), named=(volume(), NEW, VolumeView(id="vol3", region="iad", size_gb=10))
+        ),
+        action=None,
+        fields={"volume_id": "vol3", "stranded_volume_id": "vol2", "superseded_volume_ids": [VOLUME]},
+        logs=("recover_volume_by_name",),
+        requeue_after=0,
+    ),
+    Case(
+        "the_superseded_volumes_go_first_once_the_machine_on_the_newest_fork_started",
+        instance(
+            status_=fork_recovery(
+                volume_id="vol3",
+                machine_id="m3",
+                stranded_volume_id="vol2",
+                superseded_volume_ids=[VOLUME],
+                phase=Phase.RUNNING,
+                machine_state="started",
+                last_started_at=T0,
+            )
+        ),
+        observed(
+            machine=machine("started", id="m3", volume="vol3"),
+            volume=VolumeView(id="vol3", region="iad", size_gb=10),
+        ),
+        decided=DeleteStrandedVolume(volume_id=VOLUME),
+        result=ok(),
+        fields={"superseded_volume_ids": None, "stranded_volume_id": "vol2"},
+        logs=("delete_superseded_volume", "delete_stranded_volume"),
+        requeue_after=0,
+    ),
+    Case(
+        "stopped_keeps_the_newest_fork_and_the_superseded_volume_until_a_start",
+        instance(
+            spec_=spec(state=DesiredState.STOPPED),
+            status_=fork_recovery(
+                machine_id=None, volume_id="vol2", stranded_volume_id="vol2", superseded_volume_ids=[VOLUME]
+            ),
+        ),
+        observed(volume=NEW, tagged=(), named=(volume(), NEW)),
+        action=None,
+        fields={"volume_id": "vol2", "stranded_volume_id": "vol2", "superseded_volume_ids": [VOLUME]},
+    ),
     Case(
         "stopped_after_a_replace_keeps_the_replacement",
         instance(spec_=spec(state=DesiredState.STOPPED), status_=replace_recovery(volume_id="vol2")),
