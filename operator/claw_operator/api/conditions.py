@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from claw_operator.api.timefmt import Timestamp
 from claw_operator.api.wire import WireModel
@@ -35,6 +35,10 @@ class ConditionStatus(StrEnum):
 
 class Condition(WireModel):
     """One observation about the ClawInstance (metav1.Condition)."""
+
+    # Frozen: a condition is replaced, never changed in place (`set_condition`), so copies of a
+    # status (a pass's draft) share them safely.
+    model_config = ConfigDict(frozen=True)
 
     type: str = Field(
         min_length=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +32,53 @@ def created_at(obj: dict[str, Any]) -> datetime | None:
     return parse_rfc3339(obj.get("metadata", {}).get("creationTimestamp"))
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """An object's spec and status as validated models, with what they were parsed from: the
+    same dicts (by identity, held here so it cannot be recycled) at the same resourceVersion
+    parse the same. A periodic check re-reads the watched object, unchanged, every interval."""
+
+    resource_version: str | None
+    spec_source: object
+    status_source: object
+    spec: ClawInstanceSpec
+    status: ClawInstanceStatus
+
+    def fits(self, obj: dict[str, Any]) -> bool:
+        return (
+            self.resource_version is not None
+            and obj.get("metadata", {}).get("resourceVersion") == self.resource_version
+            and obj.get("spec") is self.spec_source
+            and obj.get("status") is self.status_source
+        )
+
+
+def parse(obj: dict[str, Any], last: Parsed | None = None) -> Parsed:
+    """The object's spec and status validated; `last` again when it was parsed from the same."""
+    if last is not None and last.fits(obj):
+        return last
+    return Parsed(
+        obj.get("metadata", {}).get("resourceVersion"),
+        obj.get("spec"),
+        obj.get("status"),
+        ClawInstanceSpec.model_validate(obj.get("spec") or {}),
+        ClawInstanceStatus.model_validate(obj.get("status") or {}),
+    )
+
+
 def to_instance(
-    obj: dict[str, Any], *, default_app: str | None, env: ResolvedEnv | None, failures: int
+    obj: dict[str, Any],
+    *,
+    default_app: str | None,
+    env: ResolvedEnv | None,
+    failures: int,
+    parsed: Parsed | None = None,
 ) -> Instance:
+    """The decisions' view of `obj`. `parsed`: `parse(obj, …)`'s answer, when the caller keeps
+    one (the models are never changed: a draft works on its own copy of the status)."""
     metadata = obj["metadata"]
-    spec = ClawInstanceSpec.model_validate(obj.get("spec") or {})
-    status = ClawInstanceStatus.model_validate(obj.get("status") or {})
+    parsed = parsed if parsed is not None and parsed.fits(obj) else parse(obj)
+    spec, status = parsed.spec, parsed.status
     return Instance(
         uid=metadata["uid"],
         namespace=metadata["namespace"],

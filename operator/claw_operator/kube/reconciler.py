@@ -23,7 +23,7 @@ from typing import Any, Protocol, assert_never
 
 from claw_operator.api import FINALIZER
 from claw_operator.edge import ResolvedEnv
-from claw_operator.kube.instance import to_instance
+from claw_operator.kube.instance import Parsed, parse, to_instance
 from claw_operator.kube.kubeapi import KubeApi, StatusConflict
 from claw_operator.kube.secretenv import resolve_env
 from claw_operator.lifecycle import cadence, decide, settle
@@ -81,6 +81,8 @@ class ObjectState:
 
     failures: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The object last turned into an Instance, parsed (a quiet check parses nothing again).
+    parsed: Parsed | None = None
 
 
 @dataclass
@@ -443,7 +445,10 @@ class Reconciler:
         """Steps 1-3 of a pass (read, observe, decide) on `scope.obj`; fills `scope`."""
         # 1. read: the object (already in scope) as the decisions see it, and its env.
         meta = scope.obj["metadata"]
-        instance = to_instance(scope.obj, default_app=self._default_app, env=None, failures=state.failures)
+        state.parsed = parse(scope.obj, state.parsed)
+        instance = to_instance(
+            scope.obj, default_app=self._default_app, env=None, failures=state.failures, parsed=state.parsed
+        )
         if not instance.paused and not instance.deleting:
             scope.env = await resolve_env(self._kube, meta["namespace"], instance.spec)
             instance = replace(instance, env_digest=scope.env.digest, secret_error=scope.env.error)

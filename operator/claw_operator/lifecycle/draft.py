@@ -82,7 +82,7 @@ class Draft:
             instance=instance,
             now=now,
             timings=timings,
-            status=status.model_copy(deep=True),
+            status=_copy_status(status),
             basis=instance.status.conditions,
             recorded=_recorded_from(status.conditions, instance),
         )
@@ -180,3 +180,11 @@ class Draft:
             # has all six): while a slow action runs, this status says what is being done.
             write_if_slow=action is not None and not instance.status.conditions,
         )
+
+
+def _copy_status(status: ClawInstanceStatus) -> ClawInstanceStatus:
+    """A copy the draft may change: the fields are immutable values and `conditions` a list of
+    conditions replaced whole (`set_condition` builds new ones), so a new list is all that must
+    not be shared. (A deep copy was 13 % of a periodic check's CPU.)"""
+    return status.model_copy(update={"conditions": list(status.conditions)})
+
