@@ -41,6 +41,7 @@ FAST = Timings(
     retry_cap=timedelta(seconds=1),
     loss_grace=timedelta(seconds=0.5),
     listing_settle=timedelta(seconds=1.5),
+    volume_detach=timedelta(seconds=0.3),  # flysim's fast profile detaches in 0.1 s
 )
 
 

@@ -48,6 +48,7 @@ DEMO_TIMINGS = Timings(
     fly_wait_timeout=timedelta(seconds=10),
     retry_base=timedelta(seconds=1),
     retry_cap=timedelta(seconds=3),
+    volume_detach=timedelta(seconds=2),  # as _DEMO_OVERRIDES shortens flysim's detach
 )
 
 DEMO_FLY_CLIENT = FlyClientOptions(

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -83,6 +84,8 @@ class ObjectState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The object last turned into an Instance, parsed (a quiet check parses nothing again).
     parsed: Parsed | None = None
+    # When (monotonic) this process last read the object fresh from the apiserver.
+    read_at: float | None = None
 
 
 @dataclass
@@ -257,7 +260,15 @@ class Reconciler:
         default_app: str | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        fresh_every: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`fresh_every`: seconds after which an instance's check reads it fresh even when the
+        watched object would do (None: never forced). A watch that went deaf delivers no change,
+        so only a fresh read sees the user's edits — and the status write it leads to is what
+        lets liveness (`kube/health.py`) notice the silence."""
+        self._fresh_every = fresh_every
+        self._monotonic = monotonic
         self._kube = kube
         self._observer = observer
         self._executor = executor
@@ -296,7 +307,7 @@ class Reconciler:
         passes go on as without it, every action and write decided on the fresh read.
         """
         carried: Observation | None = None
-        if watched is not None and not deleting:
+        if watched is not None and not deleting and self._may_be_quiet(watched):
             quiet, seen = await self._quiet_pass(watched)
             if quiet is not None:
                 return quiet
@@ -319,6 +330,7 @@ class Reconciler:
         ):
             carried = None
         state = self._state(meta["uid"])
+        state.read_at = self._monotonic()
         async with state.lock:
             conflicts = 0
             passes = 0
@@ -402,6 +414,17 @@ class Reconciler:
             return
         with contextlib.suppress(StatusConflict):
             await self._kube.replace_status(fresh, decision.status.to_wire())
+
+    def _may_be_quiet(self, watched: Mapping[str, Any]) -> bool:
+        """A check may end on the watched object unless the instance was last read fresh more
+        than `fresh_every` ago (or never, by this process)."""
+        if self._fresh_every is None:
+            return True
+        uid = (watched.get("metadata") or {}).get("uid")
+        state = self._objects.get(uid) if uid else None
+        return state is not None and state.read_at is not None and (
+            self._monotonic() - state.read_at < self._fresh_every
+        )
 
     async def _quiet_pass(self, watched: Mapping[str, Any]) -> tuple[PassOutcome | None, Observation | None]:
         """A pass decided on the object as the watch delivered it, that may only end the run.

@@ -169,6 +169,9 @@ async def run_operator(
         _counted_events(metrics, EventSeries(kube)),
         timings=config.timings,
         default_app=config.default_app,
+        # Half the liveness bound: a deaf watch is still overtaken by fresh reads (and the
+        # writes they lead to make /healthz fail) well within --watch-stale-after.
+        fresh_every=config.watch_stale_after / 2,
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler, metrics=metrics, health=health, shards=keeper)

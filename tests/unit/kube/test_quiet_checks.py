@@ -60,7 +60,7 @@ async def _no_events(obj: dict[str, Any], event: Any) -> None:
     raise AssertionError("no Event expected")
 
 
-def _settled() -> tuple[Reconciler, FakeKube, FakeFly]:
+def _settled(**options: Any) -> tuple[Reconciler, FakeKube, FakeFly]:
     """A Running instance whose status is what a check decides (runs until no more writes)."""
     status = running_status(volume_size_gb=10, env_digest=env_digest({}))
     obj = {
@@ -87,6 +87,7 @@ def _settled() -> tuple[Reconciler, FakeKube, FakeFly]:
         timings=Timings(),
         default_app="claw-app",
         clock=lambda: NOW,
+        **options,
     )
     for _ in range(3):
         writes = kube.writes
@@ -131,3 +132,30 @@ def test_a_deleting_watched_object_is_left_to_the_fresh_read() -> None:
     watched["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     asyncio.run(reconciler.reconcile("default", "claw-a", watched=watched))
     assert (kube.gets, fly.observed) == (1, 1)
+
+
+def test_a_watch_that_went_deaf_is_overtaken_by_a_fresh_read_every_fresh_every() -> None:
+    """With `fresh_every`, a check reads fresh when the instance was last read fresh longer ago
+    than that: a deaf watch delivers no edit, only a fresh read sees it."""
+    now = [100.0]
+    reconciler, kube, _fly = _settled(fresh_every=60.0, monotonic=lambda: now[0])
+    watched = copy.deepcopy(kube.obj)
+    now[0] += 59.0
+    asyncio.run(reconciler.reconcile("default", "claw-a", watched=watched))
+    assert kube.gets == 0  # within the bound: the watched object decides
+    now[0] += 2.0
+    asyncio.run(reconciler.reconcile("default", "claw-a", watched=watched))
+    assert kube.gets == 1  # past it: read fresh
+    now[0] += 30.0
+    asyncio.run(reconciler.reconcile("default", "claw-a", watched=watched))
+    assert kube.gets == 1  # the fresh read restarted the bound
+
+
+def test_a_process_reads_each_instance_fresh_before_its_first_quiet_check() -> None:
+    _reconciler, kube, fly = _settled(fresh_every=60.0)
+    fresh = Reconciler(
+        cast(KubeApi, kube), fly, fly, _no_events, timings=Timings(), default_app="claw-app",
+        clock=lambda: NOW, fresh_every=60.0,
+    )
+    asyncio.run(fresh.reconcile("default", "claw-a", watched=copy.deepcopy(kube.obj)))
+    assert kube.gets == 1
