@@ -191,6 +191,22 @@ class ClawInstanceStatus(WireModel):
             "restart found already applied marks that request handled, not a newer one."
         ),
     )
+    restart_baseline_for: str | None = Field(
+        default=None,
+        description="The spec.restartedAt value restartBaselineAt was recorded for.",
+    )
+    restart_baseline_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "Fly's time of the machine when the operator began serving spec.restartedAt = "
+            "restartBaselineFor (its latest start event, or its updated_at if later, rounded up "
+            "to the second), written before the first Fly call that may serve it. A start event "
+            "Fly shows after it is a boot after the request: the machine was stopped and started "
+            "again, so the request is served even if the calls that did it got no answer or an "
+            "error although Fly applied them, and it is never restarted a second time. Cleared "
+            "once the request is handled."
+        ),
+    )
     stopped_checks: int = Field(
         default=0,
         ge=0,

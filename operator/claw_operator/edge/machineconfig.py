@@ -67,6 +67,7 @@ def machine_view(machine: Machine) -> MachineView:
         metadata=machine.metadata,
         updated_at=parse_rfc3339(machine.updated_at),
         exited_at=last_exit(machine),
+        booted_at=last_start(machine),
         health_check=_check_config(config.checks) if config else None,
         checks=_check_results(machine.checks),
     )
@@ -104,6 +105,18 @@ def last_exit(machine: Machine) -> datetime | None:
         event.get("timestamp")
         for event in machine.events or ()
         if isinstance(event, dict) and event.get("type") == "exit" and not _requested(event)
+    ]
+    valid = [stamp for stamp in stamps if isinstance(stamp, int | float) and not isinstance(stamp, bool)]
+    return datetime.fromtimestamp(max(valid) / 1000, UTC) if valid else None
+
+
+def last_start(machine: Machine) -> datetime | None:
+    """The time of the machine's latest boot: its newest `start` event (Fly records one each
+    time the machine reaches started)."""
+    stamps = [
+        event.get("timestamp")
+        for event in machine.events or ()
+        if isinstance(event, dict) and event.get("type") == "start"
     ]
     valid = [stamp for stamp in stamps if isinstance(stamp, int | float) and not isinstance(stamp, bool)]
     return datetime.fromtimestamp(max(valid) / 1000, UTC) if valid else None

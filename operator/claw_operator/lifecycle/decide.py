@@ -13,6 +13,7 @@ from claw_operator.api import DesiredState, Phase, find_condition
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, STALLED
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.lifecycle import crashes, health, transitions
+from claw_operator.lifecycle.boots import booted_since_request, note_request
 from claw_operator.lifecycle.capacity import continue_recovery
 from claw_operator.lifecycle.conditions import (
     FALSE,
@@ -245,6 +246,12 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
 
     if machine.state == "started":
         return _started(d, machine, observed, gated, volume_id)
+    if desired == DesiredState.RUNNING and not _config_blocked(d, gated) and note_request(d, machine):
+        # A restart is requested and the machine is not running: the start that follows serves
+        # the request. What Fly shows now is persisted first, as the request's baseline, so that
+        # a boot Fly applies although its answer is lost (or the operator dies before writing)
+        # still serves it later (lifecycle.boots).
+        return d.finish(requeue_after=0)
     if machine.state == "failed":
         return _failed(d, machine, observed, gated, volume_id)
     if desired == DesiredState.STOPPED:
@@ -308,15 +315,25 @@ def _started(d: Draft, machine: MachineView, observed: Observation, gated: bool,
     if instance.spec.state == DesiredState.STOPPED:
         return d.finish(None if gated else StopMachine(machine_id=machine.id))
     trigger = restart_trigger(instance, volume_id, machine)
+    if trigger is not None and trigger.reason == RestartReason.REQUESTED:
+        booted = booted_since_request(d, machine)
+        if booted is not None:
+            # The machine was stopped and booted again since the request (a stop and a start
+            # that Fly applied although their calls failed, or whose status write was lost):
+            # the request is served; restarting again would restart it twice.
+            transitions.restart_served_by_boot(d, machine, booted)
+            trigger = None
     if trigger is not None:
         if _config_blocked(d, gated):
             return d.finish()
         # The guard is persisted before the restart begins, so no check in between (nor a
         # restarted operator) reads the stopped machine as a crash. With it, the version the
-        # machine runs: a resumed restart that finds another one has already been applied.
+        # machine runs: a resumed restart that finds another one has already been applied; and
+        # the boot baseline of a requested restart (lifecycle.boots).
         status.restarting_at = d.now
         status.restarting_instance_id = machine.instance_id
         status.restarting_for = instance.spec.restarted_at
+        note_request(d, machine)
         d.record(RESTARTING, TRUE, trigger.reason.condition_reason, trigger.message)
         d.event(EventType.NORMAL, EventReason.RESTARTING, f"{trigger.reason.value}: {trigger.message}")
         return d.finish(requeue_after=0)
@@ -386,6 +403,11 @@ def _resume_restart(d: Draft, machine: MachineView, volume_id: str, gated: bool)
         # before versions were recorded: record the version this restart starts from first.
         status.restarting_instance_id = machine.instance_id
         status.restarting_for = d.instance.spec.restarted_at
+        note_request(d, machine)
+        return d.finish(requeue_after=0)
+    if note_request(d, machine):
+        # A request with no boot baseline yet (made while this restart was in flight, or a
+        # guard written without one): persisted before the restart's stop (lifecycle.boots).
         return d.finish(requeue_after=0)
     repair = mount_repair_needed(machine, volume_id, d.instance.spec.volume.mount_path)
     if repair is not None and reason != RestartReason.MOUNT_REPAIR:

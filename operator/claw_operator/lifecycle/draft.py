@@ -143,6 +143,14 @@ class Draft:
             # The guard's recorded version and request live and die with the guard.
             status.restarting_instance_id = None
             status.restarting_for = None
+        baseline_for = status.restart_baseline_for
+        if baseline_for is not None and (
+            baseline_for != instance.spec.restarted_at or baseline_for == status.handled_restarted_at
+        ):
+            # A request's boot baseline (lifecycle.boots) lives until the request is handled
+            # or replaced — across a failed restart, unlike the guard.
+            status.restart_baseline_for = None
+            status.restart_baseline_at = None
         # Only a pass that acted on this generation may say so (kstatus/Flux read "Current"
         # from it): a paused pass leaves observedGeneration, and the conditions', as they were.
         generation = instance.generation if handled else instance.status.observed_generation
@@ -187,4 +195,3 @@ def _copy_status(status: ClawInstanceStatus) -> ClawInstanceStatus:
     conditions replaced whole (`set_condition` builds new ones), so a new list is all that must
     not be shared. (A deep copy was 13 % of a periodic check's CPU.)"""
     return status.model_copy(update={"conditions": list(status.conditions)})
-

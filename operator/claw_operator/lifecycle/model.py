@@ -74,6 +74,10 @@ class MachineView:
     # When its process last exited on its own (Fly's latest `exit` machine event that no
     # requested stop caused), if Fly says.
     exited_at: datetime | None = None
+    # When it last booted (Fly's latest `start` machine event: it reached started), if Fly's
+    # answer shows one (a machine never started, or one whose start scrolled out of the events
+    # Fly embeds, has none).
+    booted_at: datetime | None = None
     # The operator's health check in the config, described (`lifecycle.desired.describe_check`;
     # "none" when the config has none); None when the config is unknown.
     health_check: str | None = None

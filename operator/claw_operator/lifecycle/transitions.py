@@ -8,10 +8,12 @@ contract and KiloClaw attach to it — so every path into a state reports it the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from claw_operator.api import Phase
 from claw_operator.api.conditions import MOUNT_REPAIRED, RECONCILING, RESTARTING, STALLED, START_FAILED
 from claw_operator.api.reasons import EventReason, Reason
+from claw_operator.api.timefmt import rfc3339
 from claw_operator.lifecycle.conditions import (
     FALSE,
     TRUE,
@@ -222,6 +224,31 @@ def restart_succeeded(
     )
     if repaired is not None:
         mount_repaired(d, repaired)
+
+
+def restart_served_by_boot(d: Draft, machine: MachineView, booted: datetime) -> None:
+    """Fly shows the machine started on a boot after the pending restart request
+    (`lifecycle.boots`): the request is served, though the calls that stopped and started it got
+    no answer, or an error although Fly applied them. It is handled, and reported as a restart
+    that happened, never run a second time."""
+    status = d.status
+    requested = d.instance.spec.restarted_at
+    status.handled_restarted_at = requested
+    at = rfc3339(booted)
+    d.record(
+        RESTARTING,
+        FALSE,
+        Reason.RESTART_SUCCEEDED,
+        f"{RestartReason.REQUESTED.value}: the machine was stopped and booted again after "
+        f"spec.restartedAt changed to {requested} (Fly's start event at {at})",
+    )
+    d.event(
+        EventType.NORMAL,
+        EventReason.RESTARTED,
+        f"machine {machine.id} restarted ({RestartReason.REQUESTED.value}): Fly shows it booted at {at}, "
+        "after the request",
+    )
+    d.log("restart_served_by_boot", restarted_at=requested, booted_at=at)
 
 
 def restart_failed(

@@ -1,4 +1,4 @@
-"""The machine read back into the decisions' view: the time of its latest exit."""
+"""The machine read back into the decisions' view: the times of its latest exit and boot."""
 
 from __future__ import annotations
 
@@ -34,6 +34,27 @@ def test_the_latest_exit_event_is_when_it_exited() -> None:
 def test_no_exit_event_no_exit_time() -> None:
     assert machine_view(_machine([{"type": "start", "timestamp": 1}])).exited_at is None
     assert machine_view(_machine([{"type": "exit", "timestamp": "soon"}])).exited_at is None
+
+
+def test_the_latest_start_event_is_when_it_booted() -> None:
+    view = machine_view(
+        _machine(
+            [
+                {"type": "stop", "status": "stopped", "timestamp": 1_700_000_090_000},
+                {"type": "start", "status": "started", "timestamp": 1_700_000_080_250},
+                {"type": "exit", "status": "stopped", "timestamp": 1_700_000_060_000},
+                {"type": "start", "status": "started", "timestamp": 1_700_000_050_000},
+                {"type": "launch", "status": "created", "timestamp": 1_700_000_040_000},
+            ]
+        )
+    )
+    assert view.booted_at == datetime.fromtimestamp(1_700_000_080.25, UTC)
+
+
+def test_no_start_event_no_boot_time() -> None:
+    assert machine_view(_machine([{"type": "launch", "timestamp": 1}])).booted_at is None
+    assert machine_view(_machine([{"type": "start", "timestamp": "soon"}])).booted_at is None
+    assert machine_view(_machine([])).booted_at is None
 
 
 def test_an_update_keeps_other_checks_and_makes_ours_follow_the_spec() -> None:

@@ -118,6 +118,9 @@ class Fault:
     RATE = "rate"  # 429; nothing happened
     TIMEOUT = "timeout"  # no answer; nothing happened
     SILENT = "silent"  # it happened, but the answer was lost (SAFE calls: the client retries)
+    # It happened, but the answer was an error (flysim's silent_success: a 502 or 408 although
+    # Fly applied the call).
+    APPLIED = "applied"
     CAPACITY = "capacity"  # 412 insufficient capacity (creates, starts)
     MIDWAY = "midway"  # a composite action: its first mutation happened, the next one failed
     NOT_FOUND = "notfound"  # a GET answers 404 once (Fly settling)
@@ -135,9 +138,9 @@ FAULTS_BY_CALL: dict[str, tuple[str, ...]] = {
     "CreateVolume": (Fault.ERROR, Fault.TIMEOUT, Fault.SILENT, Fault.CAPACITY),
     "ExtendVolume": (Fault.ERROR, Fault.SILENT),
     "CreateMachine": (Fault.ERROR, Fault.TIMEOUT, Fault.SILENT, Fault.CAPACITY),
-    "StartMachine": (Fault.ERROR, Fault.SILENT, Fault.CAPACITY, Fault.MIDWAY),
+    "StartMachine": (Fault.ERROR, Fault.SILENT, Fault.CAPACITY, Fault.MIDWAY, Fault.APPLIED),
     "StopMachine": (Fault.ERROR, Fault.SILENT),
-    "RestartMachine": (Fault.ERROR, Fault.SILENT, Fault.MIDWAY),
+    "RestartMachine": (Fault.ERROR, Fault.SILENT, Fault.MIDWAY, Fault.APPLIED),
     "DestroyMachine": (Fault.ERROR, Fault.SILENT),
     "DeleteVolume": (Fault.ERROR, Fault.SILENT),
     "DestroyStrandedMachine": (Fault.ERROR, Fault.SILENT),
@@ -174,6 +177,8 @@ class FlyMachine:
     check_status: str = "critical"
     # When its process last exited on its own (Fly's `exit` event), not by a requested stop.
     exited_at: datetime | None = None
+    # When it last reached started (Fly's `start` event).
+    started_event_at: datetime | None = None
 
     def view(self) -> MachineView:
         return MachineView(
@@ -188,6 +193,7 @@ class FlyMachine:
             metadata={META_UID: self.uid},
             updated_at=self.changed_at,
             exited_at=self.exited_at,
+            booted_at=self.started_event_at,
             health_check=self.health_check,
             checks=self.checks(),
         )
@@ -297,6 +303,8 @@ class FlyWorld:
         for m in self.machines.values():
             if m.state == "starting" and m.boot_at is not None and m.boot_at <= self.now:
                 m.state = m.boot_outcome
+                if m.state == "started":
+                    m.started_event_at = m.boot_at  # Fly's `start` event, when it got there
                 m.boot_at = None
                 m.changed_at = self.now
             if m.state == "started" and m.healthy_at is not None and m.healthy_at <= self.now:
@@ -768,6 +776,8 @@ def _execute(
                     )
             if fault == Fault.SILENT:
                 raise FlyError(TIMEOUT)
+            if fault == Fault.APPLIED:
+                raise FlyError(UNAVAILABLE)
             return ActionResult(machine=world.get_machine(m.id).view())
         case StopMachine():
             _before(fault)
@@ -795,6 +805,8 @@ def _execute(
                         )
                 if fault == Fault.SILENT:
                     raise FlyError(TIMEOUT)
+                if fault == Fault.APPLIED:
+                    raise FlyError(UNAVAILABLE)
                 return ActionResult(machine=world.get_machine(m.id).view())
             world.stop(m)  # stop_machine_and_wait (a stop that does not settle is tolerated)
             if fault == Fault.MIDWAY:
@@ -807,6 +819,8 @@ def _execute(
                 )
             if fault == Fault.SILENT:
                 raise FlyError(TIMEOUT)
+            if fault == Fault.APPLIED:
+                raise FlyError(UNAVAILABLE)
             return ActionResult(machine=world.get_machine(m.id).view())
         case DestroyMachine():
             _before(fault)
@@ -940,6 +954,8 @@ class PassRecord:
     repairs: list[tuple[int, str]]
     # The machines as Fly had them before the action: (view, last_boot_seq) by id.
     before: dict[str, tuple[MachineView, int]]
+    # FlyWorld.boots when the pass began (before its action).
+    boots_before: int = 0
     # A new restart guard this pass persisted: FlyWorld.boots when it was written.
     guard_written: bool = False
     finalized: bool = False
@@ -1029,6 +1045,7 @@ class Operator:
         else:
             observed = observe(self.world, inst, self.mem)
         before = {mid: (m.view(), m.last_boot_seq) for mid, m in self.world.machines.items()}
+        boots_before = self.world.boots
         n_mut, n_rep = len(self.world.mutations), len(self.world.repairs)
         decided = decide(inst, observed, self.world.now, TIMINGS)
         decision = decided
@@ -1048,6 +1065,7 @@ class Operator:
             mutations=self.world.mutations[n_mut:],
             repairs=self.world.repairs[n_rep:],
             before=before,
+            boots_before=boots_before,
         )
         if crash_before_write:
             record.crashed = True

@@ -683,3 +683,61 @@ def test_a_machine_made_anew_after_a_crash_waits_the_backoff() -> None:
         s.edit_image(image="registry.fly.io/claw:2")
         s.machine_exits(state="failed")
         s.calm_then_converge()
+
+
+# ---------------------------------------------------------------------------- make chaos (42ce2c9)
+
+
+def test_a_restart_whose_stop_and_start_fly_applied_silently_runs_once() -> None:
+    """Found by `make chaos` on main 42ce2c9 (seed 2, chaos-1/claw-0081; benchmarks/README.md),
+    replayed here: the restart's stop was applied by Fly although the call failed (RestartFailed),
+    the operator died, its next life started the stopped machine for the pending request and that
+    start was applied although Fly answered 502 (StartFailed). The machine was stopped and booted
+    after the request, but its version did not move: it was restarted a second time."""
+    s = Replay()
+    with breaks("restart_repeated"):
+        s.calm_then_converge()
+        s.request_restart()
+        s.one_pass()  # the guard (Restarting=True) is persisted
+        s.fault(pair=("RestartMachine", "midway"))  # the stop went in, then the call failed
+        s.one_pass()  # RestartFailed, the machine stopped
+        s.crash()  # kill -9: the next life knows only the status
+        s.fault(pair=("StartMachine", "applied"))  # the start went in, Fly answered 502
+        s.reconcile()  # start_for_pending_change: StartFailed
+        s.time_passes(seconds=20)
+        s.reconcile()  # sees it started: no second stop/update/start
+        assert s.model.op.status().handled_restarted_at == "restart-1"
+        s.calm_then_converge()
+    stops = [m for m in s.model.world.mutations if m.kind == "stop"]
+    assert len(stops) == 1, stops
+
+
+def test_a_start_fly_applied_silently_for_a_pending_restart_serves_it() -> None:
+    """The same without the failed restart: the request finds the machine stopped; the start
+    that serves it is applied although Fly answers 502, and the operator dies before any later
+    pass. The machine booted after the request: no restart follows."""
+    s = Replay()
+    with breaks("restart_repeated"):
+        s.calm_then_converge()
+        s.machine_exits(state="stopped")
+        s.request_restart()
+        s.fault(pair=("StartMachine", "applied"))
+        s.reconcile()
+        s.crash()
+        s.time_passes(seconds=20)
+        s.calm_then_converge()
+    assert not [m for m in s.model.world.mutations if m.kind == "stop"]
+
+
+def test_a_start_for_a_pending_restart_interrupted_by_a_crash_serves_it() -> None:
+    """The start that serves the request boots the machine and the operator dies before it
+    writes the status: the next life finds the machine started after the request."""
+    s = Replay()
+    with breaks("restart_repeated"):
+        s.calm_then_converge()
+        s.machine_exits(state="stopped")
+        s.request_restart()
+        s.one_pass()  # what Fly shows is persisted first as the request's baseline
+        s.pass_then_crash()  # the start boots the machine; the operator dies before writing
+        s.calm_then_converge()
+    assert not [m for m in s.model.world.mutations if m.kind == "stop"]
