@@ -127,6 +127,36 @@ def test_a_restart_whose_operator_died_before_the_write_is_not_redone(sandbox: S
     assert "restart_already_applied" in sandbox.logs.getvalue()
 
 
+def test_a_restart_whose_stop_and_start_fly_applied_although_they_failed_runs_once(sandbox: Sandbox) -> None:
+    """`make chaos` on 42ce2c9 (restart_repeated): Fly applies the restart's stop and answers 408
+    (RestartFailed), then applies the start of the stopped machine and answers 502 (StartFailed).
+    The machine was stopped and booted after the request: it is served (Fly's start event is
+    past the request's baseline), never stopped and started a second time."""
+    sandbox.start_operator()
+    sandbox.create("echo")
+    status = sandbox.wait_phase("echo", "Running")
+    machine_id = status["machineId"]
+    seen = len(sandbox.fly.call(sandbox.fly.sim.timeline, machine_id))
+    stop = "/v1/apps/*/machines/*/stop"
+    start = "/v1/apps/*/machines/*/start"
+    sandbox.fault(method="POST", path=stop, mode="silent_success", status=408, count=1)
+    sandbox.fault(method="POST", path=start, mode="silent_success", status=502, count=1)
+    sandbox.patch("echo", {"spec": {"restartedAt": "r1"}})
+
+    sandbox.wait(lambda: sandbox.status("echo").get("handledRestartedAt") == "r1", timeout=30, what="handled")
+    sandbox.wait_condition("echo", "Ready", "True", "Running")
+    sandbox.wait_condition("echo", "Restarting", "False", "RestartSucceeded")
+    time.sleep(1.0)  # further periodic checks must not restart it again
+    states = [change["state"] for change in sandbox.fly.call(sandbox.fly.sim.timeline, machine_id)[seen:]]
+    assert states.count("stopping") == 1 and states.count("started") == 1, states
+    assert states[-1] == "started"
+    reasons = sandbox.event_reasons("echo")
+    assert "RestartFailed" in reasons and "StartFailed" in reasons  # what the calls answered
+    assert reasons.count("Restarted") == 1
+    assert "restart_served_by_boot" in sandbox.logs.getvalue()
+    assert "restartBaselineFor" not in sandbox.status("echo")
+
+
 def test_a_stopped_machine_on_the_wrong_volume_is_repaired_by_its_start_and_says_so(sandbox: Sandbox) -> None:
     sandbox.start_operator(timings=replace(FAST, stopped_threshold=1000))
     sandbox.create("drifted")

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from claw_operator.api.conditions import Condition
-from claw_operator.api.timefmt import Timestamp
+from claw_operator.api.timefmt import MicroTimestamp, Timestamp
 from claw_operator.api.wire import WireModel
 
 
@@ -195,12 +195,12 @@ class ClawInstanceStatus(WireModel):
         default=None,
         description="The spec.restartedAt value restartBaselineAt was recorded for.",
     )
-    restart_baseline_at: Timestamp | None = Field(
+    restart_baseline_at: MicroTimestamp | None = Field(
         default=None,
         description=(
             "Fly's time of the machine when the operator began serving spec.restartedAt = "
-            "restartBaselineFor (its latest start event, or its updated_at if later, rounded up "
-            "to the second), written before the first Fly call that may serve it. A start event "
+            "restartBaselineFor (its latest start event, or its updated_at if later; to the "
+            "microsecond), written before the first Fly call that may serve it. A start event "
             "Fly shows after it is a boot after the request: the machine was stopped and started "
             "again, so the request is served even if the calls that did it got no answer or an "
             "error although Fly applied them, and it is never restarted a second time. Cleared "

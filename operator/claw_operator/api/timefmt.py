@@ -1,4 +1,5 @@
-"""RFC 3339 times as Kubernetes writes them: UTC, second precision, a trailing `Z`."""
+"""RFC 3339 times as Kubernetes writes them: UTC, a trailing `Z`, second precision (metav1.Time)
+or microsecond precision (metav1.MicroTime)."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -26,3 +27,14 @@ def parse_rfc3339(value: object) -> datetime | None:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
+
+
+def rfc3339_micro(moment: datetime) -> str:
+    """`2026-11-24T07:35:44.123456Z` — the metav1.MicroTime wire form."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# A time that must keep its fraction of a second (compared with Fly's millisecond timestamps).
+MicroTimestamp = Annotated[datetime, PlainSerializer(rfc3339_micro, return_type=str, when_used="json")]

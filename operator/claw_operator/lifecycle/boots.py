@@ -19,7 +19,7 @@ made before), no start event now, or one not strictly later than the baseline.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from claw_operator.lifecycle.draft import Draft
 from claw_operator.lifecycle.drift import restart_requested
@@ -31,16 +31,14 @@ _SETTLED = frozenset({"started", "stopped", "created", "failed", "suspended"})
 
 
 def boot_baseline(machine: MachineView) -> datetime | None:
-    """Fly's time after which a start event is a boot this view has not seen, rounded up to the
-    second (status times are written to the second: rounding down could let the boot this view
-    shows pass for a later one). None when it cannot be told."""
+    """Fly's time after which a start event is a boot this view has not seen (persisted to the
+    microsecond: a restart can stop and boot a machine within a second). None when it cannot
+    be told."""
     if machine.state not in _SETTLED or machine.booted_at is None:
         return None
-    latest = machine.booted_at
-    if machine.updated_at is not None and machine.updated_at > latest:
-        latest = machine.updated_at
-    whole = latest.replace(microsecond=0)
-    return whole if whole == latest else whole + timedelta(seconds=1)
+    if machine.updated_at is not None and machine.updated_at > machine.booted_at:
+        return machine.updated_at
+    return machine.booted_at
 
 
 def note_request(d: Draft, machine: MachineView) -> bool:

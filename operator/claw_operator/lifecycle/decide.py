@@ -235,6 +235,19 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
         return provide_volume(d, observed, gated, machine)
     volume_id = status.volume_id
 
+    if (
+        machine.state != "started"
+        and desired == DesiredState.RUNNING
+        and not _config_blocked(d, gated)
+        and note_request(d, machine)
+    ):
+        # A restart is requested and the machine is not running: the start that follows (or
+        # the start a restart in flight still has to make) serves the request. What Fly shows
+        # now is persisted first, as the request's baseline, so that a boot Fly applies although
+        # its answer is lost (or the operator dies before writing) still serves it later
+        # (lifecycle.boots). A started machine's baseline goes with the restart guard.
+        return d.finish(requeue_after=0)
+
     if status.restarting_at is not None:
         if desired == DesiredState.RUNNING:
             resumed = _resume_restart(d, machine, volume_id, gated)
@@ -246,12 +259,6 @@ def _with_machine(d: Draft, machine: MachineView, observed: Observation, gated: 
 
     if machine.state == "started":
         return _started(d, machine, observed, gated, volume_id)
-    if desired == DesiredState.RUNNING and not _config_blocked(d, gated) and note_request(d, machine):
-        # A restart is requested and the machine is not running: the start that follows serves
-        # the request. What Fly shows now is persisted first, as the request's baseline, so that
-        # a boot Fly applies although its answer is lost (or the operator dies before writing)
-        # still serves it later (lifecycle.boots).
-        return d.finish(requeue_after=0)
     if machine.state == "failed":
         return _failed(d, machine, observed, gated, volume_id)
     if desired == DesiredState.STOPPED:
