@@ -13,8 +13,9 @@ the request, of a machine that was not running just before it. Fly's clock is co
 with Fly's clock: never with the operator's, nor with restartedAt (a free-form string).
 
 Anything unknown counts as "not served" (the restart then runs, as before): no baseline (Fly
-showed no start event; the machine was mid-boot, whose start event would belong to a launch
-made before), no start event now, or one not strictly later than the baseline.
+showed neither a start event nor `updated_at`; the machine was mid-boot, whose start event
+would belong to a launch made before), no start event now, or one not strictly later than the
+baseline.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ _SETTLED = frozenset({"started", "stopped", "created", "failed", "suspended"})
 
 def boot_baseline(machine: MachineView) -> datetime | None:
     """Fly's time after which a start event is a boot this view has not seen (persisted to the
-    microsecond: a restart can stop and boot a machine within a second). None when it cannot
-    be told."""
-    if machine.state not in _SETTLED or machine.booted_at is None:
+    microsecond: a restart can stop and boot a machine within a second). Without a start event
+    (a machine stopped before it ever booted, or one whose start scrolled out of the events Fly
+    embeds: that one never shows again) its `updated_at`, which moves with every state change.
+    None when it cannot be told."""
+    if machine.state not in _SETTLED:
         return None
-    if machine.updated_at is not None and machine.updated_at > machine.booted_at:
-        return machine.updated_at
-    return machine.booted_at
+    known = [moment for moment in (machine.booted_at, machine.updated_at) if moment is not None]
+    return max(known) if known else None
 
 
 def note_request(d: Draft, machine: MachineView) -> bool:

@@ -741,3 +741,40 @@ def test_a_start_for_a_pending_restart_interrupted_by_a_crash_serves_it() -> Non
         s.pass_then_crash()  # the start boots the machine; the operator dies before writing
         s.calm_then_converge()
     assert not [m for m in s.model.world.mutations if m.kind == "stop"]
+
+
+def test_a_machine_stopped_before_it_ever_booted_is_served_by_its_first_start() -> None:
+    """Found by the long profile on this fix's first version (as shrunk): a machine stopped while
+    it booted (desired Stopped) has no start event, so no baseline was taken; with a restart
+    pending, its first start booted it and the operator died before writing: restarted again.
+    Its `updated_at` is now the request's baseline."""
+    s = Replay()
+    with breaks("restart_repeated"):
+        s.pass_with_conflict()
+        s.request_restart()
+        s.set_state(state=DesiredState.STOPPED)
+        s.calm_then_converge()
+        s.host_fills()
+        s.hosts_free()
+        s.set_state(state=DesiredState.RUNNING)
+        s.pass_then_crash()
+        s.calm_then_converge()
+    assert not [m for m in s.model.world.mutations if m.kind == "update"]
+
+
+def test_the_baseline_is_written_before_the_start_that_may_serve_the_request() -> None:
+    """The same, with the operator dying right after the start itself."""
+    s = Replay()
+    with breaks("restart_repeated"):
+        s.pass_with_conflict()
+        s.request_restart()
+        s.set_state(state=DesiredState.STOPPED)
+        s.calm_then_converge()
+        s.set_state(state=DesiredState.RUNNING)
+        s.one_pass()  # the baseline (the machine never booted: its updated_at), nothing sent
+        assert s.model.op.status().restart_baseline_for == "restart-1"
+        assert not [m for m in s.model.world.mutations if m.kind == "start"]
+        s.pass_then_crash()  # the start boots it; the operator dies before writing
+        assert [m.kind for m in s.model.world.mutations].count("start") == 1
+        s.calm_then_converge()
+    assert not [m for m in s.model.world.mutations if m.kind == "update"]

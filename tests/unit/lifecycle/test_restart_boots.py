@@ -265,9 +265,17 @@ CASES = [
         fields={"restart_baseline_for": None, "restart_baseline_at": None},
     ),
     Case(
-        "no_start_event_shown_no_baseline_and_the_start_goes_ahead",  # never a wait on nothing
+        "a_machine_that_never_booted_takes_its_updated_at_as_the_baseline",  # stopped mid-boot
         requested(running_status(machine_state="stopped")),
-        observed(machine("stopped", updated_at=T0), volume()),
+        observed(machine("stopped", updated_at=T0 - timedelta(seconds=30)), volume()),
+        action=None,
+        requeue_after=0,
+        fields={"restart_baseline_for": REQUEST, "restart_baseline_at": T0 - timedelta(seconds=30)},
+    ),
+    Case(
+        "no_time_shown_no_baseline_and_the_start_goes_ahead",  # never a wait on nothing
+        requested(running_status(machine_state="stopped")),
+        observed(machine("stopped"), volume()),
         action=START,
         fields={"restart_baseline_for": None},
     ),
@@ -356,7 +364,8 @@ def test_restart_baseline(case: Case) -> None:
         (up(BOOTED, updated_at=BOOTED.replace(microsecond=0)), BOOTED),
         (machine("stopped", booted_at=BOOTED, updated_at=T0), T0),
         (machine("stopped", booted_at=BOOTED, updated_at=None), BOOTED),
-        (machine("started", booted_at=None, updated_at=T0), None),
+        (machine("stopped", booted_at=None, updated_at=T0), T0),  # never booted
+        (machine("started", booted_at=None, updated_at=None), None),
         (machine("starting", booted_at=BOOTED, updated_at=T0), None),
         (machine("replacing", booted_at=BOOTED, updated_at=T0), None),
     ],
