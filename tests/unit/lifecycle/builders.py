@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from claw_operator.api import (
     find_condition,
 )
 from claw_operator.lifecycle import decide, settle
+from claw_operator.lifecycle.desired import DesiredMachine
 from claw_operator.lifecycle.model import (
     ActionResult,
     Decision,
@@ -134,23 +135,35 @@ def machine(
     image: str | None = IMAGE,
     env_digest: str | None = ENV,
     guest: GuestView | None = None,
+    health_check: str | None = None,
+    mounts: tuple[Mount, ...] | None = None,  # instead of the one of `volume` at `path`
     updated_at: datetime | None = None,
     **overrides: Any,
 ) -> MachineView:
-    mounts = (Mount(volume=volume, path=path),) if volume is not None else ()
+    if mounts is None:
+        mounts = (Mount(volume=volume, path=path),) if volume is not None else ()
     return MachineView(
         id=id,
         state=state,
         region=overrides.pop("region", "iad"),
         instance_id=overrides.pop("instance_id", "inst-1"),
-        image=image,
-        guest=guest or GuestView(cpu_kind="shared", cpus=2, memory_mb=3072),
-        env_digest=env_digest,
-        mounts=mounts,
+        config=DesiredMachine(
+            image=image,
+            guest=guest or GuestView(cpu_kind="shared", cpus=2, memory_mb=3072),
+            env_digest=env_digest,
+            mounts=mounts,
+            health_check=health_check,
+        ),
         metadata={"claw_instance_uid": UID},
         updated_at=updated_at,
         **overrides,
     )
+
+
+def reconfigured(seen: MachineView, **changes: Any) -> MachineView:
+    """The machine with its config changed (`mounts=...`, `image=...`)."""
+    assert seen.config is not None
+    return replace(seen, config=replace(seen.config, **changes))
 
 
 def volume(id: str = VOLUME, size_gb: int = 10, attached: str | None = None) -> VolumeView:
