@@ -45,6 +45,11 @@ MACHINE = "m1"
 VOLUME = "vol1"
 
 UNSET: Any = object()
+# A start begun moments ago (well within --starting-timeout), and one begun before it ran out.
+JUST_NOW = T0 - timedelta(seconds=30)
+LONG_AGO = T0 - TIMINGS.starting_timeout - timedelta(seconds=1)
+# The instance's volume name (`lifecycle.volume_name(UID)`), by its value.
+NAME = "claw_5f3a9c1e0b7d4e2a9c118d6f"
 # A first 404 remembered long enough ago for a second one to prove the loss (lifecycle.loss).
 MISSING_SINCE = T0 - TIMINGS.loss_grace - timedelta(seconds=1)
 
@@ -124,6 +129,27 @@ def instance(
 
 def running(**status_overrides: Any) -> Instance:
     return instance(status_=running_status(**status_overrides))
+
+
+def provisioned(**overrides: Any) -> Instance:
+    """Its volume created, no machine yet."""
+    data: dict[str, Any] = {"phase": Phase.PROVISIONED, "volume_id": VOLUME, "region": "iad"}
+    return instance(status_=status(**{**data, **overrides}))
+
+
+def with_machine(phase: Phase, **overrides: Any) -> Instance:
+    """In `phase`, its volume and machine recorded."""
+    data: dict[str, Any] = {"phase": phase, "machine_id": MACHINE, "volume_id": VOLUME, "region": "iad"}
+    return instance(status_=status(**{**data, **overrides}))
+
+
+def starting(**overrides: Any) -> Instance:
+    """A start in flight since `JUST_NOW`."""
+    return with_machine(Phase.STARTING, **{"starting_at": JUST_NOW, **overrides})
+
+
+def stopped(**overrides: Any) -> Instance:
+    return with_machine(Phase.STOPPED, **overrides)
 
 
 def machine(
