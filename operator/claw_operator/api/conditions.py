@@ -89,6 +89,16 @@ def set_condition(
     values. Other conditions keep their order; a new type is appended.
     """
     previous = find_condition(conditions, type_)
+    if (
+        previous is not None
+        and previous.status == status
+        and previous.reason == reason
+        and previous.message == message
+        and previous.observed_generation == generation
+    ):
+        # Nothing moves: the same condition (a pass stamps all six, most unchanged; building
+        # each anew was most of `Draft.finish`, issue 13).
+        return list(conditions)
     transition = previous.last_transition_time if previous is not None and previous.status == status else now
     updated = Condition(
         type=type_,

@@ -178,8 +178,12 @@ def register(
                 waiter.cancel()
                 stopper.cancel()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def wake_on_change(**kwargs: Any) -> None:
+    def watch_event(**kwargs: Any) -> bool:
+        """Every watch event's bookkeeping, run as the `when=` filter of `wake_on_change`: True
+        only when the event calls for a pass. kopf evaluates the filter once per event and runs
+        its handler machinery (per-event state, invocation, its log line) only when it matches;
+        most events are the echoes of our own status writes, which need none of it (issue 13:
+        the handler's machinery was ~5 % of the operator's CPU during a burst)."""
         memo: kopf.Memo = kwargs["memo"]
         body: kopf.Body = kwargs["body"]
         if metrics is not None:
@@ -195,10 +199,12 @@ def register(
                 shards.forget(meta.get("uid", ""))
             elif meta.get("uid"):
                 shards.track(meta["uid"], meta.get("creationTimestamp"))
-        trigger = _trigger(kwargs["body"])
-        if memo.get("trigger") == trigger:
-            return
-        memo["trigger"] = trigger
+        return bool(memo.get("trigger") != _trigger(body))
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, when=watch_event)
+    async def wake_on_change(**kwargs: Any) -> None:
+        memo: kopf.Memo = kwargs["memo"]
+        memo["trigger"] = _trigger(kwargs["body"])
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         wakeup.set()
 
