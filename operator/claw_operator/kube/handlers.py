@@ -62,6 +62,17 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class ProgressAnnotations(kopf.AnnotationsProgressStorage):
+    """kopf's progress in `claw.dev/…` annotations (the delete handler's retries). kopf strips
+    them from both diff essences on every watch event; `NoDiffBase`'s essences are empty, so
+    there is nothing to strip (kopf's deep copy and key scan of them were ~1.5 % of a burst)."""
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        if not essence:
+            return kopf.BodyEssence()
+        return super().clear(essence=essence)
+
+
 class QuietWakeups(logging.Filter):
     """kopf logs every successful event-handler call at INFO; for `wake_on_change` that is
     one line per watch event of every instance (our own status writes included): noise that
@@ -259,7 +270,7 @@ async def _first(*waits: Any) -> None:
 def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -> None:
     """kopf settings: every key kopf writes lives under claw.dev; watches never go deaf."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = ProgressAnnotations(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = server_timeout
     settings.watching.client_timeout = server_timeout + 10
