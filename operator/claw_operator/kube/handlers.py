@@ -32,11 +32,17 @@ from claw_operator.kube import metrics as m
 from claw_operator.kube.events import post_event
 from claw_operator.kube.health import WatchHealth
 from claw_operator.kube.metrics import OperatorMetrics
-from claw_operator.kube.reconciler import FINALIZER_WAIT, PassOutcome, Reconciler
+from claw_operator.kube.reconciler import PassOutcome, Reconciler
 from claw_operator.kube.shards import LeaseKeeper, ShardFenced
 from claw_operator.lifecycle.model import EventRecord, EventType
 
 logger = logging.getLogger("claw_operator.handlers")
+
+# A loop whose object has no finalizer yet looks again after this long at the latest: kopf's
+# finalizer patch comes back as a watch event, which wakes it at once (`wake_on_change`); the
+# timeout is only the fallback. (At 1 s, a fleet queued behind kopf's patches spun through
+# thousands of empty wake-ups during a burst, issue 13.)
+FINALIZER_FALLBACK = 5.0
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -139,7 +145,7 @@ def register(
         run's first pass is decided on it, and reads fresh only to act or write
         (`Reconciler.reconcile`)."""
         if last_seen is not None and not deleting and _awaits_finalizer(last_seen):
-            return PassOutcome(FINALIZER_WAIT)
+            return PassOutcome(FINALIZER_FALLBACK)
         started = time.perf_counter()
         try:
             outcome = await reconciler.reconcile(namespace, name, deleting=deleting, watched=last_seen)
