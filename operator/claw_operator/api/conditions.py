@@ -69,7 +69,10 @@ class Condition(WireModel):
 
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     """The condition of that type, if present."""
-    return next((c for c in conditions if c.type == type_), None)
+    for condition in conditions:  # a plain loop: called for every condition of every pass
+        if condition.type == type_:
+            return condition
+    return None
 
 
 def set_condition(
