@@ -56,9 +56,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
         # deletion is detected from the deletionTimestamp alone.
         return kopf.BodyEssence()
 
-    def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
-    ) -> kopf.BodyEssence:
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         # The same empty essence as `fetch`, so the diff is empty, without kopf's deep copy of
         # the whole object on every watch event (twice: the new essence and the fetched one;
         # 4 % of the operator's CPU during a burst, issue 13).

@@ -34,7 +34,7 @@ from claw_operator.api import (
 from claw_operator.edge.gateway import volume_needs_a_look
 from claw_operator.kube.reconciler import MAX_CONFLICT_RETRIES, MAX_PASSES, carry_over
 from claw_operator.lifecycle import decide, settle, volume_name
-from claw_operator.lifecycle.desired import CHECK_NAME, desired_machine
+from claw_operator.lifecycle.desired import CHECK_NAME, DesiredMachine, desired_machine
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -181,14 +181,16 @@ class FlyMachine:
             state=self.state,
             region=self.region,
             instance_id=self.version,
-            image=self.image,
-            guest=self.guest,
-            env_digest=self.env_digest,
-            mounts=self.mounts,
+            config=DesiredMachine(
+                image=self.image,
+                guest=self.guest,
+                env_digest=self.env_digest,
+                mounts=self.mounts,
+                health_check=self.health_check,
+            ),
             metadata={META_UID: self.uid},
             updated_at=self.changed_at,
             exited_at=self.exited_at,
-            health_check=self.health_check,
             checks=self.checks(),
         )
 
