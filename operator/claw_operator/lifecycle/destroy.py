@@ -82,6 +82,20 @@ def destroy_lookups(instance: Instance) -> DestroyLookups:
     )
 
 
+def still_bound_after_detach(instance: Instance) -> bool:
+    """The volume delete was refused as bound again after the detach wait (`detach_retry`
+    counts that refusal as a failure): not the machine just destroyed, whose volume Fly
+    releases within `volume_detach`, but something else may hold the volume. A gateway that
+    knows every object of the instance without asking Fly (`FlyGateway._known_objects`) looks
+    at the volume's attachment then, so `_recover_pending_machine` can find that machine."""
+    status = instance.status
+    return (
+        status.last_destroy_error_op == DestroyOp.VOLUME
+        and status.last_destroy_error_status in _BOUND_STATUSES
+        and instance.failures > 0
+    )
+
+
 def decide_destroy(d: Draft, observed: Observation) -> Decision:
     status = d.status
     if d.instance.spec.deletion_policy == DeletionPolicy.ORPHAN:
