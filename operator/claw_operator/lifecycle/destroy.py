@@ -57,7 +57,9 @@ class DestroyLookups:
     UID, and the volume's attachment, only while no machine is pending, and the volumes named
     after it only once neither is pending (or on the first pass, for an unrecorded volume).
     So while both ids are known nothing is listed, and the listings come back for the pass
-    that must prove Fly empty before the finalizer goes.
+    that must prove Fly empty before the finalizer goes. (A gateway that knows every object
+    of the instance answers them without a call, and one that does not lists once, as soon as
+    a listing can prove it: `FlyGateway._observe_destroy`.)
     """
 
     volume_get: bool = False
