@@ -329,7 +329,13 @@ class FlyGateway:
             volume = VolumeLookup()
             if needs.volume_get and status.volume_id and still_bound_after_detach(instance):
                 volume = await self._look_volume_for_destroy(app, status.volume_id)
-            if not machines and not volumes and status.phase == Phase.DESTROYING:
+            if (
+                not machines
+                and not volumes
+                and status.phase == Phase.DESTROYING
+                and status.pending_destroy_machine_id is None
+                and status.pending_destroy_volume_id is None
+            ):
                 # The last pass: nothing of the instance is left to remember.
                 self._listed.discard(uid)
             return Observation(volume=volume, tagged_machines=machines, named_volumes=volumes)

@@ -646,7 +646,13 @@ def _observe_destroy(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Obs
         volume = VolumeLookup()
         if needs.volume_get and status.volume_id and still_bound_after_detach(inst):
             volume = _without_stale_attachment(world, _look_volume(world, status.volume_id, mem))
-        if not machines and not volumes and status.phase == Phase.DESTROYING:
+        if (
+            not machines
+            and not volumes
+            and status.phase == Phase.DESTROYING
+            and status.pending_destroy_machine_id is None
+            and status.pending_destroy_volume_id is None
+        ):
             mem.listed.discard(uid)
         return Observation(volume=volume, tagged_machines=machines, named_volumes=volumes)
     volume = VolumeLookup()
