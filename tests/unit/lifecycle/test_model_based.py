@@ -570,7 +570,8 @@ class ClawModel(RuleBasedStateMachine):
 
     def _check_crash_loop(self, rec: PassRecord) -> None:
         """Starts after consecutive crashes wait the backoff (unless the spec changed since the
-        last crash: a new spec is started at once); a run longer than the crash window resets
+        last crash, or a change made before it is applied to the machine in this pass: a new
+        spec is started at once); a run longer than the crash window resets
         the count."""
         inst, before = rec.instance, rec.instance.status
         if (
@@ -579,7 +580,13 @@ class ClawModel(RuleBasedStateMachine):
             and inst.generation == self.crash_generation
         ):
             due = before.last_crash_at + crash_delay(before.crash_count, TIMINGS)
+            # A change of the spec still pending on the machine (made before the crash, not
+            # yet applied: say its host was full) is started at once too: the machine that
+            # crashed ran the old config (docs/troubleshooting.md, CrashLoopBackOff).
+            updated = {mut.target for mut in rec.mutations if mut.kind == "update"}
             for mut in rec.mutations:
+                if mut.kind == "start" and mut.target in updated:
+                    continue
                 if mut.kind in ("start", "create_machine"):
                     self.check(
                         "crash_backoff_spaced",
