@@ -89,6 +89,15 @@ def set_condition(
     values. Other conditions keep their order; a new type is appended.
     """
     previous = find_condition(conditions, type_)
+    if (
+        previous is not None
+        and previous.status == status
+        and previous.reason == reason
+        and previous.message == message
+        and previous.observed_generation == generation
+    ):
+        # Nothing changes (a quiet check's six conditions): the condition is kept as it is.
+        return list(conditions)
     transition = previous.last_transition_time if previous is not None and previous.status == status else now
     updated = Condition(
         type=type_,
