@@ -1,4 +1,4 @@
-"""The Fly Machines client: the only code that talks to Fly (httpx, typed errors, retries,
+"""The Fly Machines client: the only code that talks to Fly (aiohttp, typed errors, retries,
 rate limits, leases, waits). `client.py` says what each call sends, `transport.py` how it is sent,
 retried and read; `leases.py` holds the lease calls the operator does not use.
 

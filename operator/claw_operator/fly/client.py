@@ -103,6 +103,8 @@ class FlyMachinesClient:
     One instance per process (see `get_shared_client`): it owns the connection pool and the
     rate-limit buckets, which only work if every caller shares them. It is bound to the event
     loop it is first used on. Close it with `aclose()` or use it as an async context manager.
+    `transport`: an httpx transport to send through instead of the aiohttp pool (the tests'
+    `httpx.MockTransport`).
     """
 
     def __init__(

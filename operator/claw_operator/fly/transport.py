@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json as jsonlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from typing import Any, Final, Protocol, TypeVar
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
@@ -56,7 +57,10 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "AiohttpTransport",
     "Backoff",
+    "Exchange",
+    "FlyResponse",
     "FlyTransport",
+    "HttpxExchange",
     "Retry",
     "decode_json",
     "parse_as",
@@ -163,7 +167,36 @@ class Retry(enum.Enum):
 # --- reading Fly's answers ------------------------------------------------------------------------
 
 
-def decode_json(response: httpx.Response, *, route: str) -> Any:
+class FlyResponse:
+    """One answer of Fly, read whole: what the client and its errors read of it (the status, the
+    headers, the body) and the method of the request it answers."""
+
+    __slots__ = ("content", "headers", "method", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, method: str) -> None:
+        self.status_code = status_code
+        # Case-insensitive (aiohttp's `CIMultiDictProxy`, or `httpx.Headers`).
+        self.headers = headers
+        self.content = content
+        self.method = method
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON (`ValueError` when it is not)."""
+        return jsonlib.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<FlyResponse [{self.status_code}] to {self.method}>"
+
+
+def decode_json(response: FlyResponse, *, route: str) -> Any:
     """The response body as JSON; a body that is not JSON is Fly's fault (`UnexpectedResponse`)."""
     try:
         return response.json()
@@ -171,7 +204,7 @@ def decode_json(response: httpx.Response, *, route: str) -> Any:
         raise _unexpected("Fly answered with a body that is not JSON", response, route) from exc
 
 
-def parse_as(parse: Callable[[Any], _T], data: Any, response: httpx.Response, *, route: str) -> _T:
+def parse_as(parse: Callable[[Any], _T], data: Any, response: FlyResponse, *, route: str) -> _T:
     """`parse(data)`, with a response that does not fit the model reported as Fly's fault
     (`UnexpectedResponse`), not as a pydantic error escaping the client's error contract."""
     try:
@@ -181,18 +214,18 @@ def parse_as(parse: Callable[[Any], _T], data: Any, response: httpx.Response, *,
         raise _unexpected(message, response, route) from exc
 
 
-def _unexpected(message: str, response: httpx.Response, route: str) -> UnexpectedResponse:
+def _unexpected(message: str, response: FlyResponse, route: str) -> UnexpectedResponse:
     return UnexpectedResponse(
         message,
         status=response.status_code,
         request_id=response.headers.get(REQUEST_ID_HEADER),
-        method=response.request.method,
+        method=response.method,
         route=route,
         body=response.text,
     )
 
 
-def read_as(parse: Callable[[Any], _T], response: httpx.Response, *, route: str) -> _T:
+def read_as(parse: Callable[[Any], _T], response: FlyResponse, *, route: str) -> _T:
     """The response body, decoded as JSON and parsed by `parse`."""
     return parse_as(parse, decode_json(response, route=route), response, route=route)
 
@@ -200,26 +233,52 @@ def read_as(parse: Callable[[Any], _T], response: httpx.Response, *, route: str)
 # --- the connection pool --------------------------------------------------------------------------
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx's client API over aiohttp's connection pool (the default transport of `FlyTransport`).
+class Exchange(Protocol):
+    """One HTTP exchange, the body read whole. A failure is raised as the httpx exception
+    `_transport_error` classifies: a failure to connect (`httpx.ConnectError`,
+    `httpx.ConnectTimeout`, `httpx.PoolTimeout`: nothing was sent), a timeout waiting for the
+    answer, and a connection lost mid-exchange (`httpx.RemoteProtocolError`, `httpx.ReadError`:
+    the request may have landed)."""
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> FlyResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpTransport:
+    """The Fly client's connection pool (the default `Exchange` of `FlyTransport`): aiohttp.
 
     Why (issue 13): httpcore's pool scans every connection it holds on each request (to assign
     requests to connections and to find expired ones), so with the few hundred connections a
     starting fleet holds open — every machine wait is a long poll of seconds — a fifth of the
     operator's CPU went to that bookkeeping. aiohttp's connector keeps idle connections per host
-    in a queue: taking or returning one costs the same whatever the pool's size. httpx stays the
-    client's interface (requests, responses, errors, and the mock transport of the tests).
+    in a queue: taking or returning one costs the same whatever the pool's size. Requests go to
+    aiohttp directly: building httpx's request and response objects around each exchange was
+    half the CPU of a periodic check's Fly GET.
 
     `max_connections` bounds the pool; aiohttp has no separate cap on idle connections, so
     `max_keepalive_connections` is not applied: an idle connection is closed after 15 s instead.
-
-    Errors are raised as the httpx exceptions `_transport_error` classifies: a failure to connect
-    (`ConnectError`, `ConnectTimeout`: nothing was sent), a read timeout, and a connection lost
-    mid-exchange (`RemoteProtocolError`, `ReadError`: the request may have landed).
+    `timeout` bounds each wait: for a connection from the pool, for the socket to connect
+    (`connect_timeout`), for each read of the answer.
     """
 
-    def __init__(self, *, max_connections: int, max_keepalive_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_keepalive_connections: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
         self._limit = max_connections
+        self._connect_timeout = connect_timeout
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -229,53 +288,98 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=15.0),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # Fly sets no cookies
             )
         return self._session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        read = timeouts.get("read")
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),
-            sock_connect=timeouts.get("connect"),
-            sock_read=read,
-        )
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        body = request.content if request.method not in ("GET", "HEAD") else None
+    def _timeout(self, timeout: float) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(timeout)
+        if found is None:
+            found = aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=self._connect_timeout, sock_read=timeout
+            )
+            if len(self._timeouts) < 64:  # a handful of distinct timeouts (calls, waits)
+                self._timeouts[timeout] = found
+        return found
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> FlyResponse:
         try:
             async with self._client().request(
-                request.method,
-                str(request.url),
+                method,
+                url,
                 headers=headers,
-                data=body or None,
-                timeout=timeout,
+                data=body,
+                timeout=self._timeout(timeout),
                 allow_redirects=False,
                 compress=None,
             ) as answer:
                 content = await answer.read()
-                raw_headers = list(answer.raw_headers)
-                status = answer.status
+                return FlyResponse(answer.status, answer.headers, content, method)
         except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
+            raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc) or "connect failed", request=request) from exc
+            raise httpx.ConnectError(str(exc) or "connect failed") from exc
         except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
+            raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
         except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+            raise httpx.RemoteProtocolError(str(exc) or "server disconnected") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+            raise httpx.RemoteProtocolError(str(exc)) from exc
         except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        # The body is read whole, so httpx must not decode it again.
-        raw_headers = [(k, v) for k, v in raw_headers if k.lower() != b"content-encoding"]
-        return httpx.Response(status, headers=raw_headers, content=content, request=request)
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class HttpxExchange:
+    """An `Exchange` over an httpx transport: the tests' `httpx.MockTransport`, or any other
+    (`FlyMachinesClient(transport=...)`)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, config: FlyClientConfig) -> None:
+        self._connect_timeout = config.connect_timeout
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_keepalive_connections,
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
+    ) -> FlyResponse:
+        response = await self._http.request(
+            method,
+            url,
+            headers=headers,
+            content=body,
+            timeout=httpx.Timeout(timeout, connect=self._connect_timeout),
+        )
+        return FlyResponse(response.status_code, response.headers, response.content, method)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _json_body(value: Any) -> bytes:
+    """A JSON request body, encoded as httpx encodes `json=`."""
+    return jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 # --- the transport --------------------------------------------------------------------------------
@@ -287,29 +391,24 @@ class FlyTransport:
     def __init__(self, config: FlyClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._config = config
         self.limiter = FlyRateLimiter(config.rate_limits)
-        if transport is None:
-            transport = AiohttpTransport(
+        self._origin = config.origin
+        self._headers: dict[str, str] = {
+            "Authorization": auth_header_value(config.token),
+            "Accept": "application/json",
+            "User-Agent": config.user_agent,
+        }
+        self._exchange: Exchange = (
+            AiohttpTransport(
                 max_connections=config.max_connections,
                 max_keepalive_connections=config.max_keepalive_connections,
+                connect_timeout=config.connect_timeout,
             )
-        self._http = httpx.AsyncClient(
-            base_url=config.origin,
-            headers={
-                "Authorization": auth_header_value(config.token),
-                "Accept": "application/json",
-                "User-Agent": config.user_agent,
-            },
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_keepalive_connections,
-            ),
-            transport=transport,
-            follow_redirects=False,
+            if transport is None
+            else HttpxExchange(transport, config)
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._exchange.aclose()
 
     async def send(
         self,
@@ -323,82 +422,89 @@ class FlyTransport:
         json: Any = None,
         lease_nonce: str | None = None,
         timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> FlyResponse:
         """One HTTP exchange: rate-limit, send, log, classify. Never retries."""
-        path_params = {"app": app} if object_id is None else {"app": app, "id": object_id}
-        url = _path(route, **path_params)
-        headers = {LEASE_NONCE_HEADER: lease_nonce} if lease_nonce else None
-        query: httpx.QueryParams | None = None
-        if params:
-            query = httpx.QueryParams(params if isinstance(params, Mapping) else tuple(params))
-        request_timeout: httpx.Timeout | None = (
-            httpx.Timeout(timeout, connect=self._config.connect_timeout) if timeout is not None else None
+        url = self._origin + (
+            _path(route, app=app) if object_id is None else _path(route, app=app, id=object_id)
         )
+        if params:
+            url += "?" + urlencode(list(params.items()) if isinstance(params, Mapping) else params)
+        headers = self._headers
+        body: bytes | None = None
+        if lease_nonce or json is not None:
+            headers = dict(headers)
+            if lease_nonce:
+                headers[LEASE_NONCE_HEADER] = lease_nonce
+            if json is not None:
+                body = _json_body(json)
+                headers["Content-Type"] = "application/json"
         mutating = method != "GET"
-        fields: dict[str, Any] = {
-            "fly_method": method,
-            "fly_route": route,
-            "fly_app": app,
-            "fly_object_id": object_id,
-        }
         async with self.limiter.bucket(action, object_id or app):
             started = time.perf_counter()
             try:
-                if request_timeout is not None:
-                    response = await self._http.request(
-                        method, url, params=query, json=json, headers=headers, timeout=request_timeout
-                    )
-                else:
-                    response = await self._http.request(method, url, params=query, json=json, headers=headers)
+                response = await self._exchange(
+                    method, url, headers, body, self._config.timeout if timeout is None else timeout
+                )
             except httpx.TransportError as exc:
                 error = _transport_error(exc, method=method, route=route, mutating=mutating)
-                fields.update(
-                    fly_status=None,
-                    fly_duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    fly_request_id=None,
-                    fly_error=type(error).__name__,
-                )
-                self._report(method, route, None, time.perf_counter() - started, type(error).__name__)
+                duration = time.perf_counter() - started
+                self._report(method, route, None, duration, type(error).__name__)
                 log.warning(
                     "fly %s %s failed: %s (%s)",
                     method,
                     route,
                     type(exc).__name__,
                     error.message,
-                    extra=fields,
+                    extra=_log_fields(method, route, app, object_id, None, duration, None)
+                    | {"fly_error": type(error).__name__},
                 )
                 raise error from exc
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        request_id = response.headers.get(REQUEST_ID_HEADER)
-        fields.update(fly_status=response.status_code, fly_duration_ms=duration_ms, fly_request_id=request_id)
-        if response.is_success:
-            self._report(method, route, response.status_code, time.perf_counter() - started, None)
-            log.info(
-                "fly %s %s -> %d in %.1fms", method, route, response.status_code, duration_ms, extra=fields
-            )
+        duration = time.perf_counter() - started
+        status = response.status_code
+        if 200 <= status < 300:
+            self._report(method, route, status, duration, None)
+            if log.isEnabledFor(logging.INFO):
+                duration_ms = round(duration * 1000, 1)
+                log.info(
+                    "fly %s %s -> %d in %.1fms",
+                    method,
+                    route,
+                    status,
+                    duration_ms,
+                    extra=_log_fields(
+                        method,
+                        route,
+                        app,
+                        object_id,
+                        status,
+                        duration,
+                        response.headers.get(REQUEST_ID_HEADER),
+                    ),
+                )
             return response
+        request_id = response.headers.get(REQUEST_ID_HEADER)
         error = classify(
-            response.status_code,
+            status,
             response.text,
             method=method,
             route=route,
             request_id=request_id,
             retry_after=response.headers.get("retry-after"),
         )
-        fields["fly_error"] = type(error).__name__
-        self._report(method, route, response.status_code, time.perf_counter() - started, fields["fly_error"])
+        self._report(method, route, status, duration, type(error).__name__)
         log.warning(
             "fly %s %s -> %d in %.1fms: %s",
             method,
             route,
-            response.status_code,
-            duration_ms,
+            status,
+            round(duration * 1000, 1),
             error.message,
-            extra=fields,
+            extra=_log_fields(method, route, app, object_id, status, duration, request_id)
+            | {"fly_error": type(error).__name__},
         )
         raise error
 
-    async def call(self, mode: Retry, method: str, route: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, mode: Retry, method: str, route: str, **kwargs: Any) -> FlyResponse:
         """`send` under the retry policy `mode` (see the module docstring)."""
         policy = self._config.retry
         if policy.attempts <= 1:
@@ -468,6 +574,27 @@ class FlyTransport:
             observer(FlyRequest(operation, method, route, status, duration, error))
         except Exception:  # an observer's bug must never fail a Fly call
             log.exception("the Fly request observer failed")
+
+
+def _log_fields(
+    method: str,
+    route: str,
+    app: str,
+    object_id: str | None,
+    status: int | None,
+    duration: float,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The structured fields of a Fly call's log line."""
+    return {
+        "fly_method": method,
+        "fly_route": route,
+        "fly_app": app,
+        "fly_object_id": object_id,
+        "fly_status": status,
+        "fly_duration_ms": round(duration * 1000, 1),
+        "fly_request_id": request_id,
+    }
 
 
 def _transport_error(exc: httpx.TransportError, *, method: str, route: str, mutating: bool) -> FlyError:

@@ -113,7 +113,8 @@ async def test_not_found_flicker_after_create_is_absorbed_when_asked(
 async def test_token_is_never_logged_over_real_http(
     flysim: FlySim, make_client: ClientFactory, owner: OwnerTag, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, aiohttp (the pool), stamina
+    # Every logger: ours, aiohttp (the pool: it logs nothing of a client's exchanges), stamina.
+    caplog.set_level(logging.DEBUG)
     client = make_client()
     machine = await client.create_machine(APP, machine_config(), owner=owner, region="iad")
     flysim.add_fault("/v1/apps/*/machines/*", method="GET", mode="error", status=503, count=1)
@@ -121,9 +122,6 @@ async def test_token_is_never_logged_over_real_http(
     with pytest.raises(Unauthorized):
         await make_client(token=f"{TOKEN}-wrong").list_machines(APP)
     assert any(r.name == "claw_operator.fly" for r in caplog.records)
-    assert any(r.name.startswith(("httpx", "httpcore", "aiohttp")) for r in caplog.records), (
-        "the transport's own logs are checked too"
-    )
     for record in caplog.records:
         text = record.getMessage() + json.dumps(record.__dict__, default=str)
         assert TOKEN not in text

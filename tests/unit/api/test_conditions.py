@@ -48,6 +48,16 @@ def test_upsert_keeps_other_conditions_and_their_order() -> None:
     assert stalled is not None and stalled.last_transition_time == T0
 
 
+def test_an_identical_condition_is_kept_as_it_is_in_a_new_list() -> None:
+    before = set_condition([], "Ready", TRUE, "Running", "up", generation=1, now=T0)
+    after = set_condition(before, "Ready", TRUE, "Running", "up", generation=1, now=T1)
+    assert after == before and after is not before
+    assert after[0] is before[0]  # not rebuilt (a quiet check's six conditions)
+    # Any difference rebuilds it: here the generation (the transition time stays).
+    moved = set_condition(before, "Ready", TRUE, "Running", "up", generation=2, now=T1)
+    assert moved[0].observed_generation == 2 and moved[0].last_transition_time == T0
+
+
 def test_input_list_is_not_modified() -> None:
     original = set_condition([], "Ready", FALSE, "Starting", "", generation=1, now=T0)
     snapshot = list(original)

@@ -1,5 +1,5 @@
-"""The Fly client's default connection pool (aiohttp under httpx): failures reach the retry
-policy as the same typed errors — nothing sent, or sent and maybe processed."""
+"""The Fly client's default connection pool (aiohttp, without httpx's objects): failures reach
+the retry policy as the same typed errors — nothing sent, or sent and maybe processed."""
 
 from __future__ import annotations
 
@@ -48,15 +48,17 @@ async def server() -> AsyncIterator[str]:
 
 def test_the_default_transport_is_aiohttps_pool() -> None:
     transport = FlyTransport(_config("http://127.0.0.1:1"))
-    assert isinstance(transport._http._transport, AiohttpTransport)
+    assert isinstance(transport._exchange, AiohttpTransport)
 
 
 async def test_an_answer_reads_as_httpx_would(server: str) -> None:
+    # status, JSON body, case-insensitive headers, and the method it answers
     transport = FlyTransport(_config(server))
     try:
         response = await transport.send("GET", R_MACHINE, action="get", app="a", object_id="m1")
         assert response.status_code == 200 and response.json() == {"id": "m1", "state": "started"}
-        assert response.request.method == "GET"
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.is_success and response.method == "GET"
     finally:
         await transport.aclose()
 
