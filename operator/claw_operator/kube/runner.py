@@ -18,7 +18,7 @@ from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
-from claw_operator.kube.kubeapi import load_api_client
+from claw_operator.kube.kubeapi import KubeApi, load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
@@ -109,9 +109,12 @@ def _lease_keeper(config: OperatorConfig, api_client: Any, gateway: FlyGateway) 
     identity = config.shard_identity or default_identity()
     timings = config.shard_timings
     api = LeaseApi(
-        api_client.configuration,
-        timeout=timings.retry_period.total_seconds() * 2,
-        user_agent=f"claw-operator-shards/{identity}",
+        KubeApi(
+            api_client,
+            connections=4,
+            timeout=timings.retry_period.total_seconds() * 2,
+            user_agent=f"claw-operator-shards/{identity}",
+        )
     )
     return LeaseKeeper(
         api,

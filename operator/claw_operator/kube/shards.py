@@ -17,8 +17,9 @@ them while the Lease cannot have expired for anyone else. Once it may have (the 
 took this replica's instances over), it is acquired anew with a fresh `acquireTime`: this
 replica is a newcomer again and waits a lease duration before acting.
 
-Its Kubernetes calls use aiohttp with the credentials of the operator's ApiClient (kubeconfig
-or in-cluster), a few requests every retry period.
+Its Kubernetes calls go through the operator's one Kubernetes client (`KubeApi`: the
+credentials of its ApiClient, kubeconfig or in-cluster), in a small pool of their own, a few
+requests every retry period.
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ import copy
 import logging
 import os
 import socket
-import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from claw_operator.api.timefmt import parse_rfc3339
+from claw_operator.kube.kubeapi import KubeApi, KubeApiError
 from claw_operator.lifecycle.model import Action, ActionResult, Instance
 from claw_operator.lifecycle.shards import (
     RING_LABEL,
@@ -93,69 +92,34 @@ def default_namespace(kubeconfig: str | None = None) -> str:
 
 
 class LeaseApi:
-    """GET/POST/PUT/LIST of Leases over aiohttp, with the ApiClient's credentials."""
+    """GET/POST/PUT/LIST of Leases, over the operator's one Kubernetes client (`KubeApi`, a
+    pool of its own: a renew must not queue behind the hot path's calls)."""
 
-    def __init__(self, configuration: Any, *, timeout: float, user_agent: str) -> None:
-        self._cfg = configuration
-        self._host = str(configuration.host).rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-
-    def _ssl(self) -> ssl.SSLContext | bool:
-        cfg = self._cfg
-        if not self._host.startswith("https"):
-            return False
-        if not cfg.verify_ssl:
-            return False
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
-        if cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
-        return context
-
-    def _headers(self) -> dict[str, str]:
-        cfg = self._cfg
-        if getattr(cfg, "refresh_api_key_hook", None) is not None:
-            cfg.refresh_api_key_hook(cfg)  # in-cluster tokens rotate
-        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
-        if auth:
-            headers["Authorization"] = auth
-        elif cfg.username:
-            headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password or "").encode()
-        return headers
+    def __init__(self, kube: KubeApi) -> None:
+        self.kube = kube
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=4)
-            )
-        async with self._session.request(
-            method, self._host + path, headers=self._headers(), **kwargs
-        ) as answer:
-            if answer.status == 404:
+        try:
+            body: dict[str, Any] | None = await self.kube.request(method, path, **kwargs)
+        except KubeApiError as exc:
+            if exc.status == 404:
                 return None
-            if answer.status == 409:
-                raise LeaseConflict(f"{method} {path}: 409")
-            if answer.status >= 400:
-                text = (await answer.text())[:300]
-                raise aiohttp.ClientResponseError(
-                    answer.request_info, answer.history, status=answer.status, message=text
-                )
-            body: dict[str, Any] = await answer.json()
-            return body
+            if exc.status == 409:
+                raise LeaseConflict(f"{method} {path}: 409") from exc
+            raise
+        return body
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._request("GET", f"{LEASES.format(namespace=namespace)}/{name}")
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        created = await self._request("POST", LEASES.format(namespace=namespace), json=body)
+        created = await self._request("POST", LEASES.format(namespace=namespace), body=body)
         assert created is not None
         return created
 
     async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
-        replaced = await self._request("PUT", f"{LEASES.format(namespace=namespace)}/{name}", json=body)
+        replaced = await self._request("PUT", f"{LEASES.format(namespace=namespace)}/{name}", body=body)
         if replaced is None:
             raise LeaseConflict(f"lease {name} is gone")
         return replaced
@@ -167,9 +131,7 @@ class LeaseApi:
         return list((listed or {}).get("items") or [])
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.kube.aclose()
 
 
 class LeaseKeeper:
