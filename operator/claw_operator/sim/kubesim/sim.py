@@ -55,12 +55,18 @@ class KubeSim:
         event_ttl: float = 3600.0,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
         tls: bool = False,
+        shard_selectors: bool = True,
     ) -> None:
+        """`shard_selectors=False`: an apiserver before KEP-5866 (1.28–1.35): `shardSelector`
+        ignored."""
         self.registry = ResourceRegistry()
         self.store = ObjectStore(history_limit=history_limit, watch_queue_limit=watch_queue_limit)
         self.objects = ObjectService(self.store, self.registry)
         self.api = ApiServer(
-            self.objects, bookmark_interval=bookmark_interval, default_watch_timeout=default_watch_timeout
+            self.objects,
+            bookmark_interval=bookmark_interval,
+            default_watch_timeout=default_watch_timeout,
+            shard_selectors=shard_selectors,
         )
         self.gc = GarbageCollector(self.objects, interval=gc_interval, event_ttl=event_ttl)
         self.kubeconfig: Path | None = None

@@ -44,10 +44,21 @@ def _encode_line(event_type: str, obj: dict[str, Any]) -> bytes:
 
 
 class WatchStream:
-    def __init__(self, store: ObjectStore, request: WatchRequest, bookmark_interval: float) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        request: WatchRequest,
+        bookmark_interval: float,
+        on_events: Callable[[int], None] | None = None,
+    ) -> None:
         self.store = store
         self.request = request
         self.bookmark_interval = bookmark_interval
+        self._on_events = on_events  # told how many object events (not bookmarks) each write sent
+
+    def _sent(self, n: int) -> None:
+        if self._on_events is not None and n:
+            self._on_events(n)
 
     def _render(self, obj: dict[str, Any]) -> dict[str, Any]:
         request = self.request
@@ -141,6 +152,7 @@ class WatchStream:
                 return response
             if initial:
                 await response.write(b"".join(initial))
+                self._sent(sum(1 for line in initial if not line.startswith(b'{"type":"BOOKMARK"')))
             await self._stream(response, subscription)
         except ConnectionResetError:
             pass  # the client went away
@@ -163,6 +175,7 @@ class WatchStream:
             lines = [line for change in subscription.drain() if (line := self.translate(change)) is not None]
             if lines:
                 await response.write(b"".join(lines))
+                self._sent(len(lines))
             if subscription.closed:
                 return  # server stopping, or this watcher fell too far behind: the client re-watches
             # A bookmark promises every change up to its resourceVersion was sent: never while
