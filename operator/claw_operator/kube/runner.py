@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 import yaml
+from kopf._cogs.structs.references import Insights  # kopf.operator(insights=...): see ShardWatch
 from kubernetes.config import ConfigException
 
 from claw_operator.edge import FlyGateway, ResolvedEnv
@@ -26,6 +27,7 @@ from claw_operator.kube.shards import (
     FencedExecutor,
     LeaseApi,
     LeaseKeeper,
+    ShardWatch,
     default_identity,
     default_namespace,
     register_metrics,
@@ -163,7 +165,6 @@ async def run_operator(
     executor: Executor = _CountedExecutor(edge, metrics)
     if keeper is not None:
         executor = FencedExecutor(executor, keeper)
-        register_metrics(metrics.registry, keeper)
         health.ready_checks.append(keeper.can_mutate)
     reconciler = Reconciler(
         kube,
@@ -183,6 +184,13 @@ async def run_operator(
     configure(settings)
     if settings_hook is not None:
         settings_hook(settings)
+    # kopf's view of what it watches: the shard watch takes ClawInstances out and back in to
+    # make kopf list them anew with a changed shardSelector.
+    insights = Insights()
+    watch: ShardWatch | None = None
+    if keeper is not None:
+        watch = ShardWatch(keeper, settings, insights, kube, namespaces=tuple(config.namespaces))
+        register_metrics(metrics.registry, keeper, watch)
     logger.info(
         "starting claw-operator",
         extra={
@@ -200,6 +208,8 @@ async def run_operator(
             await server.start()
         if not await check_startup(api_client, config, stop_flag):
             return  # stopped while waiting for the apiserver or Fly
+        if watch is not None:
+            await watch.start()  # server-side sharding or not; the first listing's selector
         if keeper is not None:
             # Join the ring once kopf has listed every instance and runs the handlers: the others
             # stop acting on this replica's share the moment they see its Lease.
@@ -213,9 +223,12 @@ async def run_operator(
             stop_flag=stop_flag,
             ready_flag=kopf_ready,
             memo=kopf.Memo(),
+            insights=insights,
         )
     finally:
         forward.cancel()
+        if watch is not None:
+            await watch.stop()
         if keeper is not None:
             # kopf has stopped every handler: nothing acts any more, the others may take over.
             await keeper.stop(release=True)

@@ -357,7 +357,7 @@ def test_a_replicas_share_as_a_selector_lists_exactly_what_it_owns(api_client: c
 def test_without_the_feature_shard_selector_is_ignored_like_an_apiserver_before_1_36(
     kubesim_thread: KubeSimThread, api_client: client.ApiClient
 ) -> None:
-    """`POST /_kubesim/features {"shardSelector": false}`: the parameter is ignored (1.28–1.35
+    """`POST /_kubesim/features {"shardSelector": false}`: the parameter is ignored (1.28-1.35
     ignore an unknown list option): the whole collection, no `shardInfo`, no 400 on a malformed
     one, and watches unfiltered. Switched back on, it filters again."""
     uids = _create_configmaps(api_client, 12)
@@ -376,7 +376,9 @@ def test_without_the_feature_shard_selector_is_ignored_like_an_apiserver_before_
         )
         assert malformed.status_code == 200
         query = urllib.parse.urlencode({"watch": "1", "timeoutSeconds": "1", "shardSelector": lower_half()})
-        with requests.get(f"{base}/api/v1/namespaces/default/configmaps?{query}", stream=True, timeout=10) as s:
+        with requests.get(
+            f"{base}/api/v1/namespaces/default/configmaps?{query}", stream=True, timeout=10
+        ) as s:
             names = {json.loads(line)["object"]["metadata"]["name"] for line in s.iter_lines() if line}
         assert names == set(uids)
     finally:

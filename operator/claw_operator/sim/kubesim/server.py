@@ -95,6 +95,9 @@ class ApiServer:
         # Per client (bearer token, else User-Agent) and plural: objects sent in watch events
         # and in list answers, and the lists made (GET /_kubesim/stats `clients`).
         self.client_counts: dict[str, Counter[str]] = {}
+        # Per client: the UIDs its lists answered and its watches sent (in-process tests).
+        self.listed_uids: dict[str, set[str]] = {}
+        self.watched_uids: dict[str, set[str]] = {}
 
     # --- application -------------------------------------------------------------------------------
 
@@ -174,6 +177,11 @@ class ApiServer:
         if header.startswith("Bearer "):
             return header[len("Bearer ") :]
         return request.headers.get("User-Agent", "")
+
+    def reset_counts(self) -> None:
+        self.client_counts.clear()
+        self.listed_uids.clear()
+        self.watched_uids.clear()
 
     def count(self, request: web.Request, key: str, n: int = 1) -> None:
         counts = self.client_counts.setdefault(self.client_of(request), Counter())
@@ -441,6 +449,9 @@ class ApiServer:
             items = items[:limit]
         self.count(request, f"list:{rtype.plural}")
         self.count(request, f"listed:{rtype.plural}", len(items))
+        self.listed_uids.setdefault(self.client_of(request), set()).update(
+            o["metadata"].get("uid", "") for o in items
+        )
         output = self._output(request)
         if output == "table":
             include = request.query.get("includeObject", "Metadata")
@@ -478,13 +489,13 @@ class ApiServer:
             include_object=query.get("includeObject", "Metadata"),
         )
         self.count(request, f"watch:{rtype.plural}")
-        counter = self.client_counts.setdefault(self.client_of(request), Counter())
-        stream = WatchStream(
-            self.objects.store,
-            watch_request,
-            self.bookmark_interval,
-            on_events=lambda n: counter.update({f"watched:{rtype.plural}": n}),
-        )
+        client = self.client_of(request)
+
+        def sent(uids: list[str]) -> None:
+            self.client_counts.setdefault(client, Counter())[f"watched:{rtype.plural}"] += len(uids)
+            self.watched_uids.setdefault(client, set()).update(uids)
+
+        stream = WatchStream(self.objects.store, watch_request, self.bookmark_interval, on_events=sent)
         return await stream.serve(request)
 
     async def _create(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:

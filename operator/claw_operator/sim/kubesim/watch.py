@@ -49,16 +49,16 @@ class WatchStream:
         store: ObjectStore,
         request: WatchRequest,
         bookmark_interval: float,
-        on_events: Callable[[int], None] | None = None,
+        on_events: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.store = store
         self.request = request
         self.bookmark_interval = bookmark_interval
-        self._on_events = on_events  # told how many object events (not bookmarks) each write sent
+        self._on_events = on_events  # told the UIDs of the object events (not bookmarks) sent
 
-    def _sent(self, n: int) -> None:
-        if self._on_events is not None and n:
-            self._on_events(n)
+    def _sent(self, uids: list[str]) -> None:
+        if self._on_events is not None and uids:
+            self._on_events(uids)
 
     def _render(self, obj: dict[str, Any]) -> dict[str, Any]:
         request = self.request
@@ -108,6 +108,7 @@ class WatchStream:
         request, store = self.request, self.store
         scope = request.namespace if request.rtype.namespaced else None
         initial: list[bytes] = []
+        initial_uids: list[str] = []
         expired: str | None = None
         # Snapshot and subscribe atomically, so no change falls between the two.
         async with store.lock:
@@ -117,6 +118,7 @@ class WatchStream:
                     obj = request.rtype.present(stored)
                     if request.predicate(obj):
                         initial.append(self._line(ADDED, obj))
+                        initial_uids.append(obj["metadata"].get("uid", ""))
             else:
                 try:
                     since = int(request.resource_version or "0")
@@ -128,6 +130,7 @@ class WatchStream:
                         line = self.translate(change)
                         if line is not None:
                             initial.append(line)
+                            initial_uids.append(change.obj["metadata"].get("uid", ""))
                 except ResourceExpired as exc:
                     expired = str(exc)
             if request.send_initial_events and request.allow_bookmarks:
@@ -152,7 +155,7 @@ class WatchStream:
                 return response
             if initial:
                 await response.write(b"".join(initial))
-                self._sent(sum(1 for line in initial if not line.startswith(b'{"type":"BOOKMARK"')))
+                self._sent(initial_uids)
             await self._stream(response, subscription)
         except ConnectionResetError:
             pass  # the client went away
@@ -172,10 +175,15 @@ class WatchStream:
             if self.request.allow_bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
             await subscription.wait(wait)
-            lines = [line for change in subscription.drain() if (line := self.translate(change)) is not None]
+            lines, uids = [], []
+            for change in subscription.drain():
+                line = self.translate(change)
+                if line is not None:
+                    lines.append(line)
+                    uids.append(change.obj["metadata"].get("uid", ""))
             if lines:
                 await response.write(b"".join(lines))
-                self._sent(len(lines))
+                self._sent(uids)
             if subscription.closed:
                 return  # server stopping, or this watcher fell too far behind: the client re-watches
             # A bookmark promises every change up to its resourceVersion was sent: never while
