@@ -670,9 +670,7 @@ class ShardWatch:
         # (group, plural): kopf parses a "group/plural" string key otherwise than it reads.
         self._settings.watching.shard_selectors[GROUP, PLURAL] = self.selector
         covered = sum(end - start for start, end in ranges) / HASH_SPACE
-        logger.info(
-            "shard watch selector", extra={"ranges": len(ranges), "hash_space": f"{covered:.1%}"}
-        )
+        logger.info("shard watch selector", extra={"ranges": len(ranges), "hash_space": f"{covered:.1%}"})
         return True
 
     async def _loop(self) -> None:
