@@ -190,6 +190,7 @@ async def run_operator(
     watch: ShardWatch | None = None
     if keeper is not None:
         watch = ShardWatch(keeper, settings, insights, kube, namespaces=tuple(config.namespaces))
+        watch.on_relisted += [health.retain, metrics.retain]
         register_metrics(metrics.registry, keeper, watch)
     logger.info(
         "starting claw-operator",

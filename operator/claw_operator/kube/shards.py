@@ -609,6 +609,9 @@ class ShardWatch:
         self.selector: str | None = None
         self.ranges: list[tuple[int, int]] | None = None  # None: every instance
         self.relists = 0
+        # Told after each re-list: what the watch selects now (gauges and the liveness check
+        # forget the rest).
+        self.on_relisted: list[Callable[[Callable[[str], bool]], None]] = []
         keeper.watches = self.watches
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -712,6 +715,8 @@ class ShardWatch:
                 insights.watched_resources.update(ours)
                 insights.revised.notify_all()
         self.relists += 1
+        for listener in self.on_relisted:
+            listener(self.watches)
         logger.info(
             "shard watch re-listed",
             extra={
