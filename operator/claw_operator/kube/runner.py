@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -128,12 +130,54 @@ def _lease_keeper(config: OperatorConfig, api_client: Any, gateway: FlyGateway) 
 
 
 async def _forward_ready(
-    kopf_ready: asyncio.Event, health: WatchHealth, ready_flag: asyncio.Event | threading.Event | None
+    kopf_ready: asyncio.Event,
+    health: WatchHealth,
+    ready_flag: asyncio.Event | threading.Event | None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     await kopf_ready.wait()
     health.ready = True
     if ready_flag is not None:
         ready_flag.set()
+    if on_ready is not None:
+        on_ready()
+
+
+async def _release_early(keeper: LeaseKeeper, fenced: FencedExecutor, drain: float) -> None:
+    """SIGTERM with `--shards auto`: act on nothing from now on, wait for the Fly mutations in
+    flight (at most `drain` s), then release the Lease — the others take this replica's
+    instances over at their next listing, while kopf is still shutting down (about 2 s)."""
+    keeper.stop_acting()
+    started = time.monotonic()
+    drained = await fenced.drained(drain)
+    logger.info(
+        "stopping: releasing the shard Lease",
+        extra={"in_flight_drained": drained, "waited": round(time.monotonic() - started, 3)},
+    )
+    await keeper.stop(release=True)
+
+
+def _early_release_on_sigterm(
+    keeper: LeaseKeeper, fenced: FencedExecutor, stop: asyncio.Event, drain: float
+) -> Callable[[], None]:
+    """Installed once kopf runs (kopf's own SIGTERM handler is replaced: this one sets the stop
+    flag kopf was given, then releases the Lease early)."""
+
+    def install() -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # kopf handles no signals outside the main thread either
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+
+        def on_sigterm() -> None:
+            logger.info("Signal SIGTERM is received. Operator is stopping.")
+            stop.set()
+            if not tasks:
+                tasks.append(loop.create_task(_release_early(keeper, fenced, drain)))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+    return install
 
 
 async def run_operator(
@@ -202,7 +246,12 @@ async def run_operator(
     )
     server: HealthServer | None = None
     kopf_ready = asyncio.Event()
-    forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag))
+    on_ready = None
+    if keeper is not None and isinstance(executor, FencedExecutor) and stop_flag is None:
+        stop_flag = asyncio.Event()
+        drain = config.shard_timings.renew_deadline.total_seconds()
+        on_ready = _early_release_on_sigterm(keeper, executor, stop_flag, drain)
+    forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag, on_ready))
     try:
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)

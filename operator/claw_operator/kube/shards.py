@@ -540,6 +540,11 @@ class LeaseKeeper:
         current["spec"].update(clear)
         await self.api.replace(self.namespace, current)
 
+    def stop_acting(self) -> None:
+        """From now on this replica acts on nothing (`may_act`, `can_mutate` and the fence say
+        no): the first step of a shutdown, before its Lease is released."""
+        self._stopping = True
+
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with `release`, clear the holder so the others take over at once
         (call it only after this replica stopped acting)."""
@@ -739,11 +744,29 @@ class FencedExecutor:
 
     def __init__(self, executor: Any, keeper: LeaseKeeper) -> None:
         self._executor, self._keeper = executor, keeper
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def execute(self, action: Action, instance: Instance, env: Any) -> ActionResult:
         self._keeper.fence(instance.uid)
-        result: ActionResult = await self._executor.execute(action, instance, env)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            result: ActionResult = await self._executor.execute(action, instance, env)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
         return result
+
+    async def drained(self, timeout: float) -> bool:
+        """Until no Fly mutation is in flight (False: some still were after `timeout` s)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 def register_metrics(registry: Any, keeper: LeaseKeeper, watch: ShardWatch | None = None) -> None:

@@ -128,3 +128,34 @@ async def test_relist_stops_kopfs_watcher_and_puts_the_resource_back() -> None:
     assert seen == [set(), {RESOURCE}]
     assert watch.relists == 1
     orchestrating.cancel()
+
+
+async def test_the_fenced_executor_tells_when_no_fly_mutation_is_in_flight() -> None:
+    """A stopping replica releases its Lease once the Fly mutations in flight ended."""
+    from types import SimpleNamespace
+
+    from claw_operator.kube.shards import FencedExecutor, ShardFenced
+
+    gate = asyncio.Event()
+
+    class Slow:
+        async def execute(self, action: Any, instance: Any, env: Any) -> str:
+            await gate.wait()
+            return "done"
+
+    watch, _, _ = watch_for({})
+    keeper = watch.keeper
+    keeper.fence = lambda uid: None  # type: ignore[method-assign]
+    fenced = FencedExecutor(Slow(), keeper)
+    assert await fenced.drained(0.01)
+    call = asyncio.create_task(fenced.execute(None, SimpleNamespace(uid="u1"), None))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert not await fenced.drained(0.01)
+    gate.set()
+    assert await fenced.drained(1)
+    assert await call == "done"
+    # Once stopping, nothing more: the fence refuses.
+    del keeper.fence
+    keeper.stop_acting()
+    with pytest.raises(ShardFenced):
+        await fenced.execute(None, SimpleNamespace(uid="u1"), None)  # type: ignore[arg-type]
