@@ -372,7 +372,22 @@ async def measure_replicas(
     victim_name = members[-1]
     victim = replicas.pop(victim_name)
     sampler.live.pop(victim_name)
+    survivors = sorted(replicas)
+    # What bounded loads shift between two survivors when the victim leaves: nobody acts on
+    # those for a renew deadline after the departure is seen (by design); the victim's own
+    # instances go over at once.
+    shifted = sum(
+        1 for u in uids if owner(u, members) in survivors and owner(u, members) != owner(u, survivors)
+    )
     kill_hard(victim.process)
+    victims_taken = asyncio.create_task(
+        until(
+            lambda: (
+                sum((r.value("claw_shard_instances_acting{}") or 0) for r in replicas.values()) >= n - shifted
+            ),
+            120,
+        )
+    )
     all_acting = await until(
         lambda: sum((r.value("claw_shard_instances_acting{}") or 0) for r in replicas.values()) == n, 120
     )
@@ -380,6 +395,10 @@ async def measure_replicas(
         "replica": victim_name,
         "owned": shares[victim_name],
         "survivors_act_on_all_after_s": round(all_acting, 2) if all_acting is not None else None,
+        "shifted_between_survivors": shifted,
+        "victims_instances_taken_over_after_s": round(taken, 2)
+        if (taken := await victims_taken) is not None
+        else None,
         "bound_s": args.lease + interval,
     }
     print(
