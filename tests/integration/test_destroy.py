@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+from claw_operator.fly.tags import METADATA_UID_KEY, volume_name
 from claw_operator.lifecycle.model import Action, ActionResult, CreateMachine, Instance
-from tests.integration.conftest import Sandbox
+from tests.integration.conftest import APP, Sandbox
 
 MACHINE = "/v1/apps/*/machines/*"
 
@@ -124,3 +126,56 @@ def test_a_start_failure_never_overwrites_a_concurrent_delete(sandbox: Sandbox) 
     assert "status_conflict" in sandbox.logs.getvalue()
     assert "Stopped" not in phases, phases
     assert sandbox.live_machines() == [] and sandbox.volumes() == []
+
+
+def _listings(sandbox: Sandbox) -> dict[str, int]:
+    stats = sandbox.flyhttp.get("/_sim/stats").json()
+    counts = {"machines": 0, "volumes": 0}
+    for row in stats["requests"]:
+        if row["method"] == "GET":
+            for kind in counts:
+                if row["route"].endswith(f"/{kind}"):
+                    counts[kind] += row["count"]
+    return counts
+
+
+def test_a_delete_after_a_restart_lists_once_and_leaves_nothing_an_earlier_process_made(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.start_operator()
+    sandbox.create("older")
+    status = sandbox.wait_phase("older", "Running")
+    uid = sandbox.get("older")["metadata"]["uid"]  # type: ignore[index]
+    sandbox.stop_operators()
+    # What a process killed between its creates and its status write leaves: a volume named after
+    # the instance and a machine tagged with it, mounting it, neither in the status.
+    stray_volume = sandbox.fly_call(
+        "POST",
+        f"/v1/apps/{APP}/volumes",
+        json={"name": volume_name(uid), "region": "iad", "size_gb": 1},
+    )["id"]
+    sandbox.fly_call(
+        "POST",
+        f"/v1/apps/{APP}/machines",
+        json={
+            "region": "iad",
+            "config": {
+                "image": "registry.fly.io/claw:1",
+                "metadata": {METADATA_UID_KEY: uid},
+                "mounts": [{"volume": stray_volume, "path": "/data"}],
+            },
+        },
+    )
+    assert len(sandbox.live_machines()) == 2 and len(sandbox.volumes()) == 2
+    sandbox.start_operator()
+    # Past listing_settle of the restart: the first deleting pass's listings prove everything.
+    time.sleep(2 * sandbox.timings.listing_settle.total_seconds())
+    before = _listings(sandbox)
+    sandbox.delete("older")
+    sandbox.wait_gone("older", timeout=30)
+    after = _listings(sandbox)
+    # Once each, whatever the destroy then had to do (two machines, two volumes): the record the
+    # listings filled in answered every later pass.
+    assert {kind: after[kind] - before[kind] for kind in after} == {"machines": 1, "volumes": 1}
+    assert sandbox.live_machines() == [] and sandbox.volumes() == []
+    assert status["machineId"] and status["volumeId"] != stray_volume

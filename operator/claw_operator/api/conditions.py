@@ -69,7 +69,10 @@ class Condition(WireModel):
 
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     """The condition of that type, if present."""
-    return next((c for c in conditions if c.type == type_), None)
+    for condition in conditions:  # a plain loop: called for every condition of every pass
+        if condition.type == type_:
+            return condition
+    return None
 
 
 def set_condition(
@@ -89,6 +92,16 @@ def set_condition(
     values. Other conditions keep their order; a new type is appended.
     """
     previous = find_condition(conditions, type_)
+    if (
+        previous is not None
+        and previous.status == status
+        and previous.reason == reason
+        and previous.message == message
+        and previous.observed_generation == generation
+    ):
+        # Nothing moves: the same condition (a pass stamps all six, most unchanged; building
+        # each anew was most of `Draft.finish`, issue 13).
+        return list(conditions)
     transition = previous.last_transition_time if previous is not None and previous.status == status else now
     updated = Condition(
         type=type_,

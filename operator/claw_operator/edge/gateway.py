@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, assert_never
 
+from claw_operator.api import Phase
 from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.edge.env import ResolvedEnv
 from claw_operator.edge.listings import SharedListing
@@ -38,7 +39,7 @@ from claw_operator.fly import (
 )
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.lifecycle import volume_name
-from claw_operator.lifecycle.destroy import destroy_lookups
+from claw_operator.lifecycle.destroy import destroy_lookups, still_bound_after_detach
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -171,12 +172,16 @@ class FlyGateway:
         self._made: dict[str, _Made] = {}
         # UIDs with a create that failed or whose answer was lost: `_made` may miss an object.
         self._unsure: set[str] = set()
+        # UIDs of deleting instances older than this process whose `_made` a conclusive listing
+        # filled in (`_observe_destroy`): it holds every object of the instance too.
+        self._listed: set[str] = set()
 
     def inherit(self, uid: str) -> None:
         """Another operator replica may have acted on this instance (with `--shards auto`, this
         replica just gained it): it is not "born under watch", and a listing proves "none" only
         `listing_settle` after the takeover, exactly as after an operator restart."""
         self._inherited[uid] = time.monotonic()
+        self._listed.discard(uid)
 
     async def aclose(self) -> None:
         await self._fly.aclose()
@@ -228,9 +233,7 @@ class FlyGateway:
             and instance.uid not in self._inherited
         )
 
-    async def _without_stale_attachment(
-        self, app: str, volume: VolumeLookup, machine: MachineLookup
-    ) -> VolumeLookup:
+    async def _without_stale_attachment(self, app: str, volume: VolumeLookup) -> VolumeLookup:
         """The volume as the destroy must see it: not attached to a machine that is gone.
 
         Fly updates `attached_machine_id` some time after a destroy (docs/reference/
@@ -244,8 +247,6 @@ class FlyGateway:
         if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:
             return volume
         attached = seen.attached_machine_id
-        if machine.machine is not None and machine.machine.id == attached:
-            return volume  # the machine the destroy already knows about
         try:
             gone = (await self._fly.get_machine(app, attached)).is_gone
         except NotFound:
@@ -262,15 +263,17 @@ class FlyGateway:
         (`inherit`), and every create this process sent for it was answered. Then what this
         process created and has not destroyed is all there is: Fly creates nothing on its own,
         and the client never sends a create twice (an ambiguous one is resolved by listing, or
-        raised, which makes the instance unsure). None when that cannot be known.
+        raised, which makes the instance unsure). The same holds from a conclusive listing on
+        (`_listed`, filled in by `_observe_destroy`). None when that cannot be known.
         """
         created = instance.created_at
-        if (
-            created is None
-            or created <= self._started_at + self.BORN_WATCHED_MARGIN
-            or instance.uid in self._inherited
-            or instance.uid in self._unsure
-        ):
+        born_watched = (
+            created is not None
+            and created > self._started_at + self.BORN_WATCHED_MARGIN
+            and instance.uid not in self._inherited
+            and instance.uid not in self._unsure
+        )
+        if not born_watched and instance.uid not in self._listed:
             return None
         made = self._made.get(instance.uid, _Made())
         return tuple(made.machines.values()), tuple(made.volumes.values())
@@ -293,62 +296,133 @@ class FlyGateway:
         """A deleting instance's observation: only what `decide_destroy` reads
         (`destroy_lookups`), and nothing at all when this process knows every object of the
         instance (`_known_objects`): the listings that prove Fly empty before the finalizer
-        goes are then answered from that record."""
-        known = self._known_objects(instance)
-        if known is not None:
-            machines, volumes = known
-            return Observation(tagged_machines=machines, named_volumes=volumes)
+        goes are then answered from that record.
+
+        After an operator restart (or a takeover) the process knows nothing of what an earlier
+        one created, so the first deleting pass that can prove something lists both kinds once
+        (`_listings_prove_all`: past `listing_settle` of the restart, the takeover and this
+        process's own creates, whatever the listings show): what they show is every object of
+        the instance, and the record, kept up to date by this process's destroys, answers from
+        then on. Before that moment every pass looks as `destroy_lookups` says, and an empty
+        listing proves nothing (`_unsettled`).
+        """
         needs = destroy_lookups(instance)
-        app, status = instance.app, instance.status
-        volume = VolumeLookup()
-        if needs.volume_get and status.volume_id:
-            try:
-                got = await self._fly.get_volume(app, status.volume_id)
-                volume = (
-                    VolumeLookup(Lookup.GONE)
-                    if got.is_gone
-                    else VolumeLookup(Lookup.FOUND, self._seen_volume(volume_view(got)))
-                )
-            except NotFound:
-                volume = VolumeLookup(Lookup.GONE)
-            except FlyError as exc:
-                volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
-            volume = await self._without_stale_attachment(app, volume, MachineLookup())
+        app, status, uid = instance.app, instance.status, instance.uid
+        known = self._known_objects(instance)
         tagged: tuple[MachineView, ...] | None = None
         tagged_failure: FlyFailure | None = None
-        if needs.tagged_machines:
-            try:
-                owned = await self._owned_machines.lookup(app, instance.uid)
-                tagged = tuple(machine_view(m) for m in owned)
-            except FlyError as exc:
-                tagged_failure = to_failure(exc)
-            else:
-                if not any(m.state not in GONE_STATES for m in tagged):
-                    tagged_failure = self._unsettled(instance, "machine", self._machine_creates_sent)
-                if tagged_failure is not None:
-                    tagged = None
         named: tuple[VolumeView, ...] | None = None
         named_failure: FlyFailure | None = None
-        if needs.named_volumes:
-            try:
-                found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
-                named = tuple(volume_view(v) for v in found_volumes)
-            except FlyError as exc:
-                named_failure = to_failure(exc)
-            else:
-                # A stranded volume (a capacity recovery) proves nothing, as in `observe`.
-                if not any(
-                    v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id for v in named
-                ):
-                    named_failure = self._unsettled(instance, "volume", self._volume_creates_sent)
-                if named_failure is not None:
-                    named = None
+        listed = False
+        if known is None and self._listings_prove_all(instance):
+            tagged, tagged_failure = await self._list_tagged(instance)
+            named, named_failure = await self._list_named(instance)
+            listed = True
+            if tagged is not None and named is not None:
+                made = self._made_for(uid)
+                made.machines.update((m.id, m) for m in tagged if m.state not in GONE_STATES)
+                made.volumes.update((v.id, v) for v in named if v.state not in VOLUME_GONE_STATES)
+                self._listed.add(uid)
+                known = self._known_objects(instance)
+        if known is not None:
+            machines, volumes = known
+            volume = VolumeLookup()
+            if needs.volume_get and status.volume_id and still_bound_after_detach(instance):
+                volume = await self._look_volume_for_destroy(app, status.volume_id)
+            if (
+                not machines
+                and not volumes
+                and status.phase == Phase.DESTROYING
+                and status.pending_destroy_machine_id is None
+                and status.pending_destroy_volume_id is None
+            ):
+                # The last pass: nothing of the instance is left to remember.
+                self._listed.discard(uid)
+            return Observation(volume=volume, tagged_machines=machines, named_volumes=volumes)
+        volume = VolumeLookup()
+        if needs.volume_get and status.volume_id:
+            volume = await self._look_volume_for_destroy(app, status.volume_id)
+        if not listed:
+            if needs.tagged_machines:
+                tagged, tagged_failure = await self._list_tagged(instance)
+            if needs.named_volumes:
+                named, named_failure = await self._list_named(instance)
         return Observation(
             volume=volume,
             tagged_machines=tagged,
             tagged_failure=tagged_failure,
             named_volumes=named,
             named_failure=named_failure,
+        )
+
+    async def _look_volume(self, app: str, volume_id: str) -> VolumeLookup:
+        """GET the volume: found (its size remembered), gone (404 or soft-deleted), or error."""
+        try:
+            got = await self._fly.get_volume(app, volume_id)
+        except NotFound:
+            return VolumeLookup(Lookup.GONE)
+        except FlyError as exc:
+            return VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
+        if got.is_gone:
+            return VolumeLookup(Lookup.GONE)
+        return VolumeLookup(Lookup.FOUND, self._seen_volume(volume_view(got)))
+
+    async def _look_volume_for_destroy(self, app: str, volume_id: str) -> VolumeLookup:
+        """The volume, for `_recover_pending_machine`: its GET, less a stale attachment."""
+        return await self._without_stale_attachment(app, await self._look_volume(app, volume_id))
+
+    async def _list_tagged(
+        self, instance: Instance
+    ) -> tuple[tuple[MachineView, ...] | None, FlyFailure | None]:
+        """The machines tagged with the instance's UID, or why the listing cannot tell: it
+        failed, or it shows none of them within `listing_settle` of a create (`_unsettled`)."""
+        try:
+            owned = await self._owned_machines.lookup(instance.app, instance.uid)
+        except FlyError as exc:
+            self._listing_failed(instance, "machines by tag", exc)
+            return None, to_failure(exc)
+        tagged = tuple(machine_view(m) for m in owned)
+        if any(m.state not in GONE_STATES for m in tagged):
+            return tagged, None
+        unsettled = self._unsettled(instance, "machine", self._machine_creates_sent)
+        return (None, unsettled) if unsettled is not None else (tagged, None)
+
+    async def _list_named(
+        self, instance: Instance
+    ) -> tuple[tuple[VolumeView, ...] | None, FlyFailure | None]:
+        """The volumes named after the instance, or why the listing cannot tell (as
+        `_list_tagged`). In a capacity recovery the stranded and superseded volumes prove
+        nothing: only its replacement (or fork) could have been created moments ago, and a
+        listing showing only those volumes may be one that does not show it yet."""
+        status = instance.status
+        try:
+            found = await self._named_volumes.lookup(instance.app, volume_name(instance.uid))
+        except FlyError as exc:
+            self._listing_failed(instance, "volumes by name", exc)
+            return None, to_failure(exc)
+        named = tuple(volume_view(v) for v in found)
+        recovering = {status.stranded_volume_id, *(status.superseded_volume_ids or ())}
+        if any(v.state not in VOLUME_GONE_STATES and v.id not in recovering for v in named):
+            return named, None
+        unsettled = self._unsettled(instance, "volume", self._volume_creates_sent)
+        return (None, unsettled) if unsettled is not None else (named, None)
+
+    @staticmethod
+    def _listing_failed(instance: Instance, what: str, exc: FlyError) -> None:
+        logger.info(
+            f"listing {what} failed",
+            extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
+        )
+
+    def _listings_prove_all(self, instance: Instance) -> bool:
+        """Listings taken now would show every machine and volume of the instance, whatever
+        they show: no create this process sent for it failed or lost its answer, and no create
+        an earlier process (or another replica) may have sent is younger than `listing_settle`
+        (`_unsettled`: the restart, the takeover and this process's last creates)."""
+        return (
+            instance.uid not in self._unsure
+            and self._unsettled(instance, "machine", self._machine_creates_sent) is None
+            and self._unsettled(instance, "volume", self._volume_creates_sent) is None
         )
 
     async def observe(self, instance: Instance) -> Observation:
@@ -370,70 +444,25 @@ class FlyGateway:
                 machine = MachineLookup(Lookup.ERROR, failure=to_failure(exc))
         volume = VolumeLookup()
         if status.volume_id and self._volume_needs_a_look(instance, machine):
-            try:
-                got = await self._fly.get_volume(app, status.volume_id)
-                volume = (
-                    VolumeLookup(Lookup.GONE)
-                    if got.is_gone
-                    else VolumeLookup(Lookup.FOUND, self._seen_volume(volume_view(got)))
-                )
-            except NotFound:
-                volume = VolumeLookup(Lookup.GONE)
-            except FlyError as exc:
-                volume = VolumeLookup(Lookup.ERROR, failure=to_failure(exc))
-        if instance.deleting:
-            volume = await self._without_stale_attachment(app, volume, machine)
-        tagged: tuple[MachineView, ...] | None = None
-        tagged_failure: FlyFailure | None = None
+            volume = await self._look_volume(app, status.volume_id)
         if self._knows_nothing_exists(instance):
             # As conclusive as an empty listing, and without Fly's eventual consistency.
             return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
         # The listings also answer a 404 on the recorded object: a loss needs a listing without
         # it (lifecycle.loss).
-        if not status.machine_id or instance.deleting or machine.outcome == Lookup.GONE:
-            try:
-                owned = await self._owned_machines.lookup(app, instance.uid)
-                tagged = tuple(machine_view(m) for m in owned)
-            except FlyError as exc:
-                tagged_failure = to_failure(exc)
-            else:
-                if not any(m.state not in GONE_STATES for m in tagged):
-                    tagged_failure = self._unsettled(instance, "machine", self._machine_creates_sent)
-                if tagged_failure is not None:
-                    tagged = None
+        tagged: tuple[MachineView, ...] | None = None
+        tagged_failure: FlyFailure | None = None
+        if not status.machine_id or machine.outcome == Lookup.GONE:
+            tagged, tagged_failure = await self._list_tagged(instance)
         named: tuple[VolumeView, ...] | None = None
         named_failure: FlyFailure | None = None
         if (
             not status.volume_id
-            or instance.deleting
             or volume.outcome == Lookup.GONE
             or self._mounts_another_volume(instance, machine)
             or status.stranded_volume_id is not None
         ):
-            try:
-                found_volumes = await self._named_volumes.lookup(app, volume_name(instance.uid))
-                named = tuple(volume_view(v) for v in found_volumes)
-            except FlyError as exc:
-                named_failure = to_failure(exc)
-                logger.info(
-                    "listing volumes by name failed",
-                    extra={"instance": f"{instance.namespace}/{instance.name}", "error": str(exc)},
-                )
-            else:
-                # In a capacity recovery the stranded (and superseded) volumes prove nothing: only
-                # its replacement (or fork) could have been created moments ago.
-                live_named = [
-                    v
-                    for v in named
-                    if v.state not in VOLUME_GONE_STATES
-                    and v.id != status.stranded_volume_id
-                    and v.id not in (status.superseded_volume_ids or ())
-                ]
-                named_failure = (
-                    None if live_named else self._unsettled(instance, "volume", self._volume_creates_sent)
-                )
-                if named_failure is not None:
-                    named = None
+            named, named_failure = await self._list_named(instance)
         return Observation(
             machine=machine,
             volume=volume,
@@ -508,6 +537,7 @@ class FlyGateway:
         except FlyError as exc:
             if isinstance(action, CreateVolume | CreateMachine | ReplaceVolume):
                 self._unsure.add(instance.uid)  # it may exist: from now on, only listings tell
+                self._listed.discard(instance.uid)
             elif isinstance(exc, NotFound):
                 if isinstance(action, DestroyMachine | DestroyStrandedMachine):
                     self._removed(instance.uid, machine_id=action.machine_id)

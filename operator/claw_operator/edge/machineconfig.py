@@ -9,8 +9,8 @@ from typing import Any
 from claw_operator.api.timefmt import parse_rfc3339
 from claw_operator.edge.env import env_digest
 from claw_operator.fly import Machine, OwnerTag
-from claw_operator.fly.models import MachineCheck
-from claw_operator.lifecycle.desired import CHECK_NAME, describe_check, desired_machine
+from claw_operator.fly.models import MachineCheck, MachineConfig
+from claw_operator.lifecycle.desired import CHECK_NAME, DesiredMachine, describe_check, desired_machine
 from claw_operator.lifecycle.model import CheckView, GuestView, Instance, MachineView, Mount
 
 
@@ -23,17 +23,15 @@ def desired_config(instance: Instance, env: dict[str, str], volume_id: str) -> d
     """The full MachineConfig for create and update (env values included: never log it):
     `lifecycle.desired.DesiredMachine` rendered, plus the values of its env and the owner tags."""
     desired = desired_machine(instance, volume_id)
-    config: dict[str, Any] = {
-        "image": desired.image,
-        "env": dict(env),
-        "guest": {
+    config: dict[str, Any] = {"image": desired.image, "env": dict(env)}
+    if desired.guest is not None:  # always, from the spec
+        config["guest"] = {
             "cpu_kind": desired.guest.cpu_kind,
             "cpus": desired.guest.cpus,
             "memory_mb": desired.guest.memory_mb,
-        },
-        "mounts": [{"volume": m.volume, "path": m.path} for m in desired.mounts],
-        "metadata": owner_of(instance).metadata(),
-    }
+        }
+    config["mounts"] = [{"volume": m.volume, "path": m.path} for m in desired.mounts]
+    config["metadata"] = owner_of(instance).metadata()
     check = instance.spec.health_check
     if check is not None:
         config["checks"] = {
@@ -51,24 +49,31 @@ def desired_config(instance: Instance, env: dict[str, str], volume_id: str) -> d
 
 
 def machine_view(machine: Machine) -> MachineView:
-    """A Fly machine read back into the decisions' shape (the fields of `DesiredMachine`, plus
-    what the decisions track: state, version, metadata)."""
+    """A Fly machine read back into the decisions' shape: its config as a `DesiredMachine`, plus
+    what the decisions track (state, version, metadata, exits, checks)."""
     config = machine.config or machine.incomplete_config
-    guest = config.guest if config else None
     return MachineView(
         id=machine.id,
         state=machine.state or "unknown",
         region=machine.region or "",
         instance_id=machine.current_version,
-        image=config.image if config else None,
-        guest=GuestView(guest.cpu_kind or "shared", guest.cpus or 0, guest.memory_mb or 0) if guest else None,
-        env_digest=env_digest(dict(config.env or {})) if config else None,
-        mounts=tuple(Mount(m.volume or "", m.path or "") for m in (config.mounts or [])) if config else (),
+        config=read_config(config) if config else None,
         metadata=machine.metadata,
         updated_at=parse_rfc3339(machine.updated_at),
         exited_at=last_exit(machine),
-        health_check=_check_config(config.checks) if config else None,
         checks=_check_results(machine.checks),
+    )
+
+
+def read_config(config: MachineConfig) -> DesiredMachine:
+    """Fly's config in the shape of what the spec asks for (`desired_config` the other way)."""
+    guest = config.guest
+    return DesiredMachine(
+        image=config.image,
+        guest=GuestView(guest.cpu_kind or "shared", guest.cpus or 0, guest.memory_mb or 0) if guest else None,
+        env_digest=env_digest(dict(config.env or {})),
+        mounts=tuple(Mount(m.volume or "", m.path or "") for m in config.mounts or []),
+        health_check=_check_config(config.checks),
     )
 
 

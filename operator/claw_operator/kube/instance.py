@@ -57,12 +57,17 @@ def parse(obj: dict[str, Any], last: Parsed | None = None) -> Parsed:
     """The object's spec and status validated; `last` again when it was parsed from the same."""
     if last is not None and last.fits(obj):
         return last
+    spec, status = obj.get("spec"), obj.get("status")
+    # A part equal to the one `last` was parsed from parses the same: the spec stays through
+    # every status write, the status through a metadata change (kopf's finalizer).
+    same_spec = last is not None and spec == last.spec_source
+    same_status = last is not None and status == last.status_source
     return Parsed(
         obj.get("metadata", {}).get("resourceVersion"),
-        obj.get("spec"),
-        obj.get("status"),
-        ClawInstanceSpec.model_validate(obj.get("spec") or {}),
-        ClawInstanceStatus.model_validate(obj.get("status") or {}),
+        spec,
+        status,
+        last.spec if last is not None and same_spec else ClawInstanceSpec.model_validate(spec or {}),
+        last.status if last is not None and same_status else ClawInstanceStatus.model_validate(status or {}),
     )
 
 

@@ -57,7 +57,9 @@ class DestroyLookups:
     UID, and the volume's attachment, only while no machine is pending, and the volumes named
     after it only once neither is pending (or on the first pass, for an unrecorded volume).
     So while both ids are known nothing is listed, and the listings come back for the pass
-    that must prove Fly empty before the finalizer goes.
+    that must prove Fly empty before the finalizer goes. (A gateway that knows every object
+    of the instance answers them without a call, and one that does not lists once, as soon as
+    a listing can prove it: `FlyGateway._observe_destroy`.)
     """
 
     volume_get: bool = False
@@ -79,6 +81,20 @@ def destroy_lookups(instance: Instance) -> DestroyLookups:
         volume_get=no_machine,
         tagged_machines=no_machine,
         named_volumes=volume is None and (no_machine or status.phase != Phase.DESTROYING),
+    )
+
+
+def still_bound_after_detach(instance: Instance) -> bool:
+    """The volume delete was refused as bound again after the detach wait (`detach_retry`
+    counts that refusal as a failure): not the machine just destroyed, whose volume Fly
+    releases within `volume_detach`, but something else may hold the volume. A gateway that
+    knows every object of the instance without asking Fly (`FlyGateway._known_objects`) looks
+    at the volume's attachment then, so `_recover_pending_machine` can find that machine."""
+    status = instance.status
+    return (
+        status.last_destroy_error_op == DestroyOp.VOLUME
+        and status.last_destroy_error_status in _BOUND_STATUSES
+        and instance.failures > 0
     )
 
 

@@ -39,7 +39,7 @@ def mount_repair_needed(machine: MachineView, volume_id: str, path: str) -> str 
 
 def config_drift(instance: Instance, volume_id: str, machine: MachineView) -> list[str]:
     """What differs between the spec and the machine's config (`desired.config_changes`)."""
-    return config_changes(desired_machine(instance, volume_id), machine)
+    return config_changes(desired_machine(instance, volume_id), machine.config)
 
 
 def restart_requested(instance: Instance) -> bool:

@@ -16,10 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from claw_operator.api import ClawInstanceSpec, ClawInstanceStatus
 from claw_operator.api.reasons import EventReason, Reason
 from claw_operator.fly.errors import FailureKind as FailureKind  # the decisions speak Fly's kinds
+
+if TYPE_CHECKING:  # `desired` builds on this module's vocabulary
+    from claw_operator.lifecycle.desired import DesiredMachine
 
 # ---------------------------------------------------------------------------- observation
 
@@ -65,20 +69,41 @@ class MachineView:
     state: str  # created, starting, started, stopping, stopped, failed, replacing, destroyed, ...
     region: str
     instance_id: str | None = None
-    image: str | None = None
-    guest: GuestView | None = None
-    env_digest: str | None = None  # digest of config.env (values never leave `kube`)
-    mounts: tuple[Mount, ...] = ()
+    # Its config, read back in the shape of what the spec asks for (`edge.machineconfig`), so
+    # drift compares like with like; None when Fly's answer had no config.
+    config: DesiredMachine | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
     # When its process last exited on its own (Fly's latest `exit` machine event that no
     # requested stop caused), if Fly says.
     exited_at: datetime | None = None
-    # The operator's health check in the config, described (`lifecycle.desired.describe_check`;
-    # "none" when the config has none); None when the config is unknown.
-    health_check: str | None = None
     # The checks' results as Fly reports them; None when Fly's answer had none.
     checks: tuple[CheckView, ...] | None = None
+
+    # The config's fields the decisions read (None, or no mount, when the config is unknown).
+
+    @property
+    def image(self) -> str | None:
+        return self.config.image if self.config else None
+
+    @property
+    def guest(self) -> GuestView | None:
+        return self.config.guest if self.config else None
+
+    @property
+    def env_digest(self) -> str | None:
+        """The digest of config.env (the values never reach `lifecycle`)."""
+        return self.config.env_digest if self.config else None
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        return self.config.mounts if self.config else ()
+
+    @property
+    def health_check(self) -> str | None:
+        """The operator's health check in the config, described (`desired.describe_check`;
+        "none" when the config has none)."""
+        return self.config.health_check if self.config else None
 
 
 @dataclass(frozen=True)

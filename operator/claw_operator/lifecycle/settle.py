@@ -7,8 +7,9 @@ its own, so `kube` posts and writes only what `settle` returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 from claw_operator.api import Phase
 from claw_operator.api.conditions import READY, RECONCILING, RESTARTING, START_FAILED
@@ -48,7 +49,10 @@ from claw_operator.lifecycle.model import (
     StartMachine,
     StopMachine,
     Timings,
+    VolumeView,
 )
+
+_Created = TypeVar("_Created", MachineView, VolumeView)
 
 # Fly states that mean the machine is not running, reported as phase Stopped after a failed restart.
 _NOT_RUNNING = frozenset({"stopped", "created", "failed", "suspended"})
@@ -65,11 +69,11 @@ def settle(
     # Exhaustive: mypy names this match when a new Action is added and not settled here.
     match action:
         case CreateVolume():
-            return _volume_created(d, result)
+            return _created(d, result, "volume", result.volume, _volume_created)
         case ExtendVolume():
             return _volume_extended(d, action, result)
         case CreateMachine():
-            return _machine_created(d, result)
+            return _created(d, result, "machine", result.machine, _machine_created)
         case StartMachine():
             return _machine_started(d, action, result)
         case AwaitState():
@@ -113,12 +117,23 @@ def _enter_starting(d: Draft) -> None:
     status.phase = Phase.STARTING
 
 
-def _volume_created(d: Draft, result: ActionResult) -> Decision:
+def _created(
+    d: Draft,
+    result: ActionResult,
+    what: str,
+    created: _Created | None,
+    record: Callable[[Draft, _Created], Decision],
+) -> Decision:
+    """A create's answer: a failed start, or no object to record (the answer was lost: the next
+    pass finds it by its name or its UID tag), or the object `record` records."""
     if result.failure is not None:
-        return _failed_start(d, result.failure, "creating the volume failed")
-    volume = result.volume
-    if volume is None:
+        return _failed_start(d, result.failure, f"creating the {what} failed")
+    if created is None:
         return d.finish(requeue_after=0)
+    return record(d, created)
+
+
+def _volume_created(d: Draft, volume: VolumeView) -> Decision:
     status = d.status
     status.volume_id = volume.id
     status.region = volume.region
@@ -163,13 +178,7 @@ def _volume_extended(d: Draft, action: ExtendVolume, result: ActionResult) -> De
     return d.finish()
 
 
-def _machine_created(d: Draft, result: ActionResult) -> Decision:
-    if result.failure is not None:
-        return _failed_start(d, result.failure, "creating the machine failed")
-    machine = result.machine
-    if machine is None:
-        # Nothing to record; the next pass lists by the UID tag.
-        return d.finish(requeue_after=0)
+def _machine_created(d: Draft, machine: MachineView) -> Decision:
     status = d.status
     streak = _in_failing_streak(d)
     # Persisted with this write, before anything waits on the machine.

@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from claw_operator.api import Phase
+from claw_operator.api import DestroyOp, Phase
 from claw_operator.edge import FlyGateway
 from claw_operator.fly import Machine, NotFound, Volume
 from claw_operator.fly.errors import Unavailable
-from claw_operator.fly.tags import METADATA_UID_KEY
+from claw_operator.fly.tags import METADATA_UID_KEY, volume_name
 from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
@@ -146,11 +146,18 @@ def test_a_create_whose_answer_was_lost_brings_the_listings_back() -> None:
     run(scenario())
 
 
-def test_an_instance_older_than_the_process_is_listed_once_nothing_is_pending() -> None:
-    gw, fly, inst = setup(born_before_start=True)
-    gw._started_monotonic -= 60  # past listing_settle since the start
-    fly.machines["m1"] = Machine(id="m1", state="started", config={"metadata": {METADATA_UID_KEY: UID}})
-    destroying = replace(
+def destroying_older(gw: FlyGateway, inst: Instance, *, settled: bool = True) -> Instance:
+    """A deletion of an instance created before this process (an operator restart), Fly
+    holding its recorded machine m1 and volume vol1, and an unrecorded machine m2 tagged with it
+    (an earlier process died between its create and the status write)."""
+    if settled:
+        gw._started_monotonic -= 60  # past listing_settle since the start
+    tags = {"metadata": {METADATA_UID_KEY: UID}}
+    fly = gw._fly
+    fly.machines["m1"] = Machine(id="m1", state="started", config=tags)  # type: ignore[attr-defined]
+    fly.machines["m2"] = Machine(id="m2", state="stopped", config=tags)  # type: ignore[attr-defined]
+    fly.volumes["vol1"] = Volume(id="vol1", name=volume_name(UID), state="created", size_gb=10)  # type: ignore[attr-defined]
+    return replace(
         inst,
         deleting=True,
         status=inst.status.model_copy(
@@ -164,22 +171,107 @@ def test_an_instance_older_than_the_process_is_listed_once_nothing_is_pending() 
         ),
     )
 
+
+def done(inst: Instance, **update: Any) -> Instance:
+    """The same deletion once the recorded machine and volume are destroyed."""
+    cleared = {
+        "machine_id": None,
+        "volume_id": None,
+        "pending_destroy_machine_id": None,
+        "pending_destroy_volume_id": None,
+        **update,
+    }
+    return replace(inst, status=inst.status.model_copy(update=cleared))
+
+
+def test_an_instance_older_than_the_process_is_listed_once_then_answered_from_the_record() -> None:
+    gw, fly, inst = setup(born_before_start=True)
+    destroying = destroying_older(gw, inst)
+
+    async def scenario() -> None:
+        first = await gw.observe(destroying)
+        # Past listing_settle of the restart: both listings, once, show every object.
+        assert sorted(fly.calls) == ["list_machines", "list_volumes"]
+        assert sorted(m.id for m in first.tagged_machines or ()) == ["m1", "m2"]
+        assert [v.id for v in first.named_volumes or ()] == ["vol1"]
+        assert (await gw.execute(DestroyMachine(machine_id="m1"), destroying, None)).ok
+        assert (await gw.execute(DeleteVolume(volume_id="vol1"), destroying, None)).ok
+        fly.calls.clear()
+        last = await gw.observe(done(destroying))
+        assert fly.calls == []  # answered from the record, kept by the destroys
+        assert [m.id for m in last.tagged_machines or ()] == ["m2"]  # unrecorded: destroyed next
+        assert last.named_volumes == ()
+        assert (await gw.execute(DestroyMachine(machine_id="m2"), destroying, None)).ok
+        fly.calls.clear()
+        empty = await gw.observe(done(destroying))
+        assert fly.calls == [] and empty.tagged_machines == () and empty.named_volumes == ()
+        assert UID not in gw._listed  # the last pass: nothing left to remember
+
+    run(scenario())
+
+
+def test_within_listing_settle_of_a_restart_the_record_is_not_filled_in() -> None:
+    gw, fly, inst = setup(born_before_start=True)
+    gw._timings = Timings(listing_settle=timedelta(seconds=30))
+    destroying = destroying_older(gw, inst, settled=False)
+
     async def scenario() -> None:
         await gw.observe(destroying)
-        assert fly.calls == []  # both ids pending: nothing to look at
-        last = replace(
-            destroying,
-            status=destroying.status.model_copy(
-                update={
-                    "machine_id": None,
-                    "volume_id": None,
-                    "pending_destroy_machine_id": None,
-                    "pending_destroy_volume_id": None,
-                }
-            ),
-        )
-        seen = await gw.observe(last)
+        assert fly.calls == []  # both ids pending: nothing to look at yet
+        fly.machines.clear()
+        fly.volumes.clear()
+        last = await gw.observe(done(destroying))
+        # An empty listing within listing_settle of the restart proves nothing.
         assert sorted(fly.calls) == ["list_machines", "list_volumes"]
-        assert [m.id for m in seen.tagged_machines or ()] == ["m1"]  # unrecorded: destroyed next
+        assert last.tagged_machines is None and last.tagged_failure is not None
+        assert last.named_volumes is None and last.named_failure is not None
+        assert UID not in gw._listed
+
+    run(scenario())
+
+
+def test_a_failed_listing_fills_in_no_record() -> None:
+    gw, fly, inst = setup(born_before_start=True)
+    destroying = destroying_older(gw, inst)
+
+    async def failing(app: str) -> list[Volume]:
+        fly.calls.append("list_volumes")
+        raise Unavailable("upstream reset")
+
+    fly.list_volumes = failing  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        seen = await gw.observe(destroying)
+        assert sorted(fly.calls) == ["list_machines", "list_volumes"]
+        assert seen.named_volumes is None and seen.named_failure is not None
+        assert UID not in gw._listed
+
+    run(scenario())
+
+
+def test_a_volume_still_refused_as_bound_after_the_detach_wait_is_looked_at() -> None:
+    gw, fly, inst = setup()
+
+    async def scenario() -> None:
+        deleting = await create_both(gw, inst)
+        assert (await gw.execute(DestroyMachine(machine_id="m1"), deleting, None)).ok
+        fly.volumes["vol1"] = Volume(
+            id="vol1", name=volume_name(UID), state="created", size_gb=10, attached_machine_id="x9"
+        )
+        fly.machines["x9"] = Machine(id="x9", state="started")  # not ours, but holds the volume
+        refused = done(
+            deleting,
+            phase=Phase.DESTROYING,
+            volume_id="vol1",
+            pending_destroy_volume_id="vol1",
+            last_destroy_error_op=DestroyOp.VOLUME,
+            last_destroy_error_status=412,
+        )
+        fly.calls.clear()
+        await gw.observe(refused)
+        assert fly.calls == []  # the first refusal: Fly is still detaching the destroyed machine
+        seen = await gw.observe(replace(refused, failures=1))
+        assert fly.calls == ["get_volume", "get_machine"]
+        assert seen.volume.volume is not None and seen.volume.volume.attached_machine_id == "x9"
 
     run(scenario())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from claw_operator.api import (
     find_condition,
 )
 from claw_operator.lifecycle import decide, settle
+from claw_operator.lifecycle.desired import DesiredMachine
 from claw_operator.lifecycle.model import (
     ActionResult,
     Decision,
@@ -44,6 +45,11 @@ MACHINE = "m1"
 VOLUME = "vol1"
 
 UNSET: Any = object()
+# A start begun moments ago (well within --starting-timeout), and one begun before it ran out.
+JUST_NOW = T0 - timedelta(seconds=30)
+LONG_AGO = T0 - TIMINGS.starting_timeout - timedelta(seconds=1)
+# The instance's volume name (`lifecycle.volume_name(UID)`), by its value.
+NAME = "claw_5f3a9c1e0b7d4e2a9c118d6f"
 # A first 404 remembered long enough ago for a second one to prove the loss (lifecycle.loss).
 MISSING_SINCE = T0 - TIMINGS.loss_grace - timedelta(seconds=1)
 
@@ -125,6 +131,27 @@ def running(**status_overrides: Any) -> Instance:
     return instance(status_=running_status(**status_overrides))
 
 
+def provisioned(**overrides: Any) -> Instance:
+    """Its volume created, no machine yet."""
+    data: dict[str, Any] = {"phase": Phase.PROVISIONED, "volume_id": VOLUME, "region": "iad"}
+    return instance(status_=status(**{**data, **overrides}))
+
+
+def with_machine(phase: Phase, **overrides: Any) -> Instance:
+    """In `phase`, its volume and machine recorded."""
+    data: dict[str, Any] = {"phase": phase, "machine_id": MACHINE, "volume_id": VOLUME, "region": "iad"}
+    return instance(status_=status(**{**data, **overrides}))
+
+
+def starting(**overrides: Any) -> Instance:
+    """A start in flight since `JUST_NOW`."""
+    return with_machine(Phase.STARTING, **{"starting_at": JUST_NOW, **overrides})
+
+
+def stopped(**overrides: Any) -> Instance:
+    return with_machine(Phase.STOPPED, **overrides)
+
+
 def machine(
     state: str = "started",
     *,
@@ -134,23 +161,35 @@ def machine(
     image: str | None = IMAGE,
     env_digest: str | None = ENV,
     guest: GuestView | None = None,
+    health_check: str | None = None,
+    mounts: tuple[Mount, ...] | None = None,  # instead of the one of `volume` at `path`
     updated_at: datetime | None = None,
     **overrides: Any,
 ) -> MachineView:
-    mounts = (Mount(volume=volume, path=path),) if volume is not None else ()
+    if mounts is None:
+        mounts = (Mount(volume=volume, path=path),) if volume is not None else ()
     return MachineView(
         id=id,
         state=state,
         region=overrides.pop("region", "iad"),
         instance_id=overrides.pop("instance_id", "inst-1"),
-        image=image,
-        guest=guest or GuestView(cpu_kind="shared", cpus=2, memory_mb=3072),
-        env_digest=env_digest,
-        mounts=mounts,
+        config=DesiredMachine(
+            image=image,
+            guest=guest or GuestView(cpu_kind="shared", cpus=2, memory_mb=3072),
+            env_digest=env_digest,
+            mounts=mounts,
+            health_check=health_check,
+        ),
         metadata={"claw_instance_uid": UID},
         updated_at=updated_at,
         **overrides,
     )
+
+
+def reconfigured(seen: MachineView, **changes: Any) -> MachineView:
+    """The machine with its config changed (`mounts=...`, `image=...`)."""
+    assert seen.config is not None
+    return replace(seen, config=replace(seen.config, **changes))
 
 
 def volume(id: str = VOLUME, size_gb: int = 10, attached: str | None = None) -> VolumeView:

@@ -29,12 +29,14 @@ from typing import Any
 from claw_operator.api import (
     ClawInstanceSpec,
     ClawInstanceStatus,
+    Phase,
     find_condition,
 )
 from claw_operator.edge.gateway import volume_needs_a_look
 from claw_operator.kube.reconciler import MAX_CONFLICT_RETRIES, MAX_PASSES, carry_over
 from claw_operator.lifecycle import decide, settle, volume_name
-from claw_operator.lifecycle.desired import CHECK_NAME, desired_machine
+from claw_operator.lifecycle.desired import CHECK_NAME, DesiredMachine, desired_machine
+from claw_operator.lifecycle.destroy import destroy_lookups, still_bound_after_detach
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -181,14 +183,16 @@ class FlyMachine:
             state=self.state,
             region=self.region,
             instance_id=self.version,
-            image=self.image,
-            guest=self.guest,
-            env_digest=self.env_digest,
-            mounts=self.mounts,
+            config=DesiredMachine(
+                image=self.image,
+                guest=self.guest,
+                env_digest=self.env_digest,
+                mounts=self.mounts,
+                health_check=self.health_check,
+            ),
             metadata={META_UID: self.uid},
             updated_at=self.changed_at,
             exited_at=self.exited_at,
-            health_check=self.health_check,
             checks=self.checks(),
         )
 
@@ -492,6 +496,19 @@ class GatewayMemory:
     # UID -> when this process last sent a volume (machine) create (`_unsettled`).
     volume_creates_sent: dict[str, datetime] = field(default_factory=dict)
     machine_creates_sent: dict[str, datetime] = field(default_factory=dict)
+    # UID -> the machines (volumes) this process created and has not removed (`_made`), filled
+    # in by a conclusive listing for the UIDs in `listed`; `unsure`: a create failed or lost its
+    # answer (`_known_objects`).
+    made_machines: dict[str, dict[str, MachineView]] = field(default_factory=dict)
+    made_volumes: dict[str, dict[str, VolumeView]] = field(default_factory=dict)
+    unsure: set[str] = field(default_factory=set)
+    listed: set[str] = field(default_factory=set)
+
+    def removed(self, uid: str, *, machine_id: str | None = None, volume_id: str | None = None) -> None:
+        if machine_id is not None:
+            self.made_machines.get(uid, {}).pop(machine_id, None)
+        if volume_id is not None:
+            self.made_volumes.get(uid, {}).pop(volume_id, None)
 
 
 BORN_WATCHED_MARGIN = timedelta(seconds=10)
@@ -543,8 +560,124 @@ def _unsettled(
     )
 
 
+def _known_objects(
+    inst: Instance, mem: GatewayMemory
+) -> tuple[tuple[MachineView, ...], tuple[VolumeView, ...]] | None:
+    """Every object of the instance, known without asking (gateway `_known_objects`)."""
+    created = inst.created_at
+    born_watched = (
+        created is not None and created > mem.started_at + BORN_WATCHED_MARGIN and inst.uid not in mem.unsure
+    )
+    if not born_watched and inst.uid not in mem.listed:
+        return None
+    machines = mem.made_machines.get(inst.uid, {})
+    volumes = mem.made_volumes.get(inst.uid, {})
+    return tuple(machines.values()), tuple(volumes.values())
+
+
+def _list_tagged(
+    world: FlyWorld, inst: Instance, mem: GatewayMemory
+) -> tuple[tuple[MachineView, ...] | None, FlyFailure | None]:
+    try:
+        tagged = tuple(m.view() for m in world.list_machines(inst.uid))
+    except FlyError as exc:
+        return None, exc.failure
+    if any(m.state not in GONE_STATES for m in tagged):
+        return tagged, None
+    unsettled = _unsettled(inst, "machine", mem.machine_creates_sent, mem, world.now)
+    return (None, unsettled) if unsettled is not None else (tagged, None)
+
+
+def _list_named(
+    world: FlyWorld, inst: Instance, mem: GatewayMemory
+) -> tuple[tuple[VolumeView, ...] | None, FlyFailure | None]:
+    status = inst.status
+    try:
+        named = tuple(v.view() for v in world.list_volumes(volume_name(inst.uid)))
+    except FlyError as exc:
+        return None, exc.failure
+    recovering = {status.stranded_volume_id, *(status.superseded_volume_ids or ())}
+    if any(v.state not in VOLUME_GONE_STATES and v.id not in recovering for v in named):
+        return named, None
+    unsettled = _unsettled(inst, "volume", mem.volume_creates_sent, mem, world.now)
+    return (None, unsettled) if unsettled is not None else (named, None)
+
+
+def _look_volume(world: FlyWorld, volume_id: str, mem: GatewayMemory) -> VolumeLookup:
+    try:
+        got = world.get_volume(volume_id)
+    except FlyError as exc:
+        outcome = Lookup.GONE if exc.failure.kind == FailureKind.NOT_FOUND else Lookup.ERROR
+        return VolumeLookup(outcome, failure=None if outcome == Lookup.GONE else exc.failure)
+    if not got.live:
+        return VolumeLookup(Lookup.GONE)
+    mem.volume_sizes[got.id] = got.size_gb
+    return VolumeLookup(Lookup.FOUND, got.view())
+
+
+def _observe_destroy(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
+    """`FlyGateway._observe_destroy`, over the world (keep in step with edge/gateway.py)."""
+    needs = destroy_lookups(inst)
+    status, uid = inst.status, inst.uid
+    known = _known_objects(inst, mem)
+    tagged: tuple[MachineView, ...] | None = None
+    tagged_failure: FlyFailure | None = None
+    named: tuple[VolumeView, ...] | None = None
+    named_failure: FlyFailure | None = None
+    listed = False
+    if (
+        known is None
+        and uid not in mem.unsure
+        and _unsettled(inst, "machine", mem.machine_creates_sent, mem, world.now) is None
+        and _unsettled(inst, "volume", mem.volume_creates_sent, mem, world.now) is None
+    ):
+        tagged, tagged_failure = _list_tagged(world, inst, mem)
+        named, named_failure = _list_named(world, inst, mem)
+        listed = True
+        if tagged is not None and named is not None:
+            mem.made_machines.setdefault(uid, {}).update(
+                (m.id, m) for m in tagged if m.state not in GONE_STATES
+            )
+            mem.made_volumes.setdefault(uid, {}).update(
+                (v.id, v) for v in named if v.state not in VOLUME_GONE_STATES
+            )
+            mem.listed.add(uid)
+            known = _known_objects(inst, mem)
+    if known is not None:
+        machines, volumes = known
+        volume = VolumeLookup()
+        if needs.volume_get and status.volume_id and still_bound_after_detach(inst):
+            volume = _without_stale_attachment(world, _look_volume(world, status.volume_id, mem))
+        if (
+            not machines
+            and not volumes
+            and status.phase == Phase.DESTROYING
+            and status.pending_destroy_machine_id is None
+            and status.pending_destroy_volume_id is None
+        ):
+            mem.listed.discard(uid)
+        return Observation(volume=volume, tagged_machines=machines, named_volumes=volumes)
+    volume = VolumeLookup()
+    if needs.volume_get and status.volume_id:
+        volume = _without_stale_attachment(world, _look_volume(world, status.volume_id, mem))
+    if not listed:
+        if needs.tagged_machines:
+            tagged, tagged_failure = _list_tagged(world, inst, mem)
+        if needs.named_volumes:
+            named, named_failure = _list_named(world, inst, mem)
+    return Observation(
+        volume=volume,
+        tagged_machines=tagged,
+        tagged_failure=tagged_failure,
+        named_volumes=named,
+        named_failure=named_failure,
+    )
+
+
 def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
     """`FlyGateway.observe`, over the world (keep in step with edge/gateway.py)."""
+    if inst.deleting:
+        return _observe_destroy(world, inst, mem)
     status = inst.status
     machine = MachineLookup()
     if status.machine_id:
@@ -558,54 +691,22 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
             machine = MachineLookup(outcome, failure=None if outcome == Lookup.GONE else exc.failure)
     volume = VolumeLookup()
     if status.volume_id and volume_needs_a_look(inst, machine, mem.volume_sizes.get(status.volume_id)):
-        try:
-            got = world.get_volume(status.volume_id)
-            if not got.live:
-                volume = VolumeLookup(Lookup.GONE)
-            else:
-                mem.volume_sizes[got.id] = got.size_gb
-                volume = VolumeLookup(Lookup.FOUND, got.view())
-        except FlyError as exc:
-            outcome = Lookup.GONE if exc.failure.kind == FailureKind.NOT_FOUND else Lookup.ERROR
-            volume = VolumeLookup(outcome, failure=None if outcome == Lookup.GONE else exc.failure)
-    if inst.deleting:
-        volume = _without_stale_attachment(world, volume, machine)
+        volume = _look_volume(world, status.volume_id, mem)
     if _knows_nothing_exists(inst, mem):
         return Observation(machine=machine, volume=volume, tagged_machines=(), named_volumes=())
     tagged: tuple[MachineView, ...] | None = None
     tagged_failure: FlyFailure | None = None
-    if not status.machine_id or inst.deleting or machine.outcome == Lookup.GONE:
-        try:
-            tagged = tuple(m.view() for m in world.list_machines(inst.uid))
-        except FlyError as exc:
-            tagged_failure = exc.failure
-        else:
-            if not any(m.state not in GONE_STATES for m in tagged):
-                tagged_failure = _unsettled(inst, "machine", mem.machine_creates_sent, mem, world.now)
-            if tagged_failure is not None:
-                tagged = None
+    if not status.machine_id or machine.outcome == Lookup.GONE:
+        tagged, tagged_failure = _list_tagged(world, inst, mem)
     named: tuple[VolumeView, ...] | None = None
     named_failure: FlyFailure | None = None
     if (
         not status.volume_id
-        or inst.deleting
         or volume.outcome == Lookup.GONE
         or _mounts_another_volume(inst, machine)
         or status.stranded_volume_id is not None
     ):
-        try:
-            named = tuple(v.view() for v in world.list_volumes(volume_name(inst.uid)))
-        except FlyError as exc:
-            named_failure = exc.failure
-        else:
-            live_named = [
-                v for v in named if v.state not in VOLUME_GONE_STATES and v.id != status.stranded_volume_id
-            ]
-            named_failure = (
-                None if live_named else _unsettled(inst, "volume", mem.volume_creates_sent, mem, world.now)
-            )
-            if named_failure is not None:
-                named = None
+        named, named_failure = _list_named(world, inst, mem)
     return Observation(
         machine=machine,
         volume=volume,
@@ -616,13 +717,11 @@ def observe(world: FlyWorld, inst: Instance, mem: GatewayMemory) -> Observation:
     )
 
 
-def _without_stale_attachment(world: FlyWorld, volume: VolumeLookup, machine: MachineLookup) -> VolumeLookup:
+def _without_stale_attachment(world: FlyWorld, volume: VolumeLookup) -> VolumeLookup:
     seen = volume.volume
     if volume.outcome != Lookup.FOUND or seen is None or not seen.attached_machine_id:
         return volume
     attached = seen.attached_machine_id
-    if machine.machine is not None and machine.machine.id == attached:
-        return volume
     try:
         gone = not world.get_machine(attached).live
     except FlyError as exc:
@@ -646,8 +745,16 @@ def execute(world: FlyWorld, action: Action, inst: Instance, mem: GatewayMemory)
     fault = world.take_fault(type(action).__name__)
     world.acting_generation = inst.generation
     try:
-        return Executed(_execute(world, action, inst, mem, fault), fault)
+        executed = Executed(_execute(world, action, inst, mem, fault), fault)
     except FlyError as exc:
+        if isinstance(action, CreateVolume | CreateMachine | ReplaceVolume):
+            mem.unsure.add(inst.uid)  # gateway: it may exist, from now on only listings tell
+            mem.listed.discard(inst.uid)
+        elif exc.failure.kind == FailureKind.NOT_FOUND:
+            if isinstance(action, DestroyMachine | DestroyStrandedMachine):
+                mem.removed(inst.uid, machine_id=action.machine_id)
+            elif isinstance(action, DeleteVolume | DeleteStrandedVolume):
+                mem.removed(inst.uid, volume_id=action.volume_id)
         if isinstance(action, ExtendVolume):
             # gateway: the size after a refused extend tells whether it happened.
             volume: VolumeView | None = None
@@ -663,6 +770,19 @@ def execute(world: FlyWorld, action: Action, inst: Instance, mem: GatewayMemory)
             except FlyError:
                 machine = None
         return Executed(ActionResult(failure=exc.failure, machine=machine), fault)
+    result = executed.result
+    match action:
+        case CreateVolume() | ReplaceVolume() if result.volume is not None:
+            mem.made_volumes.setdefault(inst.uid, {})[result.volume.id] = result.volume
+        case CreateMachine() if result.machine is not None:
+            mem.made_machines.setdefault(inst.uid, {})[result.machine.id] = result.machine
+        case DestroyMachine() | DestroyStrandedMachine():
+            mem.removed(inst.uid, machine_id=action.machine_id)
+        case DeleteVolume() | DeleteStrandedVolume():
+            mem.removed(inst.uid, volume_id=action.volume_id)
+        case _:
+            pass
+    return executed
 
 
 def _before(fault: str | None) -> None:

@@ -22,11 +22,10 @@ from claw_operator.lifecycle.model import (
     StartMachine,
     VolumeView,
 )
-from claw_operator.lifecycle.volumes import volume_name
 from tests.unit.lifecycle.builders import (
+    NAME,
     T0,
     TIMINGS,
-    UID,
     VOLUME,
     Case,
     check,
@@ -44,7 +43,6 @@ from tests.unit.lifecycle.builders import (
     volume,
 )
 
-NAME = volume_name(UID)
 CAPACITY = failure(
     FailureKind.CAPACITY, 412, "insufficient resources to create new machine with existing volume 'vol1'"
 )

@@ -20,7 +20,7 @@ from claw_operator.lifecycle.model import (
     Instance,
     Mount,
 )
-from tests.unit.lifecycle.builders import failure, instance
+from tests.unit.lifecycle.builders import failure, instance, reconfigured
 from tests.unit.lifecycle.test_scenarios import FakeFly, World
 
 TICK = timedelta(seconds=30)
@@ -60,9 +60,8 @@ class ChaoticFly(FakeFly):
         if fate == "gone":
             del self.machines[machine_id]
         elif fate == "remounted":
-            self.machines[machine_id] = replace(
-                self.machines[machine_id], mounts=(Mount("vol-stray", "/root"),)
-            )
+            stray = (Mount("vol-stray", "/root"),)
+            self.machines[machine_id] = reconfigured(self.machines[machine_id], mounts=stray)
         else:
             self.machines[machine_id] = replace(self.machines[machine_id], state=fate)
 

@@ -19,13 +19,13 @@ from tests.unit.lifecycle.builders import (
     Case,
     check,
     conditions,
-    instance,
     machine,
     observed,
     ok,
     run,
     running,
-    status,
+    starting,
+    stopped,
 )
 
 SOON = T0 - timedelta(seconds=60)  # well within the 10 min crash window
@@ -44,28 +44,13 @@ LOOPING = conditions(
 def waiting(crashes: int, crashed_ago: float, **overrides: Any) -> Any:
     """Stopped after its `crashes`-th crash, `crashed_ago` seconds ago."""
     data: dict[str, Any] = {
-        "phase": Phase.STOPPED,
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
         "machine_state": "stopped",
         "last_started_at": T0 - timedelta(seconds=crashed_ago + 30),
         "crash_count": crashes,
         "last_crash_at": T0 - timedelta(seconds=crashed_ago),
         "conditions": LOOPING,
     }
-    return instance(status_=status(**{**data, **overrides}))
-
-
-def starting(**overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "phase": Phase.STARTING,
-        "starting_at": T0 - timedelta(seconds=30),
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
-    }
-    return instance(status_=status(**{**data, **overrides}))
+    return stopped(**{**data, **overrides})
 
 
 CASES = [

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -15,16 +13,16 @@ from claw_operator.lifecycle.model import (
     CreateVolume,
     ExtendVolume,
     FailureKind,
-    Instance,
     StartMachine,
     StopMachine,
 )
 from tests.unit.lifecycle.builders import (
     GONE,
+    JUST_NOW,
+    LONG_AGO,
     MACHINE,
     MISSING_SINCE,
     T0,
-    TIMINGS,
     UID,
     VOLUME,
     Case,
@@ -37,34 +35,11 @@ from tests.unit.lifecycle.builders import (
     run,
     running,
     spec,
+    starting,
     status,
+    stopped,
     volume,
 )
-
-LONG_AGO = T0 - TIMINGS.starting_timeout - timedelta(seconds=1)
-JUST_NOW = T0 - timedelta(seconds=30)
-
-
-def starting(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {
-        "phase": Phase.STARTING,
-        "starting_at": JUST_NOW,
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
-    }
-    return instance(status_=status(**{**data, **overrides}))
-
-
-def stopped(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {
-        "phase": Phase.STOPPED,
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
-    }
-    return instance(status_=status(**{**data, **overrides}))
-
 
 CASES = [
     # ------------------------------------------------------------------ provisioning

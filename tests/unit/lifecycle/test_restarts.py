@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -359,6 +358,6 @@ def test_mount_repaired_stays_true_within_its_generation() -> None:
 
 
 def test_extra_mounts_are_not_drift() -> None:
-    both = replace(machine("started"), mounts=(Mount(VOLUME, "/root"), Mount("vol9", "/cache")))
+    both = machine("started", mounts=(Mount(VOLUME, "/root"), Mount("vol9", "/cache")))
     decision = run(Case("extra", running(), observed(both, volume())))
     assert decision.action is None and decision.status.restarting_at is None

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from claw_operator.api import DestroyOp, Phase, find_condition
 from claw_operator.lifecycle import decide, settle, volume_name
+from claw_operator.lifecycle.desired import DesiredMachine
 from claw_operator.lifecycle.model import (
     Action,
     ActionResult,
@@ -41,7 +42,7 @@ from claw_operator.lifecycle.model import (
     VolumeLookup,
     VolumeView,
 )
-from tests.unit.lifecycle.builders import ENV, T0, TIMINGS, failure, instance
+from tests.unit.lifecycle.builders import ENV, T0, TIMINGS, failure, instance, reconfigured
 
 NOT_FOUND = FlyFailure(kind=FailureKind.NOT_FOUND, retryable=False, message="not found", status=404)
 
@@ -111,12 +112,15 @@ class FakeFly:
                 id=self._id("m"),
                 state="created",
                 region=action.region,
-                image=inst.spec.image,
-                guest=GuestView(
-                    str(inst.spec.guest.cpu_kind), inst.spec.guest.cpus, inst.spec.guest.memory_mb
+                config=DesiredMachine(
+                    image=inst.spec.image,
+                    guest=GuestView(
+                        str(inst.spec.guest.cpu_kind), inst.spec.guest.cpus, inst.spec.guest.memory_mb
+                    ),
+                    env_digest=inst.env_digest,
+                    mounts=(Mount(action.volume_id, inst.spec.volume.mount_path),),
+                    health_check=None,
                 ),
-                env_digest=inst.env_digest,
-                mounts=(Mount(action.volume_id, inst.spec.volume.mount_path),),
                 metadata={"claw_instance_uid": inst.uid},
             )
             self.machines[m.id] = m
@@ -124,12 +128,17 @@ class FakeFly:
         if isinstance(action, StartMachine | RestartMachine):
             if action.machine_id not in self.machines:
                 return ActionResult(failure=NOT_FOUND)
+            seen = self.machines[action.machine_id]
             m = replace(
-                self.machines[action.machine_id],
+                seen,
                 state="starting" if isinstance(action, StartMachine) else self.boots_to,
-                image=inst.spec.image,
-                env_digest=inst.env_digest,
-                mounts=(Mount(action.volume_id, inst.spec.volume.mount_path),),
+                config=DesiredMachine(
+                    image=inst.spec.image,
+                    guest=seen.guest,
+                    env_digest=inst.env_digest,
+                    mounts=(Mount(action.volume_id, inst.spec.volume.mount_path),),
+                    health_check=seen.health_check,
+                ),
             )
             self.machines[m.id] = m
             return ActionResult(machine=m)
@@ -316,7 +325,8 @@ def test_mount_drift_is_repaired_by_the_periodic_check() -> None:
     world = World(instance())
     world.reconcile()
     machine_id = world.inst.status.machine_id or ""
-    world.fly.machines[machine_id] = replace(world.fly.machines[machine_id], mounts=(Mount("volX", "/root"),))
+    stray = (Mount("volX", "/root"),)
+    world.fly.machines[machine_id] = reconfigured(world.fly.machines[machine_id], mounts=stray)
     world.reconcile()
     assert world.condition("MountRepaired") == ("True", "MountRepaired")
     assert world.fly.machines[machine_id].mounts == (Mount(world.inst.status.volume_id or "", "/root"),)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -13,14 +12,16 @@ from claw_operator.lifecycle.model import (
     CreateMachine,
     CreateVolume,
     FailureKind,
-    Instance,
     StartMachine,
     StopMachine,
 )
 from tests.unit.lifecycle.builders import (
     GONE,
+    JUST_NOW,
+    LONG_AGO,
     MACHINE,
     MISSING_SINCE,
+    NAME,
     T0,
     TIMINGS,
     VOLUME,
@@ -33,43 +34,14 @@ from tests.unit.lifecycle.builders import (
     machine,
     observed,
     ok,
+    provisioned,
     run,
     running,
     spec,
-    status,
+    starting,
+    stopped,
     volume,
 )
-
-LONG_AGO = T0 - TIMINGS.starting_timeout - timedelta(seconds=1)
-JUST_NOW = T0 - timedelta(seconds=30)
-NAME = "claw_5f3a9c1e0b7d4e2a9c118d6f"
-
-
-def provisioned(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {"phase": Phase.PROVISIONED, "volume_id": VOLUME, "region": "iad"}
-    return instance(status_=status(**{**data, **overrides}))
-
-
-def starting(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {
-        "phase": Phase.STARTING,
-        "starting_at": JUST_NOW,
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
-    }
-    return instance(status_=status(**{**data, **overrides}))
-
-
-def stopped(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {
-        "phase": Phase.STOPPED,
-        "machine_id": MACHINE,
-        "volume_id": VOLUME,
-        "region": "iad",
-    }
-    return instance(status_=status(**{**data, **overrides}))
-
 
 CREATE = CreateMachine(volume_id=VOLUME, region="iad")
 START = StartMachine(machine_id=MACHINE, volume_id=VOLUME)

@@ -25,6 +25,7 @@ from tests.unit.lifecycle.builders import (
     GONE,
     MACHINE,
     MISSING_SINCE,
+    NAME,
     T0,
     TIMINGS,
     VOLUME,
@@ -34,6 +35,7 @@ from tests.unit.lifecycle.builders import (
     instance,
     machine,
     observed,
+    provisioned,
     run,
     running,
     running_status,
@@ -42,7 +44,6 @@ from tests.unit.lifecycle.builders import (
     volume,
 )
 
-NAME = "claw_5f3a9c1e0b7d4e2a9c118d6f"
 GRACE = TIMINGS.loss_grace.total_seconds()
 LIST_FAILED = failure(FailureKind.UNAVAILABLE, 503, "list failed")
 STRAY = "vol-stray"  # a volume the machine mounts that is not the instance's
@@ -56,12 +57,6 @@ def stopped_desired(size_gb: int = 20, **overrides: Any) -> Instance:
     data: dict[str, Any] = {"phase": Phase.STOPPED, "machine_state": "stopped", "volume_size_gb": 10}
     data.update(overrides)
     return instance(spec_=spec(state="Stopped", volume={"sizeGB": size_gb}), status_=running_status(**data))
-
-
-def provisioned(**overrides: Any) -> Instance:
-    data: dict[str, Any] = {"phase": Phase.PROVISIONED, "volume_id": VOLUME, "region": "iad"}
-    data.update(overrides)
-    return instance(status_=status(**data))
 
 
 def deleting_done(**overrides: Any) -> Instance:
