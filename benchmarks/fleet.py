@@ -831,9 +831,28 @@ def main() -> int:
         "steady, one line of operator CPU per instance to Ready and per periodic check; no JSON, no "
         "picture (a figure to watch, never asserted)",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="R > 1: R operator processes with --shards auto share the fleet; prints per-replica load "
+        "and handover figures (kill -9, rolling restart) instead of the scenarios (benchmarks/replicas.py)",
+    )
+    parser.add_argument("--lease", type=float, default=15.0, help="--replicas: the shard lease duration (s)")
+    parser.add_argument("--renew-deadline", type=float, default=10.0, help="--replicas: renew deadline (s)")
+    parser.add_argument("--retry-period", type=float, default=2.0, help="--replicas: retry period (s)")
+    parser.add_argument(
+        "--client-side",
+        action="store_true",
+        help="--replicas: kubesim ignores shardSelector (a 1.28-1.35 apiserver): replicas filter themselves",
+    )
     args = parser.parse_args()
     if args.smoke:
         return smoke(args)
+    if args.replicas > 1:
+        import replicas
+
+        return replicas.main(args)
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         workdir = Path(tmp)
         try:

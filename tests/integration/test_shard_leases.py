@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from claw_operator.kube.kubeapi import KubeApi
 from claw_operator.kube.shards import LeaseApi, LeaseKeeper
 from claw_operator.lifecycle.shards import RING_LABEL, RING_NAME, ShardTimings
 from claw_operator.sim.kubesim import KubeSim
@@ -33,6 +34,11 @@ def configuration(kubeconfig: Path) -> client.Configuration:
     return cfg
 
 
+def lease_api(kubeconfig: Path, user_agent: str) -> LeaseApi:
+    api_client = client.ApiClient(configuration(kubeconfig))
+    return LeaseApi(KubeApi(api_client, connections=4, timeout=0.5, user_agent=user_agent))
+
+
 class Ring:
     def __init__(self, sim: KubeSim, workdir: Path) -> None:
         self.sim, self.workdir = sim, workdir
@@ -41,7 +47,7 @@ class Ring:
 
     async def join(self, identity: str) -> LeaseKeeper:
         kubeconfig = self.sim.write_kubeconfig(self.workdir / f"kubeconfig-{identity}", token=identity)
-        api = LeaseApi(configuration(kubeconfig), timeout=0.5, user_agent=f"test/{identity}")
+        api = lease_api(kubeconfig, f"test/{identity}")
         self.gained[identity] = []
         keeper = LeaseKeeper(
             api,
@@ -198,7 +204,7 @@ async def test_a_late_renew_resumes_and_an_expired_lease_is_acquired_anew(
     acquireTime, still settled); one that lands later joins anew (a fresh acquireTime)."""
     clock = FakeClock()
     kubeconfig = kubesim.write_kubeconfig(tmp_path / "kubeconfig-a", token="a")
-    api = LeaseApi(configuration(kubeconfig), timeout=0.5, user_agent="test/a")
+    api = lease_api(kubeconfig, "test/a")
     keeper = LeaseKeeper(api, identity="a", namespace="default", timings=TIMINGS, clock=clock)
     keeper.track(UIDS[0], None)
 

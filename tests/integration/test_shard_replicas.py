@@ -474,3 +474,110 @@ def test_rolling_restart_hands_over_one_replica_at_a_time(
     # Exactly one restart per instance per round: nobody restarted an instance twice.
     assert machine_updates() - updates_before == 3 * count
     assert [s.get("phase") for s in statuses()] == ["Running"] * count
+
+
+@pytest.mark.parametrize("server_side", [True, False], ids=["shardSelector", "client-side"])
+def test_each_replica_watches_its_share_and_lists_what_it_gains(
+    world: tuple[KubeSimThread, FlySimThread], tmp_path: Path, server_side: bool
+) -> None:
+    """With a 1.36 apiserver (KEP-5866) each replica's list and watch carry its share as a
+    `shardSelector`: kubesim sends a replica only the instances it owns, and when r2 is killed
+    the survivors list anew and see r2's instances without anyone modifying them. Without the
+    feature (kubesim answering as 1.28-1.35) every replica receives every instance and filters
+    client-side; each replica logs and exports which mode it detected."""
+    kubesim, flysim = world
+    kubesim.sim.api.shard_selectors = server_side
+    assert kubesim.kubeconfig is not None
+    custom = client.CustomObjectsApi(config.new_client_from_config(str(kubesim.kubeconfig)))
+    replicas = {name: Replica(name, kubesim, flysim.base_url, tmp_path) for name in REPLICAS}
+    count = 30
+    try:
+        wait_for(lambda: all(r.ready() for r in replicas.values()), timeout=90)
+        wait_for(lambda: all(r.value("claw_shard_members{}") == 3 for r in replicas.values()))
+        expected_mode = 1 if server_side else 0
+        assert all(r.value("claw_shard_server_side{}") == expected_mode for r in replicas.values())
+        for i in range(count):
+            custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                "default",
+                PLURAL,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ClawInstance",
+                    "metadata": {"name": f"w-{i:03d}"},
+                    "spec": {"region": "iad", "image": "registry.fly.io/claw:1", "app": f"w-app-{i % 6}"},
+                },
+            )
+
+        def items() -> list[dict[str, Any]]:
+            return list(custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["items"])
+
+        wait_for(
+            lambda: [(i.get("status") or {}).get("phase") for i in items()] == ["Running"] * count,
+            timeout=240,
+            interval=0.5,
+        )
+        uids = {i["metadata"]["uid"]: i["metadata"]["name"] for i in items()}
+        api = kubesim.sim.api
+
+        async def reset() -> None:
+            api.reset_counts()
+
+        # Every instance modified once: who is sent what.
+        kubesim.call(reset())
+        for name in uids.values():
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, "default", PLURAL, name, {"metadata": {"annotations": {"touched": "1"}}}
+            )
+
+        def sent(name: str) -> set[str]:
+            return set(api.watched_uids.get(name, set())) & set(uids)
+
+        if server_side:
+            wait_for(lambda: set().union(*(sent(r) for r in REPLICAS)) == set(uids), timeout=30)
+            time.sleep(1)
+            for name in REPLICAS:
+                mine = {u for u in uids if owner(u, REPLICAS) == name}
+                print(f"{name}: sent {len(sent(name))} of {count} instances, owns {len(mine)}")
+                assert sent(name) <= mine, name
+        else:
+            wait_for(lambda: all(sent(r) == set(uids) for r in REPLICAS), timeout=30)
+            print(f"client-side filtering: every replica was sent all {count} instances")
+
+        # kill -9 of r2: the survivors take its instances over, unmodified.
+        victim = replicas["r2"]
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        survivors = {k: v for k, v in replicas.items() if k != "r2"}
+        versions = {i["metadata"]["uid"]: i["metadata"]["resourceVersion"] for i in items()}
+        kubesim.call(reset())
+        of_r2 = {u for u in uids if owner(u, REPLICAS) == "r2"}
+        wait_for(
+            lambda: sum(r.value("claw_shard_instances_acting{}") or 0 for r in survivors.values()) == count,
+            timeout=60,
+            interval=0.1,
+        )
+        relists = {name: r.value("claw_shard_relists_total{}") for name, r in survivors.items()}
+        print(f"relists after r2 left: {relists}")
+        if server_side:
+            # Seen through a new listing (not an edit): each of r2's instances was listed to its
+            # new owner, and none was modified between the kill and the takeover.
+            for uid in of_r2:
+                new_owner = owner(uid, ["r0", "r1"])
+                assert new_owner is not None
+                assert uid in api.listed_uids.get(new_owner, set()), uids[uid]
+            assert all((v or 0) >= 1 for v in relists.values())
+        else:
+            assert all(v == 0 for v in relists.values())
+        unmodified = [u for u in of_r2 if versions[u] == kubesim.get(
+            f"{GROUP}/{VERSION}", "ClawInstance", uids[u], "default"
+        )["metadata"]["resourceVersion"]]  # fmt: skip
+        print(f"{len(unmodified)} of r2's {len(of_r2)} instances taken over while unmodified")
+    finally:
+        for replica in replicas.values():
+            replica.stop()
+        for name in REPLICAS:
+            print(f"--- {name} log (shard lines)")
+            lines = (tmp_path / f"{name}.log").read_text().splitlines(True)
+            print("".join(line for line in lines if "shard" in line or "lease" in line)[-3000:])

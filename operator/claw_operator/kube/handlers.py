@@ -167,12 +167,20 @@ def register(
         stopped: kopf.DaemonStopped = kwargs["stopped"]
         wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
         uid: str = kwargs["uid"]
+        checked = time.monotonic()
         while not stopped:
             wakeup.clear()
             if shards is not None:
                 shards.track(uid, kwargs["body"].get("metadata", {}).get("creationTimestamp"))
                 if not shards.may_act(uid):
                     await _first(shards.wait_change(shard_wait), stopped.wait())
+                    if not shards.watches(uid) and time.monotonic() - checked >= shards.linger_check:
+                        # Lost to another replica and out of this one's (server-side) watch:
+                        # its deletion is never seen here, so look whether it still exists.
+                        checked = time.monotonic()
+                        if not await reconciler.exists(namespace, name):
+                            shards.forget(uid)
+                            return
                     continue
                 shards.before_pass(uid)
                 await _announce_handover(shards, uid, kwargs["body"], metrics)

@@ -72,6 +72,12 @@ class WatchHealth:
     def forget(self, uid: str) -> None:
         self._owed.pop(uid, None)
 
+    def retain(self, watched: Callable[[str], bool]) -> None:
+        """Owe nothing for objects the watch no longer selects (a server-side shard selector
+        narrowed: their events never come here again)."""
+        for uid in [u for u in self._owed if not watched(u)]:
+            del self._owed[uid]
+
     def silent_for(self) -> float | None:
         """How long the stream has owed an event, or None when it owes nothing."""
         if not self._owed:

@@ -130,16 +130,26 @@ def _path(*parts: str) -> str:
 class KubeApi:
     """Async client of the calls above: ClawInstances, their status, Events and Secrets."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        connections: int = KUBE_CONNECTIONS,
+        timeout: float = KUBE_TIMEOUT,
+        user_agent: str | None = None,
+    ) -> None:
+        """`connections`, `timeout` and `user_agent` for a pool of its own (the shard Lease
+        keeper's few calls, which must not queue behind the hot path's)."""
         self._credentials = _Credentials(api_client.configuration)
         self._session: aiohttp.ClientSession | None = None
+        self._connections, self._timeout, self._user_agent = connections, timeout, user_agent
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use, on the running loop (the operator's).
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=KUBE_CONNECTIONS, ssl=self._credentials.ssl),
-                timeout=aiohttp.ClientTimeout(total=KUBE_TIMEOUT),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._credentials.ssl),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
                 json_serialize=json.dumps,
             )
         return self._session
@@ -149,12 +159,31 @@ class KubeApi:
             await self._session.close()
             self._session = None
 
-    async def _request(
-        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> Any:
         """One call; the decoded JSON answer, or `KubeApiError` for an error status."""
+        return await self._request(method, path, body, params=params, content_type=content_type)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         credentials = self._credentials
         headers = {"Accept": "application/json"}
+        if self._user_agent:
+            headers["User-Agent"] = self._user_agent
         authorization = credentials.authorization()
         if authorization:
             headers["Authorization"] = authorization
@@ -166,6 +195,7 @@ class KubeApi:
             method,
             credentials.host + path,
             data=data,
+            params=params,
             headers=headers,
             proxy=credentials.proxy,
             server_hostname=credentials.server_hostname,

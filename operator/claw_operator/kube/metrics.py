@@ -222,6 +222,12 @@ class OperatorMetrics:
     def observe_event(self, event: EventRecord) -> None:
         self.events.labels(event.type.value, event.reason).inc()
 
+    def retain(self, watched: Callable[[str], bool]) -> None:
+        """Count only the instances the watch still selects (a server-side shard selector
+        narrowed: the others are another replica's, and their events never come here again)."""
+        for uid in [u for u in self._seen if not watched(u)]:
+            del self._seen[uid]
+
     def observe_watch_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """One ClawInstance watch event: the phase/Ready gauges and time-to-Ready."""
         now = self._clock()

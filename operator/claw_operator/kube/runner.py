@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import kopf
 import yaml
+from kopf._cogs.structs.references import Insights  # kopf.operator(insights=...): see ShardWatch
 from kubernetes.config import ConfigException
 
 from claw_operator.edge import FlyGateway, ResolvedEnv
@@ -18,7 +21,7 @@ from claw_operator.kube.config import OperatorConfig
 from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
-from claw_operator.kube.kubeapi import load_api_client
+from claw_operator.kube.kubeapi import KubeApi, load_api_client
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
@@ -26,6 +29,7 @@ from claw_operator.kube.shards import (
     FencedExecutor,
     LeaseApi,
     LeaseKeeper,
+    ShardWatch,
     default_identity,
     default_namespace,
     register_metrics,
@@ -109,9 +113,12 @@ def _lease_keeper(config: OperatorConfig, api_client: Any, gateway: FlyGateway) 
     identity = config.shard_identity or default_identity()
     timings = config.shard_timings
     api = LeaseApi(
-        api_client.configuration,
-        timeout=timings.retry_period.total_seconds() * 2,
-        user_agent=f"claw-operator-shards/{identity}",
+        KubeApi(
+            api_client,
+            connections=4,
+            timeout=timings.retry_period.total_seconds() * 2,
+            user_agent=f"claw-operator-shards/{identity}",
+        )
     )
     return LeaseKeeper(
         api,
@@ -123,12 +130,54 @@ def _lease_keeper(config: OperatorConfig, api_client: Any, gateway: FlyGateway) 
 
 
 async def _forward_ready(
-    kopf_ready: asyncio.Event, health: WatchHealth, ready_flag: asyncio.Event | threading.Event | None
+    kopf_ready: asyncio.Event,
+    health: WatchHealth,
+    ready_flag: asyncio.Event | threading.Event | None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     await kopf_ready.wait()
     health.ready = True
     if ready_flag is not None:
         ready_flag.set()
+    if on_ready is not None:
+        on_ready()
+
+
+async def _release_early(keeper: LeaseKeeper, fenced: FencedExecutor, drain: float) -> None:
+    """SIGTERM with `--shards auto`: act on nothing from now on, wait for the Fly mutations in
+    flight (at most `drain` s), then release the Lease — the others take this replica's
+    instances over at their next listing, while kopf is still shutting down (about 2 s)."""
+    keeper.stop_acting()
+    started = time.monotonic()
+    drained = await fenced.drained(drain)
+    logger.info(
+        "stopping: releasing the shard Lease",
+        extra={"in_flight_drained": drained, "waited": round(time.monotonic() - started, 3)},
+    )
+    await keeper.stop(release=True)
+
+
+def _early_release_on_sigterm(
+    keeper: LeaseKeeper, fenced: FencedExecutor, stop: asyncio.Event, drain: float
+) -> Callable[[], None]:
+    """Installed once kopf runs (kopf's own SIGTERM handler is replaced: this one sets the stop
+    flag kopf was given, then releases the Lease early)."""
+
+    def install() -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # kopf handles no signals outside the main thread either
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+
+        def on_sigterm() -> None:
+            logger.info("Signal SIGTERM is received. Operator is stopping.")
+            stop.set()
+            if not tasks:
+                tasks.append(loop.create_task(_release_early(keeper, fenced, drain)))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+    return install
 
 
 async def run_operator(
@@ -160,7 +209,6 @@ async def run_operator(
     executor: Executor = _CountedExecutor(edge, metrics)
     if keeper is not None:
         executor = FencedExecutor(executor, keeper)
-        register_metrics(metrics.registry, keeper)
         health.ready_checks.append(keeper.can_mutate)
     reconciler = Reconciler(
         kube,
@@ -180,6 +228,14 @@ async def run_operator(
     configure(settings)
     if settings_hook is not None:
         settings_hook(settings)
+    # kopf's view of what it watches: the shard watch takes ClawInstances out and back in to
+    # make kopf list them anew with a changed shardSelector.
+    insights = Insights()
+    watch: ShardWatch | None = None
+    if keeper is not None:
+        watch = ShardWatch(keeper, settings, insights, kube, namespaces=tuple(config.namespaces))
+        watch.on_relisted += [health.retain, metrics.retain]
+        register_metrics(metrics.registry, keeper, watch)
     logger.info(
         "starting claw-operator",
         extra={
@@ -190,13 +246,20 @@ async def run_operator(
     )
     server: HealthServer | None = None
     kopf_ready = asyncio.Event()
-    forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag))
+    on_ready = None
+    if keeper is not None and isinstance(executor, FencedExecutor) and stop_flag is None:
+        stop_flag = asyncio.Event()
+        drain = config.shard_timings.renew_deadline.total_seconds()
+        on_ready = _early_release_on_sigterm(keeper, executor, stop_flag, drain)
+    forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag, on_ready))
     try:
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
             await server.start()
         if not await check_startup(api_client, config, stop_flag):
             return  # stopped while waiting for the apiserver or Fly
+        if watch is not None:
+            await watch.start()  # server-side sharding or not; the first listing's selector
         if keeper is not None:
             # Join the ring once kopf has listed every instance and runs the handlers: the others
             # stop acting on this replica's share the moment they see its Lease.
@@ -210,9 +273,12 @@ async def run_operator(
             stop_flag=stop_flag,
             ready_flag=kopf_ready,
             memo=kopf.Memo(),
+            insights=insights,
         )
     finally:
         forward.cancel()
+        if watch is not None:
+            await watch.stop()
         if keeper is not None:
             # kopf has stopped every handler: nothing acts any more, the others may take over.
             await keeper.stop(release=True)

@@ -17,8 +17,9 @@ them while the Lease cannot have expired for anyone else. Once it may have (the 
 took this replica's instances over), it is acquired anew with a fresh `acquireTime`: this
 replica is a newcomer again and waits a lease duration before acting.
 
-Its Kubernetes calls use aiohttp with the credentials of the operator's ApiClient (kubeconfig
-or in-cluster), a few requests every retry period.
+Its Kubernetes calls go through the operator's one Kubernetes client (`KubeApi`: the
+credentials of its ApiClient, kubeconfig or in-cluster), in a small pool of their own, a few
+requests every retry period.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ import copy
 import logging
 import os
 import socket
-import ssl
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from claw_operator.api import GROUP, PLURAL, VERSION
+from claw_operator.api.sharding import HASH_SPACE, fnv1a_64, shard_selector
 from claw_operator.api.timefmt import parse_rfc3339
+from claw_operator.kube.kubeapi import KubeApi, KubeApiError
 from claw_operator.lifecycle.model import Action, ActionResult, Instance
 from claw_operator.lifecycle.shards import (
     RING_LABEL,
@@ -51,6 +53,8 @@ from claw_operator.lifecycle.shards import (
     live_members,
     member_from_lease,
     owner,
+    share,
+    watched_share,
 )
 
 logger = logging.getLogger("claw_operator.shards")
@@ -93,69 +97,34 @@ def default_namespace(kubeconfig: str | None = None) -> str:
 
 
 class LeaseApi:
-    """GET/POST/PUT/LIST of Leases over aiohttp, with the ApiClient's credentials."""
+    """GET/POST/PUT/LIST of Leases, over the operator's one Kubernetes client (`KubeApi`, a
+    pool of its own: a renew must not queue behind the hot path's calls)."""
 
-    def __init__(self, configuration: Any, *, timeout: float, user_agent: str) -> None:
-        self._cfg = configuration
-        self._host = str(configuration.host).rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-
-    def _ssl(self) -> ssl.SSLContext | bool:
-        cfg = self._cfg
-        if not self._host.startswith("https"):
-            return False
-        if not cfg.verify_ssl:
-            return False
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
-        if cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
-        return context
-
-    def _headers(self) -> dict[str, str]:
-        cfg = self._cfg
-        if getattr(cfg, "refresh_api_key_hook", None) is not None:
-            cfg.refresh_api_key_hook(cfg)  # in-cluster tokens rotate
-        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
-        if auth:
-            headers["Authorization"] = auth
-        elif cfg.username:
-            headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password or "").encode()
-        return headers
+    def __init__(self, kube: KubeApi) -> None:
+        self.kube = kube
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl(), limit=4)
-            )
-        async with self._session.request(
-            method, self._host + path, headers=self._headers(), **kwargs
-        ) as answer:
-            if answer.status == 404:
+        try:
+            body: dict[str, Any] | None = await self.kube.request(method, path, **kwargs)
+        except KubeApiError as exc:
+            if exc.status == 404:
                 return None
-            if answer.status == 409:
-                raise LeaseConflict(f"{method} {path}: 409")
-            if answer.status >= 400:
-                text = (await answer.text())[:300]
-                raise aiohttp.ClientResponseError(
-                    answer.request_info, answer.history, status=answer.status, message=text
-                )
-            body: dict[str, Any] = await answer.json()
-            return body
+            if exc.status == 409:
+                raise LeaseConflict(f"{method} {path}: 409") from exc
+            raise
+        return body
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._request("GET", f"{LEASES.format(namespace=namespace)}/{name}")
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        created = await self._request("POST", LEASES.format(namespace=namespace), json=body)
+        created = await self._request("POST", LEASES.format(namespace=namespace), body=body)
         assert created is not None
         return created
 
     async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
-        replaced = await self._request("PUT", f"{LEASES.format(namespace=namespace)}/{name}", json=body)
+        replaced = await self._request("PUT", f"{LEASES.format(namespace=namespace)}/{name}", body=body)
         if replaced is None:
             raise LeaseConflict(f"lease {name} is gone")
         return replaced
@@ -167,9 +136,7 @@ class LeaseApi:
         return list((listed or {}).get("items") or [])
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.kube.aclose()
 
 
 class LeaseKeeper:
@@ -206,6 +173,7 @@ class LeaseKeeper:
         # (identity, acquireTime) -> when this replica first listed that Lease (its clock)
         self._first_seen: dict[tuple[str, datetime | None], datetime] = {}
         self._rings: Rings = ((), (), ())  # the rings as last computed (RingView.rings)
+        self._last_before: Rings | None = None  # the rings before the last change
         self._departed: dict[str, datetime] = {}  # identity -> when first seen gone
         self._timer: asyncio.TimerHandle | None = None
         self.handovers = {"gained": 0, "lost": 0}
@@ -213,6 +181,10 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._overdue = False
+        self.listeners: list[Callable[[], None]] = []  # told when the standing changes
+        # Whether this replica's watch selects an instance (ShardWatch, server-side sharding).
+        self.watches: Callable[[str], bool] = lambda uid: True
+        self.linger_check = ShardWatch.LINGER_CHECK
 
     # ------------------------------------------------------------------ asking
 
@@ -244,8 +216,20 @@ class LeaseKeeper:
 
     def track(self, uid: str, created: str | datetime | None) -> None:
         """An instance exists (kopf saw it): counted, and followed across handovers."""
-        if uid not in self._tracked:
-            self._tracked[uid] = parse_rfc3339(created) if isinstance(created, str) else created
+        if uid in self._tracked:
+            return
+        born = parse_rfc3339(created) if isinstance(created, str) else created
+        self._tracked[uid] = born
+        before = self._last_before
+        if before is None or (born is not None and born > self.stable_since):
+            return
+        # Seen only after the ring changed (a server-side watch lists what this replica gained
+        # once its share changed): a handover all the same.
+        if not held(uid, self.identity, before) and held(uid, self.identity, self._rings):
+            self.handovers["gained"] += 1
+            previous = owner(uid, before[1])
+            if previous not in (None, self.identity):
+                self._handed[uid] = previous
 
     def handed_over(self, uid: str) -> str | None:
         """Once, at the first pass after this replica gained `uid` from another replica: that
@@ -253,6 +237,18 @@ class LeaseKeeper:
         is taken into account first if its moment passed a hair before the timer fired.)"""
         self.refresh()
         return self._handed.pop(uid, None)
+
+    def rings(self) -> Rings:
+        """The rings as last computed (see `RingView.rings`)."""
+        return self._rings
+
+    async def prospective_share(self) -> list[tuple[int, int]]:
+        """This replica's share once it joins the ring as the Leases stand now (before it
+        holds its own Lease): what its first listing asks the apiserver for."""
+        now = self._clock()
+        leases = await self.api.list(self.namespace, f"{RING_LABEL}={RING_NAME}")
+        identities = {m.identity for m in live_members(leases, now)} | {self.identity}
+        return share(self.identity, identities)
 
     def refresh(self) -> None:
         """Take into account a handover whose moment passed (the timer does it a hair later)."""
@@ -462,6 +458,7 @@ class LeaseKeeper:
         """The members buckets are assigned among changed (a member left, a handover fell
         due, this replica settled): the instances this replica gained or lost change hands."""
         self.stable_since = now
+        self._last_before = before
         changes: dict[str, str] = {}
         for uid in self._tracked:
             was, is_ = held(uid, self.identity, before), held(uid, self.identity, after)
@@ -506,6 +503,8 @@ class LeaseKeeper:
             self._standing = standing
             self._changed.set()
             self._changed = asyncio.Event()
+            for listener in self.listeners:
+                listener()
         self._schedule(view, now)
 
     def _schedule(self, view: RingView | None, now: datetime) -> None:
@@ -541,6 +540,11 @@ class LeaseKeeper:
         current["spec"].update(clear)
         await self.api.replace(self.namespace, current)
 
+    def stop_acting(self) -> None:
+        """From now on this replica acts on nothing (`may_act`, `can_mutate` and the fence say
+        no): the first step of a shutdown, before its Lease is released."""
+        self._stopping = True
+
     async def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with `release`, clear the holder so the others take over at once
         (call it only after this replica stopped acting)."""
@@ -563,20 +567,209 @@ class LeaseKeeper:
         await self.api.aclose()
 
 
+class ShardWatch:
+    """Which ClawInstances this replica's watch asks the apiserver for (KEP-5866, Kubernetes
+    1.36+): with server-side sharding each replica lists and watches only its share; without
+    it (1.28-1.35 ignore the unknown `shardSelector`) every replica receives every instance and
+    filters client-side, as before.
+
+    - **Detected at start**, before kopf lists anything: one list of ClawInstances (limit 1)
+      with a `shardSelector` covering the whole hash space. A server that applies it echoes
+      `metadata.shardInfo`; one that does not answers without it. Logged (`shard watch mode`)
+      and exported (`claw_shard_server_side`).
+    - kopf 1.45 sends `settings.watching.shard_selectors` on every list and watch it starts,
+      read at each (re)connection. The first listing asks for this replica's share as the
+      Leases stand (`LeaseKeeper.prospective_share`).
+    - **When the share changes**, the selector becomes `watched_share` (what this replica
+      holds now, once the handovers under way complete, and among every live member), and the
+      watch is listed anew: kopf otherwise continues a watch from its last resourceVersion
+      and lists again only after a 410, so an instance this replica gains would stay unseen
+      until it is next modified. kopf has no public "re-list" call: the ClawInstance resource
+      is taken out of kopf's `Insights` (passed to `kopf.operator`) and put back once kopf's
+      orchestrator stopped its watch (its per-object workers drained; the daemons, which
+      belong to the objects, keep running), so the orchestrator starts it anew and it lists
+      with the new selector. `claw_shard_relists_total` counts these.
+    - What this replica lost stays in kopf's memory (a re-list sends no DELETED for objects
+      it no longer selects): their loops idle (`may_act` is False) and look every
+      `LINGER_CHECK` whether the instance still exists, ending when it does not.
+    """
+
+    LINGER_CHECK = 300.0  # seconds between existence checks of an instance lost to another replica
+
+    def __init__(
+        self,
+        keeper: LeaseKeeper,
+        settings: Any,
+        insights: Any,
+        kube: KubeApi,
+        *,
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
+        self.keeper = keeper
+        self._settings = settings
+        self._insights = insights
+        self._kube = kube
+        self._namespaces = namespaces
+        self.server_side = False
+        self.selector: str | None = None
+        self.ranges: list[tuple[int, int]] | None = None  # None: every instance
+        self.relists = 0
+        # Told after each re-list: what the watch selects now (gauges and the liveness check
+        # forget the rest).
+        self.on_relisted: list[Callable[[Callable[[str], bool]], None]] = []
+        keeper.watches = self.watches
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def detect(self) -> bool:
+        """Whether the apiserver applies `shardSelector` (it echoes `metadata.shardInfo`)."""
+        base = f"/apis/{GROUP}/{VERSION}"
+        path = f"{base}/namespaces/{self._namespaces[0]}/{PLURAL}" if self._namespaces else f"{base}/{PLURAL}"
+        probe = shard_selector([(0, HASH_SPACE)])
+        try:
+            listed = await self._kube.request("GET", path, params={"limit": "1", "shardSelector": probe})
+        except Exception as exc:
+            logger.warning(
+                "could not probe the apiserver for server-side sharding: filtering client-side",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+            listed = None
+        info = ((listed or {}).get("metadata") or {}).get("shardInfo")
+        self.server_side = bool(info)
+        logger.info(
+            "shard watch mode",
+            extra={
+                "mode": "server-side shardSelector" if self.server_side else "client-side filtering",
+                "why": "the apiserver echoed shardInfo (KEP-5866)"
+                if self.server_side
+                else "the apiserver ignores shardSelector (before Kubernetes 1.36, or the feature gate off)",
+            },
+        )
+        return self.server_side
+
+    async def start(self) -> None:
+        """Before kopf starts: detect server support and, with it, ask for the prospective share."""
+        if not await self.detect():
+            return
+        try:
+            ranges = await self.keeper.prospective_share()
+        except Exception as exc:  # the keeper's own rounds will set it, with a re-list
+            logger.warning(
+                "listing the ring's Leases failed", extra={"error": f"{type(exc).__name__}: {exc}"}
+            )
+            ranges = []
+        self._apply(ranges)
+        self.keeper.listeners.append(self._dirty.set)
+        self._task = asyncio.create_task(self._loop(), name="claw-operator-shard-watch")
+
+    def watches(self, uid: str) -> bool:
+        """The watch selects this instance (always, filtering client-side)."""
+        ranges = self.ranges
+        if ranges is None:
+            return True
+        digest = fnv1a_64(uid)
+        return any(start <= digest < end for start, end in ranges)
+
+    def _apply(self, ranges: list[tuple[int, int]]) -> bool:
+        if not ranges or ranges == self.ranges:
+            return False  # no member (yet): keep the selector this replica has
+        self.ranges = ranges
+        self.selector = shard_selector(ranges)
+        # (group, plural): kopf parses a "group/plural" string key otherwise than it reads.
+        self._settings.watching.shard_selectors[GROUP, PLURAL] = self.selector
+        covered = sum(end - start for start, end in ranges) / HASH_SPACE
+        logger.info("shard watch selector", extra={"ranges": len(ranges), "hash_space": f"{covered:.1%}"})
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            keeper = self.keeper
+            if not self._apply(watched_share(keeper.identity, keeper.rings(), keeper.members())):
+                continue
+            try:
+                await self.relist()
+            except Exception as exc:
+                logger.warning("re-listing the watch failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    def _watchers(self) -> list[asyncio.Task[Any]]:
+        prefix = f"watcher for {PLURAL}.{VERSION}.{GROUP}@"
+        return [t for t in asyncio.all_tasks() if t.get_name().startswith(prefix) and not t.done()]
+
+    async def relist(self, timeout: float = 30.0) -> None:
+        """Stop kopf's watch of ClawInstances and start it anew: it lists with the selector
+        now in the settings (see the class docstring)."""
+        insights = self._insights
+        ours = {r for r in insights.watched_resources if r.group == GROUP and r.plural == PLURAL}
+        if not ours:
+            logger.info("kopf watches no ClawInstances yet: its first listing will carry the selector")
+            return
+        started = time.monotonic()
+        async with insights.revised:
+            insights.watched_resources.difference_update(ours)
+            insights.revised.notify_all()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._watchers():
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            logger.warning("kopf's watch did not stop in time: re-listing anyway")
+        finally:
+            async with insights.revised:
+                insights.watched_resources.update(ours)
+                insights.revised.notify_all()
+        self.relists += 1
+        for listener in self.on_relisted:
+            listener(self.watches)
+        logger.info(
+            "shard watch re-listed",
+            extra={
+                "ranges": len(self.ranges or []),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 class FencedExecutor:
     """The Executor, refusing any Fly mutation this replica may not make right now (checked
     at the moment of the call, not at the start of the pass)."""
 
     def __init__(self, executor: Any, keeper: LeaseKeeper) -> None:
         self._executor, self._keeper = executor, keeper
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def execute(self, action: Action, instance: Instance, env: Any) -> ActionResult:
         self._keeper.fence(instance.uid)
-        result: ActionResult = await self._executor.execute(action, instance, env)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            result: ActionResult = await self._executor.execute(action, instance, env)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
         return result
 
+    async def drained(self, timeout: float) -> bool:
+        """Until no Fly mutation is in flight (False: some still were after `timeout` s)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
-def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
+
+def register_metrics(registry: Any, keeper: LeaseKeeper, watch: ShardWatch | None = None) -> None:
     """claw_shard_* gauges and counters, computed at scrape time."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.registry import Collector
@@ -606,6 +799,16 @@ def register_metrics(registry: Any, keeper: LeaseKeeper) -> None:
                 handovers.add_metric([direction], keeper.handovers[direction])
             changes = CounterMetricFamily("claw_shard_ring_changes", "Membership changes seen")
             changes.add_metric([], keeper.ring_changes)
-            yield from (members, owned, acting, mutate, handovers, changes)
+            server_side = GaugeMetricFamily(
+                "claw_shard_server_side",
+                "1 while this replica's watch asks the apiserver for its share only (KEP-5866 "
+                "shardSelector), 0 while it receives every instance and filters client-side",
+            )
+            server_side.add_metric([], 1 if watch is not None and watch.server_side else 0)
+            relists = CounterMetricFamily(
+                "claw_shard_relists", "Times the watch was listed anew for a changed share (server-side)"
+            )
+            relists.add_metric([], watch.relists if watch is not None else 0)
+            yield from (members, owned, acting, mutate, handovers, changes, server_side, relists)
 
     registry.register(ShardCollector())

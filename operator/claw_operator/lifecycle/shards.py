@@ -197,6 +197,21 @@ def share(identity: str, identities: Iterable[str]) -> list[tuple[int, int]]:
     return merge_ranges(bucket_range(i) for i, o in enumerate(owners) if o == identity)
 
 
+def watched_share(me: str, rings: Rings, identities: Iterable[str]) -> list[tuple[int, int]]:
+    """The hash ranges a replica's watch asks the apiserver for (server-side sharding,
+    KEP-5866's `shardSelector`): what it may hold now (its share among the stopping ring), once
+    the handovers under way complete (the starting ring) and among every live member (a
+    newcomer's own share before it settles). Empty while it is no member (no view, no Lease):
+    the caller then keeps the selector it has."""
+    early, late, _ = rings
+    buckets: set[int] = set()
+    for members in (early, late, tuple(identities)):
+        if me in members:
+            owners = assignment(tuple(sorted(set(members))))
+            buckets.update(i for i, o in enumerate(owners) if o == me)
+    return merge_ranges(bucket_range(i) for i in buckets)
+
+
 # (stopping, starting, departing): see RingView.rings
 Rings = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 

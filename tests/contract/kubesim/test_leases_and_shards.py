@@ -352,3 +352,70 @@ def test_a_replicas_share_as_a_selector_lists_exactly_what_it_owns(api_client: c
         assert names.isdisjoint(seen)
         seen |= names
     assert seen == set(uids)
+
+
+def test_without_the_feature_shard_selector_is_ignored_like_an_apiserver_before_1_36(
+    kubesim_thread: KubeSimThread, api_client: client.ApiClient
+) -> None:
+    """`POST /_kubesim/features {"shardSelector": false}`: the parameter is ignored (1.28-1.35
+    ignore an unknown list option): the whole collection, no `shardInfo`, no 400 on a malformed
+    one, and watches unfiltered. Switched back on, it filters again."""
+    uids = _create_configmaps(api_client, 12)
+    base = kubesim_thread.base_url
+    assert requests.get(f"{base}/_kubesim/features", timeout=5).json() == {"shardSelector": True}
+    off = requests.post(f"{base}/_kubesim/features", json={"shardSelector": False}, timeout=5)
+    assert off.json() == {"shardSelector": False}
+    try:
+        body = requests.get(
+            f"{base}/api/v1/namespaces/default/configmaps", params={"shardSelector": lower_half()}, timeout=5
+        ).json()
+        assert {i["metadata"]["name"] for i in body["items"]} == set(uids)
+        assert "shardInfo" not in body["metadata"]
+        malformed = requests.get(
+            f"{base}/api/v1/configmaps", params={"shardSelector": "shardRange(nonsense)"}, timeout=5
+        )
+        assert malformed.status_code == 200
+        query = urllib.parse.urlencode({"watch": "1", "timeoutSeconds": "1", "shardSelector": lower_half()})
+        with requests.get(
+            f"{base}/api/v1/namespaces/default/configmaps?{query}", stream=True, timeout=10
+        ) as s:
+            names = {json.loads(line)["object"]["metadata"]["name"] for line in s.iter_lines() if line}
+        assert names == set(uids)
+    finally:
+        requests.post(f"{base}/_kubesim/features", json={"shardSelector": True}, timeout=5)
+    body = requests.get(
+        f"{base}/api/v1/namespaces/default/configmaps", params={"shardSelector": lower_half()}, timeout=5
+    ).json()
+    assert body["metadata"]["shardInfo"] == {"selector": lower_half()}
+    assert len(body["items"]) < 12
+
+
+def test_stats_count_objects_listed_and_watched_per_client(
+    kubesim_thread: KubeSimThread, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    """`/_kubesim/stats` `clients`: per bearer token, the lists made, the objects they answered
+    and the object events watches sent (bookmarks not counted)."""
+    uids = _create_configmaps(api_client, 10)
+    low = sum(1 for uid in uids.values() if fnv1a_64(uid) < 1 << 63)
+    base = kubesim_thread.base_url
+    headers = {"Authorization": "Bearer counted-client"}
+    requests.get(
+        f"{base}/api/v1/namespaces/default/configmaps",
+        params={"shardSelector": lower_half()},
+        headers=headers,
+        timeout=5,
+    )
+    query = urllib.parse.urlencode(
+        {"watch": "1", "timeoutSeconds": "1", "allowWatchBookmarks": "true", "shardSelector": lower_half()}
+    )
+    with requests.get(
+        f"{base}/api/v1/namespaces/default/configmaps?{query}", headers=headers, stream=True, timeout=10
+    ) as stream:
+        list(stream.iter_lines())
+    counts = requests.get(f"{base}/_kubesim/stats", timeout=5).json()["clients"]["counted-client"]
+    assert counts == {
+        "list:configmaps": 1,
+        "listed:configmaps": low,
+        "watch:configmaps": 1,
+        "watched:configmaps": low,
+    }

@@ -30,6 +30,7 @@ from claw_operator.lifecycle.shards import (
     moved,
     owner,
     share,
+    watched_share,
 )
 
 T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
@@ -452,3 +453,42 @@ def test_a_leaving_member_hands_its_share_over_at_once_and_rebalanced_buckets_af
             new, old = owner(u, after), owner(u, before)
             assert (u in acts[new or ""]) is (now >= {"a": 50.2, "b": 50.4}[new or "a"] + 10), (now, u)
             assert (u in acts[old or ""]) is (now < {"a": 50.2, "b": 50.4}[old or "a"]), (now, u)
+
+
+def _in(ranges: list[tuple[int, int]], uid: str) -> bool:
+    return any(start <= fnv1a_64(uid) < end for start, end in ranges)
+
+
+def test_the_watched_share_covers_what_a_replica_may_act_on_through_a_join_and_a_leave() -> None:
+    """Server-side sharding: a replica's watch (`watched_share`) covers every instance it may
+    act on at every moment of a join (c joins a and b at t=100) and of a leave (c leaves at
+    200), and in steady state it is exactly the replica's share."""
+    uids = UIDS[:600]
+
+    def joined(me: str, now: float) -> RingView:
+        members = [member("a", 0, now), member("b", 0, now), member("c", 100, now)]
+        return RingView(me, tuple(members), at(now), at(now), TIMINGS, first_seen={"c": at(100.2)})
+
+    def left(me: str, now: float) -> RingView:
+        return RingView(
+            me, (member("a", 0, now), member("b", 0, now)), at(now), at(now), TIMINGS, departed={"c": at(200)}
+        )
+
+    moments = [(joined, t) for t in (100.5, 112.0, 113.5, 115.1, 120.0)]
+    moments += [(left, t) for t in (200.1, 205.0, 210.5)]
+    for ring, now in moments:
+        for me in ("a", "b", "c"):
+            if ring is left and me == "c":
+                continue
+            v = ring(me, now)
+            watched = watched_share(me, v.rings(at(now)), v.identities)
+            acting = [u for u in uids if v.may_act(u, at(now))]
+            assert all(_in(watched, u) for u in acting), (me, now)
+            assert all(_in(watched, u) for u in uids if v.owns(u)), (me, now)
+    # Settled: exactly the share.
+    for me in ("a", "b", "c"):
+        v = joined(me, 130.0)
+        assert watched_share(me, v.rings(at(130.0)), v.identities) == share(me, ["a", "b", "c"])
+    # No member (no view of itself): nothing, the caller keeps its selector.
+    alone = RingView("x", (member("a", 0, 10),), at(10), None, TIMINGS)
+    assert watched_share("x", alone.rings(at(10)), alone.identities) == []

@@ -80,6 +80,7 @@ class ApiServer:
         *,
         bookmark_interval: float = 60.0,
         default_watch_timeout: float = 1800.0,
+        shard_selectors: bool = True,
     ) -> None:
         self.objects = objects
         self.bookmark_interval = bookmark_interval
@@ -87,6 +88,16 @@ class ApiServer:
         self.server_address = "127.0.0.1:0"
         self.request_counts: Counter[tuple[str, str]] = Counter()
         self.partitions = Partitions()
+        # KEP-5866 (`shardSelector`, Kubernetes 1.36+). Off: the parameter is ignored, as an
+        # apiserver without the feature ignores it (no filter, no `shardInfo`); switched at
+        # runtime with `POST /_kubesim/features {"shardSelector": false}`.
+        self.shard_selectors = shard_selectors
+        # Per client (bearer token, else User-Agent) and plural: objects sent in watch events
+        # and in list answers, and the lists made (GET /_kubesim/stats `clients`).
+        self.client_counts: dict[str, Counter[str]] = {}
+        # Per client: the UIDs its lists answered and its watches sent (in-process tests).
+        self.listed_uids: dict[str, set[str]] = {}
+        self.watched_uids: dict[str, set[str]] = {}
 
     # --- application -------------------------------------------------------------------------------
 
@@ -100,6 +111,8 @@ class ApiServer:
         for probe in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(probe, self._ok)
         app.router.add_get("/_kubesim/stats", self._stats)
+        app.router.add_get("/_kubesim/features", self._features)
+        app.router.add_post("/_kubesim/features", self._features)
         app.router.add_get("/api", self._core_versions)
         app.router.add_get("/api/", self._core_versions)
         app.router.add_get("/apis", self._groups)
@@ -144,7 +157,39 @@ class ApiServer:
             {"verb": verb, "route": route, "count": count}
             for (verb, route), count in sorted(self.request_counts.items())
         ]
-        return json_response({"requests": requests})
+        clients = {client: dict(counts) for client, counts in sorted(self.client_counts.items())}
+        return json_response({"requests": requests, "clients": clients})
+
+    async def _features(self, request: web.Request) -> web.Response:
+        """`{"shardSelector": bool}`: whether `shardSelector` is honoured (POST switches it)."""
+        if request.method == "POST":
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("shardSelector", True), bool):
+                raise bad_request('expected {"shardSelector": true|false}')
+            self.shard_selectors = body.get("shardSelector", self.shard_selectors)
+        return json_response({"shardSelector": self.shard_selectors})
+
+    @staticmethod
+    def client_of(request: web.Request) -> str:
+        """Who sent a request: its bearer token, else its User-Agent (kubesim authenticates
+        nobody; tests give each client a kubeconfig with a token of its own)."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return header[len("Bearer ") :]
+        return request.headers.get("User-Agent", "")
+
+    def reset_counts(self) -> None:
+        self.client_counts.clear()
+        self.listed_uids.clear()
+        self.watched_uids.clear()
+
+    def count(self, request: web.Request, key: str, n: int = 1) -> None:
+        counts = self.client_counts.setdefault(self.client_of(request), Counter())
+        counts[key] += n
+
+    def _shard_selector(self, request: web.Request) -> str | None:
+        """The `shardSelector` to apply: None when absent, or when the feature is off."""
+        return request.query.get("shardSelector") or None if self.shard_selectors else None
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(discovery.version())
@@ -371,7 +416,7 @@ class ApiServer:
             parse_label_selector(request.query.get("labelSelector")),
             parse_field_selector(request.query.get("fieldSelector"), f"{rtype.group}/{rtype.plural}"),
         ]
-        shard_selector = request.query.get("shardSelector")
+        shard_selector = self._shard_selector(request)
         if shard_selector:
             predicates.append(parse_shard_selector(shard_selector))
         return combine(*predicates)
@@ -382,8 +427,9 @@ class ApiServer:
         list_rv = store.resource_version
         items = self.objects.list(rtype, namespace, predicate)
         metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
-        if request.query.get("shardSelector"):
-            metadata["shardInfo"] = shard_info(request.query["shardSelector"])
+        shard_selector = self._shard_selector(request)
+        if shard_selector:
+            metadata["shardInfo"] = shard_info(shard_selector)
         token = request.query.get("continue")
         if token:
             try:
@@ -401,6 +447,11 @@ class ApiServer:
             metadata["continue"] = base64.urlsafe_b64encode(_dumps(state).encode()).decode()
             metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
+        self.count(request, f"list:{rtype.plural}")
+        self.count(request, f"listed:{rtype.plural}", len(items))
+        self.listed_uids.setdefault(self.client_of(request), set()).update(
+            o["metadata"].get("uid", "") for o in items
+        )
         output = self._output(request)
         if output == "table":
             include = request.query.get("includeObject", "Metadata")
@@ -437,7 +488,15 @@ class ApiServer:
             output=self._output(request),
             include_object=query.get("includeObject", "Metadata"),
         )
-        return await WatchStream(self.objects.store, watch_request, self.bookmark_interval).serve(request)
+        self.count(request, f"watch:{rtype.plural}")
+        client = self.client_of(request)
+
+        def sent(uids: list[str]) -> None:
+            self.client_counts.setdefault(client, Counter())[f"watched:{rtype.plural}"] += len(uids)
+            self.watched_uids.setdefault(client, set()).update(uids)
+
+        stream = WatchStream(self.objects.store, watch_request, self.bookmark_interval, on_events=sent)
+        return await stream.serve(request)
 
     async def _create(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.Response:
         if rtype.review:

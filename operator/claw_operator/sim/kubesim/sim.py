@@ -55,12 +55,18 @@ class KubeSim:
         event_ttl: float = 3600.0,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
         tls: bool = False,
+        shard_selectors: bool = True,
     ) -> None:
+        """`shard_selectors=False`: an apiserver before KEP-5866 (1.28-1.35): `shardSelector`
+        ignored."""
         self.registry = ResourceRegistry()
         self.store = ObjectStore(history_limit=history_limit, watch_queue_limit=watch_queue_limit)
         self.objects = ObjectService(self.store, self.registry)
         self.api = ApiServer(
-            self.objects, bookmark_interval=bookmark_interval, default_watch_timeout=default_watch_timeout
+            self.objects,
+            bookmark_interval=bookmark_interval,
+            default_watch_timeout=default_watch_timeout,
+            shard_selectors=shard_selectors,
         )
         self.gc = GarbageCollector(self.objects, interval=gc_interval, event_ttl=event_ttl)
         self.kubeconfig: Path | None = None
@@ -85,7 +91,15 @@ class KubeSim:
         for name in self._initial_namespaces:
             if self.get("v1", "Namespace", name) is None:
                 await self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        self._runner = web.AppRunner(self.api.build_app(), access_log=None, shutdown_timeout=0.5)
+        # Request lines as long as an apiserver takes (Go's 1 MiB header limit): a replica's
+        # shardSelector names up to a few dozen hash ranges.
+        self._runner = web.AppRunner(
+            self.api.build_app(),
+            access_log=None,
+            shutdown_timeout=0.5,
+            max_line_size=1 << 20,
+            max_field_size=1 << 16,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()

@@ -44,10 +44,21 @@ def _encode_line(event_type: str, obj: dict[str, Any]) -> bytes:
 
 
 class WatchStream:
-    def __init__(self, store: ObjectStore, request: WatchRequest, bookmark_interval: float) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        request: WatchRequest,
+        bookmark_interval: float,
+        on_events: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.store = store
         self.request = request
         self.bookmark_interval = bookmark_interval
+        self._on_events = on_events  # told the UIDs of the object events (not bookmarks) sent
+
+    def _sent(self, uids: list[str]) -> None:
+        if self._on_events is not None and uids:
+            self._on_events(uids)
 
     def _render(self, obj: dict[str, Any]) -> dict[str, Any]:
         request = self.request
@@ -97,6 +108,7 @@ class WatchStream:
         request, store = self.request, self.store
         scope = request.namespace if request.rtype.namespaced else None
         initial: list[bytes] = []
+        initial_uids: list[str] = []
         expired: str | None = None
         # Snapshot and subscribe atomically, so no change falls between the two.
         async with store.lock:
@@ -106,6 +118,7 @@ class WatchStream:
                     obj = request.rtype.present(stored)
                     if request.predicate(obj):
                         initial.append(self._line(ADDED, obj))
+                        initial_uids.append(obj["metadata"].get("uid", ""))
             else:
                 try:
                     since = int(request.resource_version or "0")
@@ -117,6 +130,7 @@ class WatchStream:
                         line = self.translate(change)
                         if line is not None:
                             initial.append(line)
+                            initial_uids.append(change.obj["metadata"].get("uid", ""))
                 except ResourceExpired as exc:
                     expired = str(exc)
             if request.send_initial_events and request.allow_bookmarks:
@@ -141,6 +155,7 @@ class WatchStream:
                 return response
             if initial:
                 await response.write(b"".join(initial))
+                self._sent(initial_uids)
             await self._stream(response, subscription)
         except ConnectionResetError:
             pass  # the client went away
@@ -160,9 +175,15 @@ class WatchStream:
             if self.request.allow_bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
             await subscription.wait(wait)
-            lines = [line for change in subscription.drain() if (line := self.translate(change)) is not None]
+            lines, uids = [], []
+            for change in subscription.drain():
+                line = self.translate(change)
+                if line is not None:
+                    lines.append(line)
+                    uids.append(change.obj["metadata"].get("uid", ""))
             if lines:
                 await response.write(b"".join(lines))
+                self._sent(uids)
             if subscription.closed:
                 return  # server stopping, or this watcher fell too far behind: the client re-watches
             # A bookmark promises every change up to its resourceVersion was sent: never while
