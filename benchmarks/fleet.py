@@ -633,6 +633,12 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
         cpu_end, fly_end, kube_end = sample(operator.pid), await bench.fly_stats(), await bench.kube_stats()
         result.update(keeping_up(args, tracker, checked, steady_seconds, interval))
         result["steady_rss_growth_mib"] = round(cpu_end.rss_mib - rss_from, 1)
+        print(
+            f"  steady: RSS {cpu_end.rss_mib:.0f} MiB (peak {cpu_end.peak_rss_mib:.0f}), check interval "
+            f"{result['steady_check_interval_s']}, lag {result['steady_check_lag_s']}, "
+            f"not checked {result['steady_instances_not_checked']}",
+            flush=True,
+        )
         operator.end_profile()
         steady_calls = fly_counts(fly_end) - fly_counts(fly_start)
         checks = steady_calls.get(f"GET {MACHINE_ROUTE}", 0)

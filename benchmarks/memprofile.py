@@ -81,7 +81,10 @@ def summarise(snapshot: Path, base: Path | None, n: int | None, top: int) -> str
     for traceback, size, count in sorted(stats, key=lambda s: -s[1])[:top]:
         each = f", {size / n:.0f} B/instance" if n else ""
         lines.append(f"  {size / 1024:.0f} KiB in {count} blocks{each}")
-        lines += [f"      {line}" for line in traceback.format(limit=-8)]
+        lines += [
+            f"      {Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno}"
+            for frame in list(traceback)[-8:]
+        ]
     return "\n".join(lines)
 
 
