@@ -84,7 +84,7 @@ def holders(marker: str, samples: int = 3, depth: int = 4) -> list[str]:
             and (tb := tracemalloc.get_object_traceback(obj)) is not None
             and any(frame.filename.endswith(marker) for frame in tb)
         ]
-    lines = [f"{len(found)} live dicts allocated under {marker}"]
+    lines = [f"{len(found)} live objects ({marker})"]
     for obj in random.sample(found, min(samples, len(found))):
         lines.append(f"  {_describe(obj)}")
         current: object = obj
