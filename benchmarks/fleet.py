@@ -29,7 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +45,9 @@ from typing import Any
 import aiohttp
 import yaml
 
+import memprofile
 import plots
+from claw_operator.lifecycle.model import Timings
 from processes import REPO, RESULTS, free_port, sample, spawn, stop, wait_for_line
 from profiling import Profiler
 
@@ -226,6 +231,18 @@ def operator_command(
             ],
             TEXTBOOK,
         )
+    cadences = [
+        "--poll-starting",
+        str(poll),
+        "--poll-running",
+        str(poll),
+        "--poll-destroying",
+        str(max(1.0, poll / 2)),
+        "--poll-idle",
+        str(poll),
+        "--poll-jitter",
+        str(args.jitter),
+    ]
     return (
         [
             "run",
@@ -237,16 +254,8 @@ def operator_command(
             "bench",
             "--metrics-port",
             str(free_port()),
-            "--poll-starting",
-            str(poll),
-            "--poll-running",
-            str(poll),
-            "--poll-destroying",
-            str(max(1.0, poll / 2)),
-            "--poll-idle",
-            str(poll),
-            "--poll-jitter",
-            str(args.jitter),
+            # `--default-cadences`: the operator's own poll intervals (`Timings`), no flag.
+            *([] if args.default_cadences else cadences),
             "--fly-wait-timeout",
             "30",
             "--starting-timeout",
@@ -262,13 +271,38 @@ class Operator:
     def __init__(self, args: argparse.Namespace, kubeconfig: Path, fly_url: str, log: Path) -> None:
         self.command, self.script = operator_command(args, kubeconfig, fly_url)
         self.log = log
+        # `--tracemalloc DIR`: the operator traces its allocations and dumps them on SIGUSR2.
+        self.tracemalloc: Path | None = args.tracemalloc if args.operator == "claw" else None
+        self.dumps = 0
         self.process = self._spawn()
         self.profiler: Profiler | None = None
         if args.profile:
             self.profiler = Profiler(self.process.pid, args.profile)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return spawn(self.command, self.log, env={"FLY_API_TOKEN": FLY_TOKEN}, script=self.script)
+        env = {"FLY_API_TOKEN": FLY_TOKEN}
+        if self.tracemalloc is not None:
+            self.tracemalloc.mkdir(parents=True, exist_ok=True)
+            env["CLAW_OPERATOR_TRACEMALLOC"] = str(self.tracemalloc / "operator")
+        self.dumps = 0
+        return spawn(self.command, self.log, env=env, script=self.script)
+
+    async def dump_memory(self, label: str) -> Path | None:
+        """`--tracemalloc`: have the operator dump its allocations (`kube/memtrace.py`), wait for
+        the dump, and keep it as `DIR/LABEL.snapshot` / `.txt`."""
+        if self.tracemalloc is None:
+            return None
+        self.dumps += 1
+        stem = self.tracemalloc / f"operator.{self.pid}.{self.dumps}"
+        os.kill(self.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 600
+        while not Path(f"{stem}.txt").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no tracemalloc dump {stem}.txt")
+            await asyncio.sleep(0.5)
+        for suffix in (".snapshot", ".txt"):
+            Path(f"{stem}{suffix}").replace(self.tracemalloc / f"{label}{suffix}")
+        return self.tracemalloc / f"{label}.snapshot"
 
     @property
     def pid(self) -> int:
@@ -326,13 +360,55 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stop(process)
 
 
+def keeping_up(
+    args: argparse.Namespace,
+    tracker: Tracker,
+    checked: dict[str, list[float]],
+    window: float,
+    interval: float,
+) -> dict[str, Any]:
+    """Whether the periodic checks kept their cadence over the steady window: the intervals
+    between two checks of one machine (seen every `--reads-every` seconds, so up to that much
+    longer) against the longest the cadence allows (poll + jitter), and the instances never
+    checked in a window longer than that."""
+    bound = args.poll + args.jitter
+    machines = {status.get("machineId") for status in tracker.status.values()} - {None}
+    gaps = [b - a for times in checked.values() for a, b in itertools.pairwise(times)]
+    late = [max(0.0, gap - bound) for gap in gaps]
+    unchecked = len(machines - set(checked)) if window >= bound + args.reads_every else None
+    return {
+        "steady_window_s": round(window, 1),
+        "steady_longest_allowed_interval_s": bound,
+        "steady_check_interval_s": {
+            "p50": round(percentile(gaps, 0.5), 1),
+            "p99": round(percentile(gaps, 0.99), 1),
+            "max": round(max(gaps), 1) if gaps else None,
+        },
+        # How much later than the cadence allows a check came (0 when on time).
+        "steady_check_lag_s": {
+            "p99": round(percentile(late, 0.99), 1),
+            "max": round(max(late), 1) if late else None,
+        },
+        "steady_instances_not_checked": unchecked,
+        "steady_checks_observed_per_instance_per_interval": round(
+            sum(len(t) for t in checked.values()) / max(1, len(machines)) / (window / interval), 3
+        ),
+    }
+
+
 def cpu_between(before: Any, after: Any) -> float:
     return max(0.0, after.cpu_seconds - before.cpu_seconds)
 
 
 async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) -> dict[str, Any]:
     n, poll = args.n, args.poll
-    scenarios = set(SCENARIOS) if args.scenario == "all" else {"burst", args.scenario}
+    scenarios = (
+        set(SCENARIOS)
+        if args.scenario == "all"
+        else {"burst", "steady", "delete"}
+        if args.scenario == "scale"
+        else {"burst", args.scenario}
+    )
     interval = poll + args.jitter / 2  # the mean time between two periodic checks
     namespaces = [f"fleet-{i}" for i in range(args.namespaces)]
     for namespace in namespaces:
@@ -342,7 +418,7 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
         stats = await bench.kube_stats()
         return any(verb == "WATCH" and PLURAL in route for verb, route in stats)
 
-    if not await wait_until(operator_watching, 30):
+    if not await wait_until(operator_watching, 120 if args.tracemalloc else 30):
         raise RuntimeError("the operator never started watching ClawInstances")
     await asyncio.sleep(args.warmup)
     tracker = Tracker()
@@ -362,6 +438,7 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
             await asyncio.sleep(0.5)
 
     sampling = asyncio.create_task(sampler())
+    memory_base = await operator.dump_memory("empty")
     empty = sample(operator.pid)
     kube_before, fly_before = await bench.kube_stats(), await bench.fly_stats()
     apps = [f"fleet-app-{i}" for i in range(args.apps)] if args.apps > 1 else [None]
@@ -398,25 +475,55 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
         tracker.created[f"{namespace}/{body['metadata']['name']}"] = time.monotonic()
         tracker.created_epoch[f"{namespace}/{body['metadata']['name']}"] = time.time()
 
-    await asyncio.gather(*(create(i) for i in range(n)))
-    created_in = time.monotonic() - started
-    print(f"  {n} created in {created_in:.1f}s; waiting for Ready …", flush=True)
-
-    async def all_ready() -> bool:
-        return len(tracker.ready) >= n
-
-    budget = args.ready_timeout or (300 + 3.0 * n / len(apps))
+    # `--waves K`: K waves of N/K creates, each once the previous one is Ready (plus
+    # `--wave-gap`); one wave (the default) is the burst of N at once.
+    bounds = [round(w * n / args.waves) for w in range(args.waves + 1)]
+    waves: list[dict[str, Any]] = []
     last_report = time.monotonic()
+    for wave, (first, end) in enumerate(itertools.pairwise(bounds)):
+        if wave and args.wave_gap:
+            await asyncio.sleep(args.wave_gap)
+        wave_from = time.monotonic()
+        await asyncio.gather(*(create(i) for i in range(first, end)))
+        created_in = time.monotonic() - wave_from
+        label = f"wave {wave + 1}/{args.waves}: " if args.waves > 1 else ""
+        print(f"  {label}{end - first} created in {created_in:.1f}s; waiting for Ready …", flush=True)
 
-    async def ready_with_progress() -> bool:
-        nonlocal last_report
-        if time.monotonic() - last_report > 30:
-            last_report = time.monotonic()
-            print(f"  … {len(tracker.ready)}/{n} Ready after {time.monotonic() - started:.0f}s", flush=True)
-        return await all_ready()
+        async def all_ready(end: int = end) -> bool:
+            return len(tracker.ready) >= end
 
-    if not await wait_until(ready_with_progress, budget, tracker):
-        raise RuntimeError(f"only {len(tracker.ready)}/{n} Ready after {budget:.0f}s")
+        budget = args.ready_timeout or (300 + 3.0 * -(-(end - first) // len(apps)))
+
+        async def ready_with_progress(end: int = end) -> bool:
+            nonlocal last_report
+            if time.monotonic() - last_report > 30:
+                last_report = time.monotonic()
+                print(
+                    f"  … {len(tracker.ready)}/{end} Ready after {time.monotonic() - started:.0f}s",
+                    flush=True,
+                )
+            return await all_ready()
+
+        if not await wait_until(ready_with_progress, budget, tracker):
+            raise RuntimeError(f"only {len(tracker.ready)}/{end} Ready after {budget:.0f}s")
+        wave_sample = sample(operator.pid)
+        waves.append(
+            {
+                "instances": end,
+                "created_s": round(created_in, 2),
+                "to_all_ready_s": round(time.monotonic() - wave_from, 2),
+                "operator_rss_mib": round(wave_sample.rss_mib, 1),
+                "operator_cpu_s": round(cpu_between(cpu_created, wave_sample), 2),
+            }
+        )
+        if args.waves > 1:
+            print(
+                f"  {label}Ready in {waves[-1]['to_all_ready_s']}s, RSS {wave_sample.rss_mib:.0f} MiB",
+                flush=True,
+            )
+    if args.waves > 1:
+        result["waves"] = waves
+    created_in = sum(w["created_s"] for w in waves)
     all_ready_at = time.monotonic()
     ready_sample = sample(operator.pid)
     operator.end_profile()
@@ -507,9 +614,31 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
             await bench.kube_stats(),
         )
         steady_from = time.monotonic()
-        await asyncio.sleep(polls * interval)
+        rss_from = sample(operator.pid).rss_mib
+        # Each instance's checks, as flysim counts GETs of its machine, seen every few seconds:
+        # the intervals between them say whether the operator keeps up with its cadence.
+        checked: dict[str, list[float]] = {}
+        reads_before = (await bench.fly("/_sim/reads"))["machines"]
+        while time.monotonic() - steady_from < polls * interval:
+            await asyncio.sleep(
+                min(args.reads_every, max(0.0, polls * interval - (time.monotonic() - steady_from)))
+            )
+            reads = (await bench.fly("/_sim/reads"))["machines"]
+            now = time.monotonic() - steady_from
+            for machine_id, count in reads.items():
+                if count > reads_before.get(machine_id, 0):
+                    checked.setdefault(machine_id, []).append(now)
+            reads_before = reads
         steady_seconds = time.monotonic() - steady_from
         cpu_end, fly_end, kube_end = sample(operator.pid), await bench.fly_stats(), await bench.kube_stats()
+        result.update(keeping_up(args, tracker, checked, steady_seconds, interval))
+        result["steady_rss_growth_mib"] = round(cpu_end.rss_mib - rss_from, 1)
+        print(
+            f"  steady: RSS {cpu_end.rss_mib:.0f} MiB (peak {cpu_end.peak_rss_mib:.0f}), check interval "
+            f"{result['steady_check_interval_s']}, lag {result['steady_check_lag_s']}, "
+            f"not checked {result['steady_instances_not_checked']}",
+            flush=True,
+        )
         operator.end_profile()
         steady_calls = fly_counts(fly_end) - fly_counts(fly_start)
         checks = steady_calls.get(f"GET {MACHINE_ROUTE}", 0)
@@ -558,6 +687,11 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
                 },
             }
         )
+    memory_ready = await operator.dump_memory("ready")
+    if memory_base is not None and memory_ready is not None:
+        summary = memprofile.summarise(memory_ready, memory_base, n, 25)
+        (memory_ready.parent / "summary.txt").write_text(summary + "\n")
+        print(summary, flush=True)
     result.update(
         {
             "operator_rss_empty_mib": round(empty.rss_mib, 1),
@@ -651,7 +785,11 @@ async def measure(args: argparse.Namespace, bench: Bench, operator: Operator) ->
             return machines == 0 and volumes == 0 and not tracker.present
 
         emptied = await wait_until(
-            fly_empty, args.delete_timeout or (120 + 2.0 * n / len(apps)), tracker, 1.0
+            fly_empty,
+            # At the default cadences a destroy is polled every 60 s: the larger fleet needs more.
+            args.delete_timeout or (120 + 2.0 * n / len(apps) + (0.1 * n if args.default_cadences else 0.0)),
+            tracker,
+            1.0,
         )
         time_to_empty = time.monotonic() - delete_from
         operator.end_profile()
@@ -800,11 +938,33 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--scenario",
-        choices=[*SCENARIOS, "all"],
+        choices=[*SCENARIOS, "all", "scale"],
         default="all",
         help="burst: create N, wait for all Ready; steady: then hold a few poll intervals; restart: "
         "then restart the operator with all Ready; delete: then delete all, wait for Fly to be empty "
-        "(each one runs the burst first); all: every one in turn",
+        "(each one runs the burst first); all: every one in turn; scale: issue 13's N = 10,000 run: "
+        "the operator's default cadences, created in --waves (10 unless given), steady state for "
+        "--steady-polls intervals (2 unless given), then the delete",
+    )
+    parser.add_argument(
+        "--waves",
+        type=int,
+        help="create the N instances in this many waves, each once the previous one is all Ready "
+        "(default 1: all at once; 10 for --scenario scale)",
+    )
+    parser.add_argument("--wave-gap", type=float, default=0.0, help="seconds between two waves")
+    parser.add_argument(
+        "--default-cadences",
+        action="store_true",
+        help="run the operator with its own default poll intervals (Running 300 s + jitter 60 s) "
+        "instead of --poll/--jitter (implied by --scenario scale)",
+    )
+    parser.add_argument(
+        "--reads-every",
+        type=float,
+        default=5.0,
+        help="steady state: seconds between two looks at flysim's GETs per machine (the check "
+        "intervals and lag are measured to this resolution)",
     )
     parser.add_argument(
         "--operator",
@@ -821,6 +981,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--profile", type=Path, help="py-spy the operator into this directory, one recording per phase"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="run the operator under tracemalloc (slower) and keep its allocations before the fleet "
+        "(DIR/empty.snapshot) and after the steady state (DIR/ready.snapshot); summarised at the end "
+        "(benchmarks/memprofile.py). RSS figures of such a run include tracemalloc's own memory",
     )
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/fleet-N.json)")
     parser.add_argument("--keep-logs", type=Path, help="copy the three processes' logs into this directory")
@@ -847,6 +1014,17 @@ def main() -> int:
         help="--replicas: kubesim ignores shardSelector (a 1.28-1.35 apiserver): replicas filter themselves",
     )
     args = parser.parse_args()
+    if args.scenario == "scale":
+        args.default_cadences = True
+        args.waves = args.waves or 10
+        if "--steady-polls" not in sys.argv:
+            args.steady_polls = 2
+    args.waves = max(1, args.waves or 1)
+    if args.default_cadences:
+        # The interval the figures divide by: the operator's own Running cadence and jitter.
+        defaults = Timings()
+        args.poll = defaults.poll_running.total_seconds()
+        args.jitter = defaults.poll_jitter.total_seconds()
     if args.smoke:
         return smoke(args)
     if args.replicas > 1:
@@ -890,6 +1068,20 @@ def main() -> int:
     ]
     if result.get("delete_completed") is False:
         failures.append("delete did not complete")
+    if args.scenario == "scale":
+        kept_up = (
+            result.get("steady_instances_not_checked") == 0
+            and result.get("steady_fly_calls_per_instance_per_interval", 0) >= 0.95
+        )
+        print(
+            f"scale: peak RSS {result['operator_peak_rss_mib']} MiB (goal < 600), "
+            f"{result['operator_rss_per_instance_kib']} KiB per instance (goal <= 40), "
+            f"{'kept up' if kept_up else 'DID NOT keep up'} with its polls "
+            f"({result.get('steady_fly_calls_per_instance_per_interval')} checks per instance per interval, "
+            f"lag p99 {result.get('steady_check_lag_s', {}).get('p99')} s)"
+        )
+        if not kept_up:
+            failures.append("the periodic checks did not keep up")
     if failures:
         print(f"FAILED: {', '.join(failures)}", file=sys.stderr)
         return 1

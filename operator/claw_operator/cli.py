@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from argparse import SUPPRESS
 from collections.abc import Callable, Sequence
@@ -155,6 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"claw-operator run: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_format)
+    if os.environ.get("CLAW_OPERATOR_TRACEMALLOC"):  # a benchmark's diagnostic (kube/memtrace.py)
+        from claw_operator.kube.memtrace import install_from_env
+
+        install_from_env()
     from claw_operator.kube.preflight import StartupError
 
     try:

@@ -63,8 +63,10 @@ class RateLimits:
     headroom: float = 0.9
     reserve: int = 1
     # Buckets are per machine; forget idle ones beyond this many so a long-lived operator does
-    # not keep a bucket for every machine it ever touched.
-    max_buckets: int = 10_000
+    # not keep a bucket for every machine it ever touched. An idle bucket is full again, the
+    # same as a new one: forgetting it changes no pacing, and at ~1 KiB each a bucket per
+    # machine of a large fleet would be a tenth of the operator's memory (issue 13).
+    max_buckets: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)

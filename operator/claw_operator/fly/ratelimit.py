@@ -11,6 +11,7 @@ capacity `burst` that drains at `rate`/s.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Final
@@ -69,13 +70,15 @@ class FlyRateLimiter:
         excess = len(self._buckets) - self._limits.max_buckets
         if excess <= 0:
             return
-        for key in list(self._buckets)[:-1]:
-            if excess <= 0:
+        # From the least recently used end, without copying every key: idle buckets gather there.
+        idle: list[tuple[str, str]] = []
+        for key, limiter in itertools.islice(self._buckets.items(), len(self._buckets) - 1):
+            if len(idle) >= excess:
                 break
-            limiter = self._buckets[key]
             if limiter.has_capacity(limiter.max_rate):
-                del self._buckets[key]
-                excess -= 1
+                idle.append(key)
+        for key in idle:
+            del self._buckets[key]
 
     def __len__(self) -> int:
         return len(self._buckets)

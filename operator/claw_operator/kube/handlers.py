@@ -191,12 +191,14 @@ def register(
                 # Woken for a change this run already read (the finalizer landing as it began):
                 # another pass now would only observe Fly again.
                 wakeup.clear()
+            # Not kept while asleep: the object the run read or wrote (a whole ClawInstance,
+            # ~20 KiB per instance at rest; issue 13's memory).
+            delay = outcome.requeue_after
+            del outcome
             waiter = asyncio.ensure_future(wakeup.wait())
             stopper = asyncio.ensure_future(stopped.wait())
             try:
-                await asyncio.wait(
-                    {waiter, stopper}, timeout=outcome.requeue_after, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
                 stopper.cancel()
