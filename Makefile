@@ -27,8 +27,9 @@ tools: ## install the system tools the tests use (kubectl) when missing
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kubernetes-client >/dev/null; }
 
-lint: install ## ruff, mypy (strict on api/fly/lifecycle), import-linter layer contracts
+lint: install ## ruff (checks and formatting), mypy (strict on api/fly/lifecycle), import-linter layer contracts
 	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml --check

@@ -422,8 +422,10 @@ class Reconciler:
             return True
         uid = (watched.get("metadata") or {}).get("uid")
         state = self._objects.get(uid) if uid else None
-        return state is not None and state.read_at is not None and (
-            self._monotonic() - state.read_at < self._fresh_every
+        return (
+            state is not None
+            and state.read_at is not None
+            and (self._monotonic() - state.read_at < self._fresh_every)
         )
 
     async def _quiet_pass(self, watched: Mapping[str, Any]) -> tuple[PassOutcome | None, Observation | None]:

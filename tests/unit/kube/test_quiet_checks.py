@@ -154,8 +154,14 @@ def test_a_watch_that_went_deaf_is_overtaken_by_a_fresh_read_every_fresh_every()
 def test_a_process_reads_each_instance_fresh_before_its_first_quiet_check() -> None:
     _reconciler, kube, fly = _settled(fresh_every=60.0)
     fresh = Reconciler(
-        cast(KubeApi, kube), fly, fly, _no_events, timings=Timings(), default_app="claw-app",
-        clock=lambda: NOW, fresh_every=60.0,
+        cast(KubeApi, kube),
+        fly,
+        fly,
+        _no_events,
+        timings=Timings(),
+        default_app="claw-app",
+        clock=lambda: NOW,
+        fresh_every=60.0,
     )
     asyncio.run(fresh.reconcile("default", "claw-a", watched=copy.deepcopy(kube.obj)))
     assert kube.gets == 1
