@@ -624,27 +624,39 @@ class FlyGateway:
         merged = merged_config(base, desired)
         return MachineConfig.model_validate(merged)
 
+    async def _create_volume(
+        self,
+        instance: Instance,
+        name: str,
+        regions: list[str],
+        size_gb: int | None,
+        source_volume_id: str | None = None,
+    ) -> ActionResult:
+        """Create (or fork) a volume of the instance, sized for its guest, and record it as made
+        by this process (what a later deletion answers from)."""
+        self._sent_creates.add(instance.uid)
+        self._volume_creates_sent[instance.uid] = time.monotonic()
+        guest = instance.spec.guest
+        volume = await self._fly.create_volume(
+            instance.app,
+            name=name,
+            regions=regions,
+            size_gb=size_gb,
+            source_volume_id=source_volume_id,
+            compute=GuestConfig(cpu_kind=guest.cpu_kind.value, cpus=guest.cpus, memory_mb=guest.memory_mb),
+        )
+        made = self._seen_volume(volume_view(volume))
+        self._made_for(instance.uid).volumes[made.id] = made
+        return ActionResult(volume=made)
+
     async def _execute(self, action: Action, instance: Instance, env: ResolvedEnv | None) -> ActionResult:
-        app, spec = instance.app, instance.spec
+        app = instance.app
         wait = self._timings.fly_wait_timeout.total_seconds()
         match action:
             case CreateVolume():
-                self._sent_creates.add(instance.uid)
-                self._volume_creates_sent[instance.uid] = time.monotonic()
-                volume = await self._fly.create_volume(
-                    app,
-                    name=action.name,
-                    regions=[action.region, *action.fallback_regions],
-                    size_gb=action.size_gb,
-                    compute=GuestConfig(
-                        cpu_kind=spec.guest.cpu_kind.value,
-                        cpus=spec.guest.cpus,
-                        memory_mb=spec.guest.memory_mb,
-                    ),
+                return await self._create_volume(
+                    instance, action.name, [action.region, *action.fallback_regions], action.size_gb
                 )
-                made = self._seen_volume(volume_view(volume))
-                self._made_for(instance.uid).volumes[made.id] = made
-                return ActionResult(volume=made)
             case ExtendVolume():
                 try:
                     extended = await self._fly.extend_volume(app, action.volume_id, action.size_gb)
@@ -755,24 +767,14 @@ class FlyGateway:
                 self._removed(instance.uid, machine_id=action.machine_id)
                 return ActionResult()
             case ReplaceVolume():
-                self._sent_creates.add(instance.uid)
-                self._volume_creates_sent[instance.uid] = time.monotonic()
                 # A fork takes its size from the source (Fly rejects `size_gb` with it).
-                replacement = await self._fly.create_volume(
-                    app,
-                    name=action.name,
-                    regions=[action.region, *action.fallback_regions],
-                    size_gb=None if action.fork else action.size_gb,
+                return await self._create_volume(
+                    instance,
+                    action.name,
+                    [action.region, *action.fallback_regions],
+                    None if action.fork else action.size_gb,
                     source_volume_id=action.stranded_volume_id if action.fork else None,
-                    compute=GuestConfig(
-                        cpu_kind=spec.guest.cpu_kind.value,
-                        cpus=spec.guest.cpus,
-                        memory_mb=spec.guest.memory_mb,
-                    ),
                 )
-                made = self._seen_volume(volume_view(replacement))
-                self._made_for(instance.uid).volumes[made.id] = made
-                return ActionResult(volume=made)
             case DeleteStrandedVolume():
                 await self._fly.delete_volume(app, action.volume_id)
                 self._volume_sizes.pop(action.volume_id, None)

@@ -169,17 +169,6 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> Any:
         """One call; the decoded JSON answer, or `KubeApiError` for an error status."""
-        return await self._request(method, path, body, params=params, content_type=content_type)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        params: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> Any:
         credentials = self._credentials
         headers = {"Accept": "application/json"}
         if self._user_agent:
@@ -210,7 +199,7 @@ class KubeApi:
 
     async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = await self._request("GET", self._instance_path(namespace, name))
+            obj = await self.request("GET", self._instance_path(namespace, name))
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
@@ -233,7 +222,7 @@ class KubeApi:
         }
         path = self._instance_path(metadata["namespace"], metadata["name"]) + "/status"
         try:
-            updated = await self._request("PUT", path, body)
+            updated = await self.request("PUT", path, body)
         except KubeApiError as exc:
             if exc.status == 409:
                 raise StatusConflict(f"{metadata['namespace']}/{metadata['name']} changed") from exc
@@ -244,7 +233,7 @@ class KubeApi:
         """POST a core/v1 Event with a fixed name; False when one of that name exists (409)."""
         body = {"apiVersion": "v1", "kind": "Event", **body}
         try:
-            await self._request("POST", f"/api/v1/namespaces/{_path(namespace)}/events", body)
+            await self.request("POST", f"/api/v1/namespaces/{_path(namespace)}/events", body)
         except KubeApiError as exc:
             if exc.status == 409:
                 return False
@@ -254,7 +243,7 @@ class KubeApi:
     async def read_event_count(self, namespace: str, name: str) -> int | None:
         """The count of the named Event (None: it does not exist)."""
         try:
-            event = await self._request("GET", f"/api/v1/namespaces/{_path(namespace)}/events/{_path(name)}")
+            event = await self.request("GET", f"/api/v1/namespaces/{_path(namespace)}/events/{_path(name)}")
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
@@ -264,7 +253,7 @@ class KubeApi:
     async def patch_event(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
         """Merge-patch the named Event; False when it is gone (404: Events expire)."""
         try:
-            await self._request(
+            await self.request(
                 "PATCH",
                 f"/api/v1/namespaces/{_path(namespace)}/events/{_path(name)}",
                 patch,
@@ -278,9 +267,7 @@ class KubeApi:
 
     async def get_secret(self, namespace: str, name: str) -> SecretLookup:
         try:
-            secret = await self._request(
-                "GET", f"/api/v1/namespaces/{_path(namespace)}/secrets/{_path(name)}"
-            )
+            secret = await self.request("GET", f"/api/v1/namespaces/{_path(namespace)}/secrets/{_path(name)}")
         except KubeApiError as exc:
             if exc.status == 404:
                 return SecretLookup(None)
