@@ -483,6 +483,14 @@ class FlyGateway:
         mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
         return mounted is not None and mounted != instance.status.volume_id
 
+    def _forget_settled_creates(self, uid: str) -> None:
+        settle = self._timings.listing_settle.total_seconds()
+        now = time.monotonic()
+        for sent_at in (self._volume_creates_sent, self._machine_creates_sent):
+            sent = sent_at.get(uid)
+            if sent is not None and now - sent >= settle:
+                del sent_at[uid]
+
     def _unsettled(self, instance: Instance, kind: str, sent_at: dict[str, float]) -> FlyFailure | None:
         """A listing that shows none of the instance's machines (or volumes) cannot prove "none"
         yet when a create whose answer was lost may have been sent less than `listing_settle`
@@ -501,6 +509,8 @@ class FlyGateway:
         sent = sent_at.get(instance.uid)
         if sent is not None:
             left = settle - (time.monotonic() - sent)
+            if left <= 0 and instance.deleting:
+                del sent_at[instance.uid]  # settled: a deletion's last passes need it no more
         if self._older_than_this_process(instance):
             left = max(left, settle - (time.monotonic() - self._started_monotonic))
         inherited = self._inherited.get(instance.uid)
@@ -785,8 +795,10 @@ class FlyGateway:
                 self._volume_sizes.pop(action.volume_id, None)
                 self._removed(instance.uid, volume_id=action.volume_id)
                 self._sent_creates.discard(instance.uid)
-                self._volume_creates_sent.pop(instance.uid, None)
-                self._machine_creates_sent.pop(instance.uid, None)
+                # When this process last sent a create is forgotten only once it no longer
+                # matters: a create whose answer was lost moments ago may still be missing from
+                # the listings that must prove the deletion complete (`_unsettled`).
+                self._forget_settled_creates(instance.uid)
                 return ActionResult()
             case _:
                 # Exhaustive: mypy names this match when a new Action is not executed here.

@@ -275,3 +275,30 @@ def test_a_volume_still_refused_as_bound_after_the_detach_wait_is_looked_at() ->
         assert seen.volume.volume is not None and seen.volume.volume.attached_machine_id == "x9"
 
     run(scenario())
+
+
+def test_a_deleted_volume_does_not_make_an_empty_listing_proof_within_settle_of_a_lost_create() -> None:
+    """A machine create this process sent moments ago lost its answer (it may exist, unlisted
+    yet); the destroy then deletes the recorded volume. The next empty listing of machines
+    still proves nothing until `listing_settle` after that create: otherwise the finalizer
+    would be released with the machine left on Fly."""
+    fly = RecordingFly()
+    gw = FlyGateway(client=fly, timings=Timings(listing_settle=timedelta(seconds=30)))  # type: ignore[arg-type]
+    gw._started_monotonic -= 60  # the process's own start is past listing_settle
+    inst = instance(created_at=gw._started_at - timedelta(seconds=60), status_=status())
+
+    async def scenario() -> None:
+        made = await gw.execute(CreateVolume(region="iad", size_gb=10, name="claw_x"), inst, None)
+        fly.fail_machine_create = True
+        assert not (await gw.execute(CreateMachine(volume_id=made.volume.id, region="iad"), inst, None)).ok
+        deleting = replace(
+            inst,
+            deleting=True,
+            status=inst.status.model_copy(update={"phase": Phase.DESTROYING, "volume_id": made.volume.id}),
+        )
+        assert (await gw.execute(DeleteVolume(volume_id=made.volume.id), deleting, None)).ok
+        seen = await gw.observe(done(deleting))
+        assert seen.tagged_machines is None  # the listing shows none yet: not proof of none
+        assert seen.named_volumes is None
+
+    run(scenario())
