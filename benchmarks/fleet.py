@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 import memprofile
 import plots
 from claw_operator.lifecycle.model import Timings
-from processes import REPO, RESULTS, free_port, sample, spawn, stop, wait_for_line
+from processes import REPO, RESULTS, free_port, sample, simulators, spawn, stop
 from profiling import Profiler
 
 GROUP, VERSION, PLURAL = "claw.dev", "v1alpha1", "clawinstances"
@@ -323,41 +322,18 @@ class Operator:
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    kubeconfig = workdir / "kubeconfig"
-    kube_log, fly_log, op_log = workdir / "kubesim.log", workdir / "flysim.log", workdir / "operator.log"
-    kubesim = spawn(
-        [
-            "kubesim",
-            "--port",
-            str(free_port()),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--crds",
-            str(REPO / "crds"),
-        ],
-        kube_log,
-    )
-    flysim = spawn(
-        ["flysim", "--port", "0", "--profile", "realistic", "--rate-limit", "--seed", str(args.seed)], fly_log
-    )
-    processes = [kubesim, flysim]
-    operator: Operator | None = None
-    try:
-        await wait_for_line(kube_log, "export KUBECONFIG=", kubesim)
-        fly_url = await wait_for_line(fly_log, "FLY_API_URL=", flysim)
-        kube_url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        operator = Operator(args, kubeconfig, fly_url, op_log)
-        connector = aiohttp.TCPConnector(limit=64)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=120)
-        ) as session:
-            return await measure(args, Bench(kube_url, fly_url, session), operator)
-    finally:
-        if operator is not None:
+    flysim_args = ["--profile", "realistic", "--rate-limit", "--seed", str(args.seed)]
+    async with simulators(workdir, flysim_args) as sims:
+        operator = Operator(args, sims.kubeconfig, sims.fly_url, workdir / "operator.log")
+        try:
+            connector = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+            ) as session:
+                return await measure(args, Bench(sims.kube_url, sims.fly_url, session), operator)
+        finally:
             operator.end_profile()
             stop(operator.process)
-        for process in reversed(processes):
-            stop(process)
 
 
 def keeping_up(

@@ -5,14 +5,18 @@ its output in a log file. Shared by `fleet.py` and `chaos.py`; not a benchmark i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -63,6 +67,44 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+@dataclass(frozen=True)
+class Simulators:
+    """kubesim and flysim, started and answering."""
+
+    kubeconfig: Path
+    kube_url: str
+    fly_url: str
+
+
+@contextlib.asynccontextmanager
+async def simulators(workdir: Path, flysim_args: list[str]) -> AsyncIterator[Simulators]:
+    """kubesim (our CRDs, its kubeconfig in `workdir`) and flysim (`flysim --port 0
+    FLYSIM_ARGS`), logs in `workdir`; stopped on the way out."""
+    kubeconfig = workdir / "kubeconfig"
+    kube_log, fly_log = workdir / "kubesim.log", workdir / "flysim.log"
+    kubesim = spawn(
+        [
+            "kubesim",
+            "--port",
+            str(free_port()),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--crds",
+            str(REPO / "crds"),
+        ],
+        kube_log,
+    )
+    flysim = spawn(["flysim", "--port", "0", *flysim_args], fly_log)
+    try:
+        await wait_for_line(kube_log, "export KUBECONFIG=", kubesim)
+        fly_url = await wait_for_line(fly_log, "FLY_API_URL=", flysim)
+        kube_url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        yield Simulators(kubeconfig, kube_url, fly_url)
+    finally:
+        stop(flysim)
+        stop(kubesim)
 
 
 def kill_hard(process: subprocess.Popen[bytes]) -> None:

@@ -52,7 +52,7 @@ from fleet import (
     manifest,
     wait_until,
 )
-from processes import REPO, RESULTS, free_port, kill_hard, sample, spawn, stop, wait_for_line
+from processes import REPO, RESULTS, free_port, kill_hard, sample, simulators, spawn, stop
 
 
 class Replica:
@@ -196,44 +196,25 @@ async def until(predicate: Any, timeout: float, every: float = 0.1) -> float | N
 
 
 async def run_replicas(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    kubeconfig = workdir / "kubeconfig"
-    kube_log, fly_log = workdir / "kubesim.log", workdir / "flysim.log"
-    kubesim = spawn(
-        [
-            "kubesim",
-            "--port",
-            str(free_port()),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--crds",
-            str(REPO / "crds"),
-        ],
-        kube_log,
-    )
-    flysim = spawn(
-        ["flysim", "--port", "0", "--profile", "realistic", "--rate-limit", "--seed", str(args.seed)], fly_log
-    )
+    flysim_args = ["--profile", "realistic", "--rate-limit", "--seed", str(args.seed)]
     replicas: dict[str, Replica] = {}
     retired: list[Replica] = []
-    try:
-        await wait_for_line(kube_log, "export KUBECONFIG=", kubesim)
-        fly_url = await wait_for_line(fly_log, "FLY_API_URL=", flysim)
-        kube_url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=120)
-        ) as session:
-            bench = Bench(kube_url, fly_url, session)
-            if args.client_side:
-                await bench.kube("POST", "/_kubesim/features", {"shardSelector": False})
-            identities = [f"r{i}" for i in range(args.replicas)]
-            for identity in identities:
-                replicas[identity] = Replica(args, identity, kubeconfig, fly_url, workdir)
-            return await measure_replicas(args, bench, replicas, retired, kubeconfig, fly_url, workdir)
-    finally:
-        for replica in [*replicas.values(), *retired]:
-            stop(replica.process)
-        stop(flysim)
-        stop(kubesim)
+    async with simulators(workdir, flysim_args) as sims:
+        kubeconfig, fly_url = sims.kubeconfig, sims.fly_url
+        try:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=120)
+            ) as session:
+                bench = Bench(sims.kube_url, fly_url, session)
+                if args.client_side:
+                    await bench.kube("POST", "/_kubesim/features", {"shardSelector": False})
+                identities = [f"r{i}" for i in range(args.replicas)]
+                for identity in identities:
+                    replicas[identity] = Replica(args, identity, kubeconfig, fly_url, workdir)
+                return await measure_replicas(args, bench, replicas, retired, kubeconfig, fly_url, workdir)
+        finally:
+            for replica in [*replicas.values(), *retired]:
+                stop(replica.process)
 
 
 async def measure_replicas(
