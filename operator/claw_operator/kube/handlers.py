@@ -1,17 +1,19 @@
 """The kopf wiring: thin handlers that only call into the Reconciler.
 
-- A **daemon** per ClawInstance is its reconcile loop: a pass at once (create or resume), then
+- Each ClawInstance's reconcile loop lives in one **scheduler** (kube/scheduler.py; one timer
+  heap for the fleet, not a kopf daemon per object): a pass at once (create or resume), then
   one at the phase's cadence plus jitter (KiloClaw's alarm), or sooner when woken.
-- An **event** handler wakes the daemon when something the user controls changed (generation,
-  the paused / reconcile-requested-at annotations) — never for our own status writes, which
-  would double the Fly traffic.
-- The **delete** handler runs the two-phase destroy; kopf holds our finalizer
-  (`claw.dev/finalizer`) until it returns.
+- Every **watch event** goes to the scheduler (the `when=` filter of an event handler kopf
+  never calls): it keeps the object as last seen and wakes the loop when something the user
+  controls changed (generation, the paused / reconcile-requested-at annotations, deletion, our
+  finalizer landing) — never for our own status writes, which would double the Fly traffic.
+- The **delete** handler stops the loop (waiting for a running pass) and runs the two-phase
+  destroy; kopf holds our finalizer (`claw.dev/finalizer`) until it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -19,27 +21,21 @@ from typing import Any
 
 import kopf
 
-from claw_operator.api import (
-    FINALIZER,
-    GROUP,
-    PAUSED_ANNOTATION,
-    PLURAL,
-    RECONCILE_REQUEST_ANNOTATION,
-    VERSION,
-)
+from claw_operator.api import FINALIZER, GROUP, PLURAL, VERSION
 from claw_operator.api.reasons import EventReason
 from claw_operator.kube import metrics as m
 from claw_operator.kube.events import post_event
 from claw_operator.kube.health import WatchHealth
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.reconciler import PassOutcome, Reconciler
+from claw_operator.kube.scheduler import Entry, Ran, Scheduler
 from claw_operator.kube.shards import LeaseKeeper, ShardFenced
 from claw_operator.lifecycle.model import EventRecord, EventType
 
 logger = logging.getLogger("claw_operator.handlers")
 
 # A loop whose object has no finalizer yet looks again after this long at the latest: kopf's
-# finalizer patch comes back as a watch event, which wakes it at once (`wake_on_change`); the
+# finalizer patch comes back as a watch event, which wakes it at once (`Scheduler.saw`); the
 # timeout is only the fallback. (At 1 s, a fleet queued behind kopf's patches spun through
 # thousands of empty wake-ups during a burst, issue 13.)
 FINALIZER_FALLBACK = 5.0
@@ -77,28 +73,6 @@ class ProgressAnnotations(kopf.AnnotationsProgressStorage):
         return super().clear(essence=essence)
 
 
-class QuietWakeups(logging.Filter):
-    """kopf logs every successful event-handler call at INFO; for `wake_on_change` that is
-    one line per watch event of every instance (our own status writes included): noise that
-    costs CPU at fleet size. Its failures are still logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno <= logging.INFO and "wake_on_change' succeeded" in record.getMessage())
-
-
-def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The parts of an object whose change calls for a pass (status changes excluded)."""
-    meta = body.get("metadata", {})
-    annotations = meta.get("annotations") or {}
-    return (
-        meta.get("generation"),
-        annotations.get(PAUSED_ANNOTATION),
-        annotations.get(RECONCILE_REQUEST_ANNOTATION),
-        meta.get("deletionTimestamp") is not None,
-        FINALIZER in (meta.get("finalizers") or []),
-    )
-
-
 def _awaits_finalizer(body: Mapping[str, Any]) -> bool:
     meta = body.get("metadata") or {}
     return not meta.get("deletionTimestamp") and FINALIZER not in (meta.get("finalizers") or [])
@@ -123,14 +97,15 @@ def register(
     metrics: OperatorMetrics | None = None,
     health: WatchHealth | None = None,
     shards: LeaseKeeper | None = None,
-) -> None:
-    """Register the handlers of one operator instance on `registry`.
+) -> Scheduler:
+    """Register the handlers of one operator instance on `registry`; return the scheduler of
+    the instances' loops (the caller starts it before kopf and closes it after).
 
-    With `shards` (`--shards auto`), every replica runs a loop per instance, but only the one
-    the ring assigns it to (and the fence allows) reconciles it; the others wait for the ring
-    to change. kopf's `when=` filters are not used for this: a filter is re-evaluated only on
-    the object's own watch events (an instance whose owner died gets none), and a delete
-    handler filtered out would let kopf remove the finalizer.
+    With `shards` (`--shards auto`), every replica keeps a loop per instance, but only the one
+    the ring assigns it to (and the fence allows) reconciles it; on the others the loop is
+    parked until the ring changes. kopf's `when=` filters are not used for this: a filter is
+    re-evaluated only on the object's own watch events (an instance whose owner died gets
+    none), and a delete handler filtered out would let kopf remove the finalizer.
     """
     shard_wait = shards.timings.lease_duration.total_seconds() if shards is not None else 0.0
 
@@ -159,82 +134,75 @@ def register(
             metrics.observe_reconcile(_outcome(outcome), time.perf_counter() - started)
         return outcome
 
-    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=None)
-    async def instance_loop(**kwargs: Any) -> None:
-        name: str = kwargs["name"]
-        namespace: str = kwargs["namespace"]
-        memo: kopf.Memo = kwargs["memo"]
-        stopped: kopf.DaemonStopped = kwargs["stopped"]
-        wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
-        uid: str = kwargs["uid"]
-        checked = time.monotonic()
-        while not stopped:
-            wakeup.clear()
-            if shards is not None:
-                shards.track(uid, kwargs["body"].get("metadata", {}).get("creationTimestamp"))
-                if not shards.may_act(uid):
-                    await _first(shards.wait_change(shard_wait), stopped.wait())
-                    if not shards.watches(uid) and time.monotonic() - checked >= shards.linger_check:
-                        # Lost to another replica and out of this one's (server-side) watch:
-                        # its deletion is never seen here, so look whether it still exists.
-                        checked = time.monotonic()
-                        if not await reconciler.exists(namespace, name):
-                            shards.forget(uid)
-                            return
-                    continue
-                shards.before_pass(uid)
-                await _announce_handover(shards, uid, kwargs["body"], metrics)
-            outcome = await reconcile(namespace, name, last_seen=kwargs["body"])
-            if outcome.requeue_after is None or outcome.finalized:
-                return
-            if outcome.obj is not None and memo.get("trigger") == _trigger(outcome.obj):
-                # Woken for a change this run already read (the finalizer landing as it began):
-                # another pass now would only observe Fly again.
-                wakeup.clear()
-            # Not kept while asleep: the object the run read or wrote (a whole ClawInstance,
-            # ~20 KiB per instance at rest; issue 13's memory).
-            delay = outcome.requeue_after
-            del outcome
-            waiter = asyncio.ensure_future(wakeup.wait())
-            stopper = asyncio.ensure_future(stopped.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+    async def instance_pass(entry: Entry) -> Ran:
+        """One turn of an instance's loop (kube/scheduler.py calls it when it falls due)."""
+        uid, namespace, name = entry.uid, entry.namespace, entry.name
+        if shards is not None:
+            shards.track(uid, (entry.body.get("metadata") or {}).get("creationTimestamp"))
+            if not shards.may_act(uid):
+                now = time.monotonic()
+                if not shards.watches(uid) and now - entry.checked >= shards.linger_check:
+                    # Lost to another replica and out of this one's (server-side) watch: its
+                    # deletion is never seen here, so look whether it still exists.
+                    entry.checked = now
+                    if not await reconciler.exists(namespace, name):
+                        shards.forget(uid)
+                        scheduler.forget(uid)
+                        return Ran(None)
+                return Ran(shard_wait, parked=True)
+            shards.before_pass(uid)
+            await _announce_handover(shards, uid, entry.body, metrics)
+        outcome = await reconcile(namespace, name, last_seen=entry.body)
+        if outcome.finalized:
+            return Ran(None)
+        # Not kept while asleep: the object the run read or wrote (a whole ClawInstance,
+        # ~20 KiB per instance at rest; issue 13's memory) — only whether it shows a change.
+        return Ran(outcome.requeue_after, seen=outcome.obj)
+
+    scheduler = Scheduler(instance_pass)
+    if shards is not None:
+        shards.listeners.append(scheduler.wake_parked)
 
     def watch_event(**kwargs: Any) -> bool:
-        """Every watch event's bookkeeping, run as the `when=` filter of `wake_on_change`: True
-        only when the event calls for a pass. kopf evaluates the filter once per event and runs
-        its handler machinery (per-event state, invocation, its log line) only when it matches;
-        most events are the echoes of our own status writes, which need none of it (issue 13:
-        the handler's machinery was ~5 % of the operator's CPU during a burst)."""
-        memo: kopf.Memo = kwargs["memo"]
+        """Every watch event's bookkeeping, run as the `when=` filter of the event handler:
+        the scheduler learns the object (and wakes its loop when the user changed something),
+        the metrics, the watch's liveness and the shard ring count it. Always False: kopf's
+        handler machinery (per-event state, invocation, its log line) is not needed for any
+        event (issue 13: it was ~5 % of the operator's CPU during a burst)."""
         body: kopf.Body = kwargs["body"]
+        event_type = kwargs.get("type")
+        meta = body.get("metadata") or {}
         if metrics is not None:
-            metrics.observe_watch_event(kwargs.get("type"), body)
+            metrics.observe_watch_event(event_type, body)
         if health is not None:
-            uid = body.get("metadata", {}).get("uid")
-            health.event_received(uid, body.get("metadata", {}).get("resourceVersion"))
-            if kwargs.get("type") == "DELETED" and uid:
-                health.forget(uid)
+            health.event_received(meta.get("uid"), meta.get("resourceVersion"))
+            if event_type == "DELETED" and meta.get("uid"):
+                health.forget(meta["uid"])
         if shards is not None:
-            meta = body.get("metadata", {})
-            if kwargs.get("type") == "DELETED":
+            if event_type == "DELETED":
                 shards.forget(meta.get("uid", ""))
             elif meta.get("uid"):
                 shards.track(meta["uid"], meta.get("creationTimestamp"))
-        return bool(memo.get("trigger") != _trigger(body))
+        if scheduler.context is None:
+            scheduler.context = contextvars.copy_context()
+        scheduler.saw(body, event_type)
+        return False
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, when=watch_event)
-    async def wake_on_change(**kwargs: Any) -> None:
-        memo: kopf.Memo = kwargs["memo"]
-        memo["trigger"] = _trigger(kwargs["body"])
-        wakeup: asyncio.Event = memo.setdefault("wakeup", asyncio.Event())
-        wakeup.set()
+    async def watched(**kwargs: Any) -> None:
+        """Never called (`watch_event` is the whole work); kopf needs a handler to carry it."""
+
+    @kopf.on.cleanup(registry=registry)
+    async def drain(**_: Any) -> None:
+        """At shutdown, once kopf's watches stopped: no pass starts, the running ones finish
+        (kopf cancels every task it finds left after its cleanup handlers, 5 s later)."""
+        await scheduler.close()
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def destroy(**kwargs: Any) -> None:
+        # The instance's loop runs no further pass; one still running finishes first (kopf
+        # waited for its daemon the same way before removing the finalizer).
+        await scheduler.stop(kwargs["uid"])
         if shards is not None:
             # Another replica's: wait until it finalizes (the object is gone) or this one
             # gains it. Returning earlier would let kopf remove the finalizer.
@@ -247,10 +215,13 @@ def register(
         outcome = await reconcile(kwargs["namespace"], kwargs["name"], deleting=True)
         if outcome.finalized or outcome.requeue_after is None:
             reconciler.forget(kwargs["uid"])
+            scheduler.forget(kwargs["uid"])
             if shards is not None:
                 shards.forget(kwargs["uid"])
             return
         raise kopf.TemporaryError("destroy in progress", delay=max(outcome.requeue_after, 0.1))
+
+    return scheduler
 
 
 async def _announce_handover(
@@ -271,16 +242,6 @@ async def _announce_handover(
     await post_event(dict(body), event)  # queued: kopf posts it in the background
 
 
-async def _first(*waits: Any) -> None:
-    """Until the first of these awaitables is done (the others are cancelled)."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -> None:
     """kopf settings: every key kopf writes lives under claw.dev; watches never go deaf."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -293,6 +254,3 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300) -
     # Our own log lines carry the context; kopf's per-object logs are not posted as Events.
     settings.posting.loggers = False
     settings.peering.standalone = True
-    objects_logger = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, QuietWakeups) for f in objects_logger.filters):
-        objects_logger.addFilter(QuietWakeups())

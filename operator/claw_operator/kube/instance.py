@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from claw_operator.api import (
@@ -43,6 +44,13 @@ class Parsed:
     status_source: object
     spec: ClawInstanceSpec
     status: ClawInstanceStatus
+
+    @cached_property
+    def status_is_canonical(self) -> bool:
+        """The status model writes back exactly the status it was parsed from: then a decided
+        status equal to the model (a cheap comparison) needs no write, without rendering it to
+        its wire form (`StatusWriter.unchanged`)."""
+        return self.status.to_wire() == (self.status_source or {})
 
     def fits(self, obj: dict[str, Any]) -> bool:
         return (

@@ -151,10 +151,22 @@ class StatusWriter:
 
     def restart_from(self, obj: dict[str, Any]) -> None:
         """After a conflict: the object as read again (Events posted so far stay posted)."""
-        self.persisted: dict[str, Any] = obj.get("status") or {}
+        self._persisted_source = obj.get("status")
+        self.persisted: dict[str, Any] = self._persisted_source or {}
 
-    def unchanged(self, decision: Decision) -> bool:
-        """The decided status is the one persisted: `write` would make no request."""
+    def unchanged(self, decision: Decision, parsed: Parsed | None = None) -> bool:
+        """The decided status is the one persisted: `write` would make no request. `parsed`:
+        the persisted status as parsed, when the caller has it — equal models of a status that
+        round-trips (`Parsed.status_is_canonical`) are equal on the wire, and comparing them
+        costs a fraction of rendering the decided status (a periodic check's most frequent
+        question, issue 13)."""
+        if (
+            parsed is not None
+            and parsed.status_source is self._persisted_source
+            and decision.status == parsed.status
+            and parsed.status_is_canonical
+        ):
+            return True
         return decision.status.to_wire() == self.persisted
 
     async def write(self, scope: PassScope) -> dict[str, Any]:
@@ -175,7 +187,7 @@ class StatusWriter:
                 # The Fly action happened whatever becomes of this status: say so once.
                 await self.post(obj, scope.decision.events)
             raise
-        self.persisted = obj.get("status") or {}
+        self.restart_from(obj)
         return obj
 
     async def post(self, obj: dict[str, Any], events: Sequence[EventRecord]) -> None:
@@ -457,7 +469,7 @@ class Reconciler:
                 or decision.logs
                 or decision.finalize
                 or decision.requeue_after == 0
-                or not StatusWriter(self._kube, self._events, obj).unchanged(decision)
+                or not StatusWriter(self._kube, self._events, obj).unchanged(decision, state.parsed)
             ):
                 return None, None if scope.skips_fly else scope.observed
             state.failures = state.failures + 1 if decision.retry else 0

@@ -222,7 +222,7 @@ async def run_operator(
         fresh_every=config.watch_stale_after / 2,
     )
     registry = kopf.OperatorRegistry()
-    register(registry, reconciler, metrics=metrics, health=health, shards=keeper)
+    scheduler = register(registry, reconciler, metrics=metrics, health=health, shards=keeper)
     kopf.on.login(registry=registry)(_login_handler(api_client))
     settings = kopf.OperatorSettings()
     configure(settings)
@@ -260,6 +260,7 @@ async def run_operator(
             return  # stopped while waiting for the apiserver or Fly
         if watch is not None:
             await watch.start()  # server-side sharding or not; the first listing's selector
+        scheduler.start()
         if keeper is not None:
             # Join the ring once kopf has listed every instance and runs the handlers: the others
             # stop acting on this replica's share the moment they see its Lease.
@@ -277,6 +278,9 @@ async def run_operator(
         )
     finally:
         forward.cancel()
+        # No pass starts any more; the running ones finish before the Lease is released and
+        # the clients close.
+        await scheduler.close()
         if watch is not None:
             await watch.stop()
         if keeper is not None:
