@@ -56,10 +56,13 @@ from profiling import Profiler
 
 TOKEN = "checkcost-token"
 IMAGE = "registry.fly.io/claw:1.0"
+# A few variables, as an instance's env has (the machine's config carries them; the check
+# digests them).
+ENV = {"CLAW_MODE": "assistant", "CLAW_LOG_LEVEL": "info", "TZ": "UTC", "CLAW_WORKSPACE": "/root/work"}
 
 
 def _instance(index: int, app: str, created_at: datetime) -> Instance:
-    spec = ClawInstanceSpec(region="iad", image=IMAGE, app=app)
+    spec = ClawInstanceSpec(region="iad", image=IMAGE, app=app, env=ENV)
     return Instance(
         uid=f"00000000-0000-4000-8000-{index:012d}",
         namespace="bench",
