@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         fly_url = await wait_for_line(workdir / "flysim.log", "FLY_API_URL=", flysim)
         # The operator's logging (text lines at INFO), into a file instead of stderr.
-        setup_logging("text")
+        setup_logging("text", getattr(logging, args.log_level))
         logging.getLogger().handlers[0].setStream(log_file.open("a"))  # type: ignore[attr-defined]
         timings = Timings()
         setup_config = OperatorConfig(
@@ -234,6 +234,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="checks in flight at once")
     parser.add_argument(
         "--decide", action=argparse.BooleanOptionalAction, default=True, help="also time observe + decide"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="the operator's log level (INFO, its default, writes a line per Fly call)",
     )
     parser.add_argument("--profile", help="py-spy recording of the measured runs (collapsed stacks)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
