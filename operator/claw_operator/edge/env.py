@@ -18,7 +18,11 @@ class ResolvedEnv:
         return f"ResolvedEnv(keys={sorted(self.values or {})}, error={self.error!r})"
 
 
+# `json.dumps(..., separators=(",", ":"))` builds this encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def env_digest(env: dict[str, str]) -> str:
     """A stable digest of an env mapping (compares desired and observed without the values)."""
-    canonical = json.dumps(sorted(env.items()), separators=(",", ":"))
+    canonical = _COMPACT.encode(sorted(env.items()))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

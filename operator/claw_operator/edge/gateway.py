@@ -156,7 +156,8 @@ class FlyGateway:
         self._started_monotonic = time.monotonic()
         # UIDs this process has sent a volume or machine create for (see `_knows_nothing_exists`).
         self._sent_creates: set[str] = set()
-        # UID -> when (monotonic) this process last sent a volume create (`_unsettled`).
+        # UID -> when (monotonic) this process last sent a volume create (`_unsettled`), oldest
+        # first (`_note_create_sent`); pruned past `listing_settle` (`_forget_settled_creates`).
         self._volume_creates_sent: dict[str, float] = {}
         # The same for machine creates (`_unsettled`: the machines tagged with a UID).
         self._machine_creates_sent: dict[str, float] = {}
@@ -483,12 +484,25 @@ class FlyGateway:
         mounted = next((m.volume for m in seen.mounts if m.path == path and m.volume), None)
         return mounted is not None and mounted != instance.status.volume_id
 
-    def _forget_settled_creates(self, uid: str) -> None:
-        settle = self._timings.listing_settle.total_seconds()
-        now = time.monotonic()
+    @staticmethod
+    def _note_create_sent(sent_at: dict[str, float], uid: str) -> None:
+        """Remember when a create for `uid` was sent: re-inserted, so that the map stays in the
+        order of its times (`_forget_settled_creates` prunes from its oldest end)."""
+        sent_at.pop(uid, None)
+        sent_at[uid] = time.monotonic()
+
+    def _forget_settled_creates(self) -> None:
+        """Forget every create sent longer than `listing_settle` ago: it no longer stops a
+        listing from proving anything (`_unsettled`). A deletion whose last passes answer from
+        the record (`_known_objects`) never asks `_unsettled` again, so without this the time of
+        a create its `DeleteVolume` had to keep (younger than `listing_settle` then) would stay
+        for good. The maps are in send order (`_note_create_sent`): oldest first."""
+        cutoff = time.monotonic() - self._timings.listing_settle.total_seconds()
         for sent_at in (self._volume_creates_sent, self._machine_creates_sent):
-            sent = sent_at.get(uid)
-            if sent is not None and now - sent >= settle:
+            while sent_at:
+                uid, sent = next(iter(sent_at.items()))
+                if sent > cutoff:
+                    break
                 del sent_at[uid]
 
     def _unsettled(self, instance: Instance, kind: str, sent_at: dict[str, float]) -> FlyFailure | None:
@@ -645,7 +659,7 @@ class FlyGateway:
         """Create (or fork) a volume of the instance, sized for its guest, and record it as made
         by this process (what a later deletion answers from)."""
         self._sent_creates.add(instance.uid)
-        self._volume_creates_sent[instance.uid] = time.monotonic()
+        self._note_create_sent(self._volume_creates_sent, instance.uid)
         guest = instance.spec.guest
         volume = await self._fly.create_volume(
             instance.app,
@@ -679,7 +693,7 @@ class FlyGateway:
                 return ActionResult(volume=self._seen_volume(volume_view(extended.volume)))
             case CreateMachine():
                 self._sent_creates.add(instance.uid)
-                self._machine_creates_sent[instance.uid] = time.monotonic()
+                self._note_create_sent(self._machine_creates_sent, instance.uid)
                 config = MachineConfig.model_validate(self._config(instance, env, action.volume_id))
                 machine = await self._fly.create_machine(
                     app, config, owner=owner_of(instance), region=action.region
@@ -797,8 +811,9 @@ class FlyGateway:
                 self._sent_creates.discard(instance.uid)
                 # When this process last sent a create is forgotten only once it no longer
                 # matters: a create whose answer was lost moments ago may still be missing from
-                # the listings that must prove the deletion complete (`_unsettled`).
-                self._forget_settled_creates(instance.uid)
+                # the listings that must prove the deletion complete (`_unsettled`). Every
+                # instance's settled ones go here, this one's included.
+                self._forget_settled_creates()
                 return ActionResult()
             case _:
                 # Exhaustive: mypy names this match when a new Action is not executed here.

@@ -60,7 +60,7 @@ from claw_operator.fly.transport import (
     FlyTransport,
     decode_json,
     parse_as,
-    read_as,
+    read_model,
     retrying,
 )
 from claw_operator.fly.transport import Retry as _Retry
@@ -121,7 +121,7 @@ class FlyMachinesClient:
     # Fly's answers, read as `fly/transport.py` reads them.
     _json = staticmethod(decode_json)
     _parse = staticmethod(parse_as)
-    _model = staticmethod(read_as)
+    _read = staticmethod(read_model)
 
     @property
     def config(self) -> FlyClientConfig:
@@ -180,7 +180,7 @@ class FlyMachinesClient:
         response = await self._call(
             _Retry.SAFE, "GET", R_MACHINE, action=GET_ACTION, app=app, object_id=machine_id
         )
-        return self._model(Machine.model_validate, response, route=R_MACHINE)
+        return self._read(Machine, response, route=R_MACHINE)
 
     async def list_machines(
         self,
@@ -275,7 +275,7 @@ class FlyMachinesClient:
             if not (exc.ambiguous or name_taken):
                 raise
             return await self._resolve_ambiguous_machine_create(app, owner, exc)
-        return self._model(Machine.model_validate, response, route=R_MACHINES)
+        return self._read(Machine, response, route=R_MACHINES)
 
     async def _resolve_ambiguous_machine_create(self, app: str, owner: OwnerTag, cause: FlyError) -> Machine:
         # Hand-written rather than a stamina retry: what is repeated is not the failed request
@@ -355,7 +355,7 @@ class FlyMachinesClient:
             json=body,
             lease_nonce=lease_nonce,
         )
-        return self._model(Machine.model_validate, response, route=R_MACHINE)
+        return self._read(Machine, response, route=R_MACHINE)
 
     async def update_and_start(
         self,
@@ -599,7 +599,7 @@ class FlyMachinesClient:
             app=app,
             object_id=volume_id,
         )
-        return self._model(Volume.model_validate, response, route=R_VOLUME)
+        return self._read(Volume, response, route=R_VOLUME)
 
     async def list_volumes(
         self, app: str, *, name: str | None = None, include_destroyed: bool = False
@@ -681,7 +681,7 @@ class FlyMachinesClient:
                 if not exc.ambiguous:
                     raise
                 return await self._resolve_ambiguous_volume_create(app, name, region, sent_at, exc)
-            return self._model(Volume.model_validate, response, route=R_VOLUMES)
+            return self._read(Volume, response, route=R_VOLUMES)
         assert last_capacity is not None
         raise InsufficientCapacity(
             f"no capacity for volume in any of {', '.join(regions)}: {last_capacity.message}",
@@ -770,7 +770,7 @@ class FlyMachinesClient:
             object_id=volume_id,
             json={"size_gb": size_gb},
         )
-        return self._model(ExtendVolumeResult.model_validate, response, route=R_VOLUME_EXTEND)
+        return self._read(ExtendVolumeResult, response, route=R_VOLUME_EXTEND)
 
 
 # --- one client per process ----------------------------------------------------------------------

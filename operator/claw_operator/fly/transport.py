@@ -37,7 +37,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import httpx
 import stamina
-from pydantic import ValidationError
+import yarl
+from pydantic import BaseModel, ValidationError
 
 from claw_operator.fly.config import FlyClientConfig, auth_header_value
 from claw_operator.fly.errors import (
@@ -65,12 +66,14 @@ __all__ = [
     "decode_json",
     "parse_as",
     "read_as",
+    "read_model",
     "retrying",
 ]
 
 log = logging.getLogger("claw_operator.fly")
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 
 # --- routes ---------------------------------------------------------------------------------------
 
@@ -99,6 +102,10 @@ OPERATIONS: Final[Mapping[str, Mapping[str, str]]] = {
     R_VOLUMES: {"GET": "list_volumes", "POST": "create_volume"},
     R_VOLUME: {"GET": "get_volume", "DELETE": "delete_volume"},
     R_VOLUME_EXTEND: {"PUT": "extend_volume"},
+}
+
+_OPERATION_NAMES: Final[Mapping[tuple[str, str], str]] = {
+    (route, method): name for route, names in OPERATIONS.items() for method, name in names.items()
 }
 
 LEASE_NONCE_HEADER: Final = "fly-machine-lease-nonce"
@@ -230,7 +237,23 @@ def read_as(parse: Callable[[Any], _T], response: FlyResponse, *, route: str) ->
     return parse_as(parse, decode_json(response, route=route), response, route=route)
 
 
+def read_model(model: type[_M], response: FlyResponse, *, route: str) -> _M:
+    """The response body as `model`, in one step (pydantic reads the JSON itself: no dict of
+    it is built first, issue 13), failing as `read_as(model.model_validate, ...)` fails: a
+    body that is not JSON, or that does not fit the model, is Fly's fault (`UnexpectedResponse`)."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors(include_url=False)):
+            raise _unexpected("Fly answered with a body that is not JSON", response, route) from exc
+        message = f"Fly's answer does not fit the expected shape ({exc.error_count()} errors)"
+        raise _unexpected(message, response, route) from exc
+
+
 # --- the connection pool --------------------------------------------------------------------------
+
+# Parsed URLs kept (`AiohttpTransport._url`): a few per Fly object, for the fleet of one process.
+_URL_CACHE_SIZE: Final = 16384
 
 
 class Exchange(Protocol):
@@ -275,11 +298,18 @@ class AiohttpTransport:
         max_connections: int,
         max_keepalive_connections: int | None = None,
         connect_timeout: float = 10.0,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._limit = max_connections
         self._connect_timeout = connect_timeout
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._session: aiohttp.ClientSession | None = None
+        # The headers of nearly every request, given to the session once: a request passed
+        # exactly this mapping (the same object) sends them without aiohttp merging a copy of
+        # them into its defaults again (issue 13). Any other mapping is sent as given.
+        self._default_headers = default_headers
+        self._sends_user_agent = any(name.lower() == "user-agent" for name in default_headers or {})
+        self._urls: dict[str, yarl.URL] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use, on the running loop (a client is bound to the loop it is used on).
@@ -287,10 +317,27 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=15.0),
                 auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
+                # Never aiohttp's own User-Agent. The client's default headers carry one (then
+                # nothing needs skipping: a skip list costs aiohttp a copy of the headers per
+                # request).
+                skip_auto_headers=None if self._sends_user_agent else ("User-Agent",),
                 cookie_jar=aiohttp.DummyCookieJar(),  # Fly sets no cookies
+                headers=self._default_headers,
             )
         return self._session
+
+    def _url(self, url: str) -> yarl.URL | str:
+        """The parsed URL of a request without a query (a machine's or a volume's GET, its
+        start, stop, destroy), parsed once: aiohttp would parse the string on every request.
+        URLs with a query (waits, lists) are mostly one-offs and go as strings."""
+        if "?" in url:
+            return url
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # a fleet's worth; beyond it, start over
+            found = self._urls[url] = yarl.URL(url)
+        return found
 
     def _timeout(self, timeout: float) -> aiohttp.ClientTimeout:
         found = self._timeouts.get(timeout)
@@ -313,8 +360,8 @@ class AiohttpTransport:
         try:
             async with self._client().request(
                 method,
-                url,
-                headers=headers,
+                self._url(url),
+                headers=None if headers is self._default_headers else headers,
                 data=body,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
@@ -392,6 +439,9 @@ class FlyTransport:
         self._config = config
         self.limiter = FlyRateLimiter(config.rate_limits)
         self._origin = config.origin
+        # (route, app, object id) -> its URL (without the query): quoting and formatting each
+        # path anew was a fiftieth of a periodic check (issue 13).
+        self._urls: dict[tuple[str, str, str | None], str] = {}
         self._headers: dict[str, str] = {
             "Authorization": auth_header_value(config.token),
             "Accept": "application/json",
@@ -402,6 +452,7 @@ class FlyTransport:
                 max_connections=config.max_connections,
                 max_keepalive_connections=config.max_keepalive_connections,
                 connect_timeout=config.connect_timeout,
+                default_headers=self._headers,
             )
             if transport is None
             else HttpxExchange(transport, config)
@@ -424,9 +475,14 @@ class FlyTransport:
         timeout: float | None = None,
     ) -> FlyResponse:
         """One HTTP exchange: rate-limit, send, log, classify. Never retries."""
-        url = self._origin + (
-            _path(route, app=app) if object_id is None else _path(route, app=app, id=object_id)
-        )
+        url = self._urls.get((route, app, object_id))
+        if url is None:
+            url = self._origin + (
+                _path(route, app=app) if object_id is None else _path(route, app=app, id=object_id)
+            )
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # a fleet's worth; beyond it, start over
+            self._urls[(route, app, object_id)] = url
         if params:
             url += "?" + urlencode(list(params.items()) if isinstance(params, Mapping) else params)
         headers = self._headers
@@ -449,37 +505,39 @@ class FlyTransport:
                 error = _transport_error(exc, method=method, route=route, mutating=mutating)
                 duration = time.perf_counter() - started
                 self._report(method, route, None, duration, type(error).__name__)
-                log.warning(
-                    "fly %s %s failed: %s (%s)",
-                    method,
-                    route,
-                    type(exc).__name__,
-                    error.message,
-                    extra=_log_fields(method, route, app, object_id, None, duration, None)
-                    | {"fly_error": type(error).__name__},
-                )
-                raise error from exc
-        duration = time.perf_counter() - started
-        status = response.status_code
-        if 200 <= status < 300:
-            self._report(method, route, status, duration, None)
-            if log.isEnabledFor(logging.INFO):
-                duration_ms = round(duration * 1000, 1)
-                log.info(
-                    "fly %s %s -> %d in %.1fms",
-                    method,
-                    route,
-                    status,
-                    duration_ms,
-                    extra=_log_fields(
+                if log.isEnabledFor(logging.WARNING):
+                    _log_call(
+                        logging.WARNING,
+                        "fly %s %s failed: %s (%s)",
+                        (method, route, type(exc).__name__, error.message),
                         method,
                         route,
                         app,
                         object_id,
-                        status,
-                        duration,
-                        response.headers.get(REQUEST_ID_HEADER),
-                    ),
+                        None,
+                        round(duration * 1000, 1),
+                        None,
+                        type(error).__name__,
+                    )
+                raise error from exc
+        duration = time.perf_counter() - started
+        status = response.status_code
+        if 200 <= status < 300:
+            if self._config.on_request is not None:
+                self._report(method, route, status, duration, None)
+            if log.isEnabledFor(logging.INFO):
+                duration_ms = round(duration * 1000, 1)
+                _log_call(
+                    logging.INFO,
+                    "fly %s %s -> %d in %.1fms",
+                    (method, route, status, duration_ms),
+                    method,
+                    route,
+                    app,
+                    object_id,
+                    status,
+                    duration_ms,
+                    response.headers.get(REQUEST_ID_HEADER),
                 )
             return response
         request_id = response.headers.get(REQUEST_ID_HEADER)
@@ -492,16 +550,21 @@ class FlyTransport:
             retry_after=response.headers.get("retry-after"),
         )
         self._report(method, route, status, duration, type(error).__name__)
-        log.warning(
-            "fly %s %s -> %d in %.1fms: %s",
-            method,
-            route,
-            status,
-            round(duration * 1000, 1),
-            error.message,
-            extra=_log_fields(method, route, app, object_id, status, duration, request_id)
-            | {"fly_error": type(error).__name__},
-        )
+        if log.isEnabledFor(logging.WARNING):
+            duration_ms = round(duration * 1000, 1)
+            _log_call(
+                logging.WARNING,
+                "fly %s %s -> %d in %.1fms: %s",
+                (method, route, status, duration_ms, error.message),
+                method,
+                route,
+                app,
+                object_id,
+                status,
+                duration_ms,
+                request_id,
+                type(error).__name__,
+            )
         raise error
 
     async def call(self, mode: Retry, method: str, route: str, **kwargs: Any) -> FlyResponse:
@@ -569,32 +632,43 @@ class FlyTransport:
         observer = self._config.on_request
         if observer is None:
             return
-        operation = OPERATIONS.get(route, {}).get(method, f"{method} {route}")
+        operation = _OPERATION_NAMES.get((route, method)) or f"{method} {route}"
         try:
             observer(FlyRequest(operation, method, route, status, duration, error))
         except Exception:  # an observer's bug must never fail a Fly call
             log.exception("the Fly request observer failed")
 
 
-def _log_fields(
+def _log_call(
+    level: int,
+    message: str,
+    args: tuple[Any, ...],
     method: str,
     route: str,
     app: str,
     object_id: str | None,
     status: int | None,
-    duration: float,
+    duration_ms: float,
     request_id: str | None,
-) -> dict[str, Any]:
-    """The structured fields of a Fly call's log line."""
-    return {
-        "fly_method": method,
-        "fly_route": route,
-        "fly_app": app,
-        "fly_object_id": object_id,
-        "fly_status": status,
-        "fly_duration_ms": round(duration * 1000, 1),
-        "fly_request_id": request_id,
-    }
+    error: str | None = None,
+) -> None:
+    """The one record of a Fly call (`docs/fly-client.md`, *Logging*), with its structured
+    fields. Built and handled as `Logger.log(..., extra=fields)` would, less the caller lookup
+    (a walk up the stack per call; the record names `FlyTransport.send` instead) and the
+    merging of `extra` key by key: a few percent of a periodic check (issue 13). The caller
+    checks the level first."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, args, None, "send")
+    fields = vars(record)
+    fields["fly_method"] = method
+    fields["fly_route"] = route
+    fields["fly_app"] = app
+    fields["fly_object_id"] = object_id
+    fields["fly_status"] = status
+    fields["fly_duration_ms"] = duration_ms
+    fields["fly_request_id"] = request_id
+    if error is not None:
+        fields["fly_error"] = error
+    log.handle(record)
 
 
 def _transport_error(exc: httpx.TransportError, *, method: str, route: str, mutating: bool) -> FlyError:

@@ -78,6 +78,8 @@ _DESCRIBE: Final[dict[str, Callable[[object, object], str]]] = {
 }
 # Not compared for equality: KiloClaw's mount rule is `drift.mount_is_correct`.
 _NOT_COMPARED: Final = frozenset({"mounts"})
+# The fields compared, in their order.
+_COMPARED: Final = tuple(f.name for f in fields(DesiredMachine) if f.name not in _NOT_COMPARED)
 
 
 def config_changes(desired: DesiredMachine, config: DesiredMachine | None) -> list[str]:
@@ -86,7 +88,7 @@ def config_changes(desired: DesiredMachine, config: DesiredMachine | None) -> li
     if config is None:
         return []
     changes: list[str] = []
-    for name in (f.name for f in fields(DesiredMachine) if f.name not in _NOT_COMPARED):
+    for name in _COMPARED:
         want, have = getattr(desired, name), getattr(config, name)
         if want is not None and have is not None and want != have:
             describe = _DESCRIBE.get(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from claw_operator.api import (
     CONDITION_TYPES,
@@ -173,8 +174,7 @@ class Draft:
                 generation=generation,
                 now=self.now,
             )
-        order = {type_: index for index, type_ in enumerate(CONDITION_TYPES)}
-        status.conditions = sorted(written, key=lambda c: order.get(c.type, len(order)))
+        status.conditions = sorted(written, key=lambda c: _ORDER.get(c.type, len(_ORDER)))
         return Decision(
             status=status,
             action=action,
@@ -188,6 +188,10 @@ class Draft:
             # has all six): while a slow action runs, this status says what is being done.
             write_if_slow=action is not None and not instance.status.conditions,
         )
+
+
+# Where each condition goes in status.conditions (others, unknown to this version, after them).
+_ORDER: Final = {type_: index for index, type_ in enumerate(CONDITION_TYPES)}
 
 
 def _copy_status(status: ClawInstanceStatus) -> ClawInstanceStatus:

@@ -114,3 +114,31 @@ def test_status_wire_names_and_times() -> None:
 
 def test_empty_status_reads_from_nothing() -> None:
     assert ClawInstanceStatus.model_validate({}).phase is None
+
+
+def test_a_status_assignment_is_validated_unless_it_repeats_the_value_held() -> None:
+    """Assigning the value a field holds is skipped (a quiet decision makes a dozen such); any
+    other assignment is validated as before: coerced, or refused."""
+    status = ClawInstanceStatus(phase=Phase.RUNNING, observed_generation=2, app_name="app")
+    status.phase = "Stopped"  # type: ignore[assignment]  # a str: still validated into a Phase
+    assert status.phase is Phase.STOPPED
+    with pytest.raises(ValidationError):
+        status.observed_generation = -1
+    with pytest.raises(ValidationError):
+        status.phase = "Gone"  # type: ignore[assignment]
+    status.app_name = "app"
+    status.observed_generation = 2
+    assert (status.app_name, status.observed_generation) == ("app", 2)
+    status.region = None  # the default, held: nothing changes
+    assert status == ClawInstanceStatus(phase=Phase.STOPPED, observed_generation=2, app_name="app")
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Running",
+        "lastTransitionTime": "2026-11-24T07:00:00Z",
+    }
+    status.conditions = [ready]  # type: ignore[list-item]
+    assert status.conditions[0].reason == "Running"  # other items: validated into Conditions
+    before = status.conditions
+    status.conditions = list(before)  # the very same items
+    assert status.conditions[0] is before[0]

@@ -302,3 +302,31 @@ def test_a_deleted_volume_does_not_make_an_empty_listing_proof_within_settle_of_
         assert seen.named_volumes is None
 
     run(scenario())
+
+
+def test_a_create_time_kept_past_a_volume_delete_is_forgotten_once_settled() -> None:
+    """A deletion's DeleteVolume keeps the time of a create younger than `listing_settle`; when
+    the last passes then answer from the record (`_known_objects`), nothing else ever drops it.
+    A later DeleteVolume (of any instance) forgets every create time past `listing_settle`."""
+    gw = FlyGateway(client=RecordingFly(), timings=Timings(listing_settle=timedelta(seconds=30)))  # type: ignore[arg-type]
+    inst = instance(created_at=gw._started_at + timedelta(seconds=60), status_=status())
+    other = replace(inst, uid="0F1E2D3C-4B5A-4978-8877-665544332211", name="claw-b")
+
+    async def scenario() -> None:
+        deleting = await create_both(gw, inst)
+        assert (await gw.execute(DestroyMachine(machine_id="m1"), deleting, None)).ok
+        assert (await gw.execute(DeleteVolume(volume_id="vol1"), deleting, None)).ok
+        empty = await gw.observe(done(deleting, phase=Phase.DESTROYING))
+        assert empty.tagged_machines == () and empty.named_volumes == ()  # from the record
+        assert UID in gw._machine_creates_sent and UID in gw._volume_creates_sent  # still young
+        for sent_at in (gw._machine_creates_sent, gw._volume_creates_sent):
+            sent_at[UID] -= 31  # listing_settle has passed since
+        # Another instance's deletion, its own create only just sent.
+        made = await gw.execute(CreateVolume(region="iad", size_gb=10, name="claw_y"), other, None)
+        assert made.volume is not None
+        deleting_other = replace(other, deleting=True)
+        assert (await gw.execute(DeleteVolume(volume_id=made.volume.id), deleting_other, None)).ok
+        assert UID not in gw._machine_creates_sent and UID not in gw._volume_creates_sent
+        assert other.uid in gw._volume_creates_sent  # younger than listing_settle: kept
+
+    run(scenario())

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from claw_operator.fly import FlyClientConfig, RetryPolicy, Timeout, Unavailable
-from claw_operator.fly.transport import R_MACHINE, R_MACHINES, AiohttpTransport, FlyTransport
+from claw_operator.fly.transport import R_LEASE, R_MACHINE, R_MACHINES, AiohttpTransport, FlyTransport
 
 
 def _config(url: str) -> FlyClientConfig:
@@ -33,8 +33,12 @@ async def server() -> AsyncIterator[str]:
         request.transport.close()
         return web.json_response({})
 
+    async def echo_headers(request: web.Request) -> web.Response:
+        return web.json_response({"headers": dict(request.headers), "body": (await request.read()).decode()})
+
     app = web.Application()
     app.router.add_get("/v1/apps/{app}/machines/{id}", machine)
+    app.router.add_route("*", "/v1/apps/{app}/machines/{id}/lease", echo_headers)
     app.router.add_post("/v1/apps/hang/machines", hang)
     app.router.add_post("/v1/apps/drop/machines", drop)
     runner = web.AppRunner(app)
@@ -85,5 +89,40 @@ async def test_a_create_without_an_answer_may_have_happened(server: str) -> None
         with pytest.raises(Unavailable) as dropped:
             await transport.send("POST", R_MACHINES, action="create_machine", app="drop", json={})
         assert dropped.value.ambiguous is True
+    finally:
+        await transport.aclose()
+
+
+async def test_the_headers_sent_are_the_clients_alone(server: str) -> None:
+    """The default headers live in aiohttp's session; a request with more (a lease nonce, a JSON
+    body) sends them all, and none sends aiohttp's own User-Agent."""
+    config = _config(server)
+    transport = FlyTransport(config)
+    try:
+        plain = await transport.send("GET", R_LEASE, action="get", app="a", object_id="m1")
+        sent = plain.json()["headers"]
+        assert sent["Authorization"] == "Bearer t" and sent["Accept"] == "application/json"
+        assert sent["User-Agent"] == config.user_agent
+        assert "Content-Type" not in sent and "fly-machine-lease-nonce" not in sent
+        more = await transport.send(
+            "POST", R_LEASE, action="lease", app="a", object_id="m1", json={"ttl": 30}, lease_nonce="n1"
+        )
+        sent = more.json()["headers"]
+        assert sent["Authorization"] == "Bearer t" and sent["User-Agent"] == config.user_agent
+        assert sent["fly-machine-lease-nonce"] == "n1" and sent["Content-Type"] == "application/json"
+        assert more.json()["body"] == '{"ttl":30}'
+        # The next plain request carries no header of the one before.
+        again = (await transport.send("GET", R_LEASE, action="get", app="a", object_id="m1")).json()
+        assert "fly-machine-lease-nonce" not in again["headers"]
+    finally:
+        await transport.aclose()
+
+
+async def test_each_object_gets_its_own_url(server: str) -> None:
+    transport = FlyTransport(_config(server))
+    try:
+        for machine_id in ("m1", "m2", "m1", "m/3"):
+            response = await transport.send("GET", R_MACHINE, action="get", app="a", object_id=machine_id)
+            assert response.json()["id"] == machine_id
     finally:
         await transport.aclose()

@@ -156,7 +156,38 @@ async def test_every_call_logged_with_route_template_status_duration_request_id(
     for record in calls:
         assert record.fly_request_id.startswith("req-")  # type: ignore[attr-defined]
         assert record.fly_duration_ms >= 0  # type: ignore[attr-defined]
-    assert calls[1].levelno == logging.WARNING
+        assert record.fly_app == APP and record.fly_object_id == "m1"  # type: ignore[attr-defined]
+    assert calls[0].levelno == logging.INFO and calls[1].levelno == logging.WARNING
+    duration = calls[0].fly_duration_ms  # type: ignore[attr-defined]
+    assert calls[0].getMessage() == f"fly GET /v1/apps/{{app}}/machines/{{id}} -> 200 in {duration:.1f}ms"
+    assert not hasattr(calls[0], "fly_error")
+    assert calls[1].getMessage().startswith("fly POST /v1/apps/{app}/machines/{id}/start -> 503 in ")
+    assert calls[1].fly_error == "Unavailable"  # type: ignore[attr-defined]
+
+
+async def test_no_record_is_built_when_the_level_filters_it_out(
+    fly: ScriptedFly,
+    client: FlyMachinesClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logger = logging.getLogger("claw_operator.fly")
+    built: list[int] = []
+    make_record = logger.makeRecord
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        built.append(record.levelno)
+        return record
+
+    monkeypatch.setattr(logger, "makeRecord", counting)
+    caplog.set_level(logging.WARNING, logger="claw_operator.fly")
+    fly.on("GET", MACHINE, reply(200, machine_json()))
+    await client.get_machine(APP, "m1")
+    assert built == []
+    caplog.set_level(logging.INFO, logger="claw_operator.fly")
+    await client.get_machine(APP, "m1")
+    assert built == [logging.INFO]
 
 
 # --- retries ---------------------------------------------------------------------------------
@@ -265,12 +296,14 @@ async def test_success_body_of_the_wrong_shape_is_an_unexpected_response(
     with pytest.raises(UnexpectedResponse) as raised:
         await client.get_machine(APP, "m1")
     assert raised.value.request_id == "req-200"
+    assert "does not fit the expected shape (1 errors)" in str(raised.value)
 
 
 async def test_non_json_success_body(fly: ScriptedFly, client: FlyMachinesClient) -> None:
     fly.on("GET", MACHINE, reply(200, "<html>login</html>"))
-    with pytest.raises(UnexpectedResponse):
+    with pytest.raises(UnexpectedResponse) as raised:
         await client.get_machine(APP, "m1")
+    assert "not JSON" in str(raised.value) and raised.value.request_id == "req-200"
 
 
 # --- create ----------------------------------------------------------------------------------

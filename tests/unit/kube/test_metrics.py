@@ -87,14 +87,16 @@ def test_hooks_move_their_counters() -> None:
     route = "/v1/apps/{app}/machines"
     metrics.observe_fly_request(FlyRequest("create_machine", "POST", route, 201, 0.2))
     metrics.observe_fly_request(FlyRequest("create_machine", "POST", route, None, 5, "Timeout"))
+    metrics.observe_fly_request(FlyRequest("create_machine", "POST", route, 201, 0.3))
     metrics.observe_restart(RestartReason.MOUNT_REPAIR, succeeded=True)
     metrics.observe_restart(RestartReason.REQUESTED, succeeded=False)
     metrics.observe_event(EventRecord(type=EventType.WARNING, reason="StartFailed", message="x"))
     metrics.observe_reconcile("success", 0.5)
     s = samples(metrics)
-    assert s[("claw_fly_requests_total", (("operation", "create_machine"), ("status", "201")))] == 1
+    assert s[("claw_fly_requests_total", (("operation", "create_machine"), ("status", "201")))] == 2
     assert s[("claw_fly_requests_total", (("operation", "create_machine"), ("status", "error")))] == 1
-    assert s[("claw_fly_request_duration_seconds_count", (("operation", "create_machine"),))] == 2
+    assert s[("claw_fly_request_duration_seconds_count", (("operation", "create_machine"),))] == 3
+    assert s[("claw_fly_request_duration_seconds_sum", (("operation", "create_machine"),))] == 5.5
     assert s[("claw_restarts_total", (("reason", "MountRepair"),))] == 1
     assert s[("claw_mount_repairs_total", ())] == 1
     assert s[("claw_restart_failures_total", (("reason", "RestartRequested"),))] == 1
