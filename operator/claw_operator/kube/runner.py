@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 import time
@@ -252,6 +253,7 @@ async def run_operator(
         drain = config.shard_timings.renew_deadline.total_seconds()
         on_ready = _early_release_on_sigterm(keeper, executor, stop_flag, drain)
     forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag, on_ready))
+    trimming: asyncio.Task[None] | None = None
     try:
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
@@ -261,6 +263,15 @@ async def run_operator(
         if watch is not None:
             await watch.start()  # server-side sharding or not; the first listing's selector
         scheduler.start()
+        trim_every = float(os.environ.get("CLAW_OPERATOR_MALLOC_TRIM", "0") or 0)
+        if trim_every > 0:
+            from claw_operator.kube.memtrim import trim_after_bursts
+
+            trimming = asyncio.create_task(
+                trim_after_bursts(
+                    lambda: scheduler.passes_started, scheduler.running_count, interval=trim_every
+                )
+            )
         if keeper is not None:
             # Join the ring once kopf has listed every instance and runs the handlers: the others
             # stop acting on this replica's share the moment they see its Lease.
@@ -278,6 +289,8 @@ async def run_operator(
         )
     finally:
         forward.cancel()
+        if trimming is not None:
+            trimming.cancel()
         # No pass starts any more; the running ones finish before the Lease is released and
         # the clients close.
         await scheduler.close()

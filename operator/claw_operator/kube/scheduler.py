@@ -66,7 +66,9 @@ def kept(body: Mapping[str, Any]) -> dict[str, Any]:
     by identity: kube/instance.py's `Parsed` relies on it); the watched object is never changed."""
     obj = dict(body)
     meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and ("managedFields" in meta or LAST_APPLIED in (meta.get("annotations") or {})):
+    if isinstance(meta, Mapping) and (
+        "managedFields" in meta or LAST_APPLIED in (meta.get("annotations") or {})
+    ):
         meta = {key: value for key, value in meta.items() if key != "managedFields"}
         annotations = meta.get("annotations")
         if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
