@@ -14,12 +14,28 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from functools import cache
 
 logger = logging.getLogger("claw_operator.memtrim")
+
+ENV = "CLAW_OPERATOR_MALLOC_TRIM"  # seconds between two looks; 0 turns trimming off
+DEFAULT_INTERVAL = 5.0
+
+
+def trim_interval() -> float:
+    """`CLAW_OPERATOR_MALLOC_TRIM` seconds (5 by default; 0 or less: never trim)."""
+    value = os.environ.get(ENV, "").strip()
+    if not value:
+        return DEFAULT_INTERVAL
+    try:
+        return float(value)
+    except ValueError:
+        logger.warning(f"{ENV}={value!r} is not a number of seconds; using {DEFAULT_INTERVAL}")
+        return DEFAULT_INTERVAL
 
 
 @cache
@@ -34,7 +50,7 @@ def libc() -> Callable[[int], int] | None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    return trim
 
 
 def trim() -> bool:
@@ -61,7 +77,7 @@ async def trim_after_bursts(
         last = started
         began = time.perf_counter()
         released = trimmer()
-        logger.info(
+        logger.debug(
             "malloc_trim",
             extra={
                 "action": "malloc_trim",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import KubeApi, load_api_client
+from claw_operator.kube.memtrim import libc, trim_after_bursts, trim_interval
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
@@ -263,10 +263,9 @@ async def run_operator(
         if watch is not None:
             await watch.start()  # server-side sharding or not; the first listing's selector
         scheduler.start()
-        trim_every = float(os.environ.get("CLAW_OPERATOR_MALLOC_TRIM", "0") or 0)
-        if trim_every > 0:
-            from claw_operator.kube.memtrim import trim_after_bursts
-
+        trim_every = trim_interval()
+        if trim_every > 0 and libc() is not None:
+            # The pages a burst of passes freed go back to the OS once it is over (kube/memtrim.py).
             trimming = asyncio.create_task(
                 trim_after_bursts(
                     lambda: scheduler.passes_started, scheduler.running_count, interval=trim_every
