@@ -4,8 +4,9 @@ glibc's allocator keeps the pages freed by a burst of passes (thousands of decod
 responses, freed once the fleet is Ready) in its arenas: the process's RSS stays at the burst's
 high-water mark although Python no longer uses them. `malloc_trim(0)` returns the free pages
 of every arena to the OS. `trim_after_bursts` calls it once the scheduler has had no pass
-running for a moment after passes ran, at most every `interval` seconds. Linux with glibc only;
-elsewhere (`libc()` None) it does nothing.
+running for a moment after passes ran, at most every `interval` seconds (`CLAW_OPERATOR_MALLOC_TRIM`,
+5 by default, 0: off; docs/operations.md). Linux with glibc only; elsewhere (`libc()` None) it
+does nothing. What the operator does never depends on it.
 """
 
 from __future__ import annotations

@@ -53,3 +53,17 @@ def test_trim_is_available_on_linux_glibc_and_a_no_op_elsewhere(monkeypatch: pyt
         assert memtrim.trim() is False
     finally:
         memtrim.libc.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, memtrim.DEFAULT_INTERVAL), ("", memtrim.DEFAULT_INTERVAL), ("30", 30.0), ("0", 0.0), ("x", 5.0)],
+)
+def test_the_interval_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: float
+) -> None:
+    if value is None:
+        monkeypatch.delenv(memtrim.ENV, raising=False)
+    else:
+        monkeypatch.setenv(memtrim.ENV, value)
+    assert memtrim.trim_interval() == expected
