@@ -54,9 +54,21 @@ def grown(
     return stats
 
 
+# What the dumps themselves allocated (kube/memtrace.py: formatting tracebacks fills `linecache`;
+# tracemalloc's own) is not the operator's: left out of both snapshots (older dumps kept it).
+OWN_FILTERS = [
+    tracemalloc.Filter(False, "*/claw_operator/kube/memtrace.py", all_frames=True),
+    tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True),
+]
+
+
+def load(path: Path) -> tracemalloc.Snapshot:
+    return tracemalloc.Snapshot.load(str(path)).filter_traces(OWN_FILTERS)
+
+
 def summarise(snapshot: Path, base: Path | None, n: int | None, top: int) -> str:
-    snap = tracemalloc.Snapshot.load(str(snapshot))
-    base_snap = tracemalloc.Snapshot.load(str(base)) if base is not None else None
+    snap = load(snapshot)
+    base_snap = load(base) if base is not None else None
     stats = grown(snap, base_snap)
     total = sum(size for _, size, _ in stats)
     per = f" = {total / 1024 / n:.1f} KiB per instance" if n else ""

@@ -447,9 +447,9 @@ class Reconciler:
         unchanged`), no Events, no logs and no pass to follow at once, the run ends with it:
         no Kubernetes request (besides the Secret of a `secretEnv`, read as in every pass).
         Otherwise (None, the Fly observation it made): the caller reads the object fresh and
-        decides again, on the fresh object. `watched` is only read: kopf replaces its body's
-        contents wholesale on each watch event, so the shallow copy taken here stays the
-        object of one resourceVersion while the pass awaits Fly.
+        decides again, on the fresh object. `watched` is only read (the scheduler keeps a new
+        object for each watch event: `scheduler.kept`, without managedFields); the shallow copy
+        taken here stays the object of one resourceVersion while the pass awaits Fly.
         """
         obj = dict(watched)
         meta = obj.get("metadata") or {}

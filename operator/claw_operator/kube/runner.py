@@ -22,6 +22,7 @@ from claw_operator.kube.events import SERIES, EventSeries, post_event
 from claw_operator.kube.handlers import configure, register
 from claw_operator.kube.health import HealthServer, WatchedKubeApi, WatchHealth
 from claw_operator.kube.kubeapi import KubeApi, load_api_client
+from claw_operator.kube.memtrim import libc, trim_after_bursts, trim_interval
 from claw_operator.kube.metrics import OperatorMetrics
 from claw_operator.kube.preflight import check_startup, describe_kubeconfig_error
 from claw_operator.kube.reconciler import EventSink, Executor, Reconciler
@@ -252,6 +253,7 @@ async def run_operator(
         drain = config.shard_timings.renew_deadline.total_seconds()
         on_ready = _early_release_on_sigterm(keeper, executor, stop_flag, drain)
     forward = asyncio.create_task(_forward_ready(kopf_ready, health, ready_flag, on_ready))
+    trimming: asyncio.Task[None] | None = None
     try:
         if config.metrics_port is not None:
             server = HealthServer(metrics, health, config.metrics_host, config.metrics_port)
@@ -261,6 +263,14 @@ async def run_operator(
         if watch is not None:
             await watch.start()  # server-side sharding or not; the first listing's selector
         scheduler.start()
+        trim_every = trim_interval()
+        if trim_every > 0 and libc() is not None:
+            # The pages a burst of passes freed go back to the OS once it is over (kube/memtrim.py).
+            trimming = asyncio.create_task(
+                trim_after_bursts(
+                    lambda: scheduler.passes_started, scheduler.running_count, interval=trim_every
+                )
+            )
         if keeper is not None:
             # Join the ring once kopf has listed every instance and runs the handlers: the others
             # stop acting on this replica's share the moment they see its Lease.
@@ -278,6 +288,8 @@ async def run_operator(
         )
     finally:
         forward.cancel()
+        if trimming is not None:
+            trimming.cancel()
         # No pass starts any more; the running ones finish before the Lease is released and
         # the clients close.
         await scheduler.close()

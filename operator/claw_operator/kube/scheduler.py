@@ -54,6 +54,29 @@ def trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+# What no pass reads, left out of the object an `Entry` keeps (issue 13's memory): the field
+# manager's bookkeeping (a real apiserver's and kubesim's: ~2-4 KB a ClawInstance) and
+# `kubectl apply`'s copy of the whole applied object.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def kept(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as an `Entry` keeps it: a shallow copy without `metadata.managedFields` and
+    the last-applied annotation. Everything else is the very same objects (`spec` and `status`
+    by identity: kube/instance.py's `Parsed` relies on it); the watched object is never changed."""
+    obj = dict(body)
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping) and (
+        "managedFields" in meta or LAST_APPLIED in (meta.get("annotations") or {})
+    ):
+        meta = {key: value for key, value in meta.items() if key != "managedFields"}
+        annotations = meta.get("annotations")
+        if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        obj["metadata"] = meta
+    return obj
+
+
 @dataclass(slots=True, eq=False)
 class Entry:
     """One instance's loop."""
@@ -61,7 +84,8 @@ class Entry:
     uid: str
     namespace: str
     name: str
-    # The object as the watch last delivered it (the pass decides a quiet check on it).
+    # The object as the watch last delivered it, less what no pass reads (`kept`): the pass
+    # decides a quiet check on it.
     body: Mapping[str, Any]
     trigger: tuple[Any, ...]
     token: int = 0  # the heap item that is this entry's next pass (0: none due)
@@ -134,6 +158,7 @@ class Scheduler:
             self.forget(uid)
             return False
         key = trigger(body)
+        body = kept(body)
         entry = self._entries.get(uid)
         if entry is None:
             entry = Entry(uid, meta.get("namespace") or "", meta.get("name") or "", body, key)

@@ -45,3 +45,21 @@ def test_a_dump_has_the_allocations_the_types_and_the_holders(
     snapshot = tracemalloc.Snapshot.load(str(tmp_path / "dump.snapshot"))
     assert any("test_memtrace.py" in stat.traceback[0].filename for stat in snapshot.statistics("traceback"))
     assert len(keep) == 3
+
+
+def test_a_later_dump_leaves_out_what_the_earlier_dumps_allocated(tmp_path: Path) -> None:
+    """Formatting the first dump's tracebacks fills `linecache`: not the operator's memory."""
+    import linecache
+
+    linecache.clearcache()
+    tracemalloc.start(12)
+    try:
+        memtrace.write(tmp_path / "first")
+        assert linecache.cache  # the first dump loaded source lines
+        memtrace.write(tmp_path / "second")
+    finally:
+        tracemalloc.stop()
+    snapshot = tracemalloc.Snapshot.load(str(tmp_path / "second.snapshot"))
+    for trace in snapshot.traces:
+        files = [frame.filename for frame in trace.traceback]
+        assert not any(f.endswith(("/kube/memtrace.py", "/tracemalloc.py")) for f in files), files

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from claw_operator.api import FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUEST_ANNOTATION
-from claw_operator.kube.scheduler import MAX_BACKOFF, Entry, Ran, Scheduler, trigger
+from claw_operator.kube.scheduler import LAST_APPLIED, MAX_BACKOFF, Entry, Ran, Scheduler, kept, trigger
 
 pytestmark = pytest.mark.looptime
 
@@ -298,3 +298,37 @@ def test_trigger_ignores_status_and_resource_version() -> None:
     no_finalizer = body()
     no_finalizer["metadata"]["finalizers"] = []
     assert trigger(a) != trigger(no_finalizer)
+
+
+def test_the_kept_object_leaves_out_what_no_pass_reads_and_shares_spec_and_status() -> None:
+    watched = body(
+        managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        annotations={LAST_APPLIED: '{"big": "copy"}', PAUSED_ANNOTATION: "true"},
+    )
+    watched["status"] = {"phase": "Running"}
+    original = {**watched, "metadata": {**watched["metadata"]}}
+    obj = kept(watched)
+    assert "managedFields" not in obj["metadata"]
+    assert obj["metadata"]["annotations"] == {PAUSED_ANNOTATION: "true"}
+    assert obj["spec"] is watched["spec"] and obj["status"] is watched["status"]  # Parsed's identity
+    assert {k: v for k, v in obj["metadata"].items() if k != "annotations"} == {
+        k: v for k, v in watched["metadata"].items() if k not in ("annotations", "managedFields")
+    }
+    assert watched == original  # the watched object is not changed
+    plain = body()
+    assert kept(plain)["metadata"] is plain["metadata"]  # nothing to leave out: not copied
+
+
+async def test_an_entry_keeps_the_slim_object() -> None:
+    passes = Passes()
+    scheduler = Scheduler(passes)
+    watched = body(managedFields=[{"manager": "m"}])
+    scheduler.saw(watched)
+    entry = scheduler.entry("u1")
+    assert entry is not None
+    assert "managedFields" not in entry.body["metadata"]
+    assert entry.body["spec"] is watched["spec"]
+    updated = body(rv="2", managedFields=[{"manager": "m"}])
+    scheduler.saw(updated)
+    assert "managedFields" not in entry.body["metadata"]
+    assert entry.body["metadata"]["resourceVersion"] == "2"
