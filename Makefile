@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs pytest on parallel workers (pytest-xdist): most integration tests wait on the
+# simulators' timers, not the CPU. `make test PYTEST_WORKERS=` runs it in one process.
+PYTEST_WORKERS ?= 4
+PYTEST_PARALLEL = $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS) --dist worksteal)
 
 .PHONY: help install tools lint test smoke unit crds crds-check demo sandbox bench chaos monitoring clean
 
@@ -34,9 +38,9 @@ lint: install ## ruff (checks and formatting), mypy (strict on api/fly/lifecycle
 	$(BIN)/lint-imports
 	$(BIN)/python -m claw_operator.api.crd --output crds/clawinstances.yaml --check
 
-test: install ## lint, then the whole pytest suite, then the operator's CPU figure (smoke)
+test: install ## lint, then the whole pytest suite (4 workers), then the operator's CPU figure (smoke)
 	$(MAKE) lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	$(MAKE) smoke
 
 smoke: install ## operator CPU per instance to Ready and per periodic check, small fleet (~40 s; printed, not asserted)

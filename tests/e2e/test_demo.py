@@ -21,6 +21,7 @@ def _section(output: str, step: int) -> str:
     return output[start : end if end != -1 else len(output)]
 
 
+@pytest.mark.slow(70)
 @pytest.mark.timeout(180)
 def test_the_tour_shows_each_steps_condition_and_event(tmp_path: Path) -> None:
     result = subprocess.run(

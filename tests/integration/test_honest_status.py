@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from claw_operator.lifecycle.model import Action, ActionResult, Instance, RestartMachine
@@ -303,6 +304,7 @@ def test_an_instance_stalled_before_its_first_phase_waits_for_the_idle_cadence(s
     assert after - before <= 1, f"{after - before} passes in 2 s while stalled"
 
 
+@pytest.mark.slow(15)
 def test_an_instance_older_than_the_operator_says_at_once_why_nothing_is_created(sandbox: Sandbox) -> None:
     """After an operator restart, an instance older than the process waits `listing_settle`
     before an empty listing may prove that no earlier create landed: its first pass still
@@ -320,6 +322,7 @@ def test_an_instance_older_than_the_operator_says_at_once_why_nothing_is_created
     assert sandbox.condition("early", "Reconciling")["reason"] != "ListingInconclusive"
 
 
+@pytest.mark.slow(31)
 def test_a_new_instance_whose_first_create_hangs_has_a_status_while_it_hangs(sandbox: Sandbox) -> None:
     """The first action of a new instance can take long (a create Fly does not answer is
     resolved by listing before it is retried): its first status is written meanwhile, not
@@ -337,6 +340,7 @@ def test_a_new_instance_whose_first_create_hangs_has_a_status_while_it_hangs(san
     assert len(sandbox.fly.list_volumes(APP)) == 1
 
 
+@pytest.mark.slow(31)
 def test_a_user_edit_during_a_hanging_first_create_does_not_keep_the_status_away(sandbox: Sandbox) -> None:
     """The first status, written while the first create hangs, meets a 409 when the user
     edited the object since the pass read it: it goes onto the object as it is now."""

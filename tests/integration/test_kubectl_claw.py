@@ -86,6 +86,7 @@ def test_inspect_shows_status_events_and_the_live_fly_side(sandbox: Sandbox) -> 
     assert yaml.safe_load(claw(sandbox, "inspect", "web", "-o", "yaml").stdout)["phase"] == "Running"
 
 
+@pytest.mark.slow(14)
 def test_inspect_names_the_pending_restart_of_a_drifted_machine(sandbox: Sandbox) -> None:
     sandbox.start_operator()
     sandbox.create("drifty")
@@ -275,6 +276,7 @@ def test_secret_env_values_are_never_shown(sandbox: Sandbox) -> None:
         claw(sandbox, "inspect", "hush", "-o", output)
 
 
+@pytest.mark.slow(18)
 def test_help_on_every_verb_and_kubectl_completes_through_the_plugin(sandbox: Sandbox) -> None:
     for verb in ("inspect", "get", "restart", "pause", "resume", "reconcile", "completion"):
         result = claw(sandbox, verb, "--help")

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -161,6 +162,7 @@ def test_a_failing_destroy_holds_the_destroy_blocked_alert(sandbox: Sandbox) -> 
     assert "ClawDestroyBlocked" in holding, holding
 
 
+@pytest.mark.slow(16)
 def test_fly_429s_hold_the_rate_limited_alert(sandbox: Sandbox) -> None:
     port = _free_port()
     sandbox.start_operator(metrics_port=port)

@@ -183,6 +183,7 @@ def full_shares(replicas: dict[str, Replica]) -> dict[str, float | None] | None:
     return shares if sum(v or 0 for v in shares.values()) == N else None
 
 
+@pytest.mark.slow(127)
 def test_three_replicas_share_take_over_and_fence(
     world: tuple[KubeSimThread, FlySimThread], replicas: dict[str, Replica], tmp_path: Path
 ) -> None:
@@ -349,6 +350,7 @@ def test_three_replicas_share_take_over_and_fence(
     wait_for(lambda: live_machines() == N - 6, timeout=60)
 
 
+@pytest.mark.slow(45)
 def test_rolling_restart_hands_over_one_replica_at_a_time(
     world: tuple[KubeSimThread, FlySimThread], replicas: dict[str, Replica], tmp_path: Path
 ) -> None:
@@ -476,6 +478,7 @@ def test_rolling_restart_hands_over_one_replica_at_a_time(
     assert [s.get("phase") for s in statuses()] == ["Running"] * count
 
 
+@pytest.mark.slow(93)
 @pytest.mark.parametrize("server_side", [True, False], ids=["shardSelector", "client-side"])
 def test_each_replica_watches_its_share_and_lists_what_it_gains(
     world: tuple[KubeSimThread, FlySimThread], tmp_path: Path, server_side: bool

@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from claw_operator.api import GROUP, PLURAL, VERSION
 from claw_operator.lifecycle import volume_name
 from claw_operator.lifecycle.model import Action, ActionResult, CreateVolume, Instance
@@ -100,6 +102,7 @@ class CrashAfterVolumeCreate:
         return result
 
 
+@pytest.mark.slow(19)
 def test_operator_killed_after_a_volume_create_with_a_stale_listing_makes_one_volume(
     sandbox: Sandbox,
 ) -> None:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
-from claw_operator.sim.flysim import FlySim, WorldSettings
+from claw_operator.sim.flysim import FlySim, ManualClock, WorldSettings
 from tests.fixtures.flysim import FlySimFactory
 
 from .conftest import ContractChecker, FlyClient, eventually
 
 
-async def test_e16_update_replaces_config_with_a_new_version(fly: FlyClient, flysim: FlySim) -> None:
+async def test_e16_update_replaces_config_with_a_new_version(
+    manual: tuple[FlySim, ManualClock], manual_fly: FlyClient
+) -> None:
+    # Time moves only when told: the second update arrives while the first is still replacing,
+    # however long the requests take on a loaded machine.
+    flysim, clock = manual
+    fly = manual_fly
     machine = await fly.create_machine("e16", {"image": "nginx:1", "env": {"A": "1"}, "metadata": {"k": "v"}})
     base = f"/v1/apps/e16/machines/{machine['id']}"
-    await fly.reaches("e16", machine["id"], "started")
+    clock.advance(1.0)
+    assert (await fly.machine("e16", machine["id"]))["state"] == "started"
 
     response = await fly.post(base, json={"config": {"image": "nginx:2"}})
     updated = response.json()
@@ -23,7 +30,8 @@ async def test_e16_update_replaces_config_with_a_new_version(fly: FlyClient, fly
     concurrent = await fly.post(base, json={"config": {"image": "nginx:3"}})
     assert concurrent.status_code == 409
     assert concurrent.json()["error"] == "aborted: machine is replacing: concurrent update in progress"
-    await fly.reaches("e16", machine["id"], "started")
+    clock.advance(1.0)
+    assert (await fly.machine("e16", machine["id"]))["state"] == "started"
     versions = (await fly.get(base + "/versions")).json()
     assert [v["version"] for v in versions] == [updated["instance_id"], machine["instance_id"]]
     assert versions[0]["user_config"]["image"] == "nginx:2"
@@ -38,14 +46,16 @@ async def test_e16_update_replaces_config_with_a_new_version(fly: FlyClient, fly
         assert refused.status_code == 400 and field in refused.json()["error"]
 
     skip = (await fly.post(base, json={"config": {"image": "nginx:4"}, "skip_launch": True})).json()
-    await fly.reaches("e16", machine["id"], "stopped")
     assert skip["state"] == "replacing"
+    clock.advance(1.0)
+    assert (await fly.machine("e16", machine["id"]))["state"] == "stopped"
 
     # A stopped machine's update leaves the new version stopped (Fly since 2026) [O].
     stopped_update = (await fly.post(base, json={"config": {"image": "nginx:5"}})).json()
     assert stopped_update["instance_id"] != skip["instance_id"]
-    await fly.reaches("e16", machine["id"], "stopped")
-    await asyncio.sleep(0.1)
+    clock.advance(1.0)
+    assert (await fly.machine("e16", machine["id"]))["state"] == "stopped"
+    clock.advance(1.0)
     assert (await fly.machine("e16", machine["id"]))["state"] == "stopped"
 
 

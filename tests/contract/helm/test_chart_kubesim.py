@@ -125,6 +125,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow(33)
 def test_the_deployments_command_line_runs_the_operator(tmp_path: Path) -> None:
     """What the pod runs — the image's entrypoint `claw-operator run`, the rendered args, and
     FLY_API_TOKEN from the Secret — reconciles an instance that relies on the chart's defaultApp.

@@ -290,6 +290,7 @@ def test_route_translation() -> None:
     assert as_permission("POST", "/api/v1/namespaces/{namespace}/events") == (("", "events", "create"), True)
 
 
+@pytest.mark.slow(31)
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
 def test_the_rules_equal_what_the_operator_did(mode: str, sandbox: Sandbox) -> None:
     used = record_lifecycle(sandbox, mode)
