@@ -53,13 +53,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 import plots
 from claw_operator.api import GROUP, PAUSED_ANNOTATION, PLURAL, VERSION
 from claw_operator.fly.tags import METADATA_UID_KEY
 from claw_operator.lifecycle import volume_name
-from processes import REPO, RESULTS, free_port, kill_hard, sample, spawn, stop, wait_for_line
+from processes import REPO, RESULTS, free_port, kill_hard, sample, simulators, spawn, stop
 
 API = f"/apis/{GROUP}/{VERSION}"
 FLY_TOKEN = "chaos-token"
@@ -1563,76 +1562,56 @@ def _log_time(record: dict[str, Any]) -> str:
 
 
 async def run_seed(args: argparse.Namespace, seed: int, workdir: Path) -> dict[str, Any]:
-    kubeconfig = workdir / "kubeconfig"
-    kube_log, fly_log = workdir / "kubesim.log", workdir / "flysim.log"
-    kubesim = spawn(
-        [
-            "kubesim",
-            "--port",
-            str(free_port()),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--crds",
-            str(REPO / "crds"),
-        ],
-        kube_log,
-    )
-    flysim = spawn(
-        ["flysim", "--port", "0", "--profile", "realistic", "--seed", str(seed), "--token", FLY_TOKEN],
-        fly_log,
-    )
+    flysim_args = ["--profile", "realistic", "--seed", str(seed), "--token", FLY_TOKEN]
     operator: Operator | None = None
     started = time.monotonic()
-    try:
-        await wait_for_line(kube_log, "export KUBECONFIG=", kubesim)
-        fly_url = await wait_for_line(fly_log, "FLY_API_URL=", flysim)
-        kube_url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        operator = Operator(
-            [
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--fly-api-url",
-                fly_url,
-                "--default-app",
-                "chaos",
-                "--metrics-port",
-                str(free_port()),
-                "--log-format",
-                "json",
-                "--poll-starting",
-                "2",
-                "--poll-running",
-                str(args.poll),
-                "--poll-destroying",
-                "2",
-                "--poll-idle",
-                str(args.poll * 2),
-                "--poll-jitter",
-                "1",
-                "--fly-wait-timeout",
-                "15",
-                "--starting-timeout",
-                "300",
-                "--stopped-threshold",
-                "3",
-            ],
-            workdir,
-        )
-        operator.start()
-        connector = aiohttp.TCPConnector(limit=64)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
-        ) as session:
-            run = ChaosRun(args, seed, Clients(kube_url, fly_url, session), operator)
-            result = await run.run()
-        result["duration_s"] = round(time.monotonic() - started, 1)
-        return result
-    finally:
-        if operator is not None:
-            operator.stop()
-        for process in (flysim, kubesim):
-            stop(process)
+    async with simulators(workdir, flysim_args) as sims:
+        kubeconfig, kube_url, fly_url = sims.kubeconfig, sims.kube_url, sims.fly_url
+        try:
+            operator = Operator(
+                [
+                    "run",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--fly-api-url",
+                    fly_url,
+                    "--default-app",
+                    "chaos",
+                    "--metrics-port",
+                    str(free_port()),
+                    "--log-format",
+                    "json",
+                    "--poll-starting",
+                    "2",
+                    "--poll-running",
+                    str(args.poll),
+                    "--poll-destroying",
+                    "2",
+                    "--poll-idle",
+                    str(args.poll * 2),
+                    "--poll-jitter",
+                    "1",
+                    "--fly-wait-timeout",
+                    "15",
+                    "--starting-timeout",
+                    "300",
+                    "--stopped-threshold",
+                    "3",
+                ],
+                workdir,
+            )
+            operator.start()
+            connector = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+            ) as session:
+                run = ChaosRun(args, seed, Clients(kube_url, fly_url, session), operator)
+                result = await run.run()
+            result["duration_s"] = round(time.monotonic() - started, 1)
+            return result
+        finally:
+            if operator is not None:
+                operator.stop()
 
 
 def git_commit() -> str:
